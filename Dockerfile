@@ -1,0 +1,24 @@
+# The docsync worker: CPU torch by default, runs as a non-root user, model cache in /cache.
+FROM python:3.11-slim
+
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/cache/huggingface
+
+RUN pip install --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY plugin ./plugin
+COPY worker ./worker
+RUN pip install . \
+    && useradd --create-home --uid 10001 docsync \
+    && mkdir -p /cache /state \
+    && chown docsync /cache /state
+
+USER docsync
+WORKDIR /state
+ENTRYPOINT ["docsync"]
+CMD ["sync", "/docs"]

@@ -1,0 +1,192 @@
+"""The embedding model behind two doors: questions (with the query instruction) and passages.
+
+The prefix rules live here and nowhere else, so the worker that writes vectors and the plugin
+that reads them cannot disagree. Pooling and normalisation come from the model's own
+sentence-transformers configuration; nothing here overrides them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from plugin.device import resolve_device
+from plugin.errors import ModelLoadError
+from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile
+
+if TYPE_CHECKING:
+    from plugin.settings import Settings
+
+# Put between a document's title and a passage's text, as the model saw them in training.
+TITLE_SEPARATOR = "\n\n"
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+
+class Encoder:
+    """Embeds questions and passages with one sentence-transformers model."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        name: str,
+        query_prefix: str,
+        passage_prefix: str = "",
+        batch_size: int = 32,
+        revision: str | None = None,
+    ) -> None:
+        self._model = model
+        self.name = name
+        self.revision = revision
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+        self._tokenizer = _offsets_tokenizer(model.tokenizer)
+        self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
+
+    @classmethod
+    def load(
+        cls,
+        name: str,
+        *,
+        device: str = "auto",
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        batch_size: int = 32,
+    ) -> Encoder:
+        """Load `name` (a hub name or a local directory) onto `device`."""
+        resolved = resolve_device(device)
+        source = _model_source(name)
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(source, device=resolved)
+        except Exception as exc:  # any loader failure means the same thing to the user
+            raise ModelLoadError(_load_failure(name, exc)) from exc
+        return cls(
+            model,
+            name=source,
+            query_prefix=query_prefix,
+            passage_prefix=passage_prefix,
+            batch_size=batch_size,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Encoder:
+        return cls.load(
+            settings.model,
+            device=settings.device,
+            query_prefix=settings.query_prefix,
+            passage_prefix=settings.passage_prefix,
+            batch_size=settings.batch_size,
+        )
+
+    @property
+    def dimension(self) -> int:
+        get = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the model reads, special tokens included."""
+        return int(self._model.max_seq_length)
+
+    @property
+    def device(self) -> str:
+        return str(self._model.device)
+
+    def profile(self) -> EmbeddingProfile:
+        return EmbeddingProfile(
+            model=self.name,
+            revision=self.revision,
+            dimension=self.dimension,
+            distance=DISTANCE,
+            query_prefix=self.query_prefix,
+            passage_prefix=self.passage_prefix,
+            chunker=CHUNKER_VERSION,
+        )
+
+    def query_input(self, question: str) -> str:
+        """The question with the query instruction applied exactly once."""
+        if question.startswith(self.query_prefix):
+            return question
+        return self.query_prefix + question
+
+    def passage_input(self, text: str, title: str = "") -> str:
+        """What the model reads for a passage: prefix, then the document's title, then the text."""
+        head = title + TITLE_SEPARATOR if title else ""
+        return self.passage_prefix + head + text
+
+    def embed_query(self, question: str) -> Vectors:
+        return cast(Vectors, self.embed_queries([question])[0])
+
+    def embed_queries(self, questions: Sequence[str]) -> Vectors:
+        return self._encode([self.query_input(q) for q in questions])
+
+    def embed_passages(self, inputs: Sequence[str]) -> Vectors:
+        """Embed passage inputs exactly as given: build each with `passage_input`."""
+        return self._encode(list(inputs))
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of the model's tokens in `text`, special tokens left out."""
+        return [span for span in self._tokenizer.encode(text, add_special_tokens=False).offsets]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def passage_budget(self, title: str) -> int:
+        """How many tokens of passage text still fit beside the special tokens, prefix and title."""
+        overhead = self.count_tokens(self.passage_input("", title)) + self._special_tokens
+        return self.max_tokens - overhead
+
+    def _encode(self, inputs: list[str]) -> Vectors:
+        if not inputs:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            inputs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _model_source(name: str) -> str:
+    """A local directory as an absolute path; anything else is a hub name, kept as given."""
+    path = Path(name).expanduser()
+    # Hub names look like "org/model"; only an explicit path is taken as a local directory.
+    looks_local = name.startswith(("/", "./", "../", "~", os.sep))
+    if path.is_dir():
+        return str(path.resolve())
+    if looks_local:
+        raise ModelLoadError(
+            f"model directory {name!r} does not exist. Set DOCSYNC_MODEL to a directory that "
+            "holds a sentence-transformers model, or to a Hugging Face hub name."
+        )
+    return name
+
+
+def _load_failure(name: str, exc: BaseException) -> str:
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return (
+        f"could not load model {name!r}: {reason}. To use a local copy, set DOCSYNC_MODEL to "
+        "a local directory holding the sentence-transformers model (e.g. made elsewhere with "
+        f"`hf download {name} --local-dir DIR`); HF_HUB_OFFLINE=1 stops docsync trying the hub."
+    )
+
+
+def _offsets_tokenizer(tokenizer: Any) -> Any:
+    """A private copy of the fast tokenizer with truncation and padding off, for offsets."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelLoadError("docsync needs a model with a fast (Rust) tokenizer")
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy

@@ -1,0 +1,50 @@
+"""The errors docsync raises on purpose.
+
+    DocsyncError
+    ├── ConfigError            bad settings or arguments: a missing directory, an unknown device
+    ├── ModelLoadError         the embedding model could not be loaded
+    └── StoreError             anything about the Qdrant store
+        ├── StoreUnavailableError   unreachable, timed out, 5xx or 429: worth retrying
+        ├── StoreLockedError        the embedded store's folder is held by another process
+        ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
+        ├── CollectionMissingError  the collection does not exist (and we may not create it)
+        └── ProfileMismatchError    the collection was written with another embedding profile
+
+Library code raises these; only the CLI turns them into one-line messages.
+"""
+
+
+class DocsyncError(Exception):
+    """Base of every error docsync raises on purpose."""
+
+
+class ConfigError(DocsyncError):
+    """Settings or arguments that cannot work."""
+
+
+class ModelLoadError(DocsyncError):
+    """The embedding model could not be loaded."""
+
+
+class StoreError(DocsyncError):
+    """A failure talking to the Qdrant store."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store did not answer, or answered with a transient failure."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store's folder."""
+
+
+class StoreRequestError(StoreError):
+    """The store refused a request; repeating it would fail the same way."""
+
+
+class CollectionMissingError(StoreError):
+    """The collection does not exist."""
+
+
+class ProfileMismatchError(StoreError):
+    """The collection's embedding profile differs from ours."""

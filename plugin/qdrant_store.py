@@ -1,0 +1,261 @@
+"""The store adapter for qdrant-client: a Qdrant server or cluster by URL, its in-process
+embedded mode by folder, or `:memory:` for tests. The only module that imports qdrant-client.
+
+Foreign exceptions are mapped here, at the boundary: unreachable, timeouts, 5xx and 429
+become `StoreUnavailableError` (retried by `plugin.retry`), other 4xx `StoreRequestError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from plugin.errors import (
+    CollectionMissingError,
+    ProfileMismatchError,
+    StoreError,
+    StoreLockedError,
+    StoreRequestError,
+    StoreUnavailableError,
+)
+from plugin.profile import METADATA_KEY, EmbeddingProfile
+from plugin.retry import call_with_retry
+from plugin.schema import INDEXED_FIELDS
+from plugin.store import Match, Point, ScoredPoint
+
+T = TypeVar("T")
+SCROLL_PAGE = 512
+SERVER_ATTEMPTS = 4
+
+
+class QdrantClientStore:
+    """`plugin.store.Store` over a `QdrantClient`."""
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        *,
+        description: str = "qdrant-client",
+        server: bool = False,
+        attempts: int | None = None,
+    ) -> None:
+        self._client = client
+        self.collection = collection
+        self.description = description
+        # Only a server benefits from payload indexes and from retrying; the embedded
+        # mode answers in-process and fails the same way twice.
+        self._server = server
+        self._attempts = attempts or (SERVER_ATTEMPTS if server else 1)
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        collection: str,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: Path | None = None,
+    ) -> QdrantClientStore:
+        if url == ":memory:":
+            return cls(QdrantClient(location=":memory:"), collection, description="in-memory")
+        if url:
+            client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+            return cls(client, collection, description=f"server {url}", server=True)
+        if path is None:
+            raise ValueError("connect() needs a url or a path")
+        return cls(_embedded_client(path), collection, description=f"embedded {path}")
+
+    def ping(self) -> None:
+        self._call(self._client.get_collections)
+
+    def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
+        if not self._call(self._client.collection_exists, self.collection):
+            if not create:
+                raise CollectionMissingError(
+                    f"collection {self.collection!r} does not exist in the {self.description} "
+                    "store; run `docsync sync DIR` first"
+                )
+            self._create(profile)
+            return
+        stored = self.read_profile()
+        if stored is None:
+            raise ProfileMismatchError(
+                f"collection {self.collection!r} exists but was not made by docsync (it has no "
+                "embedding profile); choose another DOCSYNC_COLLECTION"
+            )
+        profile.ensure_matches(stored, collection=self.collection)
+
+    def read_profile(self) -> EmbeddingProfile | None:
+        if not self._call(self._client.collection_exists, self.collection):
+            raise CollectionMissingError(
+                f"collection {self.collection!r} does not exist in the {self.description} store"
+            )
+        info = self._call(self._client.get_collection, self.collection)
+        data = (info.config.metadata or {}).get(METADATA_KEY)
+        return EmbeddingProfile.from_dict(data) if isinstance(data, dict) else None
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        structs = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
+        self._call(self._client.upsert, self.collection, points=structs, wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        selector = models.PointIdsList(points=list(ids))
+        self._call(self._client.delete, self.collection, points_selector=selector, wait=True)
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+        if not ids:
+            return []
+        records = self._call(
+            self._client.retrieve,
+            self.collection,
+            ids=list(ids),
+            with_payload=True,
+            with_vectors=with_vectors,
+        )
+        return [_point(r) for r in records]
+
+    def scroll(
+        self,
+        match: Match,
+        *,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[Point]:
+        offset: Any = None
+        payload: bool | list[str] = list(fields) if fields is not None else True
+        while True:
+            records, offset = self._call(
+                self._client.scroll,
+                self.collection,
+                scroll_filter=_filter(match),
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=payload,
+                with_vectors=with_vectors,
+            )
+            yield from (_point(r) for r in records)
+            if offset is None:
+                return
+
+    def search(
+        self, vector: Sequence[float], *, limit: int, match: Match | None = None
+    ) -> list[ScoredPoint]:
+        response = self._call(
+            self._client.query_points,
+            self.collection,
+            query=[float(x) for x in vector],
+            query_filter=_filter(match) if match else None,
+            limit=limit,
+            with_payload=True,
+        )
+        return [
+            ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
+            for p in response.points
+        ]
+
+    def count(self, match: Match | None = None) -> int:
+        flt = _filter(match) if match else None
+        result = self._call(self._client.count, self.collection, count_filter=flt, exact=True)
+        return int(result.count)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _create(self, profile: EmbeddingProfile) -> None:
+        self._call(
+            self._client.create_collection,
+            self.collection,
+            vectors_config=models.VectorParams(
+                size=profile.dimension, distance=models.Distance.COSINE
+            ),
+            metadata={METADATA_KEY: profile.to_dict()},
+        )
+        if self._server:
+            for name in INDEXED_FIELDS:
+                self._call(
+                    self._client.create_payload_index,
+                    self.collection,
+                    field_name=name,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                )
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def attempt() -> T:
+            try:
+                return fn(*args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as exc:
+                mapped = _map_error(exc, self.description)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+        return call_with_retry(attempt, attempts=self._attempts)
+
+
+def _embedded_client(path: Path) -> QdrantClient:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise StoreLockedError(
+                f"the embedded store {path} is in use by another process (an embedded store "
+                "serves one process at a time); stop that process, or run a Qdrant server and "
+                "set DOCSYNC_QDRANT_URL"
+            ) from exc
+        raise
+
+
+def _map_error(exc: Exception, where: str) -> StoreError | None:
+    if isinstance(exc, UnexpectedResponse):
+        code = exc.status_code or 0
+        detail = " ".join(exc.content.decode("utf-8", "replace").split())[:300]
+        if code == 429 or code >= 500:
+            return StoreUnavailableError(f"Qdrant ({where}) answered {code}: {detail}")
+        return StoreRequestError(f"Qdrant ({where}) refused the request ({code}): {detail}")
+    if isinstance(exc, ResponseHandlingException | httpx.TransportError | ConnectionError):
+        return StoreUnavailableError(f"Qdrant ({where}) is unreachable: {_reason(exc)}")
+    if isinstance(exc, TimeoutError):
+        return StoreUnavailableError(f"Qdrant ({where}) timed out: {_reason(exc)}")
+    if isinstance(exc, ValueError):  # the embedded engine's way of refusing a request
+        return StoreRequestError(f"Qdrant ({where}) refused the request: {exc}")
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    inner = exc.__cause__ or exc.__context__ or exc
+    source = getattr(exc, "source", None)
+    return str(source or inner or exc) or type(exc).__name__
+
+
+def _filter(match: Match | None) -> models.Filter | None:
+    if not match:
+        return None
+    conditions: list[models.Condition] = []
+    for key, value in match.items():
+        if isinstance(value, str):
+            conditions.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        else:
+            conditions.append(
+                models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
+            )
+    return models.Filter(must=conditions)
+
+
+def _point(record: Any) -> Point:
+    vector = record.vector
+    if vector is not None and not isinstance(vector, list):
+        raise StoreRequestError(f"point {record.id} has named vectors; docsync uses one vector")
+    return Point(id=str(record.id), payload=dict(record.payload or {}), vector=vector)

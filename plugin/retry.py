@@ -1,0 +1,41 @@
+"""The one retry policy: transient store failures only, exponential backoff with jitter,
+bounded. Everything else fails at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from plugin.errors import StoreUnavailableError
+
+T = TypeVar("T")
+log = logging.getLogger("docsync.retry")
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("store call failed (%s); retry %d in %.1fs", exc, state.attempt_number, wait)
+
+
+def call_with_retry(
+    fn: Callable[[], T], *, attempts: int, initial: float = 0.5, maximum: float = 8.0
+) -> T:
+    """Run `fn`, retrying `StoreUnavailableError` up to `attempts` tries in all."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(StoreUnavailableError),
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(fn)

@@ -1,0 +1,73 @@
+"""The payload every point carries, and the point-ID function: the contract between the
+worker that writes points and the plugin that reads them.
+
+A point is one chunk of one file. Its ID derives from the root, the file's path and the
+exact text that was embedded (plus which repeat of that text it is within the file), never
+from its position, so inserting text early in a file leaves later points' IDs alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import TypedDict
+
+ROOT = "root"
+PATH = "path"
+PATH_PREFIXES = "path_prefixes"
+TITLE = "title"
+TEXT = "text"
+START = "start"
+END = "end"
+CHUNK_INDEX = "chunk_index"
+CHUNK_COUNT = "chunk_count"
+CHUNK_HASH = "chunk_hash"
+EMBED_HASH = "embed_hash"
+FILE_HASH = "file_hash"
+CHUNKER = "chunker"
+
+# Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
+INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH)
+# What the planner needs to tell whether a file's points are complete and current.
+LISTING_FIELDS = (PATH, FILE_HASH, CHUNKER, CHUNK_COUNT, EMBED_HASH)
+
+_NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
+
+
+class Payload(TypedDict):
+    root: str
+    path: str
+    path_prefixes: list[str]
+    title: str
+    text: str
+    start: int
+    end: int
+    chunk_index: int
+    chunk_count: int
+    chunk_hash: str
+    embed_hash: str
+    file_hash: str
+    chunker: str
+
+
+def content_hash(data: str | bytes) -> str:
+    """sha256 hex digest; text is hashed as UTF-8."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()
+
+
+def point_id(root: str, path: str, embed_hash: str, occurrence: int) -> str:
+    """Deterministic UUID of the `occurrence`-th chunk of `path` whose embedded text hashes
+    to `embed_hash`."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((root, path, embed_hash, str(occurrence)))))
+
+
+def path_prefixes(path: str) -> list[str]:
+    """Every folder above `path` and the path itself: `a/b/c.md` gives `a`, `a/b`, `a/b/c.md`.
+    Stored so `path_prefix` filters are exact keyword matches."""
+    parts = path.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def normalize_prefix(prefix: str) -> str:
+    return prefix.strip().strip("/")

@@ -1,0 +1,96 @@
+"""Every setting docsync reads, from `DOCSYNC_*` environment variables and a `.env` file.
+
+Read once at the entry point (the CLI, or `Searcher.from_settings()`) and passed down;
+nothing else looks at the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
+DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+DEFAULT_INCLUDE = ("*.md", "*.markdown", "*.rst", "*.txt")
+# Hidden files and folders (".git", ".hg", ".svn", ".docsync", editor droppings) and the
+# VCS folders that are not hidden.
+DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _split_globs(value: object) -> object:
+    """`DOCSYNC_INCLUDE="*.md,*.txt"` as well as a JSON list or a Python list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """docsync's configuration. Each field is `DOCSYNC_<NAME>` in the environment or `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCSYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    model: str = Field(
+        DEFAULT_MODEL,
+        min_length=1,
+        description="sentence-transformers model: a Hugging Face hub name or a local directory",
+    )
+    device: str = Field(
+        "auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"
+    )
+    query_prefix: str = Field(DEFAULT_QUERY_PREFIX, description="instruction put before questions")
+    passage_prefix: str = Field("", description="text put before every passage")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded store")
+    qdrant_api_key: SecretStr | None = Field(None, description="API key for the Qdrant server")
+    qdrant_path: Path = Field(Path(".docsync/qdrant"), description="folder of the embedded store")
+    collection: str = Field("docsync", min_length=1, description="Qdrant collection name")
+    include: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_INCLUDE), description="comma-separated globs of files to index"
+    )
+    exclude: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_EXCLUDE), description="comma-separated globs of files and folders to skip"
+    )
+    chunk_tokens: int = Field(256, ge=32, le=8192, description="largest chunk, in model tokens")
+    batch_size: int = Field(32, ge=1, le=4096, description="passages per embedding batch")
+    max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _DEVICE.match(value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _empty_url_is_none(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _globs(cls, value: object) -> object:
+        return _split_globs(value)
+
+    def store_description(self) -> str:
+        """Where the collection lives, for log lines and `docsync status` (never the key)."""
+        if self.qdrant_url:
+            return f"server {self.qdrant_url}"
+        return f"embedded {self.qdrant_path}"

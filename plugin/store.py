@@ -1,0 +1,84 @@
+"""The one interface the rest of docsync uses to talk to Qdrant, whichever engine is behind it.
+
+Only the adapters import a Qdrant library. Filters are plain mappings of payload field to a
+value (equality) or a list of values (any of them); every condition must hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from plugin.profile import EmbeddingProfile
+
+if TYPE_CHECKING:
+    from plugin.settings import Settings
+
+Match = Mapping[str, str | Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    payload: dict[str, Any]
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class Store(Protocol):
+    """A collection of 384-dim (or whatever the profile says) cosine vectors with payloads."""
+
+    collection: str
+    description: str
+
+    def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
+        """Check the collection's profile against `profile`; create the collection with it
+        when it does not exist and `create` is true."""
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailableError` unless the store answers."""
+
+    def read_profile(self) -> EmbeddingProfile | None:
+        """The profile stored with the collection (None: not a docsync collection)."""
+
+    def upsert(self, points: Sequence[Point]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]: ...
+
+    def scroll(
+        self,
+        match: Match,
+        *,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[Point]:
+        """Every point matching `match`; `fields` limits the payload returned."""
+
+    def search(
+        self, vector: Sequence[float], *, limit: int, match: Match | None = None
+    ) -> list[ScoredPoint]: ...
+
+    def count(self, match: Match | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name: a server by URL, else the embedded store on disk."""
+    from plugin.qdrant_store import QdrantClientStore
+
+    if settings.qdrant_url:
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantClientStore.connect(
+            url=settings.qdrant_url, api_key=key, collection=settings.collection
+        )
+    return QdrantClientStore.connect(path=settings.qdrant_path, collection=settings.collection)

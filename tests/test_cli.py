@@ -1,0 +1,189 @@
+"""The `docsync` command, called as `cli(*args)` in-process and once through the real console
+script: JSON shapes, exit codes, and one clear line (no traceback) for every fatal error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from tests.conftest import CORPUS
+from worker.cli import cli
+
+SYNC_KEYS = {
+    "files_scanned",
+    "files_changed",
+    "files_deleted",
+    "files_skipped",
+    "chunks_embedded",
+    "points_upserted",
+    "points_deleted",
+    "seconds",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """Settings for the tiny model and an embedded store in tmp_path; returns a docs folder."""
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
+        shutil.copy(CORPUS / "howto" / name, docs / name)
+    return docs
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli(*args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("docsync: error:")]
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_sync_json_then_idempotent(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sync", str(env), "--json")
+    first = json.loads(out)  # exactly one JSON document on stdout
+    assert code == 0 and first.keys() >= SYNC_KEYS
+    assert first["files_scanned"] == first["files_changed"] == 3
+    assert first["chunks_embedded"] == first["points_upserted"] > 0
+    code, out, _ = run(capsys, "sync", str(env), "--json")
+    second = json.loads(out)
+    assert code == 0
+    assert (second["chunks_embedded"], second["points_upserted"], second["points_deleted"]) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_sync_human_summary(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sync", str(env))
+    assert code == 0
+    assert out.startswith("3 files scanned: 3 changed, 0 deleted, 0 skipped")
+
+
+def test_query_and_status(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "sync", str(env))
+    code, out, _ = run(capsys, "query", "How do I create a socket?", "-k", "3", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 3
+    for hit in hits:
+        assert {"score", "path", "text", "start", "end"} <= hit.keys()
+        source = (env / hit["path"]).read_text(encoding="utf-8")
+        assert source[hit["start"] : hit["end"]] == hit["text"]
+    code, out, _ = run(capsys, "query", "sockets", "--path-prefix", "enum.rst", "--json")
+    assert {h["path"] for h in json.loads(out)} == {"enum.rst"}
+    code, out, _ = run(capsys, "status", "--json")
+    status = json.loads(out)
+    assert code == 0
+    assert status["collection"] == "docsync" and status["files"] == 3
+    assert status["points"] > 3
+    assert status["profile"]["dimension"] == 32
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "points" in out and "query_prefix" in out
+
+
+def test_missing_directory(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "sync", str(env / "nope"))
+    assert code == 2
+    assert_one_error_line(err, "directory not found", "nope")
+
+
+def test_model_that_cannot_load(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "sync", str(env), "--model", str(tmp_path / "no-model"))
+    assert code == 2
+    assert_one_error_line(err, "DOCSYNC_MODEL")
+
+
+def test_hub_model_unavailable_offline(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "sync", str(env), "--model", "srinivasanAI/bge-small-my-qna-model")
+    assert code == 2
+    assert_one_error_line(err, "could not load model", "DOCSYNC_MODEL", "local directory")
+
+
+def test_store_held_by_another_process(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    holder = QdrantClient(path=str(tmp_path / "store"))
+    try:
+        code, _, err = run(capsys, "sync", str(env))
+    finally:
+        holder.close()
+    assert code == 2
+    assert_one_error_line(err, "in use by another process")
+
+
+def test_profile_mismatch(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, "sync", str(env))
+    monkeypatch.setenv("DOCSYNC_QUERY_PREFIX", "query: ")
+    (env / "new.md").write_text("# New\n\nMust not be written.\n")
+    code, _, err = run(capsys, "sync", str(env), "--json")
+    assert code == 2
+    assert_one_error_line(err, "another embedding profile", "query_prefix")
+    code, _, err = run(capsys, "query", "anything")
+    assert code == 2
+    assert_one_error_line(err, "another embedding profile")
+    monkeypatch.delenv("DOCSYNC_QUERY_PREFIX")
+    code, out, _ = run(capsys, "status", "--json")
+    assert json.loads(out)["files"] == 3  # nothing was written
+
+
+def test_qdrant_unreachable(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "sync", str(env), "--qdrant-url", "http://127.0.0.1:9")
+    assert code == 2
+    assert_one_error_line(err, "unreachable", "127.0.0.1:9")
+
+
+def test_query_before_any_sync(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "query", "hello")
+    assert code == 2
+    assert_one_error_line(err, "does not exist", "docsync sync")
+
+
+def test_bad_setting(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCSYNC_DEVICE", "gpu")
+    code, _, err = run(capsys, "status")
+    assert code == 2
+    assert_one_error_line(err, "DOCSYNC_DEVICE")
+
+
+def test_emptied_root_exits_nonzero(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "sync", str(env))
+    for f in env.iterdir():
+        f.unlink()
+    code, out, err = run(capsys, "sync", str(env), "--json")
+    assert code == 1 and json.loads(out)["protected_roots"]
+    assert "not deleting" in err
+    code, out, _ = run(capsys, "sync", str(env), "--json", "--allow-empty")
+    assert code == 0 and json.loads(out)["files_deleted"] == 3
+
+
+def test_console_script_help() -> None:
+    exe = Path(sys.executable).with_name("docsync")
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for command in ("sync", "query", "status"):
+        assert command in result.stdout

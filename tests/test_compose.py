@@ -1,0 +1,40 @@
+"""The compose file's shape, and that it only sets settings docsync knows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plugin.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_qdrant_is_pinned_persistent_and_checked() -> None:
+    qdrant = compose()["services"]["qdrant"]
+    image = qdrant["image"]
+    assert re.fullmatch(r"qdrant/qdrant:v\d+\.\d+\.\d+", image), image
+    assert any(v.endswith(":/qdrant/storage") for v in qdrant["volumes"])
+    assert "healthcheck" in qdrant
+
+
+def test_worker_waits_for_qdrant_and_reads_docs_read_only() -> None:
+    worker = compose()["services"]["worker"]
+    assert worker["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    assert any(v.endswith(":/docs:ro") for v in worker["volumes"])
+    assert worker["environment"]["DOCSYNC_QDRANT_URL"] == "http://qdrant:6333"
+
+
+def test_every_docsync_variable_is_a_setting() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    names = set(re.findall(r"\bDOCSYNC_([A-Z_]+)", text))
+    assert names, "the compose file configures docsync through DOCSYNC_ variables"
+    fields = {name.upper() for name in Settings.model_fields}
+    assert names <= fields, names - fields

@@ -1,0 +1,68 @@
+"""Settings come from DOCSYNC_* variables and .env, with the documented defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from plugin.settings import DEFAULT_MODEL, DEFAULT_QUERY_PREFIX, Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert s.model == DEFAULT_MODEL == "srinivasanAI/bge-small-my-qna-model"
+    assert s.query_prefix == DEFAULT_QUERY_PREFIX
+    assert s.passage_prefix == ""
+    assert s.device == "auto"
+    assert s.qdrant_url is None and s.qdrant_path == Path(".docsync/qdrant")
+    assert s.collection == "docsync"
+    assert "*.md" in s.include and "*.rst" in s.include and "*.txt" in s.include
+    assert ".*" in s.exclude
+    assert 150 <= s.chunk_tokens <= 512
+
+
+def test_environment_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCSYNC_INCLUDE", "*.md, notes/*.txt")
+    monkeypatch.setenv("DOCSYNC_EXCLUDE", '["drafts", ".*"]')
+    monkeypatch.setenv("DOCSYNC_QUERY_PREFIX", "")
+    monkeypatch.setenv("DOCSYNC_DEVICE", "CUDA:1")
+    monkeypatch.setenv("DOCSYNC_QDRANT_URL", "")
+    s = Settings()
+    assert s.include == ["*.md", "notes/*.txt"]
+    assert s.exclude == ["drafts", ".*"]
+    assert s.query_prefix == ""
+    assert s.device == "cuda:1"
+    assert s.qdrant_url is None
+
+
+def test_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DOCSYNC_COLLECTION=notes\nDOCSYNC_QDRANT_API_KEY=s3cret\n")
+    s = Settings()
+    assert s.collection == "notes"
+    assert s.qdrant_api_key is not None and s.qdrant_api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCSYNC_COLLECTION", "from-env")
+    assert Settings(collection="from-flag").collection == "from-flag"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DOCSYNC_DEVICE", "gpu"), ("DOCSYNC_CHUNK_TOKENS", "5"), ("DOCSYNC_BATCH_SIZE", "0")],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()

@@ -1,0 +1,334 @@
+"""One-shot sync invariants (DESIGN.md 1, 2, 3, 6, 7): exact, idempotent, minimal, robust."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qdrant_client import QdrantClient
+
+from plugin.encoder import Encoder
+from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
+from plugin.qdrant_store import QdrantClientStore
+from plugin.store import Point, Store
+from tests.conftest import run_sync, state
+
+INSERTED = (
+    "A paragraph added by an editor near the top of the file. It introduces a topic the "
+    "document never mentioned, so the chunk that holds it has new text."
+)
+
+
+def fresh_state(roots: list[Path] | Path, encoder: Encoder, **options: object) -> set[Any]:
+    store = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")
+    run_sync(roots, store, encoder, **options)
+    return state(store)
+
+
+def assert_exact(store: Store, roots: list[Path] | Path, encoder: Encoder, **opts: Any) -> None:
+    points = list(store.scroll({}))
+    assert len({p.id for p in points}) == len(points) == store.count()
+    assert state(store) == fresh_state(roots, encoder, **opts)
+    assert len(state(store)) == len(points)  # no duplicated (path, text, span)
+
+
+def insert_after_paragraph(path: Path, nth: int, text: str) -> None:
+    source = path.read_text(encoding="utf-8")
+    gaps = [
+        i for i in range(len(source) - 2) if source[i : i + 2] == "\n\n" and source[i + 2].isalpha()
+    ]
+    cut = gaps[nth]
+    path.write_text(source[:cut] + "\n\n" + text + source[cut:], encoding="utf-8")
+
+
+def test_first_sync_indexes_everything(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.ok
+    assert report.files_scanned == report.files_changed == 21
+    assert report.points_upserted == memory_store.count() > 21 * 10
+    paths = {p.payload["path"] for p in memory_store.scroll({}, fields=["path"])}
+    assert "howto/sockets.rst" in paths and "using/cmdline.rst" in paths
+    for p in memory_store.scroll({"path": "howto/sockets.rst"}):
+        source = (docs / "howto" / "sockets.rst").read_text(encoding="utf-8")
+        assert p.payload["text"] == source[p.payload["start"] : p.payload["end"]]
+        assert p.payload["title"] == "Socket Programming HOWTO"
+
+
+def test_second_sync_does_nothing(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    again = run_sync(docs, memory_store, tiny_encoder)
+    assert (again.chunks_embedded, again.points_upserted, again.points_deleted) == (0, 0, 0)
+    assert again.files_changed == again.files_deleted == 0
+    assert again.files_scanned == 21
+
+
+def test_exact_after_edits_appends_truncations_deletes_renames(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    howto, using = docs / "howto", docs / "using"
+    regex = howto / "regex.rst"
+    regex.write_text(regex.read_text().replace("regular expression", "regexp pattern", 3))
+    with open(howto / "enum.rst", "a", encoding="utf-8") as handle:
+        handle.write("\n\nAppendix\n========\n\nA section appended at the end of the file.\n")
+    unicode = howto / "unicode.rst"
+    unicode.write_text(unicode.read_text()[: len(unicode.read_text()) // 3])
+    (howto / "curses.rst").unlink()
+    (howto / "net").mkdir()
+    (howto / "sockets.rst").rename(howto / "net" / "sockets-guide.rst")
+    shutil.rmtree(using)
+    (docs / "notes").mkdir()
+    (docs / "notes" / "new.md").write_text("# New note\n\nWritten after the first sync.\n")
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.ok
+    assert report.files_deleted == 1 + 1 + 6  # curses, the old sockets path, using/*
+    assert report.files_changed == 5  # regex, enum, unicode, the new sockets path, new.md
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_shrinking_file_leaves_no_stale_chunks(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    target = docs / "howto" / "functional.rst"
+    run_sync(docs, memory_store, tiny_encoder)
+    before = memory_store.count({"path": "howto/functional.rst"})
+    target.write_text(target.read_text()[:3000])
+    report = run_sync(docs, memory_store, tiny_encoder)
+    after = memory_store.count({"path": "howto/functional.rst"})
+    assert after < before and report.points_deleted >= before - after
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_paragraph_inserted_near_top_reembeds_few_chunks(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    target = docs / "howto" / "descriptor.rst"
+    run_sync(docs, memory_store, tiny_encoder)
+    assert memory_store.count({"path": "howto/descriptor.rst"}) >= 40
+    insert_after_paragraph(target, 2, INSERTED)
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert 1 <= report.chunks_embedded <= 3
+    assert report.files_changed == 1
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+@pytest.mark.parametrize("new_name", ["howto/sockets-renamed.rst", "moved/deeper/sockets.rst"])
+def test_renamed_or_moved_file_is_not_reembedded(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, new_name: str
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    n = memory_store.count({"path": "howto/sockets.rst"})
+    (docs / new_name).parent.mkdir(parents=True, exist_ok=True)
+    (docs / "howto" / "sockets.rst").rename(docs / new_name)
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.chunks_embedded == 0
+    assert report.vectors_reused == n == report.points_upserted == report.points_deleted
+    assert memory_store.count({"path": new_name}) == n
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_copied_file_reuses_vectors(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    shutil.copy(docs / "howto" / "enum.rst", docs / "enum-copy.rst")
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.chunks_embedded == 0 and report.points_upserted > 0
+
+
+def test_bad_input_is_skipped_with_reasons(
+    tmp_path: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "good.md").write_text("# Good\n\nA perfectly fine document about gardening.\n")
+    (root / "image.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (root / "latin.txt").write_bytes(
+        "Crème brûlée à la française, déjà vu.\n".encode("latin-1") * 4
+    )
+    (root / "empty.md").write_text("")
+    (root / "huge.txt").write_text("word " * 5000)
+    (outside / "secret.md").write_text("# Secret\n\nOutside the root.\n")
+    os.symlink(root / "nowhere.md", root / "broken.md")
+    os.symlink(outside / "secret.md", root / "escape.md")
+    report = run_sync(root, memory_store, tiny_encoder, max_file_bytes=10_000)
+    assert report.ok
+    assert report.files_skipped == {
+        "binary": 1,
+        "empty": 1,
+        "too_large": 1,
+        "broken_symlink": 1,
+        "outside_root": 1,
+    }
+    texts = {text for _, path, text, _, _ in state(memory_store)}
+    assert any("gardening" in t for t in texts)
+    assert any("Crème brûlée" in t for t in texts)
+    assert not any("Outside the root" in t for t in texts)
+
+
+def test_file_that_turns_bad_loses_its_points(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    (docs / "howto" / "enum.rst").write_bytes(b"\x00\x01binary now")
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.files_skipped == {"binary": 1}
+    assert memory_store.count({"path": "howto/enum.rst"}) == 0
+
+
+def test_unreadable_file_keeps_its_points_and_fails_the_sync(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    kept = memory_store.count({"path": "howto/enum.rst"})
+    (docs / "howto" / "enum.rst").write_text("# Changed\n\nBut we cannot read it.\n")
+    real_open = builtins.open
+
+    def deny(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file).endswith("enum.rst"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert not report.ok
+    assert [(f.reason, f.path.endswith("howto/enum.rst")) for f in report.failures] == [
+        ("unreadable", True)
+    ]
+    assert memory_store.count({"path": "howto/enum.rst"}) == kept
+
+
+def test_profile_guard_refuses_and_writes_nothing(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    before = state(memory_store)
+    (docs / "notes.md").write_text("# Notes\n\nNew text that must not be written.\n")
+    other = Encoder(tiny_encoder._model, name=tiny_encoder.name, query_prefix="query: ")
+    with pytest.raises(ProfileMismatchError, match="query_prefix"):
+        run_sync(docs, memory_store, other)
+    assert state(memory_store) == before
+
+
+def test_emptied_root_is_not_wiped(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    count = memory_store.count()
+    for child in docs.iterdir():
+        shutil.rmtree(child)
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.protected_roots == [str(docs.resolve())] and not report.ok
+    assert memory_store.count() == count
+    confirmed = run_sync(docs, memory_store, tiny_encoder, allow_empty_roots=True)
+    assert confirmed.ok and memory_store.count() == 0
+
+
+def test_missing_root_is_an_error_and_deletes_nothing(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    count = memory_store.count()
+    shutil.rmtree(docs)
+    with pytest.raises(ConfigError, match="directory not found"):
+        run_sync(docs, memory_store, tiny_encoder)
+    assert memory_store.count() == count
+
+
+def test_roots_are_independent(tmp_path: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        root.mkdir()
+        (root / "same.md").write_text(f"# {root.name}\n\nShared name, different roots.\n")
+    run_sync([a, b], memory_store, tiny_encoder)
+    assert {p.payload["root"] for p in memory_store.scroll({})} == {str(a), str(b)}
+    (a / "same.md").unlink()
+    (a / "other.md").write_text("# Other\n\nOnly in a.\n")
+    run_sync([a], memory_store, tiny_encoder)
+    assert memory_store.count({"root": str(b)}) == 1
+    assert_exact(memory_store, [a, b], tiny_encoder)
+
+
+def test_changed_rules_remove_excluded_files(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, memory_store, tiny_encoder, exclude=[".*", "using"])
+    assert report.files_deleted == 6
+    assert memory_store.count({"path_prefixes": "using"}) == 0
+    assert_exact(memory_store, docs, tiny_encoder, exclude=[".*", "using"])
+
+
+def test_changed_chunk_size_rechunks(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, memory_store, tiny_encoder, chunk_tokens=128)
+    assert report.files_changed == 21
+    assert_exact(memory_store, docs, tiny_encoder, chunk_tokens=128)
+
+
+class FlakyStore:
+    """A real store that fails on cue: `fail_on` names a method and after how many calls,
+    `apply_first` whether the failing call still reaches the store (a lost acknowledgement)."""
+
+    def __init__(self, inner: Store, fail_on: str, after: int, *, apply_first: bool) -> None:
+        self._inner, self._fail_on, self._left, self._apply = inner, fail_on, after, apply_first
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if name != self._fail_on:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._left -= 1
+            if self._left < 0:
+                if self._apply:
+                    target(*args, **kwargs)
+                raise RuntimeError(f"injected failure in {name}")
+            return target(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("method", "after", "apply_first"),
+    [("upsert", 1, False), ("upsert", 2, True), ("delete", 0, False), ("delete", 2, True)],
+)
+def test_interrupted_sync_is_repaired_by_the_next(
+    docs: Path,
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    method: str,
+    after: int,
+    apply_first: bool,
+) -> None:
+    run_sync(docs, memory_store, tiny_encoder)
+    insert_after_paragraph(docs / "howto" / "descriptor.rst", 2, INSERTED)
+    (docs / "howto" / "regex.rst").write_text("# Regex\n\nShort now.\n")
+    (docs / "howto" / "enum.rst").rename(docs / "enum.rst")
+    (docs / "howto" / "curses.rst").unlink()
+    flaky = FlakyStore(memory_store, method, after, apply_first=apply_first)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_sync(docs, flaky, tiny_encoder)  # type: ignore[arg-type]
+    run_sync(docs, memory_store, tiny_encoder)
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_rejected_write_fails_that_file_only(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    class Rejecting(FlakyStore):
+        def upsert(self, points: Sequence[Point]) -> None:
+            if any(p.payload["path"] == "howto/enum.rst" for p in points):
+                raise StoreRequestError("payload too large (413)")
+            self._inner.upsert(points)
+
+    report = run_sync(docs, Rejecting(memory_store, "none", 0, apply_first=False), tiny_encoder)  # type: ignore[arg-type]
+    assert [f.reason for f in report.failures] == ["rejected"]
+    assert memory_store.count({"path": "howto/enum.rst"}) == 0
+    assert memory_store.count({"path": "howto/regex.rst"}) > 0

@@ -1,0 +1,261 @@
+"""Stage 3: cut a document into token-bounded chunks whose boundaries survive edits.
+
+Where cuts go, strongest first:
+1. before every heading (Markdown `#`, setext and reStructuredText adornments), so a chunk
+   never straddles two sections (unless what comes before is under TINY_TOKENS); a heading
+   (and an rst `.. _label:` above it) sticks to the text after it;
+2. between paragraphs (blank lines);
+3. between sentences, then lines, then at token boundaries, only inside a paragraph that
+   alone is over the limit.
+
+Paragraphs are packed into chunks of at most `max_tokens`, but not greedily from the top of
+the file: a chunk also ends after a paragraph whose *content* hash says "cut" once it holds
+`min_tokens` (a third of the limit by default). Such content-defined cuts fall in the same
+places before and after an edit, so inserting a paragraph near the top of a long file changes
+the chunk it lands in and rarely more than one neighbour, instead of shifting every later
+boundary.
+
+Every chunk satisfies `chunk.text == text[chunk.start:chunk.end]` and starts and ends on
+non-whitespace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from plugin.schema import content_hash
+
+TITLE_MAX_TOKENS = 32
+# A chunk this small when a new section begins joins that section instead of standing alone
+# (a `.. highlight::` line above the first heading, a heading with one short line under it).
+TINY_TOKENS = 16
+# One paragraph in CUT_PERIOD (by content hash) ends a chunk once the chunk holds min_tokens.
+CUT_PERIOD = 2
+
+_ADORNMENT = re.compile(r"^([=\-~^*+#\"'`:._])\1{2,}[ \t]*$")
+_ATX = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_LABEL = re.compile(r"^\.\. _[^:]+:[ \t]*$")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+_LINE_END = re.compile(r"\n")
+
+
+class Tokenizer(Protocol):
+    def token_spans(self, text: str) -> Sequence[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int
+    end: int
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    heading: bool = False
+
+
+def find_title(text: str, fallback: str) -> str:
+    """The first heading's text, or `fallback` (the file name) when there is none."""
+    for block in _blocks(text):
+        if block.heading:
+            title = _heading_text(text[block.start : block.end])
+            if title:
+                return title
+    return fallback
+
+
+def clip_title(title: str, tokenizer: Tokenizer, max_tokens: int = TITLE_MAX_TOKENS) -> str:
+    """At most `max_tokens` tokens of `title`, cut at a token boundary."""
+    title = " ".join(title.split())
+    spans = tokenizer.token_spans(title)
+    if len(spans) <= max_tokens:
+        return title
+    return title[: spans[max_tokens - 1][1]]
+
+
+def chunk_text(
+    text: str, *, tokenizer: Tokenizer, max_tokens: int, min_tokens: int | None = None
+) -> list[Chunk]:
+    """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring)."""
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be positive")
+    floor = max_tokens // 3 if min_tokens is None else min_tokens
+    counter = _TokenCounter(text, tokenizer)
+    units = [piece for unit in _blocks(text) for piece in _fit(text, unit, counter, max_tokens)]
+    groups = _pack(text, units, counter, max_tokens, floor)
+    return [
+        Chunk(
+            index=i,
+            start=g[0].start,
+            end=g[-1].end,
+            text=text[g[0].start : g[-1].end],
+            tokens=sum(counter.count(u.start, u.end) for u in g),
+        )
+        for i, g in enumerate(groups)
+    ]
+
+
+class _TokenCounter:
+    """Tokens of any span of one text, from a single tokenizer pass over the whole text."""
+
+    def __init__(self, text: str, tokenizer: Tokenizer) -> None:
+        self.spans = list(tokenizer.token_spans(text))
+        self.starts = [start for start, _ in self.spans]
+
+    def count(self, start: int, end: int) -> int:
+        return bisect_left(self.starts, end) - bisect_left(self.starts, start)
+
+    def window(self, start: int, end: int) -> range:
+        return range(bisect_left(self.starts, start), bisect_left(self.starts, end))
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        yield offset, line.rstrip("\r\n")
+        offset += len(line)
+
+
+def _blocks(text: str) -> list[_Unit]:
+    """Paragraphs and headings, in order, trimmed of surrounding whitespace."""
+    lines = list(_lines(text))
+    blocks: list[_Unit] = []
+    para_start: int | None = None
+    in_fence = False
+    i = 0
+
+    def close(end_line: int) -> None:
+        nonlocal para_start
+        if para_start is not None:
+            unit = _trim(text, lines[para_start][0], _line_end(lines, end_line))
+            if unit is not None:
+                label = all(_LABEL.match(line) for _, line in lines[para_start : end_line + 1])
+                blocks.append(_Unit(unit.start, unit.end, heading=label))
+            para_start = None
+
+    while i < len(lines):
+        line = lines[i][1]
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        height = 0 if in_fence else _heading_height(lines, i, para_start is None)
+        if height:
+            close(i - 1)
+            unit = _trim(text, lines[i][0], _line_end(lines, i + height - 1))
+            if unit is not None:
+                blocks.append(_Unit(unit.start, unit.end, heading=True))
+            i += height
+            continue
+        if not line.strip() and not in_fence:
+            close(i - 1)
+        elif para_start is None:
+            para_start = i
+        i += 1
+    close(len(lines) - 1)
+    return blocks
+
+
+def _heading_height(lines: list[tuple[int, str]], i: int, block_start: bool) -> int:
+    """How many lines the heading starting at line `i` spans (0: not a heading)."""
+    line = lines[i][1]
+    if _ATX.match(line):
+        return 1
+    if not block_start or not line.strip():
+        return 0
+    nxt = lines[i + 1][1] if i + 1 < len(lines) else ""
+    third = lines[i + 2][1] if i + 2 < len(lines) else ""
+    over = _ADORNMENT.match(line)
+    if over and nxt.strip() and not _ADORNMENT.match(nxt):
+        under = _ADORNMENT.match(third)
+        return 3 if under and under.group(1) == over.group(1) else 0
+    if not line[0].isspace() and _ADORNMENT.match(nxt) and not over:
+        return 2
+    return 0
+
+
+def _heading_text(block: str) -> str:
+    for line in block.splitlines():
+        atx = _ATX.match(line)
+        if atx:
+            return atx.group(2).strip()
+        if line.strip() and not _ADORNMENT.match(line) and not _LABEL.match(line):
+            return line.strip()
+    return ""
+
+
+def _line_end(lines: list[tuple[int, str]], index: int) -> int:
+    offset, line = lines[index]
+    return offset + len(line)
+
+
+def _trim(text: str, start: int, end: int) -> _Unit | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return _Unit(start, end) if start < end else None
+
+
+def _fit(text: str, unit: _Unit, counter: _TokenCounter, limit: int) -> list[_Unit]:
+    """`unit`, or its pieces (sentences, then lines, then token windows) when over `limit`."""
+    if counter.count(unit.start, unit.end) <= limit:
+        return [unit]
+    for pattern in (_SENTENCE_END, _LINE_END):
+        pieces = _split_at(text, unit, pattern)
+        if len(pieces) > 1:
+            return [p for piece in pieces for p in _fit(text, piece, counter, limit)]
+    return _token_windows(unit, counter, limit)
+
+
+def _split_at(text: str, unit: _Unit, pattern: re.Pattern[str]) -> list[_Unit]:
+    cuts = [m.end() for m in pattern.finditer(text, unit.start, unit.end)]
+    bounds = [unit.start, *cuts, unit.end]
+    pieces = (_trim(text, a, b) for a, b in itertools.pairwise(bounds))
+    return [p for p in pieces if p is not None]
+
+
+def _token_windows(unit: _Unit, counter: _TokenCounter, limit: int) -> list[_Unit]:
+    window = counter.window(unit.start, unit.end)
+    pieces = []
+    for first in range(window.start, window.stop, limit):
+        last = min(first + limit, window.stop) - 1
+        start = unit.start if first == window.start else counter.spans[first][0]
+        end = unit.end if last == window.stop - 1 else counter.spans[last][1]
+        pieces.append(_Unit(start, end))
+    return pieces
+
+
+def _pack(
+    text: str, units: list[_Unit], counter: _TokenCounter, limit: int, floor: int
+) -> list[list[_Unit]]:
+    groups: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    size = 0
+    for unit in units:
+        tokens = counter.count(unit.start, unit.end)
+        new_section = unit.heading and size >= TINY_TOKENS and not all(u.heading for u in current)
+        if current and (new_section or size + tokens > limit):
+            groups.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += tokens
+        if not unit.heading and size >= floor and _cuts(text[unit.start : unit.end]):
+            groups.append(current)
+            current, size = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _cuts(paragraph: str) -> bool:
+    return int(content_hash(paragraph)[:8], 16) % CUT_PERIOD == 0

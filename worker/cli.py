@@ -1,0 +1,239 @@
+"""The `docsync` command. `cli(*args)` is the whole program (tests call it directly); library
+errors become one-line messages here and nowhere else.
+
+Exit codes: 0 done; 1 the sync finished but a file failed or a root was held back;
+2 nothing done (bad settings or arguments, model or store unavailable, profile mismatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from plugin import schema
+from plugin.errors import DocsyncError
+from plugin.settings import Settings
+from plugin.store import Store, open_store
+
+log = logging.getLogger("docsync")
+
+# Flags that override a setting: flag destination -> Settings field.
+_SETTING_FLAGS = ("model", "device", "collection", "qdrant_url", "qdrant_path")
+
+
+def main() -> None:
+    sys.exit(cli(*sys.argv[1:]))
+
+
+def cli(*args: str) -> int:
+    parser = _parser()
+    ns = parser.parse_args(args)
+    _configure_logging(ns.log_level)
+    try:
+        settings = Settings(**{k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k)})
+        command: Callable[[argparse.Namespace, Settings], int] = ns.command
+        return command(ns, settings)
+    except ValidationError as exc:
+        return _fail("; ".join(_validation_lines(exc)))
+    except DocsyncError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"docsync: error: {message}", file=sys.stderr)
+    return code
+
+
+def _validation_lines(exc: ValidationError) -> Iterator[str]:
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        yield f"setting DOCSYNC_{field.upper()}: {error['msg']}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="model name or local directory (DOCSYNC_MODEL)")
+    common.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (DOCSYNC_DEVICE)")
+    common.add_argument("--collection", help="collection name (DOCSYNC_COLLECTION)")
+    common.add_argument("--qdrant-url", help="Qdrant server URL (DOCSYNC_QDRANT_URL)")
+    common.add_argument(
+        "--qdrant-path", type=Path, help="embedded store folder (DOCSYNC_QDRANT_PATH)"
+    )
+    common.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser = argparse.ArgumentParser(
+        prog="docsync",
+        description="Keep a Qdrant collection exactly in step with folders of documents, "
+        "and answer questions from it. Settings come from DOCSYNC_* environment variables "
+        "and a .env file; the flags below override them.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    sync = commands.add_parser("sync", parents=[common], help="sync folders once and exit")
+    sync.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folder to index")
+    sync.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    sync.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="let a folder with no files delete its points (refused by default: it may be "
+        "an unmounted volume)",
+    )
+    sync.set_defaults(command=_sync)
+
+    query = commands.add_parser("query", parents=[common], help="ask a question")
+    query.add_argument("question")
+    query.add_argument("-k", "--limit", type=_positive, default=5, help="hits (default 5)")
+    query.add_argument("--path-prefix", help="only files under this folder, or this file")
+    query.add_argument("--json", action="store_true", help="print the hits as JSON")
+    query.set_defaults(command=_query)
+
+    status = commands.add_parser("status", parents=[common], help="describe the collection")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(command=_status)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="docsync: %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # The hub client logs every retry of an unreachable hub; our one error line says it all.
+    for noisy in ("huggingface_hub", "httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings)
+    try:
+        store.ping()
+        yield store
+    finally:
+        store.close()
+
+
+def _load_encoder(settings: Settings) -> Any:
+    from plugin.encoder import Encoder
+
+    log.info("loading model %s", settings.model)
+    return Encoder.from_settings(settings)
+
+
+def _sync(ns: argparse.Namespace, settings: Settings) -> int:
+    from worker.pipeline import SyncOptions, check_roots, sync
+    from worker.progress import progress_bar
+
+    roots = check_roots(ns.dirs)
+    options = SyncOptions(
+        include=settings.include,
+        exclude=settings.exclude,
+        max_file_bytes=settings.max_file_bytes,
+        chunk_tokens=settings.chunk_tokens,
+        allow_empty_roots=ns.allow_empty,
+    )
+    with _store(settings) as store:
+        encoder = _load_encoder(settings)
+        log.info(
+            "syncing %s into collection %r (%s) with %s on %s",
+            ", ".join(map(str, roots)),
+            settings.collection,
+            store.description,
+            encoder.name,
+            encoder.device,
+        )
+        with progress_bar() as progress:
+            report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
+    if ns.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(_summary(report.to_dict()))
+    return 0 if report.ok else 1
+
+
+def _summary(r: dict[str, Any]) -> str:
+    skipped = sum(r["files_skipped"].values())
+    reasons = ", ".join(f"{n} {why}" for why, n in r["files_skipped"].items())
+    return (
+        f"{r['files_scanned']} files scanned: {r['files_changed']} changed, "
+        f"{r['files_deleted']} deleted, {skipped} skipped{f' ({reasons})' if reasons else ''}, "
+        f"{r['files_failed']} failed; {r['chunks_embedded']} chunks embedded, "
+        f"{r['vectors_reused']} vectors reused; {r['points_upserted']} points upserted, "
+        f"{r['points_deleted']} deleted in {r['seconds']:.1f}s"
+    )
+
+
+def _query(ns: argparse.Namespace, settings: Settings) -> int:
+    from plugin.search import Searcher
+
+    with _store(settings) as store:
+        searcher = Searcher(store, _load_encoder(settings))
+        hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
+    if ns.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no hits")
+    for hit in hits:
+        excerpt = " ".join(hit.text.split())
+        excerpt = excerpt if len(excerpt) <= 300 else excerpt[:297] + "..."
+        print(f"{hit.score:.3f}  {hit.path}  [{hit.start}:{hit.end}]\n    {excerpt}\n")
+    return 0
+
+
+def _status(ns: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        profile = store.read_profile()
+        points = store.count()
+        roots = _files_per_root(store.scroll({}, fields=[schema.ROOT, schema.PATH]))
+    info: dict[str, Any] = {
+        "collection": settings.collection,
+        "store": store.description,
+        "points": points,
+        "files": sum(roots.values()),
+        "roots": roots,
+        "profile": profile.to_dict() if profile else None,
+    }
+    if ns.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    print(f"collection     {info['collection']} ({info['store']})")
+    print(f"points         {points}")
+    print(f"files          {info['files']}")
+    for root, files in roots.items():
+        print(f"  {root}: {files} files")
+    shown = profile.to_dict() if profile else {"profile": "none (not made by docsync)"}
+    for key, value in shown.items():
+        print(f"{key:<15} {value!r}")
+    return 0
+
+
+def _files_per_root(points: Any) -> dict[str, int]:
+    files: dict[str, set[str]] = {}
+    for point in points:
+        root = str(point.payload.get(schema.ROOT, ""))
+        files.setdefault(root, set()).add(str(point.payload.get(schema.PATH, "")))
+    return {root: len(paths) for root, paths in sorted(files.items())}

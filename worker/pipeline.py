@@ -1,0 +1,216 @@
+"""The stages joined: scan → read → chunk → plan → embed → write, for one-shot syncs.
+
+Files are planned one by one and written in windows: the window's missing vectors are
+embedded together (better batches), then each file's points are written, upserts before
+deletes. Points of files that are gone are deleted last, so a renamed file finds its old
+vectors still there. The collection stays the only record of what is indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from plugin import schema
+from plugin.encoder import Encoder
+from plugin.errors import ConfigError, StoreRequestError
+from plugin.profile import CHUNKER_VERSION
+from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from plugin.store import Store
+from worker.chunk import chunk_text, clip_title, find_title
+from worker.embed import Donors, fill_vectors
+from worker.plan import FilePlan, FileVersion, Listing, list_root, plan_file, plan_removal
+from worker.read import Document, read_document
+from worker.report import Skip, SyncReport
+from worker.scan import Rules, Scan, scan_root
+from worker.write import apply_plan
+
+log = logging.getLogger("docsync.sync")
+MIN_PASSAGE_TOKENS = 16
+
+
+class Progress(Protocol):
+    def set_total(self, total: int) -> None: ...
+
+    def advance(self, files: int = 1) -> None: ...
+
+
+class _NoProgress:
+    def set_total(self, total: int) -> None:
+        pass
+
+    def advance(self, files: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    include: Sequence[str] = DEFAULT_INCLUDE
+    exclude: Sequence[str] = DEFAULT_EXCLUDE
+    max_file_bytes: int = 10_000_000
+    chunk_tokens: int = 256
+    # Sync a root that has no files at all although the collection holds some of its files.
+    # Off by default: an unmounted volume looks exactly like that.
+    allow_empty_roots: bool = False
+    window_chunks: int = 512
+
+    @property
+    def chunker(self) -> str:
+        return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens}"
+
+
+def check_roots(roots: Sequence[Path]) -> list[Path]:
+    """Resolved, de-duplicated roots; a missing one is an error before anything is done."""
+    resolved: list[Path] = []
+    for root in roots:
+        if not root.exists():
+            raise ConfigError(f"directory not found: {root}")
+        if not root.is_dir():
+            raise ConfigError(f"not a directory: {root}")
+        if root.resolve() not in resolved:
+            resolved.append(root.resolve())
+    if not resolved:
+        raise ConfigError("no directory to sync")
+    return resolved
+
+
+def sync(
+    roots: Sequence[Path],
+    *,
+    store: Store,
+    encoder: Encoder,
+    options: SyncOptions | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Make the collection hold exactly the chunks of the selected files under `roots`."""
+    started = time.monotonic()
+    run = _Run(store, encoder, options or SyncOptions(), progress or _NoProgress())
+    checked = check_roots(roots)
+    store.open(encoder.profile(), create=True)
+    rules = Rules(run.options.include, run.options.exclude)
+    scans = [scan_root(root, rules) for root in checked]
+    listings = [list_root(store, str(scan.root)) for scan in scans]
+    run.progress.set_total(sum(scan.candidates for scan in scans))
+    for listing in listings:
+        for pid, embed_hash in listing.embed_hashes.items():
+            run.donors.add(pid, embed_hash)
+    for scan, listing in zip(scans, listings, strict=True):
+        run.sync_root(scan, listing)
+    run.report.seconds = time.monotonic() - started
+    return run.report
+
+
+@dataclass
+class _Run:
+    store: Store
+    encoder: Encoder
+    options: SyncOptions
+    progress: Progress
+    report: SyncReport = field(default_factory=SyncReport)
+    donors: Donors = field(default_factory=Donors)
+    window: list[FilePlan] = field(default_factory=list)
+
+    def sync_root(self, scan: Scan, listing: Listing) -> None:
+        root = str(scan.root)
+        self.report.files_scanned += scan.candidates
+        keep: set[str] = set()
+        for skip in scan.skipped:
+            self._skip(root, skip, keep)
+        for source in scan.files:
+            document = read_document(source, max_bytes=self.options.max_file_bytes)
+            if isinstance(document, Skip):
+                self._skip(root, document, keep)
+                continue
+            keep.add(source.path)
+            indexed = listing.files.get(source.path)
+            if indexed and indexed.is_current(document.file_hash, self.options.chunker):
+                self.progress.advance()
+                continue
+            self._queue(self._plan(document, has_points=indexed is not None))
+        self._flush()
+        gone = [path for path in listing.files if path not in keep]
+        if gone and scan.candidates == 0 and not self.options.allow_empty_roots:
+            self._protect(root, len(listing.files))
+            return
+        for path in gone:
+            self._write(plan_removal(root, path, listing.files[path]), deleted_file=True)
+
+    def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
+        self.report.skip(root, skip)
+        if skip.is_failure:
+            keep.add(skip.path)  # a failure keeps what was indexed before
+        self.progress.advance()
+
+    def _protect(self, root: str, indexed_files: int) -> None:
+        log.warning(
+            "root %s has no files, but the collection holds %d of its files: not deleting "
+            "them (an unmounted volume?); pass --allow-empty if the folder is empty on purpose",
+            root,
+            indexed_files,
+        )
+        self.report.protected_roots.append(root)
+
+    def _plan(self, document: Document, *, has_points: bool) -> FilePlan:
+        source = document.source
+        root = str(source.root)
+        stem = PurePosixPath(source.path).stem
+        title = clip_title(find_title(document.text, fallback=stem), self.encoder)
+        budget = min(self.options.chunk_tokens, self.encoder.passage_budget(title))
+        if budget < MIN_PASSAGE_TOKENS:
+            raise ConfigError(
+                f"the passage prefix and title leave {budget} tokens of the model's "
+                f"{self.encoder.max_tokens}: shorten DOCSYNC_PASSAGE_PREFIX"
+            )
+        chunks = chunk_text(document.text, tokenizer=self.encoder, max_tokens=budget)
+        version = FileVersion(
+            root, source.path, title, document.file_hash, self.options.chunker, chunks
+        )
+        existing = (
+            self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)
+            if has_points
+            else ()
+        )
+        return plan_file(version, existing, self.encoder.passage_input)
+
+    def _queue(self, plan: FilePlan) -> None:
+        self.window.append(plan)
+        if sum(len(p.needs_vectors()) for p in self.window) >= self.options.window_chunks:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.window:
+            return
+        embedded = fill_vectors(
+            self.window, encoder=self.encoder, store=self.store, donors=self.donors
+        )
+        self.report.chunks_embedded += embedded.embedded
+        self.report.vectors_reused += embedded.reused
+        for plan in self.window:
+            self._write(plan, deleted_file=False)
+            self.progress.advance()
+        self.window = []
+
+    def _write(self, plan: FilePlan, *, deleted_file: bool) -> None:
+        if plan.empty:
+            return
+        try:
+            written = apply_plan(plan, self.store)
+        except StoreRequestError as exc:
+            self.report.skip(plan.root, Skip(plan.path, "rejected", str(exc)))
+            return
+        for point in plan.upserts:
+            self.donors.add(point.id, point.embed_hash)
+        self.donors.discard(plan.deletes)
+        self.report.points_upserted += written.upserted
+        self.report.points_deleted += written.deleted
+        if deleted_file:
+            self.report.files_deleted += 1
+        else:
+            self.report.files_changed += 1
+        log.debug(
+            "synced %s/%s: +%d -%d points", plan.root, plan.path, written.upserted, written.deleted
+        )

@@ -1,0 +1,154 @@
+"""Stage 4: the difference between the chunks a file should have and the points it has.
+
+The collection is the only record: a file is current when every point stored for its path
+carries the file's present hash and chunker signature and there are exactly as many as the
+file has chunks. Anything else (an edit, a rename, an interrupted earlier write) is planned
+afresh from the points that are there, so a crash between an upsert and a delete is repaired
+by the next sync.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from plugin import schema
+from plugin.store import Point, Store
+from worker.chunk import Chunk
+
+ComposeInput = Callable[[str, str], str]
+
+
+@dataclass
+class IndexedFile:
+    """What the collection holds for one path of one root."""
+
+    ids: list[str] = field(default_factory=list)
+    file_hashes: set[str] = field(default_factory=set)
+    chunkers: set[str] = field(default_factory=set)
+    counts: set[int] = field(default_factory=set)
+
+    def is_current(self, file_hash: str, chunker: str) -> bool:
+        return (
+            self.file_hashes == {file_hash}
+            and self.chunkers == {chunker}
+            and self.counts == {len(self.ids)}
+        )
+
+
+@dataclass
+class Listing:
+    """Every indexed file of one root, and which point holds each embedded text."""
+
+    files: dict[str, IndexedFile]
+    embed_hashes: dict[str, str]  # point id -> embed hash
+
+
+def list_root(store: Store, root: str) -> Listing:
+    files: dict[str, IndexedFile] = defaultdict(IndexedFile)
+    hashes: dict[str, str] = {}
+    for point in store.scroll({schema.ROOT: root}, fields=schema.LISTING_FIELDS):
+        p = point.payload
+        entry = files[str(p.get(schema.PATH, ""))]
+        entry.ids.append(point.id)
+        entry.file_hashes.add(str(p.get(schema.FILE_HASH, "")))
+        entry.chunkers.add(str(p.get(schema.CHUNKER, "")))
+        entry.counts.add(int(p.get(schema.CHUNK_COUNT, -1)))
+        hashes[point.id] = str(p.get(schema.EMBED_HASH, ""))
+    return Listing(files=dict(files), embed_hashes=hashes)
+
+
+@dataclass
+class PlannedPoint:
+    id: str
+    payload: schema.Payload
+    embed_input: str
+    vector: list[float] | None = None
+
+    @property
+    def embed_hash(self) -> str:
+        return self.payload["embed_hash"]
+
+
+@dataclass
+class FilePlan:
+    root: str
+    path: str
+    upserts: list[PlannedPoint] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.deletes
+
+    def needs_vectors(self) -> list[PlannedPoint]:
+        return [p for p in self.upserts if p.vector is None]
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """One file's present state, as the planner needs it."""
+
+    root: str
+    path: str
+    title: str
+    file_hash: str
+    chunker: str
+    chunks: Sequence[Chunk]
+
+
+def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeInput) -> FilePlan:
+    """Upserts for every chunk whose point is missing or out of date (carrying the old vector
+    whenever the embedded text is unchanged), deletes for every point no chunk wants."""
+    stored = {p.id: p for p in existing}
+    old_vectors = {
+        str(p.payload.get(schema.EMBED_HASH)): p.vector for p in stored.values() if p.vector
+    }
+    plan = FilePlan(root=version.root, path=version.path)
+    wanted: set[str] = set()
+    for point in _desired_points(version, compose):
+        wanted.add(point.id)
+        old = stored.get(point.id)
+        if old is not None and old.payload == point.payload:
+            continue
+        same_point = old.vector if old is not None else None
+        point.vector = same_point or old_vectors.get(point.embed_hash)
+        plan.upserts.append(point)
+    plan.deletes = [pid for pid in stored if pid not in wanted]
+    return plan
+
+
+def plan_removal(root: str, path: str, indexed: IndexedFile) -> FilePlan:
+    return FilePlan(root=root, path=path, deletes=list(indexed.ids))
+
+
+def _desired_points(version: FileVersion, compose: ComposeInput) -> list[PlannedPoint]:
+    repeats: Counter[str] = Counter()
+    points = []
+    for chunk in version.chunks:
+        embed_input = compose(chunk.text, version.title)
+        embed_hash = schema.content_hash(embed_input)
+        occurrence = repeats[embed_hash]
+        repeats[embed_hash] += 1
+        pid = schema.point_id(version.root, version.path, embed_hash, occurrence)
+        points.append(PlannedPoint(pid, _payload(version, chunk, embed_hash), embed_input))
+    return points
+
+
+def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payload:
+    return {
+        "root": version.root,
+        "path": version.path,
+        "path_prefixes": schema.path_prefixes(version.path),
+        "title": version.title,
+        "text": chunk.text,
+        "start": chunk.start,
+        "end": chunk.end,
+        "chunk_index": chunk.index,
+        "chunk_count": len(version.chunks),
+        "chunk_hash": schema.content_hash(chunk.text),
+        "embed_hash": embed_hash,
+        "file_hash": version.file_hash,
+        "chunker": version.chunker,
+    }

@@ -1,0 +1,87 @@
+"""What a sync did, counted: the value the pipeline returns and `docsync sync --json` prints."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("docsync.sync")
+
+# Skips by rule: the file is not (or no longer) indexable, and its points are removed.
+# Everything else that goes wrong with a file is a failure: its points are kept as they were,
+# and the sync exits non-zero.
+SKIP_REASONS = frozenset(
+    {
+        "binary",
+        "broken_symlink",
+        "empty",
+        "not_a_file",
+        "outside_root",
+        "too_large",
+        "undecodable",
+        "vanished",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file set aside, with a short machine-readable reason and a human detail."""
+
+    path: str
+    reason: str
+    detail: str = ""
+
+    @property
+    def is_failure(self) -> bool:
+        return self.reason not in SKIP_REASONS
+
+
+@dataclass
+class SyncReport:
+    files_scanned: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    files_skipped: Counter[str] = field(default_factory=Counter)
+    chunks_embedded: int = 0
+    vectors_reused: int = 0
+    points_upserted: int = 0
+    points_deleted: int = 0
+    seconds: float = 0.0
+    failures: list[Skip] = field(default_factory=list)
+    protected_roots: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every file synced or was skipped by a rule, and no root was held back."""
+        return not self.failures and not self.protected_roots
+
+    def skip(self, root: str, skip: Skip) -> None:
+        """Count a skip or a failure, with its one log line."""
+        where = f"{root}/{skip.path}"
+        if skip.is_failure:
+            self.failures.append(Skip(where, skip.reason, skip.detail))
+            log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
+        else:
+            self.files_skipped[skip.reason] += 1
+            log.warning("skipped %s: %s (%s)", where, skip.reason, skip.detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_scanned": self.files_scanned,
+            "files_changed": self.files_changed,
+            "files_deleted": self.files_deleted,
+            "files_skipped": dict(sorted(self.files_skipped.items())),
+            "files_failed": len(self.failures),
+            "chunks_embedded": self.chunks_embedded,
+            "vectors_reused": self.vectors_reused,
+            "points_upserted": self.points_upserted,
+            "points_deleted": self.points_deleted,
+            "seconds": round(self.seconds, 3),
+            "failures": [
+                {"path": f.path, "reason": f.reason, "detail": f.detail} for f in self.failures
+            ],
+            "protected_roots": self.protected_roots,
+        }
