@@ -1,0 +1,76 @@
+"""The plugin is the contract: it stands alone, and builds a Searcher from settings or parts."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from plugin import Searcher, Settings
+from plugin.encoder import Encoder
+from plugin.errors import CollectionMissingError
+from plugin.qdrant_store import QdrantClientStore
+from tests.conftest import CORPUS, run_sync
+from worker.progress import progress_bar
+
+PLUGIN = Path(__file__).resolve().parents[1] / "plugin"
+
+
+def test_plugin_never_imports_worker() -> None:
+    for source in PLUGIN.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "worker" for n in names), source.name
+
+
+def test_searcher_from_settings(
+    tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        f"DOCSYNC_MODEL={tiny_model_dir}\nDOCSYNC_QDRANT_PATH={tmp_path / 'store'}\n"
+        # quoted: .env values lose trailing spaces otherwise, and the profile guard would
+        # (rightly) refuse a prefix without its space
+        'DOCSYNC_QUERY_PREFIX="Represent this sentence for searching relevant passages: "\n'
+    )
+    with pytest.raises(CollectionMissingError):
+        Searcher.from_settings()
+    store = QdrantClientStore.connect(path=tmp_path / "store", collection="docsync")
+    run_sync(CORPUS / "using", store, tiny_encoder)
+    store.close()
+    with Searcher.from_settings(Settings()) as searcher:
+        hits = searcher.search("How do I install Python on a Mac?", limit=4)
+    assert len(hits) == 4 and all(h.path.endswith(".rst") for h in hits)
+
+
+def test_searcher_from_client(tiny_encoder: Encoder) -> None:
+    client = QdrantClient(location=":memory:")
+    run_sync(CORPUS / "using", QdrantClientStore(client, "mine"), tiny_encoder)
+    searcher = Searcher.from_client(client, "mine", tiny_encoder)
+    hits = searcher.search("editors", limit=2, path_prefix="editors.rst")
+    assert {h.path for h in hits} == {"editors.rst"}
+    with pytest.raises(ValueError, match="limit"):
+        searcher.search("x", limit=0)
+
+
+def test_progress_bar_on_a_terminal_only(capsys: pytest.CaptureFixture[str]) -> None:
+    with progress_bar(enabled=True) as bar:
+        bar.set_total(3)
+        bar.advance()
+        bar.advance(2)
+    out, err = capsys.readouterr()
+    assert "3/3" in err and out == ""
+    with progress_bar() as silent:  # stderr is not a terminal under pytest
+        silent.set_total(3)
+        silent.advance()
+    assert capsys.readouterr() == ("", "")
