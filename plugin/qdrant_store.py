@@ -1,5 +1,7 @@
-"""The store adapter for qdrant-client: a Qdrant server or cluster by URL, its in-process
-embedded mode by folder, or `:memory:` for tests. The only module that imports qdrant-client.
+"""The store adapter for qdrant-client: a Qdrant server or cluster by URL (and `:memory:`, the
+server's stand-in in tests). qdrant-client's own embedded mode by folder is kept for
+comparison (bench/store.py); the embedded default is `plugin.edge_store`. The only module
+that imports qdrant-client.
 
 Foreign exceptions are mapped here, at the boundary: unreachable, timeouts, 5xx and 429
 become `StoreUnavailableError` (retried by `plugin.retry`), other 4xx `StoreRequestError`.
@@ -167,6 +169,9 @@ class QdrantClientStore:
         flt = _filter(match) if match else None
         result = self._call(self._client.count, self.collection, count_filter=flt, exact=True)
         return int(result.count)
+
+    def optimize(self) -> bool:
+        return False  # a server indexes on its own; the embedded mode has no index
 
     def close(self) -> None:
         self._client.close()

@@ -69,16 +69,23 @@ class Store(Protocol):
 
     def count(self, match: Match | None = None) -> int: ...
 
+    def optimize(self) -> bool:
+        """Build the indexes an engine defers, when enough points wait for them; never while
+        a search runs. True when it did work. Servers index on their own: a no-op there."""
+
     def close(self) -> None: ...
 
 
 def open_store(settings: Settings) -> Store:
-    """The store the settings name: a server by URL, else the embedded store on disk."""
-    from plugin.qdrant_store import QdrantClientStore
-
+    """The store the settings name: a Qdrant server by URL, else the embedded engine
+    (Qdrant Edge) in the folder `qdrant_path`."""
     if settings.qdrant_url:
+        from plugin.qdrant_store import QdrantClientStore
+
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return QdrantClientStore.connect(
             url=settings.qdrant_url, api_key=key, collection=settings.collection
         )
-    return QdrantClientStore.connect(path=settings.qdrant_path, collection=settings.collection)
+    from plugin.edge_store import EdgeStore
+
+    return EdgeStore.connect(path=settings.qdrant_path, collection=settings.collection)

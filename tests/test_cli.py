@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
+from plugin.edge_store import EdgeStore
 from tests.conftest import CORPUS
 from worker.cli import cli
 
@@ -124,7 +124,7 @@ def test_hub_model_unavailable_offline(env: Path, capsys: pytest.CaptureFixture[
 def test_store_held_by_another_process(
     env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    holder = QdrantClient(path=str(tmp_path / "store"))
+    holder = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
     try:
         code, _, err = run(capsys, "sync", str(env))
     finally:

@@ -10,6 +10,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from plugin import Searcher, Settings
+from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import CollectionMissingError
 from plugin.qdrant_store import QdrantClientStore
@@ -45,7 +46,7 @@ def test_searcher_from_settings(
     )
     with pytest.raises(CollectionMissingError):
         Searcher.from_settings()
-    store = QdrantClientStore.connect(path=tmp_path / "store", collection="docsync")
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
     run_sync(CORPUS / "using", store, tiny_encoder)
     store.close()
     with Searcher.from_settings(Settings()) as searcher:

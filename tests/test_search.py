@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
-from plugin.qdrant_store import QdrantClientStore
 from plugin.search import Searcher
 from tests.conftest import CORPUS, minilm_dir
 
@@ -118,7 +118,7 @@ def test_status_counts_the_corpus(synced: tuple[Path, dict[str, str]]) -> None:
 @pytest.fixture(scope="module")
 def searcher(synced: tuple[Path, dict[str, str]], minilm_encoder: Encoder) -> Iterator[Searcher]:
     work, _ = synced
-    store = QdrantClientStore.connect(path=work / "store", collection="docsync")
+    store = EdgeStore.connect(path=work / "store", collection="docsync")
     with Searcher(store, minilm_encoder) as s:
         yield s
 

@@ -1,5 +1,6 @@
-"""One contract, every adapter: qdrant-client in memory (the server stand-in), qdrant-client
-embedded on disk, and a real server when DOCSYNC_TEST_QDRANT_URL is set."""
+"""One contract, every adapter: Qdrant Edge (the embedded default), qdrant-client in memory
+(the server's stand-in), qdrant-client's embedded mode, and a real server when
+DOCSYNC_TEST_QDRANT_URL is set."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
+from plugin.edge_store import EdgeStore
 from plugin.errors import (
     CollectionMissingError,
     ProfileMismatchError,
@@ -33,25 +35,41 @@ PROFILE = EmbeddingProfile(
     chunker=CHUNKER_VERSION,
 )
 SERVER_URL = os.environ.get("DOCSYNC_TEST_QDRANT_URL")
-KINDS = ["memory", "embedded", *(["server"] if SERVER_URL else [])]
+KINDS = ["edge", "memory", "client-embedded", *(["server"] if SERVER_URL else [])]
+EMBEDDED = ["edge", "client-embedded"]
 
 
-def connect(kind: str, tmp_path: Path, collection: str) -> QdrantClientStore:
+def connect(kind: str, path: Path, collection: str) -> Store:
+    if kind == "edge":
+        return EdgeStore.connect(path=path, collection=collection)
     if kind == "memory":
         return QdrantClientStore.connect(url=":memory:", collection=collection)
-    if kind == "embedded":
-        return QdrantClientStore.connect(path=tmp_path / "store", collection=collection)
+    if kind == "client-embedded":
+        return QdrantClientStore.connect(path=path, collection=collection)
     return QdrantClientStore.connect(url=SERVER_URL, collection=collection)
 
 
 @pytest.fixture(params=KINDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantClientStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     collection = f"contract-{uuid.uuid4().hex[:8]}"
-    s = connect(request.param, tmp_path, collection)
+    s = connect(request.param, tmp_path / "store", collection)
     yield s
     if request.param == "server":
-        s._client.delete_collection(collection)
+        s._client.delete_collection(collection)  # type: ignore[attr-defined]
     s.close()
+
+
+def make_foreign_collection(store: Store) -> None:
+    """A collection of the right shape that docsync did not make (no profile)."""
+    if isinstance(store, EdgeStore):
+        store._dir.mkdir(parents=True)
+        (store._dir / "shard").mkdir()
+        return
+    assert isinstance(store, QdrantClientStore)
+    store._client.create_collection(
+        store.collection,
+        vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
+    )
 
 
 def pid(n: int) -> str:
@@ -97,11 +115,8 @@ def test_profile_mismatch_is_refused(store: Store, change: dict[str, object]) ->
     assert store.count() == 3
 
 
-def test_foreign_collection_is_refused(store: QdrantClientStore) -> None:
-    store._client.create_collection(
-        store.collection,
-        vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
-    )
+def test_foreign_collection_is_refused(store: Store) -> None:
+    make_foreign_collection(store)
     with pytest.raises(ProfileMismatchError, match="not made by docsync"):
         store.open(PROFILE, create=True)
 
@@ -149,14 +164,37 @@ def test_bad_request_is_not_retried_and_says_so(store: Store) -> None:
         store.upsert([point(1, "a.md", [1.0, 2.0])])  # wrong dimension
 
 
-def test_embedded_store_serves_one_process(tmp_path: Path) -> None:
-    first = QdrantClientStore.connect(path=tmp_path / "s", collection="c")
+@pytest.mark.parametrize("kind", EMBEDDED)
+def test_embedded_store_serves_one_process(tmp_path: Path, kind: str) -> None:
+    first = connect(kind, tmp_path / "s", "c")
     try:
         with pytest.raises(StoreLockedError, match="in use by another process"):
-            QdrantClientStore.connect(path=tmp_path / "s", collection="c")
+            connect(kind, tmp_path / "s", "c")
     finally:
         first.close()
-    QdrantClientStore.connect(path=tmp_path / "s", collection="c").close()  # free again
+    connect(kind, tmp_path / "s", "c").close()  # free again
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+def test_embedded_store_persists(tmp_path: Path, kind: str) -> None:
+    filled(connect(kind, tmp_path / "s", "c")).close()
+    reopened = connect(kind, tmp_path / "s", "c")
+    try:
+        reopened.open(PROFILE, create=False)
+        assert reopened.read_profile() == PROFILE
+        assert reopened.count() == 3
+        assert reopened.search([0, 0, 1, 0], limit=1)[0].id == pid(3)
+    finally:
+        reopened.close()
+
+
+def test_edge_optimizes_only_when_enough_points_wait(tmp_path: Path) -> None:
+    store = EdgeStore.connect(path=tmp_path / "s", collection="c")
+    try:
+        filled(store)
+        assert store.optimize() is False  # three points: brute force is faster
+    finally:
+        store.close()
 
 
 def test_unreachable_server_is_transient_and_bounded() -> None:
@@ -164,3 +202,26 @@ def test_unreachable_server_is_transient_and_bounded() -> None:
     store = QdrantClientStore(client, "c", description="server", server=True, attempts=2)
     with pytest.raises(StoreUnavailableError, match="unreachable"):
         store.ping()
+
+
+def test_edge_optimizes_once_enough_points_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import plugin.edge_store
+
+    monkeypatch.setattr(plugin.edge_store, "OPTIMIZE_MIN_UNINDEXED", 5000)
+    profile = replace(PROFILE, dimension=384)
+    vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
+    store = EdgeStore.connect(path=tmp_path / "s", collection="c")
+    try:
+        store.open(profile, create=True)
+        store.upsert(
+            [Point(id=pid(i + 1), payload={"k": i}, vector=v) for i, v in enumerate(vectors)]
+        )
+        assert store.optimize() is True
+        assert store.optimize() is False  # nothing left to index
+        assert store.search(vectors[7], limit=1)[0].id == pid(8)
+    finally:
+        store.close()

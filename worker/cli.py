@@ -102,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="describe the collection")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(command=_status)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="write every point as JSON lines on stdout"
+    )
+    export.add_argument("--vectors", action="store_true", help="include vectors (needed by import)")
+    export.set_defaults(command=_export)
+
+    load = commands.add_parser(
+        "import", parents=[common], help="read an export (--vectors) into the collection"
+    )
+    load.add_argument("file", nargs="?", type=Path, help="export file (default: standard input)")
+    load.set_defaults(command=_import)
     return parser
 
 
@@ -228,6 +240,33 @@ def _status(ns: argparse.Namespace, settings: Settings) -> int:
     shown = profile.to_dict() if profile else {"profile": "none (not made by docsync)"}
     for key, value in shown.items():
         print(f"{key:<15} {value!r}")
+    return 0
+
+
+def _export(ns: argparse.Namespace, settings: Settings) -> int:
+    from worker.transfer import export_points
+
+    with _store(settings) as store:
+        count = export_points(store, sys.stdout, vectors=ns.vectors)
+    log.info(
+        "exported %d points from collection %r (%s)", count, store.collection, store.description
+    )
+    return 0
+
+
+def _import(ns: argparse.Namespace, settings: Settings) -> int:
+    from worker.progress import progress_bar
+    from worker.transfer import import_points
+
+    source = ns.file.open(encoding="utf-8") if ns.file else sys.stdin
+    try:
+        with _store(settings) as store, progress_bar() as progress:
+            count = import_points(store, source, on_batch=progress.advance)
+            store.optimize()
+    finally:
+        if ns.file:
+            source.close()
+    print(f"imported {count} points into collection {store.collection!r} ({store.description})")
     return 0
 
 

@@ -1,0 +1,101 @@
+"""Export and import a collection as JSON lines, to back it up or to move it between stores
+(the embedded engine and a server) without re-embedding.
+
+The format: a header line, then one line per point.
+
+    {"docsync_export": 1, "collection": "docsync", "profile": {...}}
+    {"id": "…", "payload": {...}, "vector": [...]}      # "vector" only with --vectors
+
+Import creates the target collection with the header's profile, or checks an existing one
+against it, then upserts every point under its own ID: importing twice changes nothing, and
+points already in the target that the export lacks are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+from plugin.errors import ConfigError
+from plugin.profile import EmbeddingProfile
+from plugin.store import Point, Store
+
+FORMAT_VERSION = 1
+BATCH = 256
+
+
+def export_points(store: Store, out: IO[str], *, vectors: bool) -> int:
+    """Write the header and every point of `store`; returns the number of points."""
+    profile = store.read_profile()
+    if profile is None:
+        raise ConfigError(f"collection {store.collection!r} has no docsync profile to export")
+    header = {"docsync_export": FORMAT_VERSION, "collection": store.collection}
+    out.write(json.dumps({**header, "profile": profile.to_dict()}) + "\n")
+    count = 0
+    for point in store.scroll({}, with_vectors=vectors):
+        line: dict[str, object] = {"id": point.id, "payload": point.payload}
+        if vectors:
+            line["vector"] = point.vector
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def import_points(
+    store: Store, lines: Iterable[str], *, on_batch: Callable[[int], None] | None = None
+) -> int:
+    """Read an export into `store`; returns the number of points written."""
+    numbered = enumerate(lines, start=1)
+    profile = _header(next(numbered, (1, "")))
+    store.open(profile, create=True)
+    batch: list[Point] = []
+    count = 0
+    for number, line in numbered:
+        if line.strip():
+            batch.append(_point(number, line, profile.dimension))
+        if len(batch) >= BATCH:
+            count += _flush(store, batch, on_batch)
+    return count + _flush(store, batch, on_batch)
+
+
+def _flush(store: Store, batch: list[Point], on_batch: Callable[[int], None] | None) -> int:
+    store.upsert(batch)
+    written = len(batch)
+    batch.clear()
+    if on_batch is not None and written:
+        on_batch(written)
+    return written
+
+
+def _header(numbered: tuple[int, str]) -> EmbeddingProfile:
+    number, line = numbered
+    data = _json(number, line)
+    if data.get("docsync_export") != FORMAT_VERSION or not isinstance(data.get("profile"), dict):
+        raise ConfigError(
+            "the input is not a docsync export (its first line must be the header that "
+            "`docsync export` writes)"
+        )
+    return EmbeddingProfile.from_dict(data["profile"])
+
+
+def _point(number: int, line: str, dimension: int) -> Point:
+    data = _json(number, line)
+    vector = data.get("vector")
+    if not isinstance(vector, list):
+        raise ConfigError(f"line {number} has no vector: export with `docsync export --vectors`")
+    if len(vector) != dimension:
+        raise ConfigError(f"line {number}: vector has {len(vector)} numbers, not {dimension}")
+    if not isinstance(data.get("id"), str) or not isinstance(data.get("payload"), dict):
+        raise ConfigError(f'line {number}: a point needs an "id" and a "payload"')
+    return Point(id=data["id"], payload=data["payload"], vector=[float(x) for x in vector])
+
+
+def _json(number: int, line: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"line {number} is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"line {number} is not a JSON object")
+    return data
