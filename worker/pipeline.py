@@ -100,8 +100,6 @@ def sync(
             run.donors.add(pid, embed_hash)
     for scan, listing in zip(scans, listings, strict=True):
         run.sync_root(scan, listing)
-    if run.report.points_upserted:
-        store.optimize()  # after the writes, never between them
     run.report.seconds = time.monotonic() - started
     return run.report
 
