@@ -1,4 +1,6 @@
-# The docsync worker: CPU torch by default, runs as a non-root user, model cache in /cache.
+# The docsync worker: CPU torch by default (build with --build-arg
+# TORCH_INDEX=https://download.pytorch.org/whl/cu128 for CUDA), runs as a non-root user,
+# model cache in /cache (mount a volume there), documents expected at /docs.
 FROM python:3.11-slim
 
 ARG TORCH_VERSION=2.13.0
@@ -21,4 +23,5 @@ RUN pip install . \
 USER docsync
 WORKDIR /state
 ENTRYPOINT ["docsync"]
-CMD ["sync", "/docs"]
+STOPSIGNAL SIGTERM
+CMD ["run", "/docs"]

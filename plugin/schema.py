@@ -29,7 +29,7 @@ CHUNKER = "chunker"
 # Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
 INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH)
 # What the planner needs to tell whether a file's points are complete and current.
-LISTING_FIELDS = (PATH, FILE_HASH, CHUNKER, CHUNK_COUNT, EMBED_HASH)
+LISTING_FIELDS = (PATH, FILE_HASH, CHUNKER, CHUNK_COUNT)
 
 _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
 

@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(256, ge=32, le=8192, description="largest chunk, in model tokens")
     batch_size: int = Field(32, ge=1, le=4096, description="passages per embedding batch")
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
+    rescan_seconds: float = Field(
+        3600.0, ge=0, description="daemon: full reconcile this often (0: never)"
+    )
+    polling: bool = Field(False, description="daemon: poll the folders instead of inotify")
+    debounce_seconds: float = Field(
+        0.25, ge=0, le=60, description="daemon: a file syncs once quiet this long"
+    )
+    max_wait_seconds: float = Field(
+        5.0, gt=0, le=3600, description="daemon: or at most this long after its first change"
+    )
+    http_host: str = Field("127.0.0.1", description="daemon: address of the HTTP endpoint")
+    http_port: int | None = Field(
+        None, ge=0, le=65535, description="daemon: HTTP endpoint port (unset: no endpoint)"
+    )
 
     @field_validator("device")
     @classmethod

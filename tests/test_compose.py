@@ -29,7 +29,30 @@ def test_worker_waits_for_qdrant_and_reads_docs_read_only() -> None:
     worker = compose()["services"]["worker"]
     assert worker["depends_on"]["qdrant"]["condition"] == "service_healthy"
     assert any(v.endswith(":/docs:ro") for v in worker["volumes"])
-    assert worker["environment"]["DOCSYNC_QDRANT_URL"] == "http://qdrant:6333"
+    assert any(v.endswith(":/cache") for v in worker["volumes"])  # the model cache survives
+    env = worker["environment"]
+    assert env["DOCSYNC_QDRANT_URL"] == "http://qdrant:6333"
+    assert worker["command"] == ["run", "/docs"]
+    port = str(env["DOCSYNC_HTTP_PORT"])
+    assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    assert env["DOCSYNC_HTTP_HOST"] == "0.0.0.0"  # reachable from the healthcheck and host
+
+
+def test_gpu_profile_reserves_an_nvidia_device() -> None:
+    gpu = compose()["services"]["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["environment"]["DOCSYNC_DEVICE"] == "cuda"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "cu" in gpu["build"]["args"]["TORCH_INDEX"]
+
+
+def test_dockerfile_is_slim_cpu_and_non_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
+    assert "download.pytorch.org/whl/cpu" in text
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert "HF_HOME=/cache" in text
 
 
 def test_every_docsync_variable_is_a_setting() -> None:

@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,15 +21,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plugin import schema
 from plugin.errors import DocsyncError
 from plugin.settings import Settings
 from plugin.store import Store, open_store
 
 log = logging.getLogger("docsync")
 
-# Flags that override a setting: flag destination -> Settings field.
-_SETTING_FLAGS = ("model", "device", "collection", "qdrant_url", "qdrant_path")
+# Flags that override a setting of the same name (when given).
+_SETTING_FLAGS = (
+    "model",
+    "device",
+    "collection",
+    "qdrant_url",
+    "qdrant_path",
+    "http_host",
+    "http_port",
+    "polling",
+)
 
 
 def main() -> None:
@@ -38,9 +47,10 @@ def main() -> None:
 def cli(*args: str) -> int:
     parser = _parser()
     ns = parser.parse_args(args)
-    _configure_logging(ns.log_level)
+    _configure_logging(ns.log_level, ns.log_format)
     try:
-        settings = Settings(**{k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k)})
+        flags = {k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k, None) is not None}
+        settings = Settings(**flags)
         command: Callable[[argparse.Namespace, Settings], int] = ns.command
         return command(ns, settings)
     except ValidationError as exc:
@@ -74,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    common.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
+    )
     parser = argparse.ArgumentParser(
         prog="docsync",
         description="Keep a Qdrant collection exactly in step with folders of documents, "
@@ -92,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
         "an unmounted volume)",
     )
     sync.set_defaults(command=_sync)
+
+    run = commands.add_parser(
+        "run", parents=[common], help="sync folders, then keep them in sync until stopped"
+    )
+    run.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folder to index")
+    run.add_argument("--http-host", help="HTTP endpoint address (DOCSYNC_HTTP_HOST)")
+    run.add_argument("--http-port", type=int, help="HTTP endpoint port (DOCSYNC_HTTP_PORT)")
+    run.add_argument("--polling", action="store_true", default=None, help="poll instead of inotify")
+    run.add_argument(
+        "--allow-empty", action="store_true", help="let an emptied folder delete its points"
+    )
+    run.set_defaults(command=_run)
 
     query = commands.add_parser("query", parents=[common], help="ask a question")
     query.add_argument("question")
@@ -125,18 +150,38 @@ def _positive(text: str) -> int:
     return value
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="docsync: %(levelname)s %(message)s",
-        stream=sys.stderr,
-        force=True,
+def _configure_logging(level: str, style: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if style == "json"
+        else logging.Formatter("docsync: %(levelname)s %(message)s")
     )
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
     # The hub client logs every retry of an unreachable hub; our one error line says it all.
     for noisy in ("huggingface_hub", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the fields a record carries
+    (`path`, `embedded`) for machines to pick out."""
+
+    EXTRA = ("path", "embedded")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in self.EXTRA if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 @contextmanager
@@ -167,17 +212,11 @@ def settle_heap() -> None:
 
 
 def _sync(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.pipeline import SyncOptions, check_roots, sync
+    from worker.pipeline import check_roots, sync
     from worker.progress import progress_bar
 
     roots = check_roots(ns.dirs)
-    options = SyncOptions(
-        include=settings.include,
-        exclude=settings.exclude,
-        max_file_bytes=settings.max_file_bytes,
-        chunk_tokens=settings.chunk_tokens,
-        allow_empty_roots=ns.allow_empty,
-    )
+    options = _sync_options(settings, allow_empty=ns.allow_empty)
     with _store(settings) as store:
         encoder = _load_encoder(settings)
         log.info(
@@ -200,6 +239,85 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _run(ns: argparse.Namespace, settings: Settings) -> int:
+    from worker.daemon import Daemon, DaemonOptions
+    from worker.pipeline import check_roots
+    from worker.progress import progress_bar
+
+    roots = check_roots(ns.dirs)
+    store = open_store(settings)  # not pinged: a daemon waits for a server that is down
+    try:
+        encoder = _load_encoder(settings)
+        log.info(
+            "docsync run: roots %s; store %s, collection %r; model %s on %s",
+            ", ".join(map(str, roots)),
+            store.description,
+            settings.collection,
+            encoder.name,
+            encoder.device,
+        )
+        daemon = Daemon(
+            roots,
+            store=store,
+            encoder=encoder,
+            sync_options=_sync_options(settings, allow_empty=ns.allow_empty),
+            options=DaemonOptions(
+                rescan_seconds=settings.rescan_seconds,
+                debounce_seconds=settings.debounce_seconds,
+                max_wait_seconds=settings.max_wait_seconds,
+                polling=settings.polling,
+            ),
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: daemon.stop())
+        if not daemon.wait_for_store():
+            return 0
+        store.open(encoder.profile(), create=True)  # refuse another profile before anything
+        endpoints = _endpoints(settings, daemon, store, encoder)
+        try:
+            with progress_bar() as progress:
+                daemon.run(progress=progress)
+        finally:
+            endpoints.close()
+    finally:
+        store.close()
+    log.info("stopped")
+    return 0
+
+
+def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any) -> Any:
+    from plugin.search import Searcher
+    from worker.serve import SOCKET_NAME, Api, Endpoints
+    from worker.status import collection_status
+
+    api = Api(
+        searcher=Searcher(store, encoder),
+        healthy=daemon.healthy,
+        ready=daemon.ready.is_set,
+        metrics=daemon.metrics.render,
+        status=lambda: collection_status(store),
+    )
+    tcp = (settings.http_host, settings.http_port) if settings.http_port is not None else None
+    socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
+    endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
+    if endpoints.tcp_address:
+        host, port = endpoints.tcp_address
+        log.info("HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search)", host, port)
+    return endpoints
+
+
+def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
+    from worker.pipeline import SyncOptions
+
+    return SyncOptions(
+        include=settings.include,
+        exclude=settings.exclude,
+        max_file_bytes=settings.max_file_bytes,
+        chunk_tokens=settings.chunk_tokens,
+        allow_empty_roots=allow_empty,
+    )
+
+
 def _summary(r: dict[str, Any]) -> str:
     skipped = sum(r["files_skipped"].values())
     reasons = ", ".join(f"{n} {why}" for why, n in r["files_skipped"].items())
@@ -213,11 +331,16 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from plugin.search import Searcher
+    from plugin.search import Hit, Searcher
 
-    with _store(settings) as store:
-        searcher = Searcher(store, _load_encoder(settings))
-        hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
+    params = {"q": ns.question, "limit": str(ns.limit), "path_prefix": ns.path_prefix or ""}
+    answer = _from_daemon(settings, "/search", params)
+    if answer is not None:
+        hits = [Hit(**hit) for hit in answer]
+    else:
+        with _store(settings) as store:
+            searcher = Searcher(store, _load_encoder(settings))
+            hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
     if ns.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))
         return 0
@@ -231,30 +354,38 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(ns: argparse.Namespace, settings: Settings) -> int:
-    with _store(settings) as store:
-        profile = store.read_profile()
-        points = store.count()
-        roots = _files_per_root(store.scroll({}, fields=[schema.ROOT, schema.PATH]))
-    info: dict[str, Any] = {
-        "collection": settings.collection,
-        "store": store.description,
-        "points": points,
-        "files": sum(roots.values()),
-        "roots": roots,
-        "profile": profile.to_dict() if profile else None,
-    }
+    from worker.status import collection_status
+
+    info = _from_daemon(settings, "/status")
+    if info is None:
+        with _store(settings) as store:
+            info = collection_status(store)
     if ns.json:
         print(json.dumps(info, ensure_ascii=False))
         return 0
     print(f"collection     {info['collection']} ({info['store']})")
-    print(f"points         {points}")
+    print(f"points         {info['points']}")
     print(f"files          {info['files']}")
-    for root, files in roots.items():
+    for root, files in info["roots"].items():
         print(f"  {root}: {files} files")
-    shown = profile.to_dict() if profile else {"profile": "none (not made by docsync)"}
+    shown = info["profile"] or {"profile": "none (not made by docsync)"}
     for key, value in shown.items():
         print(f"{key:<15} {value!r}")
     return 0
+
+
+def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None = None) -> Any:
+    """The answer of a `docsync run` that holds the embedded store, or None when there is
+    none (then the caller opens the store itself)."""
+    from worker.serve import SOCKET_NAME, ask_daemon
+
+    socket_path = settings.qdrant_path / SOCKET_NAME
+    if settings.qdrant_url or not socket_path.exists():
+        return None
+    try:
+        return ask_daemon(socket_path, route, params)
+    except OSError:
+        return None  # a socket left by a daemon that was killed: nobody answers
 
 
 def _export(ns: argparse.Namespace, settings: Settings) -> int:
@@ -282,11 +413,3 @@ def _import(ns: argparse.Namespace, settings: Settings) -> int:
             source.close()
     print(f"imported {count} points into collection {store.collection!r} ({store.description})")
     return 0
-
-
-def _files_per_root(points: Any) -> dict[str, int]:
-    files: dict[str, set[str]] = {}
-    for point in points:
-        root = str(point.payload.get(schema.ROOT, ""))
-        files.setdefault(root, set()).add(str(point.payload.get(schema.PATH, "")))
-    return {root: len(paths) for root, paths in sorted(files.items())}

@@ -2,45 +2,35 @@
 
 A vector is computed only when no point in the collection already holds one for the same
 embedded text (same title, same passage, same profile): renamed, moved and copied files,
-and text repeated across files, reuse what is there. Each distinct text is embedded once.
+and text repeated across files, reuse what is there. Each distinct text is embedded once,
+in slices, with a chance to stop between them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from plugin import schema
 from plugin.encoder import Encoder
 from plugin.store import Store
 from worker.plan import FilePlan
 
+LOOKUP_BATCH = 256
+# Passages per encoder call between two stop checks: short enough to stop within seconds.
+SLICE = 32
 
-class Donors:
-    """Which stored point holds the vector for an embed hash."""
 
-    def __init__(self) -> None:
-        self._by_hash: dict[str, str] = {}
-        self._by_id: dict[str, str] = {}
-
-    def add(self, point_id: str, embed_hash: str) -> None:
-        self._by_hash.setdefault(embed_hash, point_id)
-        self._by_id[point_id] = embed_hash
-
-    def discard(self, point_ids: Iterable[str]) -> None:
-        for pid in point_ids:
-            embed_hash = self._by_id.pop(pid, None)
-            if embed_hash is not None and self._by_hash.get(embed_hash) == pid:
-                del self._by_hash[embed_hash]
-
-    def lookup(self, hashes: Iterable[str]) -> dict[str, str]:
-        """embed hash -> point id, for the hashes some stored point has."""
-        return {h: self._by_hash[h] for h in hashes if h in self._by_hash}
+class Interrupted(Exception):
+    """A stop was requested; nothing of the current window was written."""
 
 
 @dataclass
 class EmbedResult:
     embedded: int = 0
     reused: int = 0
+    seconds: float = 0.0
 
 
 def fill_vectors(
@@ -48,34 +38,49 @@ def fill_vectors(
     *,
     encoder: Encoder,
     store: Store,
-    donors: Donors,
-    on_embedded: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> EmbedResult:
-    """Give every planned upsert a vector: the stored one when it exists, else a new one."""
-    missing = [p for plan in plans for p in plan.needs_vectors()]
+    """Give every planned upsert a vector: a stored one when it exists, else a new one.
+    Sets each plan's `embedded` count (its texts that were computed, not reused)."""
+    pending = [(plan, plan.needs_vectors()) for plan in plans]
+    missing = [p for _, points in pending for p in points]
     result = EmbedResult()
     if not missing:
         return result
-    found = _stored_vectors(store, donors, {p.embed_hash for p in missing})
+    found = stored_vectors(store, {p.embed_hash for p in missing})
     inputs = {p.embed_hash: p.embed_input for p in missing if p.embed_hash not in found}
-    fresh = encoder.embed_passages(list(inputs.values()))
-    found.update(zip(inputs, (v.tolist() for v in fresh), strict=True))
+    started = time.monotonic()
+    found.update(_embed(encoder, inputs, should_stop))
+    result.seconds = time.monotonic() - started
     for point in missing:
         point.vector = found[point.embed_hash]
+    for plan, points in pending:
+        plan.embedded = sum(1 for p in points if p.embed_hash in inputs)
     result.embedded = len(inputs)
-    result.reused = len(missing) - sum(1 for p in missing if p.embed_hash in inputs)
-    if on_embedded is not None:
-        on_embedded(result.embedded)
+    result.reused = sum(1 for p in missing if p.embed_hash not in inputs)
     return result
 
 
-def _stored_vectors(store: Store, donors: Donors, hashes: set[str]) -> dict[str, list[float]]:
-    wanted = donors.lookup(hashes)
-    if not wanted:
-        return {}
-    owners = {pid: h for h, pid in wanted.items()}
-    return {
-        owners[p.id]: p.vector
-        for p in store.retrieve(list(owners), with_vectors=True)
-        if p.vector is not None and p.payload.get("embed_hash") == owners[p.id]
-    }
+def stored_vectors(store: Store, hashes: set[str]) -> dict[str, list[float]]:
+    """embed hash -> a stored vector, for the hashes some point in the collection has."""
+    wanted = sorted(hashes)
+    found: dict[str, list[float]] = {}
+    for i in range(0, len(wanted), LOOKUP_BATCH):
+        match = {schema.EMBED_HASH: wanted[i : i + LOOKUP_BATCH]}
+        for point in store.scroll(match, fields=[schema.EMBED_HASH], with_vectors=True):
+            if point.vector is not None:
+                found.setdefault(str(point.payload.get(schema.EMBED_HASH)), point.vector)
+    return found
+
+
+def _embed(
+    encoder: Encoder, inputs: dict[str, str], should_stop: Callable[[], bool]
+) -> dict[str, list[float]]:
+    hashes, texts = list(inputs), list(inputs.values())
+    vectors: dict[str, list[float]] = {}
+    for i in range(0, len(texts), SLICE):
+        if should_stop():
+            raise Interrupted
+        batch = encoder.embed_passages(texts[i : i + SLICE])
+        vectors.update(zip(hashes[i : i + SLICE], (v.tolist() for v in batch), strict=True))
+    return vectors

@@ -1,17 +1,23 @@
-"""The stages joined: scan → read → chunk → plan → embed → write, for one-shot syncs.
+"""The stages joined: scan → read → chunk → plan → embed → write.
 
-Files are planned one by one and written in windows: the window's missing vectors are
-embedded together (better batches), then each file's points are written, upserts before
-deletes. Points of files that are gone are deleted last, so a renamed file finds its old
-vectors still there. The collection stays the only record of what is indexed.
+A `Syncer` reconciles a *scope* (a whole root, or one file or folder in it) with the
+collection: it lists what is indexed there, reads what is on disk there, and writes the
+difference. `docsync sync` reconciles whole roots once; the daemon reconciles the scopes its
+file events name, and whole roots on every rescan.
+
+Files are planned one by one and written in windows: a window's missing vectors are embedded
+together (better batches), then each file's points are written, upserts before deletes.
+Points of files that are gone are deleted last, so a renamed file finds its old vectors
+still there. The collection stays the only record of what is indexed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -22,8 +28,8 @@ from plugin.profile import CHUNKER_VERSION
 from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
-from worker.embed import Donors, fill_vectors
-from worker.plan import FilePlan, FileVersion, Listing, list_root, plan_file, plan_removal
+from worker.embed import fill_vectors
+from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
 from worker.read import Document, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, scan_root
@@ -87,57 +93,100 @@ def sync(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Make the collection hold exactly the chunks of the selected files under `roots`."""
-    started = time.monotonic()
-    run = _Run(store, encoder, options or SyncOptions(), progress or _NoProgress())
     checked = check_roots(roots)
-    store.open(encoder.profile(), create=True)
-    rules = Rules(run.options.include, run.options.exclude)
-    scans = [scan_root(root, rules) for root in checked]
-    listings = [list_root(store, str(scan.root)) for scan in scans]
-    run.progress.set_total(sum(scan.candidates for scan in scans))
-    for listing in listings:
-        for pid, embed_hash in listing.embed_hashes.items():
-            run.donors.add(pid, embed_hash)
-    for scan, listing in zip(scans, listings, strict=True):
-        run.sync_root(scan, listing)
-    run.report.seconds = time.monotonic() - started
-    return run.report
+    syncer = Syncer(store, encoder, options or SyncOptions())
+    return syncer.sync_scopes([(root, "") for root in checked], progress=progress)
 
 
-@dataclass
+class Syncer:
+    """Reconciles scopes of roots with the collection; reusable across syncs."""
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        options: SyncOptions,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.options = options
+        self.rules = Rules(options.include, options.exclude)
+        self.should_stop = should_stop
+        self._opened = False
+
+    def sync_scopes(
+        self, scopes: Sequence[tuple[Path, str]], *, progress: Progress | None = None
+    ) -> SyncReport:
+        """Reconcile each (root, scope); scope "" is the whole root. Scopes that still exist
+        on disk go first, so files moved out of a vanished scope find their vectors."""
+        if not self._opened:
+            self.store.open(self.encoder.profile(), create=True)
+            self._opened = True
+        run = _Run(self, progress or _NoProgress())
+        ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
+        scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
+        run.progress.set_total(sum(scan.candidates for scan in scans))
+        for (root, scope), scan in zip(ordered, scans, strict=True):
+            run.sync_scope(root, scope, scan)
+        run.report.seconds = time.monotonic() - run.started
+        return run.report
+
+
 class _Run:
-    store: Store
-    encoder: Encoder
-    options: SyncOptions
-    progress: Progress
-    report: SyncReport = field(default_factory=SyncReport)
-    donors: Donors = field(default_factory=Donors)
-    window: list[FilePlan] = field(default_factory=list)
+    def __init__(self, syncer: Syncer, progress: Progress) -> None:
+        self.syncer = syncer
+        self.store = syncer.store
+        self.encoder = syncer.encoder
+        self.options = syncer.options
+        self.progress = progress
+        self.report = SyncReport()
+        self.window: list[FilePlan] = []
+        self.started = time.monotonic()
 
-    def sync_root(self, scan: Scan, listing: Listing) -> None:
-        root = str(scan.root)
+    def sync_scope(self, root_path: Path, scope: str, scan: Scan) -> None:
+        root = str(root_path)
+        indexed = list_files(self.store, root, scope)
         self.report.files_scanned += scan.candidates
         keep: set[str] = set()
         for skip in scan.skipped:
             self._skip(root, skip, keep)
         for source in scan.files:
+            if self.syncer.should_stop():
+                self._flush()
+                return
             document = read_document(source, max_bytes=self.options.max_file_bytes)
             if isinstance(document, Skip):
                 self._skip(root, document, keep)
                 continue
             keep.add(source.path)
-            indexed = listing.files.get(source.path)
-            if indexed and indexed.is_current(document.file_hash, self.options.chunker):
+            entry = indexed.get(source.path)
+            if entry and entry.is_current(document.file_hash, self.options.chunker):
                 self.progress.advance()
                 continue
-            self._queue(self._plan(document, has_points=indexed is not None))
+            self._queue(self._plan(document, has_points=entry is not None))
         self._flush()
-        gone = [path for path in listing.files if path not in keep]
-        if gone and scan.candidates == 0 and not self.options.allow_empty_roots:
-            self._protect(root, len(listing.files))
+        self._remove_gone(root_path, scope, scan, indexed, keep)
+
+    def _remove_gone(
+        self,
+        root_path: Path,
+        scope: str,
+        scan: Scan,
+        indexed: dict[str, IndexedFile],
+        keep: set[str],
+    ) -> None:
+        root = str(root_path)
+        gone = [path for path in indexed if path not in keep]
+        if not gone or self.syncer.should_stop():
+            return
+        looks_unmounted = scan.candidates == 0 if not scope else not _has_entries(root_path)
+        if looks_unmounted and not self.options.allow_empty_roots:
+            self._protect(root, len(indexed))
             return
         for path in gone:
-            self._write(plan_removal(root, path, listing.files[path]), deleted_file=True)
+            self._write(plan_removal(root, path, indexed[path]), deleted_file=True)
 
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
         self.report.skip(root, skip)
@@ -147,8 +196,9 @@ class _Run:
 
     def _protect(self, root: str, indexed_files: int) -> None:
         log.warning(
-            "root %s has no files, but the collection holds %d of its files: not deleting "
-            "them (an unmounted volume?); pass --allow-empty if the folder is empty on purpose",
+            "root %s is missing or has no files, but the collection holds %d of its files: "
+            "not deleting them (an unmounted volume?); pass --allow-empty if the folder is "
+            "empty on purpose",
             root,
             indexed_files,
         )
@@ -185,10 +235,14 @@ class _Run:
         if not self.window:
             return
         embedded = fill_vectors(
-            self.window, encoder=self.encoder, store=self.store, donors=self.donors
+            self.window,
+            encoder=self.encoder,
+            store=self.store,
+            should_stop=self.syncer.should_stop,
         )
         self.report.chunks_embedded += embedded.embedded
         self.report.vectors_reused += embedded.reused
+        self.report.embed_seconds += embedded.seconds
         for plan in self.window:
             self._write(plan, deleted_file=False)
             self.progress.advance()
@@ -202,15 +256,27 @@ class _Run:
         except StoreRequestError as exc:
             self.report.skip(plan.root, Skip(plan.path, "rejected", str(exc)))
             return
-        for point in plan.upserts:
-            self.donors.add(point.id, point.embed_hash)
-        self.donors.discard(plan.deletes)
         self.report.points_upserted += written.upserted
         self.report.points_deleted += written.deleted
         if deleted_file:
             self.report.files_deleted += 1
         else:
             self.report.files_changed += 1
+        self.report.synced_paths.append(plan.path)
         log.debug(
-            "synced %s/%s: +%d -%d points", plan.root, plan.path, written.upserted, written.deleted
+            "synced %s/%s: +%d -%d points, %d embedded",
+            plan.root,
+            plan.path,
+            written.upserted,
+            written.deleted,
+            plan.embedded,
+            extra={"path": plan.path, "embedded": plan.embedded},
         )
+
+
+def _has_entries(root: Path) -> bool:
+    try:
+        with os.scandir(root) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False

@@ -37,26 +37,18 @@ class IndexedFile:
         )
 
 
-@dataclass
-class Listing:
-    """Every indexed file of one root, and which point holds each embedded text."""
-
-    files: dict[str, IndexedFile]
-    embed_hashes: dict[str, str]  # point id -> embed hash
-
-
-def list_root(store: Store, root: str) -> Listing:
+def list_files(store: Store, root: str, scope: str = "") -> dict[str, IndexedFile]:
+    """The indexed files of `root`, or of the file or folder `scope` in it."""
+    match = {schema.ROOT: root, **({schema.PATH_PREFIXES: scope} if scope else {})}
     files: dict[str, IndexedFile] = defaultdict(IndexedFile)
-    hashes: dict[str, str] = {}
-    for point in store.scroll({schema.ROOT: root}, fields=schema.LISTING_FIELDS):
+    for point in store.scroll(match, fields=schema.LISTING_FIELDS):
         p = point.payload
         entry = files[str(p.get(schema.PATH, ""))]
         entry.ids.append(point.id)
         entry.file_hashes.add(str(p.get(schema.FILE_HASH, "")))
         entry.chunkers.add(str(p.get(schema.CHUNKER, "")))
         entry.counts.add(int(p.get(schema.CHUNK_COUNT, -1)))
-        hashes[point.id] = str(p.get(schema.EMBED_HASH, ""))
-    return Listing(files=dict(files), embed_hashes=hashes)
+    return dict(files)
 
 
 @dataclass
@@ -77,6 +69,7 @@ class FilePlan:
     path: str
     upserts: list[PlannedPoint] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    embedded: int = 0  # how many of its texts were computed rather than reused
 
     @property
     def empty(self) -> bool:

@@ -50,8 +50,10 @@ class SyncReport:
     points_upserted: int = 0
     points_deleted: int = 0
     seconds: float = 0.0
+    embed_seconds: float = 0.0
     failures: list[Skip] = field(default_factory=list)
     protected_roots: list[str] = field(default_factory=list)
+    synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
 
     @property
     def ok(self) -> bool:

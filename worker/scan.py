@@ -106,17 +106,36 @@ class Rules:
         return any(regex.match(path if anchored else name) for anchored, regex in self._include)
 
 
-def scan_root(root: Path, rules: Rules) -> Scan:
-    """Every selected file under `root`, in path order, with the ones that cannot be indexed
-    set aside as skips."""
+def scan_root(root: Path, rules: Rules, scope: str = "") -> Scan:
+    """Every selected file under `root` (or only at or under `scope`, a relative path), in
+    path order, with the ones that cannot be indexed set aside as skips."""
     scan = Scan(root=root)
-    for rel, entry in _walk(root, "", rules):
+    for rel, entry in _scope_entries(root, scope, rules):
         skip = _check_entry(root, rel, entry)
         if skip is None:
             scan.files.append(SourceFile(root=root, path=rel))
         else:
             scan.skipped.append(skip)
     return scan
+
+
+def _scope_entries(root: Path, scope: str, rules: Rules) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    if not scope:
+        yield from _walk(root, "", rules)
+        return
+    if rules.excluded(scope):
+        return
+    parent = (root / scope).parent
+    try:
+        entry = next((e for e in os.scandir(parent) if e.name == Path(scope).name), None)
+    except OSError:
+        return  # the folder above is gone too: nothing on disk in this scope
+    if entry is None:
+        return
+    if entry.is_dir(follow_symlinks=False):
+        yield from _walk(root, scope, rules)
+    elif not (entry.is_symlink() and entry.is_dir()) and rules.selects(scope):
+        yield scope, entry
 
 
 def _walk(root: Path, prefix: str, rules: Rules) -> Iterator[tuple[str, os.DirEntry[str]]]:

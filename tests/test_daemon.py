@@ -1,0 +1,260 @@
+"""The daemon's loop in-process: outages, missed events, vanished roots, folder moves."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugin.edge_store import EdgeStore
+from plugin.encoder import Encoder
+from plugin.errors import StoreUnavailableError
+from plugin.store import Store
+from tests.conftest import CORPUS, state
+from tests.test_sync import fresh_state
+from worker.daemon import Daemon, DaemonOptions
+from worker.pipeline import SyncOptions
+
+FAST = DaemonOptions(
+    rescan_seconds=0,
+    debounce_seconds=0.05,
+    max_wait_seconds=1,
+    backoff_min=0.01,
+    backoff_max=0.2,
+)
+
+
+def poll(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)
+
+
+class Silent:
+    """A watcher that never delivers an event: only rescans can see changes."""
+
+    def __init__(self, *_: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def ensure_alive(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
+
+
+class Flaky:
+    """Wraps a store; `fail(method, n, applied)` makes its next n calls raise the error a
+    Qdrant outage gives, after doing the write when `applied` (a lost acknowledgement)."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+        self._plan: dict[str, list[bool]] = {}
+        self.failures = 0
+        self.lock = threading.Lock()
+
+    def fail(self, method: str, n: int, *, applied: bool = False) -> None:
+        with self.lock:
+            self._plan.setdefault(method, []).extend([applied] * n)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                queue = self._plan.get(name)
+                applied = queue.pop(0) if queue else None
+            if applied is None:
+                return target(*args, **kwargs)
+            self.failures += 1
+            if applied:
+                target(*args, **kwargs)
+            raise StoreUnavailableError(f"injected outage in {name}")
+
+        return call
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", root)
+    return root.resolve()
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[EdgeStore]:
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
+    yield store
+    store.close()
+
+
+def start(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    poll(daemon.ready.is_set)
+    return thread
+
+
+def stop(daemon: Daemon, thread: threading.Thread) -> None:
+    daemon.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def exact(store: Store, docs: Path, encoder: Encoder) -> bool:
+    points = list(store.scroll({}))
+    unique = len({p.id for p in points}) == len(points) == len(state(store))
+    return unique and state(store) == fresh_state(docs, encoder)
+
+
+def test_outage_and_lost_acknowledgements_lose_nothing(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = Flaky(edge)
+    flaky.fail("upsert", 3)
+    flaky.fail("upsert", 2, applied=True)
+    flaky.fail("delete", 1, applied=True)
+    daemon = Daemon(
+        [docs],
+        store=flaky,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),  # type: ignore[arg-type]
+        options=DaemonOptions(
+            rescan_seconds=1, debounce_seconds=0.05, backoff_min=0.01, backoff_max=0.2
+        ),
+    )
+    with caplog.at_level(logging.WARNING, logger="docsync.daemon"):
+        thread = start(daemon)
+        (docs / "mac.rst").write_text("Macs\n====\n\nRewritten during an outage.\n")
+        (docs / "unix.rst").unlink()
+        (docs / "windows.rst").rename(docs / "win.rst")
+        flaky.fail("upsert", 2)
+        flaky.fail("scroll", 2)
+        flaky.fail("delete", 1)
+        poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+        stop(daemon, thread)
+    retries = [r for r in caplog.records if "store unavailable" in r.getMessage()]
+    assert len(retries) >= flaky.failures >= 9
+    assert all("stay pending" in r.getMessage() for r in retries)
+
+
+def test_backoff_is_exponential_and_bounded(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    flaky = Flaky(edge)
+    flaky.fail("scroll", 8)
+    waits: list[float] = []
+    daemon = Daemon(
+        [docs],
+        store=flaky,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),  # type: ignore[arg-type]
+        options=DaemonOptions(rescan_seconds=0, backoff_min=0.01, backoff_max=0.08),
+        watcher_factory=Silent,
+    )
+    real_wait = daemon._stop.wait
+
+    def record(timeout: float | None = None) -> bool:
+        waits.append(timeout or 0.0)
+        return real_wait(timeout)
+
+    daemon._stop.wait = record  # type: ignore[method-assign]
+    thread = start(daemon)
+    stop(daemon, thread)
+    assert waits[:5] == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08])
+    assert max(waits) <= 0.08
+
+
+def test_rescan_repairs_missed_events(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
+    daemon = Daemon(
+        [docs],
+        store=edge,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=DaemonOptions(rescan_seconds=0.5),
+        watcher_factory=Silent,
+    )
+    thread = start(daemon)
+    (docs / "new.md").write_text("# New\n\nNobody told the daemon about this file.\n")
+    (docs / "editors.rst").unlink()
+    poll(lambda: exact(edge, docs, tiny_encoder))
+    stop(daemon, thread)
+
+
+def test_folder_moves_and_deletes(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
+    daemon = Daemon(
+        [docs],
+        store=edge,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+    )
+    thread = start(daemon)
+    (docs / "guide").mkdir()
+    for name in ("mac.rst", "unix.rst"):
+        shutil.copy(docs / name, docs / "guide" / name)
+    poll(lambda: exact(edge, docs, tiny_encoder))
+    before = daemon.metrics.chunks_embedded._value.get()
+    (docs / "guide").rename(docs / "manual")
+    poll(lambda: exact(edge, docs, tiny_encoder))
+    assert daemon.metrics.chunks_embedded._value.get() == before  # moved, not re-embedded
+    shutil.rmtree(docs / "manual")
+    poll(lambda: exact(edge, docs, tiny_encoder))
+    stop(daemon, thread)
+
+
+def test_vanished_root_keeps_its_points_until_it_returns(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = Daemon(
+        [docs],
+        store=edge,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+    )
+    thread = start(daemon)
+    count = edge.count()
+    away = docs.with_name("unmounted")
+    with caplog.at_level(logging.WARNING):
+        docs.rename(away)
+        poll(lambda: "keeping its points" in caplog.text)
+        turns = daemon.heartbeat
+        poll(lambda: daemon.heartbeat > turns + 0.5)  # loop turns and rescans went by
+        assert edge.count() == count
+        (away / "added-while-away.md").write_text("# Away\n\nWritten while unmounted.\n")
+        away.rename(docs)
+    poll(lambda: exact(edge, docs, tiny_encoder))
+    stop(daemon, thread)
+
+
+def test_stop_in_the_middle_of_a_batch(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
+    for copy in range(3):
+        shutil.copytree(CORPUS / "howto", docs / f"howto{copy}")
+    daemon = Daemon(
+        [docs],
+        store=edge,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+    )
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    poll(lambda: edge.count() > 0 if edge._shard is not None else False)
+    started = time.monotonic()
+    daemon.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and time.monotonic() - started < 10
+    assert not daemon.ready.is_set() or edge.count() > 0

@@ -1,0 +1,129 @@
+"""Retries at the Qdrant client boundary: connection errors, timeouts, 5xx and 429 are
+retried with backoff, a bounded number of times, and logged; a 4xx is reported for its file
+and never retried. The fault-injecting client wraps a real (in-memory) one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from plugin.encoder import Encoder
+from plugin.errors import StoreUnavailableError
+from plugin.qdrant_store import SERVER_ATTEMPTS, QdrantClientStore
+from tests.conftest import CORPUS, run_sync, state
+from tests.test_sync import fresh_state
+
+
+def http_error(status: int) -> UnexpectedResponse:
+    return UnexpectedResponse(status, "injected", b'{"status": "injected"}', httpx.Headers())
+
+
+class FaultyClient:
+    """A real QdrantClient whose next calls fail on cue; `applied` means the write happened
+    before the failure (the acknowledgement was lost)."""
+
+    def __init__(self) -> None:
+        self._real = QdrantClient(location=":memory:")
+        self._faults: dict[str, list[tuple[Exception, bool]]] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, method: str, error: Exception, times: int = 1, *, applied: bool = False) -> None:
+        self._faults.setdefault(method, []).extend([(error, applied)] * times)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._real, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[name] = self.calls.get(name, 0) + 1
+                queue = self._faults.get(name)
+                fault = queue.pop(0) if queue else None
+            if fault is None:
+                return target(*args, **kwargs)
+            error, applied = fault
+            if applied:
+                target(*args, **kwargs)
+            raise error
+
+        return call
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the backoff's shape but not its seconds."""
+    import plugin.retry
+
+    real = plugin.retry.call_with_retry
+    monkeypatch.setattr(
+        plugin.retry,
+        "call_with_retry",
+        lambda fn, *, attempts, **_: real(fn, attempts=attempts, initial=0.001, maximum=0.004),
+    )
+    import plugin.qdrant_store
+
+    monkeypatch.setattr(plugin.qdrant_store, "call_with_retry", plugin.retry.call_with_retry)
+
+
+def server_store(client: FaultyClient) -> QdrantClientStore:
+    return QdrantClientStore(client, "docsync", description="server", server=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("connection refused"),
+        httpx.ReadTimeout("timed out"),
+        http_error(503),
+        http_error(429),
+    ],
+    ids=["connect", "timeout", "503", "429"],
+)
+def test_transient_errors_are_retried_and_logged(
+    error: Exception, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = FaultyClient()
+    store = server_store(client)
+    client.fail("upsert", error, times=2)
+    client.fail("upsert", error, applied=True)  # written, then the answer was lost
+    client.fail("scroll", error)
+    with caplog.at_level(logging.WARNING, logger="docsync.retry"):
+        report = run_sync(CORPUS / "using", store, tiny_encoder)
+    assert report.ok
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 4
+    assert state(store) == fresh_state(CORPUS / "using", tiny_encoder)
+    assert store.count() == len(state(store))  # the lost acknowledgement duplicated nothing
+
+
+def test_retries_are_bounded(tiny_encoder: Encoder) -> None:
+    client = FaultyClient()
+    store = server_store(client)
+    store.open(tiny_encoder.profile(), create=True)
+    client.calls.clear()
+    client.fail("count", httpx.ConnectError("down"), times=SERVER_ATTEMPTS + 5)
+    with pytest.raises(StoreUnavailableError, match="unreachable"):
+        store.count()
+    assert client.calls["count"] == SERVER_ATTEMPTS
+
+
+def test_a_4xx_is_reported_for_its_file_not_retried(tiny_encoder: Encoder, tmp_path: Path) -> None:
+    client = FaultyClient()
+    store = server_store(client)
+    (tmp_path / "a.md").write_text("# A\n\nFirst file.\n")
+    (tmp_path / "b.md").write_text("# B\n\nSecond file.\n")
+    store.open(tiny_encoder.profile(), create=True)
+    client.calls.clear()
+    client.fail("upsert", http_error(400))
+    report = run_sync(tmp_path, store, tiny_encoder)
+    assert [f.reason for f in report.failures] == ["rejected"]
+    assert "400" in report.failures[0].detail
+    assert client.calls["upsert"] == 2  # one refused (not retried), one for the other file
+    assert {p.payload["path"] for p in store.scroll({})} == {"b.md"}

@@ -1,0 +1,256 @@
+"""`docsync run`: the initial sync, then live sync from file events, with a full reconcile
+every `rescan_seconds` as the safety net for events that never came.
+
+One thread does all the syncing (this loop); the watcher's thread only records changed paths
+and the HTTP threads only read. A store outage never ends the loop: the changes stay pending
+and are retried with exponential backoff until the store answers again. A root that vanishes
+or comes back empty keeps its points (the pipeline refuses to delete them) until it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from plugin.encoder import Encoder
+from plugin.errors import StoreUnavailableError
+from plugin.store import Store
+from worker.embed import Interrupted
+from worker.metrics import Metrics
+from worker.pipeline import Progress, Syncer, SyncOptions
+from worker.report import SyncReport
+from worker.watch import Change, Debouncer, Watcher
+
+log = logging.getLogger("docsync.daemon")
+Clock = Callable[[], float]
+# A loop that has not come round for this long is reported unhealthy by /healthz.
+STALL_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    rescan_seconds: float = 3600.0
+    debounce_seconds: float = 0.25
+    max_wait_seconds: float = 5.0
+    polling: bool = False
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+
+
+class WatcherLike(Protocol):
+    def start(self) -> None: ...
+
+    def ensure_alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+WatcherFactory = Callable[[Sequence[Path], Callable[[Path, str], None], bool], WatcherLike]
+
+
+def _default_watcher(
+    roots: Sequence[Path], sink: Callable[[Path, str], None], polling: bool
+) -> WatcherLike:
+    return Watcher(roots, sink, polling=polling)
+
+
+class Daemon:
+    def __init__(
+        self,
+        roots: Sequence[Path],
+        *,
+        store: Store,
+        encoder: Encoder,
+        sync_options: SyncOptions,
+        options: DaemonOptions | None = None,
+        metrics: Metrics | None = None,
+        watcher_factory: WatcherFactory = _default_watcher,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.roots = list(roots)
+        self.store = store
+        self.options = options or DaemonOptions()
+        self.metrics = metrics or Metrics()
+        self._clock = clock
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.debouncer = Debouncer(
+            quiet=self.options.debounce_seconds,
+            max_wait=self.options.max_wait_seconds,
+            clock=clock,
+        )
+        self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
+        self._watcher_factory = watcher_factory
+        self.watcher = watcher_factory(self.roots, self.debouncer.touch, self.options.polling)
+        self._present = {root: _present(root) for root in self.roots}
+        self._next_rescan = self._rescan_after()
+        self._failures = 0
+        self.heartbeat = clock()
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def run(self, *, progress: Progress | None = None) -> None:
+        """Initial sync, then follow changes until `stop()`."""
+        self.watcher.start()  # before the initial sync: changes made during it are not lost
+        try:
+            self._initial_sync(progress)
+            while not self._stop.is_set():
+                self.step()
+                self.debouncer.wait(timeout=self._idle_wait())
+        except Interrupted:
+            log.info("stopped in the middle of a batch; nothing partial was written")
+        finally:
+            self.watcher.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.debouncer.wake()
+
+    def wait_for_store(self) -> bool:
+        """Block until the store answers (True) or a stop is requested (False): a daemon
+        started while Qdrant is down waits for it instead of exiting."""
+        while not self._stop.is_set():
+            try:
+                self.store.ping()
+            except StoreUnavailableError as exc:
+                self._retry_later([], exc)
+                continue
+            self._failures = 0
+            return True
+        return False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def healthy(self) -> bool:
+        return self._clock() - self.heartbeat < STALL_SECONDS
+
+    # one turn of the loop ----------------------------------------------------------------
+
+    def step(self) -> None:
+        """Restart a dead watcher, notice roots that left or came back, rescan when due,
+        and sync the changes whose debounce is over."""
+        self.heartbeat = self._clock()
+        if self.watcher.ensure_alive():
+            self._next_rescan = self._clock()
+        self._check_roots()
+        if self._clock() >= self._next_rescan:
+            self._full_sync(reason="periodic rescan")
+        changes = self.debouncer.ready()
+        self.metrics.pending.set(len(self.debouncer) + len(changes))
+        if changes:
+            self._apply(changes)
+        elif not len(self.debouncer) and self.ready.is_set():
+            self.store.optimize()  # idle: build the index, never between a sync's writes
+
+    def _initial_sync(self, progress: Progress | None) -> None:
+        while not self._stop.is_set():
+            if self._full_sync(reason="initial sync", progress=progress):
+                self.ready.set()
+                self.metrics.ready.set(1)
+                log.info("initial sync done; watching for changes")
+                return
+
+    def _full_sync(self, *, reason: str, progress: Progress | None = None) -> bool:
+        self._next_rescan = self._rescan_after()
+        scopes = [(root, "") for root in self.roots]
+        log.info("%s of %d root(s)", reason, len(scopes))
+        return self._sync(scopes, changes=[], progress=progress) is not None
+
+    def _apply(self, changes: list[Change]) -> None:
+        scopes = _outermost({(c.root, c.path) for c in changes})
+        self._sync(scopes, changes=changes)
+
+    def _sync(
+        self,
+        scopes: list[tuple[Path, str]],
+        *,
+        changes: list[Change],
+        progress: Progress | None = None,
+    ) -> SyncReport | None:
+        try:
+            report = self.syncer.sync_scopes(scopes, progress=progress)
+        except StoreUnavailableError as exc:
+            self._retry_later(changes, exc)
+            return None
+        self._failures = 0
+        self.metrics.record(report)
+        done = self._clock()
+        self.metrics.observe_lag(done - c.first_seen for c in changes)
+        if report.files_changed or report.files_deleted:
+            log.info(
+                "synced %d file(s), removed %d: +%d -%d points, %d chunks embedded",
+                report.files_changed,
+                report.files_deleted,
+                report.points_upserted,
+                report.points_deleted,
+                report.chunks_embedded,
+            )
+        return report
+
+    def _retry_later(self, changes: list[Change], exc: StoreUnavailableError) -> None:
+        self._failures += 1
+        delay = min(self.options.backoff_max, self.options.backoff_min * 2 ** (self._failures - 1))
+        self.metrics.errors.labels(kind="store_unavailable").inc()
+        log.warning(
+            "store unavailable (%s): %d change(s) stay pending; retry %d in %.0fs",
+            exc,
+            len(changes),
+            self._failures,
+            delay,
+        )
+        for change in changes:
+            self.debouncer.touch(change.root, change.path, first_seen=change.first_seen)
+        self._stop.wait(delay)
+
+    def _check_roots(self) -> None:
+        for root in self.roots:
+            present = _present(root)
+            if present == self._present[root]:
+                continue
+            self._present[root] = present
+            if present:
+                log.info("root %s is back: resyncing it", root)
+                self.watcher.stop()
+                self.watcher = self._watcher_factory(
+                    self.roots, self.debouncer.touch, self.options.polling
+                )
+                self.watcher.start()
+                self.debouncer.touch(root, "")
+            else:
+                log.warning(
+                    "root %s is gone or empty: keeping its points, waiting for it to return",
+                    root,
+                )
+
+    def _rescan_after(self) -> float:
+        seconds = self.options.rescan_seconds
+        return self._clock() + seconds if seconds > 0 else float("inf")
+
+    def _idle_wait(self) -> float:
+        return max(0.05, min(1.0, self._next_rescan - self._clock()))
+
+
+def _present(root: Path) -> bool:
+    try:
+        return root.is_dir() and any(True for _ in root.iterdir())
+    except OSError:
+        return False
+
+
+def _outermost(scopes: set[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Drop scopes inside another scope of the same root: reconciling the folder covers them."""
+    kept: list[tuple[Path, str]] = []
+    for root, path in sorted(scopes, key=lambda s: (str(s[0]), s[1].count("/"), s[1])):
+        covered = any(
+            r == root and (p == "" or path == p or path.startswith(p + "/")) for r, p in kept
+        )
+        if not covered:
+            kept.append((root, path))
+    return kept
