@@ -8,7 +8,7 @@ sentence-transformers configuration; nothing here overrides them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from plugin.device import resolve_device
 from plugin.errors import ModelLoadError
+from plugin.inference import Runner, configure_cpu_threads, resolve_precision
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile
 
 if TYPE_CHECKING:
@@ -36,17 +37,21 @@ class Encoder:
         name: str,
         query_prefix: str,
         passage_prefix: str = "",
-        batch_size: int = 32,
         revision: str | None = None,
+        precision: str = "auto",
+        token_budget: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self._model = model
         self.name = name
         self.revision = revision
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
-        self.batch_size = batch_size
         self._tokenizer = _offsets_tokenizer(model.tokenizer)
         self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
+        self._runner = Runner(
+            model, precision=precision, token_budget=token_budget, max_batch=batch_size
+        )
 
     @classmethod
     def load(
@@ -56,24 +61,38 @@ class Encoder:
         device: str = "auto",
         query_prefix: str = "",
         passage_prefix: str = "",
-        batch_size: int = 32,
+        precision: str = "auto",
+        token_budget: int | None = None,
+        batch_size: int | None = None,
     ) -> Encoder:
-        """Load `name` (a hub name or a local directory) onto `device`."""
+        """Load `name` (a hub name or a local directory) onto `device`, and warm it up."""
         resolved = resolve_device(device)
-        source = _model_source(name)
+        resolve_precision(precision, resolved)  # refuse an impossible precision before loading
+        if resolved == "cpu":
+            configure_cpu_threads()
+        source = cls.source(name)
         try:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(source, device=resolved)
         except Exception as exc:  # any loader failure means the same thing to the user
             raise ModelLoadError(_load_failure(name, exc)) from exc
-        return cls(
+        encoder = cls(
             model,
             name=source,
             query_prefix=query_prefix,
             passage_prefix=passage_prefix,
+            precision=precision,
+            token_budget=token_budget,
             batch_size=batch_size,
         )
+        encoder.embed_query("warm up")  # first calls pay for lazy initialisation: not a user's
+        return encoder
+
+    @staticmethod
+    def source(name: str) -> str:
+        """Where the model comes from: a local directory as an absolute path, else a hub name."""
+        return _model_source(name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Encoder:
@@ -82,6 +101,8 @@ class Encoder:
             device=settings.device,
             query_prefix=settings.query_prefix,
             passage_prefix=settings.passage_prefix,
+            precision=settings.precision,
+            token_budget=settings.token_budget,
             batch_size=settings.batch_size,
         )
 
@@ -101,6 +122,16 @@ class Encoder:
     @property
     def device(self) -> str:
         return str(self._model.device)
+
+    @property
+    def precision(self) -> str:
+        return self._runner.precision
+
+    @property
+    def window(self) -> int:
+        """Passages worth collecting before embedding: enough to sort into good batches
+        (on a GPU, enough to keep it busy)."""
+        return 32768 if self.device.startswith("cuda") else 512
 
     def profile(self) -> EmbeddingProfile:
         return EmbeddingProfile(
@@ -128,11 +159,14 @@ class Encoder:
         return cast(Vectors, self.embed_queries([question])[0])
 
     def embed_queries(self, questions: Sequence[str]) -> Vectors:
-        return self._encode([self.query_input(q) for q in questions])
+        return self._runner.embed([self.query_input(q) for q in questions])
 
-    def embed_passages(self, inputs: Sequence[str]) -> Vectors:
-        """Embed passage inputs exactly as given: build each with `passage_input`."""
-        return self._encode(list(inputs))
+    def embed_passages(
+        self, inputs: Sequence[str], should_stop: Callable[[], bool] | None = None
+    ) -> Vectors:
+        """Embed passage inputs exactly as given: build each with `passage_input`.
+        `should_stop` is asked between batches; when it says so, `StopRequested` is raised."""
+        return self._runner.embed(list(inputs), should_stop)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character offsets of the model's tokens in `text`, special tokens left out."""
@@ -151,13 +185,9 @@ class Encoder:
         overhead = self.count_tokens(self.passage_input("", title)) + self._special_tokens
         return self.max_tokens - overhead
 
-    def _encode(self, inputs: list[str]) -> Vectors:
-        if not inputs:
-            return np.empty((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            inputs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
-        )
-        return np.asarray(vectors, dtype=np.float32)
+    def tokens(self, inputs: Sequence[str]) -> int:
+        """Tokens the model reads for `inputs` (specials in, padding out): what tokens/s count."""
+        return self._runner.tokens(inputs)
 
 
 def _model_source(name: str) -> str:

@@ -66,7 +66,16 @@ class Settings(BaseSettings):
         list(DEFAULT_EXCLUDE), description="comma-separated globs of files and folders to skip"
     )
     chunk_tokens: int = Field(256, ge=32, le=8192, description="largest chunk, in model tokens")
-    batch_size: int = Field(32, ge=1, le=4096, description="passages per embedding batch")
+    precision: str = Field(
+        "auto",
+        description="auto (fp16 on CUDA, bf16 on CPUs that run it natively), fp32, fp16, bf16",
+    )
+    token_budget: int | None = Field(
+        None, ge=64, description="padded tokens per embedding batch (unset: tuned per device)"
+    )
+    batch_size: int | None = Field(
+        None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
+    )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
     rescan_seconds: float = Field(
         3600.0, ge=0, description="daemon: full reconcile this often (0: never)"
@@ -89,6 +98,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if not _DEVICE.match(value):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _check_precision(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError("must be auto, fp32, fp16 or bf16")
         return value
 
     @field_validator("qdrant_url")

@@ -6,20 +6,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sentence_transformers import SentenceTransformer
 
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, ModelLoadError
-from tests.conftest import QUERY_PREFIX
+from plugin.inference import (
+    StopRequested,
+    _budget_groups,
+    cpu_has_native_bf16,
+    resolve_precision,
+)
+from tests.conftest import CORPUS, QUERY_PREFIX, minilm_dir
 
 
 def test_query_embedding_is_the_model_embedding_of_prefix_plus_question(
     minilm_encoder: Encoder,
 ) -> None:
     question = "How do I open a socket?"
-    model = minilm_encoder._model
-    encoder = Encoder(model, name="minilm", query_prefix=QUERY_PREFIX)
+    model = SentenceTransformer(str(minilm_dir()), device="cpu")  # fp32, stock
     expected = model.encode([QUERY_PREFIX + question], convert_to_numpy=True)[0]
     bare = model.encode([question], convert_to_numpy=True)[0]
+    encoder = Encoder(model, name="minilm", query_prefix=QUERY_PREFIX, precision="fp32")
     got = encoder.embed_query(question)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert not np.allclose(got, bare, atol=1e-3)  # the prefix made a difference
@@ -82,3 +89,58 @@ def test_missing_device_is_an_error_not_a_fallback(tiny_model_dir: Path) -> None
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):
         Encoder.load(str(tiny_model_dir), device="cuda")
+
+
+def test_fast_path_matches_stock_encode_in_fp32() -> None:
+    model = SentenceTransformer(str(minilm_dir()), device="cpu")
+    texts = [p.read_text()[:3000] for p in sorted(CORPUS.rglob("*.rst"))[:12]] + ["short", "x"]
+    stock = model.encode(texts, batch_size=4, convert_to_numpy=True)
+    encoder = Encoder(model, name="minilm", query_prefix="", precision="fp32", token_budget=600)
+    np.testing.assert_allclose(encoder.embed_passages(texts), stock, atol=2e-5)
+
+
+def test_bf16_stays_within_the_cosine_bound(minilm_encoder: Encoder) -> None:
+    stock = SentenceTransformer(str(minilm_dir()), device="cpu")
+    texts = [p.read_text()[:2000] for p in sorted(CORPUS.rglob("*.rst"))]
+    bf16 = Encoder(
+        SentenceTransformer(str(minilm_dir()), device="cpu"),
+        name="m",
+        query_prefix="",
+        precision="bf16",
+    )
+    a, b = bf16.embed_passages(texts), stock.encode(texts, convert_to_numpy=True)
+    cosines = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosines.min() >= 0.999
+
+
+def test_stop_between_batches(tiny_encoder: Encoder) -> None:
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(StopRequested):
+        tiny_encoder.embed_passages(["some text " * 50] * 200, should_stop=stop)
+    assert len(asked) == 3
+
+
+def test_precision_follows_the_device(tmp_path: Path) -> None:
+    native = tmp_path / "native"
+    native.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor : 0\nflags : fpu avx2\n")
+    assert cpu_has_native_bf16(native) and not cpu_has_native_bf16(plain)
+    assert resolve_precision("auto", "cuda:0") == "fp16"
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "mps") == "fp32"
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_batches_follow_a_token_budget() -> None:
+    lengths = np.array([300, 250, 100, 100, 90, 10, 10, 10, 5])
+    groups = list(_budget_groups(lengths, budget=600, max_batch=4))
+    widths = [(lengths[g][0], len(lengths[g])) for g in groups]
+    assert all(w * n <= 600 for w, n in widths) and all(n <= 4 for _, n in widths)
+    assert sum(n for _, n in widths) == len(lengths)

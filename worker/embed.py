@@ -3,7 +3,7 @@
 A vector is computed only when no point in the collection already holds one for the same
 embedded text (same title, same passage, same profile): renamed, moved and copied files,
 and text repeated across files, reuse what is there. Each distinct text is embedded once,
-in slices, with a chance to stop between them.
+with a chance to stop between batches.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from dataclasses import dataclass
 
 from plugin import schema
 from plugin.encoder import Encoder
+from plugin.inference import StopRequested
 from plugin.store import Store
 from worker.plan import FilePlan
 
 LOOKUP_BATCH = 256
-# Passages per encoder call between two stop checks: short enough to stop within seconds.
-SLICE = 32
-
-
-class Interrupted(Exception):
-    """A stop was requested; nothing of the current window was written."""
+# A stop was requested between two embedding batches; nothing of the window was written.
+Interrupted = StopRequested
 
 
 @dataclass
@@ -76,11 +73,7 @@ def stored_vectors(store: Store, hashes: set[str]) -> dict[str, list[float]]:
 def _embed(
     encoder: Encoder, inputs: dict[str, str], should_stop: Callable[[], bool]
 ) -> dict[str, list[float]]:
-    hashes, texts = list(inputs), list(inputs.values())
-    vectors: dict[str, list[float]] = {}
-    for i in range(0, len(texts), SLICE):
-        if should_stop():
-            raise Interrupted
-        batch = encoder.embed_passages(texts[i : i + SLICE])
-        vectors.update(zip(hashes[i : i + SLICE], (v.tolist() for v in batch), strict=True))
-    return vectors
+    if should_stop():
+        raise Interrupted
+    vectors = encoder.embed_passages(list(inputs.values()), should_stop=should_stop)
+    return dict(zip(inputs, (v.tolist() for v in vectors), strict=True))

@@ -62,7 +62,7 @@ class SyncOptions:
     # Sync a root that has no files at all although the collection holds some of its files.
     # Off by default: an unmounted volume looks exactly like that.
     allow_empty_roots: bool = False
-    window_chunks: int = 512
+    window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
 
     @property
     def chunker(self) -> str:
@@ -228,7 +228,8 @@ class _Run:
 
     def _queue(self, plan: FilePlan) -> None:
         self.window.append(plan)
-        if sum(len(p.needs_vectors()) for p in self.window) >= self.options.window_chunks:
+        window = self.options.window_chunks or self.encoder.window
+        if sum(len(p.needs_vectors()) for p in self.window) >= window:
             self._flush()
 
     def _flush(self) -> None:

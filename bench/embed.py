@@ -1,0 +1,111 @@
+"""Embedding benchmark: stock sentence-transformers `encode` against docsync's embedding
+stage, on the same chunks, in one process.
+
+Figures (tokens the model reads per second, padding not counted):
+- stock_per_file: `encode` called the way a naive worker calls it: per file, batch 32;
+- stock_whole: `encode` given the whole corpus at once (it sorts by characters), batch 32
+  (on a GPU: fp16, batch 512, the strongest stock setting);
+- docsync: `Encoder.embed_passages` window by window, as the sync pipeline calls it.
+`min_cosine` compares docsync's vectors with stock fp32 ones, chunk by chunk.
+
+    DOCSYNC_MODEL=/path/to/model python bench/embed.py [--json] [--chunks N] [--synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import DEFAULT_CORPUS, real_chunks, synthetic_chunks, take
+
+from plugin.encoder import Encoder
+from plugin.settings import Settings
+
+
+def stock_model(settings: Settings, device: str, half: bool) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(Encoder.source(settings.model), device=device)
+    return model.half() if half else model
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--chunks", type=int, help="use whole files until this many chunks")
+    parser.add_argument("--synthetic", type=int, metavar="N", help="N generated chunks instead")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    encoder = Encoder.from_settings(settings)
+    cuda = encoder.device.startswith("cuda")
+    if args.synthetic:
+        files = synthetic_chunks(max(1, args.synthetic // 40), 40)
+    else:
+        files = take(real_chunks(encoder, args.corpus), args.chunks or (None if cuda else 700))
+    inputs = [text for f in files for text in f.inputs]
+    tokens = encoder.tokens(inputs)
+    batch = 512 if cuda else 32
+    stock = stock_model(settings, encoder.device, half=cuda)
+    reference = stock if not cuda else stock_model(settings, encoder.device, half=False)
+
+    def stock_encode(texts: list[str], model: Any = stock) -> Any:
+        return model.encode(texts, batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+
+    warm = inputs[:64]
+    stock_encode(warm), encoder.embed_passages(warm)  # lazy initialisation out of the clock
+    _, per_file_s = timed(lambda: [stock_encode(f.inputs) for f in files])
+    stock_vectors, whole_s = timed(lambda: stock_encode(inputs))
+    ours, docsync_s = timed(lambda: embed_in_windows(encoder, inputs))
+    fp32 = stock_vectors if not cuda else stock_encode(inputs, reference)
+    cosines = np.sum(_unit(ours) * _unit(np.asarray(fp32, dtype=np.float32)), axis=1)
+    result = {
+        "model": encoder.name,
+        "device": encoder.device,
+        "precision": encoder.precision,
+        "chunks": len(inputs),
+        "tokens": tokens,
+        "docsync_tokens_per_s": round(tokens / docsync_s),
+        "stock_per_file_tokens_per_s": round(tokens / per_file_s),
+        "stock_whole_tokens_per_s": round(tokens / whole_s),
+        "docsync_chunks_per_s": round(len(inputs) / docsync_s, 1),
+        "stock_per_file_chunks_per_s": round(len(inputs) / per_file_s, 1),
+        "stock_whole_chunks_per_s": round(len(inputs) / whole_s, 1),
+        "ratio_vs_per_file": round(per_file_s / docsync_s, 2),
+        "ratio_vs_whole": round(whole_s / docsync_s, 2),
+        "min_cosine": round(float(cosines.min()), 6),
+        "mean_cosine": round(float(cosines.mean()), 6),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<28} {value}")
+    return 0
+
+
+def embed_in_windows(encoder: Encoder, inputs: list[str]) -> np.ndarray[Any, Any]:
+    window = encoder.window
+    parts = [encoder.embed_passages(inputs[i : i + window]) for i in range(0, len(inputs), window)]
+    return np.concatenate(parts)
+
+
+def _unit(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,146 @@
+"""Query benchmark: latency of one question through `Searcher.search` on the embedded store
+at 100k points, with the embedding and the search also timed apart.
+
+The collection holds 100k points (the corpus's real chunks, embedded once, then copies with
+slightly moved vectors to reach the size), indexed as the worker leaves it after a sync.
+
+    DOCSYNC_MODEL=/path/to/model python bench/query.py [--points 100000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import DEFAULT_CORPUS, real_chunks
+
+from plugin.edge_store import EdgeStore
+from plugin.encoder import Encoder
+from plugin.search import Searcher
+from plugin.settings import Settings
+from plugin.store import Point
+
+QUESTIONS = [
+    "How do I create a socket and connect to a web server?",
+    "How can I get the annotations dict of an object?",
+    "How do I install packages just for the current user?",
+    "How can I add optional arguments with argparse?",
+    "How do I send data to a URL with urllib?",
+    "What are windows and pads in curses?",
+    "What macros handle reference counting in C extensions?",
+    "How do I make a regular expression more readable?",
+    "What is a Unicode code point?",
+    "How do I embed Python in a C application?",
+    "How do I define an enum with auto values?",
+    "What does the -X dev option do?",
+    "How do I write a descriptor with __get__?",
+    "How do I port code from Python 2 to 3?",
+    "How do I configure Python with link time optimization?",
+    "What is the Python launcher for Windows?",
+    "How do I create an IPv4 network object?",
+    "How do I isolate extension module state?",
+    "What is a generator expression?",
+    "How do DTrace probes work in CPython?",
+]
+
+
+def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
+    inputs = [text for f in real_chunks(encoder, DEFAULT_CORPUS) for text in f.inputs]
+    base = encoder.embed_passages(inputs)
+    rng = np.random.default_rng(0)
+    store.open(encoder.profile(), create=True)
+    for start in range(0, points, 1024):
+        batch = []
+        for i in range(start, min(points, start + 1024)):
+            row = i % len(inputs)
+            vector = base[row] + (rng.normal(0, 0.02, base.shape[1]) if i >= len(inputs) else 0)
+            path = f"copy{i // len(inputs)}/doc{row // 60}.rst"
+            payload = {
+                "root": "/bench",
+                "path": path,
+                "path_prefixes": [path],
+                "text": inputs[row],
+                "start": 0,
+                "end": len(inputs[row]),
+                "chunk_index": row % 60,
+            }
+            batch.append(
+                Point(
+                    id=str(uuid.UUID(int=i + 1)),
+                    payload=payload,
+                    vector=np.asarray(vector, dtype=np.float32).tolist(),
+                )
+            )
+        store.upsert(batch)
+    while store.optimize():
+        pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=10, help="passes over the questions")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    encoder = Encoder.from_settings(settings)
+    with tempfile.TemporaryDirectory(prefix="docsync-query-") as tmp:
+        store = EdgeStore.connect(path=Path(tmp), collection="bench")
+        started = time.perf_counter()
+        build(store, encoder, args.points)
+        build_s = time.perf_counter() - started
+        searcher = Searcher(store, encoder)
+        whole, embed, search = [], [], []
+        for _ in range(args.rounds):
+            for question in QUESTIONS:
+                t0 = time.perf_counter()
+                searcher.search(question, limit=5)
+                t1 = time.perf_counter()
+                vector = encoder.embed_query(question)
+                t2 = time.perf_counter()
+                store.search(vector.tolist(), limit=5)
+                t3 = time.perf_counter()
+                whole.append((t1 - t0) * 1000)
+                embed.append((t2 - t1) * 1000)
+                search.append((t3 - t2) * 1000)
+        points = store.count()
+        store.close()
+    result: dict[str, Any] = {
+        "points": points,
+        "queries": len(whole),
+        "p50_ms": round(statistics.median(whole), 2),
+        "p95_ms": round(percentile(whole, 0.95), 2),
+        "embed_p50_ms": round(statistics.median(embed), 2),
+        "embed_p95_ms": round(percentile(embed, 0.95), 2),
+        "search_p50_ms": round(statistics.median(search), 2),
+        "search_p95_ms": round(percentile(search, 0.95), 2),
+        "model": encoder.name,
+        "device": encoder.device,
+        "precision": encoder.precision,
+        "build_s": round(build_s, 1),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<15} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

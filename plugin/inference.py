@@ -1,0 +1,267 @@
+"""Fast inference with a sentence-transformers model.
+
+sentence-transformers' `encode` tokenizes through the slow Python wrapper, sorts inputs by
+*characters*, pads every batch of a fixed count to its longest member, and synchronises
+with the device after each batch. Here instead:
+
+- inputs are tokenized by the Rust tokenizer directly (`encode_batch_fast`, which releases
+  the GIL), sorted by *token* count, and cut into batches by a padded-token budget (batch
+  size times its longest input), so little compute goes to padding;
+- the model runs in the precision that suits the device: fp16 on CUDA, bf16 on CPUs that
+  compute it natively (AVX512-BF16 or AMX), fp32 elsewhere;
+- on CUDA, a feeder thread tokenizes and pads the next batches into pinned memory while the
+  GPU works, copies are asynchronous, results stay on the GPU until the end, and running out
+  of memory halves the budget and carries on.
+
+The forward pass is the model's own module chain (`model(features)`), so pooling and
+normalisation come from the model's configuration, never from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plugin.errors import ConfigError
+
+log = logging.getLogger("docsync.encoder")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# Padded tokens per batch. On a CPU small batches of similar length win (cache-friendly, no
+# padding); a GPU needs large ones to fill its units. Tuned by bench/embed.py.
+CPU_TOKEN_BUDGET = 2048
+CUDA_TOKEN_BUDGET = 131072
+MAX_BATCH = 4096
+FEED_PIECE = 1024  # texts tokenized and sorted together: small enough to start the GPU soon
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX); on other CPUs bf16 is
+    emulated and slower than fp32."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def resolve_precision(spec: str, device: str) -> str:
+    """`auto`: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32. An explicit
+    precision the device cannot run is an error, not a silent change."""
+    spec = spec.strip().lower()
+    if spec not in PRECISIONS:
+        raise ConfigError(f"unknown precision {spec!r}: use {', '.join(PRECISIONS)}")
+    kind = device.split(":")[0]
+    if spec == "auto":
+        if kind == "cuda":
+            return "fp16"
+        return "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
+    if spec == "fp16" and kind == "cpu":
+        raise ConfigError("DOCSYNC_PRECISION=fp16 needs a GPU; on a CPU use bf16 or fp32")
+    return spec
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = count or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
+
+
+def configure_cpu_threads() -> int:
+    """One torch thread per usable CPU (torch's default counts the host's cores, which
+    oversubscribes a container)."""
+    import torch
+
+    threads = available_cpus()
+    torch.set_num_threads(threads)
+    return threads
+
+
+@dataclass
+class _Batch:
+    rows: np.ndarray[Any, np.dtype[np.int64]]  # positions of these inputs in the caller's list
+    features: dict[str, Any]
+
+
+class Runner:
+    """Embeds texts with a loaded SentenceTransformer, fast (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        precision: str = "auto",
+        token_budget: int | None = None,
+        max_batch: int | None = None,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = str(model.device)
+        self.precision = resolve_precision(precision, self.device)
+        self._cuda = self.device.startswith("cuda")
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        self.model = model.to(dtype[self.precision]).eval()
+        self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
+        self.max_batch = max_batch or MAX_BATCH
+        self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
+        self._pad = int(model.tokenizer.pad_token_id or 0)
+        sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
+        self._keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+
+    def embed(self, texts: Sequence[str], should_stop: Callable[[], bool] | None = None) -> Vectors:
+        """Vectors for `texts`, in their order; `should_stop` is asked between batches and
+        raises `Interrupted` (from the caller) or returns True to abandon the call."""
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        batches = self._batches(list(texts))
+        if self._cuda:
+            batches = _prefetch(batches, depth=4)
+        pending: list[tuple[Any, Any]] = []
+        for batch in batches:
+            if should_stop is not None and should_stop():
+                raise StopRequested
+            pending.append((batch.rows, self._forward(batch.features)))
+            if not self._cuda:  # CPU results are ready at once; GPU ones stay queued
+                self._collect(pending, out)
+        self._collect(pending, out)
+        return out
+
+    def tokens(self, texts: Sequence[str]) -> int:
+        """How many tokens the model reads for `texts` (special tokens in, padding out)."""
+        return sum(len(e.ids) for e in self._tokenizer.encode_batch_fast(list(texts)))
+
+    @property
+    def dimension(self) -> int:
+        get = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        return int(get())
+
+    def _batches(self, texts: list[str]) -> Iterator[_Batch]:
+        for start in range(0, len(texts), FEED_PIECE):
+            encodings = self._tokenizer.encode_batch_fast(texts[start : start + FEED_PIECE])
+            ids = [e.ids for e in encodings]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+            offsets = np.cumsum(lengths) - lengths
+            order = np.argsort(-lengths, kind="stable")  # longest first: memory trouble early
+            for group in _budget_groups(lengths[order], self.budget, self.max_batch):
+                rows = order[group]
+                yield _Batch(rows + start, self._features(flat, offsets[rows], lengths[rows]))
+
+    def _features(
+        self,
+        flat: np.ndarray[Any, Any],
+        starts: np.ndarray[Any, Any],
+        lengths: np.ndarray[Any, Any],
+    ) -> dict[str, Any]:
+        """Padded id and mask matrices for the rows `flat[start:start+length]`, built with
+        array operations only (a Python loop per row would hold the GIL the GPU feed needs)."""
+        torch = self._torch
+        width = int(lengths.max())
+        mask = np.arange(width)[None, :] < lengths[:, None]
+        before = np.cumsum(lengths) - lengths  # where each row starts among the kept tokens
+        index = np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))
+        ids = np.full(mask.shape, self._pad, dtype=np.int64)
+        ids[mask] = flat[index]
+        arrays = {
+            "input_ids": ids,
+            "attention_mask": mask.astype(np.int64),
+            "token_type_ids": np.zeros_like(ids),
+        }
+        tensors = {k: torch.from_numpy(arrays[k]) for k in self._keys}
+        if self._cuda:
+            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        return tensors
+
+    def _forward(self, features: dict[str, Any]) -> Any:
+        torch = self._torch
+        on_device = {k: v.to(self.device, non_blocking=True) for k, v in features.items()}
+        while True:
+            try:
+                with torch.inference_mode():
+                    return self.model(on_device)["sentence_embedding"].float()
+            except torch.cuda.OutOfMemoryError:
+                if len(features["input_ids"]) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.budget = max(1024, self.budget // 2)
+                log.warning("GPU out of memory: halving the batch budget to %d tokens", self.budget)
+                half = len(features["input_ids"]) // 2
+                first = self._forward({k: v[:half] for k, v in features.items()})
+                second = self._forward({k: v[half:] for k, v in features.items()})
+                return torch.cat([first, second])
+
+    def _collect(self, pending: list[tuple[Any, Any]], out: Vectors) -> None:
+        if not pending:
+            return
+        rows = np.concatenate([r for r, _ in pending])
+        vectors = self._torch.cat([v for _, v in pending]).cpu().numpy()
+        out[rows] = vectors
+        pending.clear()
+
+
+class StopRequested(Exception):
+    """`should_stop` answered True between two batches."""
+
+
+def _budget_groups(lengths: np.ndarray[Any, Any], budget: int, max_batch: int) -> Iterator[slice]:
+    """Slices of `lengths` (sorted, longest first) whose count times first length (the
+    padded width) stays within `budget`, and whose count within `max_batch`."""
+    start = 0
+    while start < len(lengths):
+        width = int(lengths[start])
+        size = max(1, min(max_batch, budget // max(width, 1)))
+        yield slice(start, start + size)
+        start += size
+
+
+def _prefetch(items: Iterator[_Batch], depth: int) -> Iterator[_Batch]:
+    """Run `items` in a feeder thread, `depth` ahead of the consumer."""
+    box: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=depth)
+
+    def feed() -> None:
+        try:
+            for item in items:
+                box.put(item)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            box.put(exc)
+        else:
+            box.put(None)
+
+    threading.Thread(target=feed, daemon=True, name="docsync-feeder").start()
+    while (item := box.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _truncating(tokenizer: Any, max_length: int) -> Any:
+    """A private copy of the fast tokenizer that truncates as the model does and never pads."""
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    copy.no_padding()
+    copy.enable_truncation(max_length=max_length)
+    return copy
