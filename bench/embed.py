@@ -48,6 +48,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--chunks", type=int, help="use whole files until this many chunks")
     parser.add_argument("--synthetic", type=int, metavar="N", help="N generated chunks instead")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="docsync only, split into tokenizing alone and the model alone (no stock runs)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     encoder = Encoder.from_settings(settings)
@@ -58,6 +63,9 @@ def main(argv: list[str]) -> int:
         files = take(real_chunks(encoder, args.corpus), args.chunks or (None if cuda else 700))
     inputs = [text for f in files for text in f.inputs]
     tokens = encoder.tokens(inputs)
+    if args.profile:
+        print(json.dumps(profile(encoder, inputs, tokens)))
+        return 0
     batch = 512 if cuda else 32
     stock = stock_model(settings, encoder.device, half=cuda)
     reference = stock if not cuda else stock_model(settings, encoder.device, half=False)
@@ -95,6 +103,40 @@ def main(argv: list[str]) -> int:
         for key, value in result.items():
             print(f"{key:<28} {value}")
     return 0
+
+
+def profile(encoder: Encoder, inputs: list[str], tokens: int) -> dict[str, Any]:
+    """Where docsync's time goes: the whole stage, tokenizing alone, the model alone."""
+    import torch
+
+    runner = encoder._runner
+    encoder.embed_passages(inputs[:64])
+    _, whole_s = timed(lambda: embed_in_windows(encoder, inputs))
+    _, tokenize_s = timed(
+        lambda: [
+            runner._tokenizer.encode_batch_fast(inputs[i : i + 1024])
+            for i in range(0, len(inputs), 1024)
+        ]
+    )
+    batches = list(runner._batches(inputs))
+
+    def forward_all() -> None:
+        for batch in batches:
+            runner._forward(batch.features)
+        if encoder.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    _, forward_s = timed(forward_all)
+    return {
+        "device": encoder.device,
+        "precision": encoder.precision,
+        "budget": runner.budget,
+        "chunks": len(inputs),
+        "batches": len(batches),
+        "docsync_tokens_per_s": round(tokens / whole_s),
+        "tokenizer_only_tokens_per_s": round(tokens / tokenize_s),
+        "model_only_tokens_per_s": round(tokens / forward_s),
+    }
 
 
 def embed_in_windows(encoder: Encoder, inputs: list[str]) -> np.ndarray[Any, Any]:

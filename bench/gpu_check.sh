@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ $# -ge 1 ] && [ -d "$1" ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/docsync-site "$1"/*.whl
+  $PY -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/docsync-site "$1"/*.whl
   export PYTHONPATH="/tmp/docsync-site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
@@ -37,6 +37,9 @@ print("model: bge-small architecture, random weights,", sum(p.numel() for p in B
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 export DOCSYNC_MODEL="$model/st" DOCSYNC_DEVICE=cuda
+echo "== where docsync's time goes (tokenizer alone, model alone), two batch budgets"
+$PY bench/embed.py --synthetic 60000 --profile
+DOCSYNC_TOKEN_BUDGET=262144 $PY bench/embed.py --synthetic 60000 --profile
 echo "== embedding stage: stock encode (fp16, batch 512) vs docsync, synthetic chunks"
 $PY bench/embed.py --synthetic 60000
 echo "== embedding stage on the real corpus chunks"

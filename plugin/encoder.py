@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,7 +156,7 @@ class Encoder:
         return self.passage_prefix + head + text
 
     def embed_query(self, question: str) -> Vectors:
-        return cast(Vectors, self.embed_queries([question])[0])
+        return self._runner.embed_one(self.query_input(question))
 
     def embed_queries(self, questions: Sequence[str]) -> Vectors:
         return self._runner.embed([self.query_input(q) for q in questions])

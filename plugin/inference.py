@@ -146,6 +146,19 @@ class Runner:
         self._collect(pending, out)
         return out
 
+    def embed_one(self, text: str) -> Vectors:
+        """One text, the lean way: no sorting, no padding, no feeder; what a question takes."""
+        torch = self._torch
+        ids = torch.tensor([self._tokenizer.encode(text).ids], dtype=torch.int64)
+        features = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "token_type_ids": torch.zeros_like(ids),
+        }
+        with torch.inference_mode():
+            vector = self._forward({k: features[k] for k in self._keys})
+        return np.asarray(vector.cpu().numpy()[0], dtype=np.float32)
+
     def tokens(self, texts: Sequence[str]) -> int:
         """How many tokens the model reads for `texts` (special tokens in, padding out)."""
         return sum(len(e.ids) for e in self._tokenizer.encode_batch_fast(list(texts)))
