@@ -28,15 +28,10 @@ from typing import IO, Any, TypeVar
 
 import qdrant_edge as edge
 
-from plugin.errors import (
-    CollectionMissingError,
-    ProfileMismatchError,
-    StoreLockedError,
-    StoreRequestError,
-)
+from plugin.errors import StoreLockedError, StoreRequestError
 from plugin.profile import EmbeddingProfile
 from plugin.schema import INDEXED_FIELDS
-from plugin.store import Match, Point, ScoredPoint
+from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -71,26 +66,15 @@ class EdgeStore:
     def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
         if not self._exists():
             if not create:
-                raise CollectionMissingError(
-                    f"collection {self.collection!r} does not exist in the {self.description} "
-                    "store; run `docsync sync DIR` first"
-                )
+                raise collection_missing(self.collection, self.description)
             self._create(profile)
             return
-        stored = self.read_profile()
-        if stored is None:
-            raise ProfileMismatchError(
-                f"collection {self.collection!r} in {self._dir} has no embedding profile "
-                f"({PROFILE_FILE}); it was not made by docsync. Choose another DOCSYNC_COLLECTION"
-            )
-        profile.ensure_matches(stored, collection=self.collection)
+        check_profile(profile, self.read_profile(), collection=self.collection)
         self._load()
 
     def read_profile(self) -> EmbeddingProfile | None:
         if not self._exists():
-            raise CollectionMissingError(
-                f"collection {self.collection!r} does not exist in the {self.description} store"
-            )
+            raise collection_missing(self.collection, self.description, hint=False)
         try:
             data = json.loads((self._dir / PROFILE_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -202,9 +186,7 @@ class EdgeStore:
     def _load(self) -> Any:
         if self._shard is None:
             if not self._exists():
-                raise CollectionMissingError(
-                    f"collection {self.collection!r} does not exist in the {self.description} store"
-                )
+                raise collection_missing(self.collection, self.description, hint=False)
             self._shard = _call(edge.EdgeShard.load, str(self._dir / SHARD_DIR))
         return self._shard
 

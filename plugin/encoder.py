@@ -108,11 +108,7 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        get = (
-            getattr(self._model, "get_embedding_dimension", None)
-            or self._model.get_sentence_embedding_dimension
-        )
-        return int(get())
+        return self._runner.dimension
 
     @property
     def max_tokens(self) -> int:

@@ -18,8 +18,6 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from plugin.errors import (
-    CollectionMissingError,
-    ProfileMismatchError,
     StoreError,
     StoreLockedError,
     StoreRequestError,
@@ -28,7 +26,7 @@ from plugin.errors import (
 from plugin.profile import METADATA_KEY, EmbeddingProfile
 from plugin.retry import call_with_retry
 from plugin.schema import INDEXED_FIELDS
-from plugin.store import Match, Point, ScoredPoint
+from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
 
 T = TypeVar("T")
 SCROLL_PAGE = 512
@@ -79,25 +77,14 @@ class QdrantClientStore:
     def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
         if not self._call(self._client.collection_exists, self.collection):
             if not create:
-                raise CollectionMissingError(
-                    f"collection {self.collection!r} does not exist in the {self.description} "
-                    "store; run `docsync sync DIR` first"
-                )
+                raise collection_missing(self.collection, self.description)
             self._create(profile)
             return
-        stored = self.read_profile()
-        if stored is None:
-            raise ProfileMismatchError(
-                f"collection {self.collection!r} exists but was not made by docsync (it has no "
-                "embedding profile); choose another DOCSYNC_COLLECTION"
-            )
-        profile.ensure_matches(stored, collection=self.collection)
+        check_profile(profile, self.read_profile(), collection=self.collection)
 
     def read_profile(self) -> EmbeddingProfile | None:
         if not self._call(self._client.collection_exists, self.collection):
-            raise CollectionMissingError(
-                f"collection {self.collection!r} does not exist in the {self.description} store"
-            )
+            raise collection_missing(self.collection, self.description, hint=False)
         info = self._call(self._client.get_collection, self.collection)
         data = (info.config.metadata or {}).get(METADATA_KEY)
         return EmbeddingProfile.from_dict(data) if isinstance(data, dict) else None

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from plugin.errors import CollectionMissingError, ProfileMismatchError
 from plugin.profile import EmbeddingProfile
 
 if TYPE_CHECKING:
@@ -74,6 +75,26 @@ class Store(Protocol):
         a search runs. True when it did work. Servers index on their own: a no-op there."""
 
     def close(self) -> None: ...
+
+
+def collection_missing(collection: str, where: str, *, hint: bool = True) -> CollectionMissingError:
+    """The error both adapters raise for a collection that is not there."""
+    advice = "; run `docsync sync DIR` first" if hint else ""
+    return CollectionMissingError(
+        f"collection {collection!r} does not exist in the {where} store{advice}"
+    )
+
+
+def check_profile(
+    profile: EmbeddingProfile, stored: EmbeddingProfile | None, *, collection: str
+) -> None:
+    """Refuse a collection without a docsync profile, or with one unlike `profile`."""
+    if stored is None:
+        raise ProfileMismatchError(
+            f"collection {collection!r} exists but was not made by docsync (it has no "
+            "embedding profile); choose another DOCSYNC_COLLECTION"
+        )
+    profile.ensure_matches(stored, collection=collection)
 
 
 def open_store(settings: Settings) -> Store:
