@@ -41,6 +41,7 @@ class Encoder:
         precision: str = "auto",
         token_budget: int | None = None,
         batch_size: int | None = None,
+        backend: str = "torch",
     ) -> None:
         self._model = model
         self.name = name
@@ -50,7 +51,11 @@ class Encoder:
         self._tokenizer = _offsets_tokenizer(model.tokenizer)
         self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
         self._runner = Runner(
-            model, precision=precision, token_budget=token_budget, max_batch=batch_size
+            model,
+            precision=precision,
+            token_budget=token_budget,
+            max_batch=batch_size,
+            backend=backend,
         )
 
     @classmethod
@@ -64,6 +69,7 @@ class Encoder:
         precision: str = "auto",
         token_budget: int | None = None,
         batch_size: int | None = None,
+        backend: str = "torch",
     ) -> Encoder:
         """Load `name` (a hub name or a local directory) onto `device`, and warm it up."""
         resolved = resolve_device(device)
@@ -85,6 +91,7 @@ class Encoder:
             precision=precision,
             token_budget=token_budget,
             batch_size=batch_size,
+            backend=backend,
         )
         encoder.embed_query("warm up")  # first calls pay for lazy initialisation: not a user's
         return encoder
@@ -104,6 +111,7 @@ class Encoder:
             precision=settings.precision,
             token_budget=settings.token_budget,
             batch_size=settings.batch_size,
+            backend=settings.backend,
         )
 
     @property

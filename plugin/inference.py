@@ -111,21 +111,34 @@ class Runner:
         precision: str = "auto",
         token_budget: int | None = None,
         max_batch: int | None = None,
+        backend: str = "torch",
     ) -> None:
         import torch
 
         self._torch = torch
         self.device = str(model.device)
-        self.precision = resolve_precision(precision, self.device)
         self._cuda = self.device.startswith("cuda")
-        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-        self.model = model.to(dtype[self.precision]).eval()
         self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
         self.max_batch = max_batch or MAX_BATCH
         self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
         self._pad = int(model.tokenizer.pad_token_id or 0)
         sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
         self._keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+        self._session: Any = None
+        if backend == "torch":
+            self.precision = resolve_precision(precision, self.device)
+            dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+            self.model = model.to(dtype[self.precision]).eval()
+            return
+        from plugin.onnx_backend import BACKENDS, onnx_session
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+        if self._cuda or self.device == "mps":
+            raise ConfigError(f"DOCSYNC_BACKEND={backend} runs on the CPU; use torch on a GPU")
+        self.model = model.eval()
+        self.precision = "int8" if backend == "onnx-int8" else "fp32"
+        self._session = onnx_session(self.model, self._keys, int8=backend == "onnx-int8")
 
     def embed(self, texts: Sequence[str], should_stop: Callable[[], bool] | None = None) -> Vectors:
         """Vectors for `texts`, in their order; `should_stop` is asked between batches and
@@ -210,6 +223,9 @@ class Runner:
 
     def _forward(self, features: dict[str, Any]) -> Any:
         torch = self._torch
+        if self._session is not None:
+            feed = {k: v.numpy() for k, v in features.items()}
+            return torch.from_numpy(self._session.run(None, feed)[0])
         on_device = {k: v.to(self.device, non_blocking=True) for k, v in features.items()}
         while True:
             try:

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     token_budget: int | None = Field(
         None, ge=64, description="padded tokens per embedding batch (unset: tuned per device)"
     )
+    backend: str = Field(
+        "torch", description="torch, or onnx / onnx-int8 (ONNX Runtime on the CPU; the onnx extra)"
+    )
     batch_size: int | None = Field(
         None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
     )
@@ -106,6 +109,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in ("auto", "fp32", "fp16", "bf16"):
             raise ValueError("must be auto, fp32, fp16 or bf16")
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("torch", "onnx", "onnx-int8"):
+            raise ValueError("must be torch, onnx or onnx-int8")
         return value
 
     @field_validator("qdrant_url")

@@ -1,0 +1,49 @@
+"""The ONNX Runtime backends: the model's own module chain exported once, fp32 equal to
+torch, int8 close to it, the export cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin.encoder import Encoder
+from tests.conftest import CORPUS, minilm_dir
+
+TEXTS = [p.read_text()[:1500] for p in sorted(CORPUS.rglob("*.rst"))[:10]] + ["short", "x y"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DOCSYNC_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_onnx_fp32_equals_torch_fp32(cache: Path) -> None:
+    torch_fp32 = Encoder.load(str(minilm_dir()), device="cpu", precision="fp32")
+    onnx = Encoder.load(str(minilm_dir()), device="cpu", backend="onnx")
+    assert onnx.precision == "fp32"
+    assert cosines(onnx.embed_passages(TEXTS), torch_fp32.embed_passages(TEXTS)).min() > 0.99999
+    np.testing.assert_allclose(
+        onnx.embed_query("how do sockets work"),
+        torch_fp32.embed_query("how do sockets work"),
+        atol=1e-4,
+    )
+    (exported,) = cache.rglob("model.onnx")
+    stamp = exported.stat().st_mtime_ns
+    Encoder.load(str(minilm_dir()), device="cpu", backend="onnx")
+    assert exported.stat().st_mtime_ns == stamp  # loaded from the cache, not exported again
+
+
+def test_onnx_int8_stays_close(cache: Path) -> None:
+    reference = Encoder.load(str(minilm_dir()), device="cpu", precision="fp32")
+    int8 = Encoder.load(str(minilm_dir()), device="cpu", backend="onnx-int8")
+    assert int8.precision == "int8"
+    c = cosines(int8.embed_passages(TEXTS), reference.embed_passages(TEXTS))
+    assert c.mean() > 0.99 and c.min() > 0.97
+    assert list(cache.rglob("model-int8.onnx"))
