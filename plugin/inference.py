@@ -22,8 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from plugin.background import ahead
 from plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
@@ -148,7 +147,7 @@ class Runner:
             return out
         batches = self._batches(list(texts))
         if self._cuda:
-            batches = _prefetch(batches, depth=4)
+            batches = ahead(batches, depth=4, name="docsync-feeder")
         pending: list[tuple[Any, Any]] = []
         for batch in batches:
             if should_stop is not None and should_stop():
@@ -264,26 +263,6 @@ def _budget_groups(lengths: np.ndarray[Any, Any], budget: int, max_batch: int) -
         size = max(1, min(max_batch, budget // max(width, 1)))
         yield slice(start, start + size)
         start += size
-
-
-def _prefetch(items: Iterator[_Batch], depth: int) -> Iterator[_Batch]:
-    """Run `items` in a feeder thread, `depth` ahead of the consumer."""
-    box: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=depth)
-
-    def feed() -> None:
-        try:
-            for item in items:
-                box.put(item)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            box.put(exc)
-        else:
-            box.put(None)
-
-    threading.Thread(target=feed, daemon=True, name="docsync-feeder").start()
-    while (item := box.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
 
 
 def _truncating(tokenizer: Any, max_length: int) -> Any:

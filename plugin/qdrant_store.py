@@ -9,7 +9,9 @@ become `StoreUnavailableError` (retried by `plugin.retry`), other 4xx `StoreRequ
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +54,9 @@ class QdrantClientStore:
         # mode answers in-process and fails the same way twice.
         self._server = server
         self._attempts = attempts or (SERVER_ATTEMPTS if server else 1)
+        # The in-process modes are not thread-safe (a scroll while another thread upserts
+        # can fail): one call at a time there. A server serialises on its own.
+        self._lock: AbstractContextManager[Any] = nullcontext() if server else threading.RLock()
 
     @classmethod
     def connect(
@@ -193,7 +198,8 @@ class QdrantClientStore:
                     raise
                 raise mapped from exc
 
-        return call_with_retry(attempt, attempts=self._attempts)
+        with self._lock:
+            return call_with_retry(attempt, attempts=self._attempts)
 
 
 def _embedded_client(path: Path) -> QdrantClient:

@@ -5,10 +5,11 @@ collection: it lists what is indexed there, reads what is on disk there, and wri
 difference. `docsync sync` reconciles whole roots once; the daemon reconciles the scopes its
 file events name, and whole roots on every rescan.
 
-Files are planned one by one and written in windows: a window's missing vectors are embedded
-together (better batches), then each file's points are written, upserts before deletes.
-Points of files that are gone are deleted last, so a renamed file finds its old vectors
-still there. The collection stays the only record of what is indexed.
+Three threads overlap: one reads, chunks and plans files ahead; this one embeds a window's
+missing vectors together (better batches); the writer writes each file's points behind it,
+in order, upserts before deletes. Points of files that are gone are deleted last, so a
+renamed file finds its old vectors still there. The collection stays the only record of what
+is indexed.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from plugin import schema
+from plugin.background import ahead
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, StoreRequestError
 from plugin.profile import CHUNKER_VERSION
@@ -33,10 +35,11 @@ from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_fil
 from worker.read import Document, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, scan_root
-from worker.write import apply_plan
+from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
 MIN_PASSAGE_TOKENS = 16
+PLAN_AHEAD = 64  # files read, chunked and planned ahead of the embedding
 
 
 class Progress(Protocol):
@@ -128,8 +131,12 @@ class Syncer:
         ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
         scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
         run.progress.set_total(sum(scan.candidates for scan in scans))
-        for (root, scope), scan in zip(ordered, scans, strict=True):
-            run.sync_scope(root, scope, scan)
+        try:
+            for (root, scope), scan in zip(ordered, scans, strict=True):
+                run.sync_scope(root, scope, scan)
+            run.writer.drain()
+        finally:
+            run.writer.close()
         run.report.seconds = time.monotonic() - run.started
         return run.report
 
@@ -144,30 +151,44 @@ class _Run:
         self.report = SyncReport()
         self.window: list[FilePlan] = []
         self.started = time.monotonic()
+        self.writer = Writer(self.store, self._written)
 
     def sync_scope(self, root_path: Path, scope: str, scan: Scan) -> None:
+        """Files are read, chunked and planned on a thread ahead of this one, which embeds;
+        the writer thread writes behind it."""
         root = str(root_path)
         indexed = list_files(self.store, root, scope)
         self.report.files_scanned += scan.candidates
         keep: set[str] = set()
-        for skip in scan.skipped:
-            self._skip(root, skip, keep)
+        for event in ahead(self._plans(scan, indexed), depth=PLAN_AHEAD, name="docsync-plan"):
+            if isinstance(event, Skip):
+                self._skip(root, event, keep)
+            elif isinstance(event, str):  # read, and already current
+                keep.add(event)
+                self.progress.advance()
+            else:
+                keep.add(event.path)
+                self._queue(event)
+        self._flush()
+        if not self.syncer.should_stop():
+            self._remove_gone(root_path, scope, scan, indexed, keep)
+
+    def _plans(
+        self, scan: Scan, indexed: dict[str, IndexedFile]
+    ) -> Iterator[Skip | str | FilePlan]:
+        yield from scan.skipped
         for source in scan.files:
             if self.syncer.should_stop():
-                self._flush()
                 return
             document = read_document(source, max_bytes=self.options.max_file_bytes)
             if isinstance(document, Skip):
-                self._skip(root, document, keep)
+                yield document
                 continue
-            keep.add(source.path)
             entry = indexed.get(source.path)
             if entry and entry.is_current(document.file_hash, self.options.chunker):
-                self.progress.advance()
+                yield source.path
                 continue
-            self._queue(self._plan(document, has_points=entry is not None))
-        self._flush()
-        self._remove_gone(root_path, scope, scan, indexed, keep)
+            yield self._plan(document, has_points=entry is not None)
 
     def _remove_gone(
         self,
@@ -179,7 +200,7 @@ class _Run:
     ) -> None:
         root = str(root_path)
         gone = [path for path in indexed if path not in keep]
-        if not gone or self.syncer.should_stop():
+        if not gone:
             return
         looks_unmounted = scan.candidates == 0 if not scope else not _has_entries(root_path)
         if looks_unmounted and not self.options.allow_empty_roots:
@@ -250,13 +271,17 @@ class _Run:
         self.window = []
 
     def _write(self, plan: FilePlan, *, deleted_file: bool) -> None:
-        if plan.empty:
+        if not plan.empty:
+            self.writer.submit(plan, deleted_file=deleted_file)
+
+    def _written(self, plan: FilePlan, deleted_file: bool, result: WriteResult | Exception) -> None:
+        """On the writer thread: count what a plan wrote, or report the file Qdrant refused."""
+        if isinstance(result, StoreRequestError):
+            self.report.skip(plan.root, Skip(plan.path, "rejected", str(result)))
             return
-        try:
-            written = apply_plan(plan, self.store)
-        except StoreRequestError as exc:
-            self.report.skip(plan.root, Skip(plan.path, "rejected", str(exc)))
-            return
+        if isinstance(result, Exception):
+            raise result
+        written = result
         self.report.points_upserted += written.upserted
         self.report.points_deleted += written.deleted
         if deleted_file:

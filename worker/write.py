@@ -1,13 +1,20 @@
-"""Stage 6: write one file's plan. New and changed points go in first, stale ones go out
-after, so an interruption leaves extra points (repaired by the next sync), never a gap."""
+"""Stage 6: write the plans. Within a file, new and changed points go in first and stale ones
+go out after, so an interruption leaves extra points (repaired by the next sync), never a gap.
+Files are written in the order they were planned, on a thread of their own, so writing one
+window overlaps embedding the next."""
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.store import Point, Store
 from worker.plan import FilePlan
 
+log = logging.getLogger("docsync.write")
 UPSERT_BATCH = 256
 DELETE_BATCH = 1024
 
@@ -29,3 +36,55 @@ def apply_plan(plan: FilePlan, store: Store) -> WriteResult:
     for i in range(0, len(plan.deletes), DELETE_BATCH):
         store.delete(plan.deletes[i : i + DELETE_BATCH])
     return WriteResult(upserted=len(points), deleted=len(plan.deletes))
+
+
+Written = Callable[[FilePlan, bool, WriteResult | Exception], None]
+
+
+class Writer:
+    """Applies plans one after another on a background thread, in submission order.
+
+    `done(plan, deleted_file, result)` is called on that thread with the `WriteResult`, or
+    with the exception a plan raised; an exception `done` does not absorb stops the writer,
+    and `submit`/`drain` raise it in the caller's thread."""
+
+    def __init__(self, store: Store, done: Written, *, depth: int = 64) -> None:
+        self._store = store
+        self._done = done
+        self._queue: queue.Queue[tuple[FilePlan, bool] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="docsync-writer")
+        self._thread.start()
+
+    def submit(self, plan: FilePlan, *, deleted_file: bool) -> None:
+        self._raise()
+        self._queue.put((plan, deleted_file))
+
+    def drain(self) -> None:
+        """Wait until every submitted plan is written; raise the writer's failure, if any."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    plan, deleted_file = item
+                    try:
+                        result: WriteResult | Exception = apply_plan(plan, self._store)
+                    except Exception as exc:  # handed to done(), which reports or re-raises
+                        result = exc
+                    self._done(plan, deleted_file, result)
+            except BaseException as exc:  # raised in the caller's thread by submit/drain
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
