@@ -99,6 +99,11 @@ def edge(tmp_path: Path) -> Iterator[EdgeStore]:
     store.close()
 
 
+def daemon_for(docs: Path, store: Store, encoder: Encoder, **kwargs: Any) -> Daemon:
+    kwargs.setdefault("options", FAST)
+    return Daemon([docs], store=store, encoder=encoder, sync_options=SyncOptions(), **kwargs)
+
+
 def start(daemon: Daemon) -> threading.Thread:
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -125,11 +130,10 @@ def test_outage_and_lost_acknowledgements_lose_nothing(
     flaky.fail("upsert", 3)
     flaky.fail("upsert", 2, applied=True)
     flaky.fail("delete", 1, applied=True)
-    daemon = Daemon(
-        [docs],
-        store=flaky,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),  # type: ignore[arg-type]
+    daemon = daemon_for(
+        docs,
+        flaky,
+        tiny_encoder,  # type: ignore[arg-type]
         options=DaemonOptions(
             rescan_seconds=1, debounce_seconds=0.05, backoff_min=0.01, backoff_max=0.2
         ),
@@ -155,11 +159,10 @@ def test_backoff_is_exponential_and_bounded(
     flaky = Flaky(edge)
     flaky.fail("scroll", 8)
     waits: list[float] = []
-    daemon = Daemon(
-        [docs],
-        store=flaky,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),  # type: ignore[arg-type]
+    daemon = daemon_for(
+        docs,
+        flaky,
+        tiny_encoder,  # type: ignore[arg-type]
         options=DaemonOptions(rescan_seconds=0, backoff_min=0.01, backoff_max=0.08),
         watcher_factory=Silent,
     )
@@ -177,13 +180,8 @@ def test_backoff_is_exponential_and_bounded(
 
 
 def test_rescan_repairs_missed_events(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
-    daemon = Daemon(
-        [docs],
-        store=edge,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),
-        options=DaemonOptions(rescan_seconds=0.5),
-        watcher_factory=Silent,
+    daemon = daemon_for(
+        docs, edge, tiny_encoder, options=DaemonOptions(rescan_seconds=0.5), watcher_factory=Silent
     )
     thread = start(daemon)
     (docs / "new.md").write_text("# New\n\nNobody told the daemon about this file.\n")
@@ -193,13 +191,7 @@ def test_rescan_repairs_missed_events(docs: Path, edge: EdgeStore, tiny_encoder:
 
 
 def test_folder_moves_and_deletes(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
-    daemon = Daemon(
-        [docs],
-        store=edge,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),
-        options=FAST,
-    )
+    daemon = daemon_for(docs, edge, tiny_encoder)
     thread = start(daemon)
     (docs / "guide").mkdir()
     for name in ("mac.rst", "unix.rst"):
@@ -217,13 +209,7 @@ def test_folder_moves_and_deletes(docs: Path, edge: EdgeStore, tiny_encoder: Enc
 def test_vanished_root_keeps_its_points_until_it_returns(
     docs: Path, edge: EdgeStore, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    daemon = Daemon(
-        [docs],
-        store=edge,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),
-        options=FAST,
-    )
+    daemon = daemon_for(docs, edge, tiny_encoder)
     thread = start(daemon)
     count = edge.count()
     away = docs.with_name("unmounted")
@@ -242,14 +228,7 @@ def test_vanished_root_keeps_its_points_until_it_returns(
 def test_stop_in_the_middle_of_a_batch(docs: Path, edge: EdgeStore, tiny_encoder: Encoder) -> None:
     for copy in range(3):
         shutil.copytree(CORPUS / "howto", docs / f"howto{copy}")
-    daemon = Daemon(
-        [docs],
-        store=edge,
-        encoder=tiny_encoder,
-        sync_options=SyncOptions(),
-        options=FAST,
-        watcher_factory=Silent,
-    )
+    daemon = daemon_for(docs, edge, tiny_encoder, watcher_factory=Silent)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     poll(lambda: edge.count() > 0 if edge._shard is not None else False)

@@ -219,14 +219,7 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     options = _sync_options(settings, allow_empty=ns.allow_empty)
     with _store(settings) as store:
         encoder = _load_encoder(settings)
-        log.info(
-            "syncing %s into collection %r (%s) with %s on %s",
-            ", ".join(map(str, roots)),
-            settings.collection,
-            store.description,
-            encoder.name,
-            encoder.device,
-        )
+        _log_start("syncing", roots, store, encoder)
         with progress_bar() as progress:
             report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
         # Index building blocks the process, so it runs here, once the writes are done,
@@ -248,14 +241,7 @@ def _run(ns: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)  # not pinged: a daemon waits for a server that is down
     try:
         encoder = _load_encoder(settings)
-        log.info(
-            "docsync run: roots %s; store %s, collection %r; model %s on %s",
-            ", ".join(map(str, roots)),
-            store.description,
-            settings.collection,
-            encoder.name,
-            encoder.device,
-        )
+        _log_start("watching", roots, store, encoder)
         daemon = Daemon(
             roots,
             store=store,
@@ -283,6 +269,20 @@ def _run(ns: argparse.Namespace, settings: Settings) -> int:
         store.close()
     log.info("stopped")
     return 0
+
+
+def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None:
+    """The one line that says what a sync or daemon is about to do, and with what."""
+    log.info(
+        "%s %s into collection %r (%s) with %s on %s (%s)",
+        verb,
+        ", ".join(map(str, roots)),
+        store.collection,
+        store.description,
+        encoder.name,
+        encoder.device,
+        encoder.precision,
+    )
 
 
 def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any) -> Any:
