@@ -16,7 +16,7 @@ import numpy as np
 
 from plugin.device import resolve_device
 from plugin.errors import ModelLoadError
-from plugin.inference import Runner, configure_cpu_threads, resolve_precision
+from plugin.inference import Prepared, Runner, configure_cpu_threads, resolve_precision
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class Encoder:
         token_budget: int | None = None,
         batch_size: int | None = None,
         backend: str = "torch",
+        prefetch: bool | None = None,
     ) -> None:
         self._model = model
         self.name = name
@@ -56,6 +57,7 @@ class Encoder:
             token_budget=token_budget,
             max_batch=batch_size,
             backend=backend,
+            prefetch=prefetch,
         )
 
     @classmethod
@@ -137,6 +139,14 @@ class Encoder:
         (on a GPU, enough to keep it busy)."""
         return 32768 if self.device.startswith("cuda") else 512
 
+    def window_at(self, index: int) -> int:
+        """The size of the `index`-th window of a run. Where the next window is tokenized
+        while one embeds (CUDA), windows start small and double up to `window`, so the
+        device waits only for the first small one (a sixteenth) to be tokenized."""
+        if not self._runner.prefetch:
+            return self.window
+        return min(self.window, max(1, self.window // 16) << min(index, 4))
+
     def profile(self) -> EmbeddingProfile:
         return EmbeddingProfile(
             model=self.name,
@@ -165,12 +175,20 @@ class Encoder:
     def embed_queries(self, questions: Sequence[str]) -> Vectors:
         return self._runner.embed([self.query_input(q) for q in questions])
 
+    def prepare_passages(self, inputs: Sequence[str]) -> Prepared:
+        """Passage inputs to be embedded next, by `embed_passages`: on a GPU their tokenizing
+        begins now, on a thread, while the device works on earlier ones."""
+        return self._runner.prepare(inputs)
+
     def embed_passages(
-        self, inputs: Sequence[str], should_stop: Callable[[], bool] | None = None
+        self, inputs: Sequence[str] | Prepared, should_stop: Callable[[], bool] | None = None
     ) -> Vectors:
-        """Embed passage inputs exactly as given: build each with `passage_input`.
-        `should_stop` is asked between batches; when it says so, `StopRequested` is raised."""
-        return self._runner.embed(list(inputs), should_stop)
+        """Embed passage inputs exactly as given (build each with `passage_input`), or what
+        `prepare_passages` was given. `should_stop` is asked between batches; when it says
+        so, `StopRequested` is raised."""
+        return self._runner.embed(
+            inputs if isinstance(inputs, Prepared) else list(inputs), should_stop
+        )
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character offsets of the model's tokens in `text`, special tokens left out."""

@@ -9,9 +9,12 @@ with the device after each batch. Here instead:
   size times its longest input), so little compute goes to padding;
 - the model runs in the precision that suits the device: fp16 on CUDA, bf16 on CPUs that
   compute it natively (AVX512-BF16 or AMX), fp32 elsewhere;
-- on CUDA, a feeder thread tokenizes and pads the next batches into pinned memory while the
-  GPU works, copies are asynchronous, results stay on the GPU until the end, and running out
-  of memory halves the budget and carries on.
+- a whole window of texts is sorted together (sorting pieces of a thousand texts left a
+  third of a GPU's batches as padding), and on CUDA its tokenizing starts on a thread of its
+  own as soon as the caller knows the texts (`prepare`), while the previous window embeds;
+- on CUDA, a feeder thread pads the next batches into pinned memory while the GPU works,
+  copies are asynchronous, results stay on the GPU until the end, and running out of memory
+  halves the budget and carries on.
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
 normalisation come from the model's configuration, never from here.
@@ -23,6 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -40,7 +44,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 CPU_TOKEN_BUDGET = 2048
 CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
-FEED_PIECE = 1024  # texts tokenized and sorted together: small enough to start the GPU soon
+TOKENIZE_PIECE = 4096  # texts per tokenizer call (each call runs without the GIL)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 
@@ -100,6 +104,27 @@ class _Batch:
     features: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Tokens:
+    """The token ids of a list of texts, row after row in one array."""
+
+    flat: np.ndarray[Any, np.dtype[np.int64]]
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    lengths: np.ndarray[Any, np.dtype[np.int64]]
+
+
+class Prepared:
+    """Texts handed to the runner ahead of their embedding; on CUDA their tokenizing is
+    already under way on a thread (see `Runner.prepare`)."""
+
+    def __init__(self, texts: list[str], tokens: Future[_Tokens] | None) -> None:
+        self.texts = texts
+        self._tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
 class Runner:
     """Embeds texts with a loaded SentenceTransformer, fast (see the module docstring)."""
 
@@ -111,12 +136,17 @@ class Runner:
         token_budget: int | None = None,
         max_batch: int | None = None,
         backend: str = "torch",
+        prefetch: bool | None = None,
     ) -> None:
         import torch
 
         self._torch = torch
         self.device = str(model.device)
         self._cuda = self.device.startswith("cuda")
+        # Tokenizing the next window on a thread pays where the device is not the CPU; on a
+        # CPU the model already keeps every core busy.
+        self.prefetch = self._cuda if prefetch is None else prefetch
+        self._tokenizing: ThreadPoolExecutor | None = None
         self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
         self.max_batch = max_batch or MAX_BATCH
         self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
@@ -139,13 +169,28 @@ class Runner:
         self.precision = "int8" if backend == "onnx-int8" else "fp32"
         self._session = onnx_session(self.model, self._keys, int8=backend == "onnx-int8")
 
-    def embed(self, texts: Sequence[str], should_stop: Callable[[], bool] | None = None) -> Vectors:
-        """Vectors for `texts`, in their order; `should_stop` is asked between batches and
-        raises `Interrupted` (from the caller) or returns True to abandon the call."""
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
+    def prepare(self, texts: Sequence[str]) -> Prepared:
+        """Texts to embed soon: with `prefetch` (on CUDA by default) their tokenizing starts
+        now on a thread, so it overlaps the embedding of what was prepared before."""
+        texts = list(texts)
+        if not self.prefetch or not texts:
+            return Prepared(texts, None)
+        if self._tokenizing is None:
+            self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="docsync-tokenize")
+        return Prepared(texts, self._tokenizing.submit(self._tokenize, texts))
+
+    def embed(
+        self, texts: Sequence[str] | Prepared, should_stop: Callable[[], bool] | None = None
+    ) -> Vectors:
+        """Vectors for `texts` (or for what `prepare` was given), in their order; `should_stop`
+        is asked between batches, and `StopRequested` raised when it answers True."""
+        prepared = texts if isinstance(texts, Prepared) else Prepared(list(texts), None)
+        out = np.empty((len(prepared), self.dimension), dtype=np.float32)
+        if not len(prepared):
             return out
-        batches = self._batches(list(texts))
+        future = prepared._tokens
+        tokens = future.result() if future is not None else self._tokenize(prepared.texts)
+        batches = self._batches(tokens)
         if self._cuda:
             batches = ahead(batches, depth=4, name="docsync-feeder")
         pending: list[tuple[Any, Any]] = []
@@ -183,17 +228,26 @@ class Runner:
         )
         return int(get())
 
-    def _batches(self, texts: list[str]) -> Iterator[_Batch]:
-        for start in range(0, len(texts), FEED_PIECE):
-            encodings = self._tokenizer.encode_batch_fast(texts[start : start + FEED_PIECE])
+    def _tokenize(self, texts: list[str]) -> _Tokens:
+        flats, lengths = [], []
+        for start in range(0, len(texts), TOKENIZE_PIECE):
+            encodings = self._tokenizer.encode_batch_fast(texts[start : start + TOKENIZE_PIECE])
             ids = [e.ids for e in encodings]
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-            offsets = np.cumsum(lengths) - lengths
-            order = np.argsort(-lengths, kind="stable")  # longest first: memory trouble early
-            for group in _budget_groups(lengths[order], self.budget, self.max_batch):
-                rows = order[group]
-                yield _Batch(rows + start, self._features(flat, offsets[rows], lengths[rows]))
+            piece = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            count = int(piece.sum())
+            flats.append(np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=count))
+            lengths.append(piece)
+        length = np.concatenate(lengths)
+        return _Tokens(np.concatenate(flats), np.cumsum(length) - length, length)
+
+    def _batches(self, tokens: _Tokens) -> Iterator[_Batch]:
+        """Batches of the whole list sorted by token count, longest first (memory trouble
+        shows early), each within the padded-token budget."""
+        order = np.argsort(-tokens.lengths, kind="stable")
+        for group in _budget_groups(tokens.lengths[order], self.budget, self.max_batch):
+            rows = order[group]
+            features = self._features(tokens.flat, tokens.starts[rows], tokens.lengths[rows])
+            yield _Batch(rows, features)
 
     def _features(
         self,

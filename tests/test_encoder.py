@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,30 @@ def test_batches_follow_a_token_budget() -> None:
     widths = [(lengths[g][0], len(lengths[g])) for g in groups]
     assert all(w * n <= 600 for w, n in widths) and all(n <= 4 for _, n in widths)
     assert sum(n for _, n in widths) == len(lengths)
+
+
+def prefetching(model_dir: Path, prefetch: bool = True) -> Encoder:
+    """An encoder that tokenizes prepared windows on a thread, as it does on a GPU (fp32, so
+    that batch shapes change nothing)."""
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    name, prefix = str(model_dir), QUERY_PREFIX
+    return Encoder(model, name=name, query_prefix=prefix, precision="fp32", prefetch=prefetch)
+
+
+def test_prepared_windows_embed_as_given(tiny_model_dir: Path) -> None:
+    encoder, plain = prefetching(tiny_model_dir), prefetching(tiny_model_dir, prefetch=False)
+    texts = [p.read_text()[:1500] for p in sorted(CORPUS.rglob("*.rst"))]
+    first, second = encoder.prepare_passages(texts[:10]), encoder.prepare_passages(texts[10:])
+    assert any(t.name.startswith("docsync-tokenize") for t in threading.enumerate())
+    late, early = encoder.embed_passages(second), encoder.embed_passages(first)
+    np.testing.assert_allclose(np.vstack([early, late]), plain.embed_passages(texts), atol=1e-5)
+    assert encoder.embed_passages(encoder.prepare_passages([])).shape == (0, encoder.dimension)
+
+
+def test_windows_start_small_where_the_next_is_prepared(
+    tiny_model_dir: Path, tiny_encoder: Encoder
+) -> None:
+    encoder = prefetching(tiny_model_dir)
+    sizes = [encoder.window_at(i) for i in range(7)]
+    assert sizes == [encoder.window // 16 * 2**i for i in range(5)] + [encoder.window] * 2
+    assert {tiny_encoder.window_at(i) for i in range(7)} == {tiny_encoder.window}

@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
+from sentence_transformers import SentenceTransformer
 
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
 from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Point, Store
-from tests.conftest import run_sync, state
+from tests.conftest import QUERY_PREFIX, run_sync, state
 
 INSERTED = (
     "A paragraph added by an editor near the top of the file. It introduces a topic the "
@@ -332,3 +334,35 @@ def test_rejected_write_fails_that_file_only(
     assert [f.reason for f in report.failures] == ["rejected"]
     assert memory_store.count({"path": "howto/enum.rst"}) == 0
     assert memory_store.count({"path": "howto/regex.rst"}) > 0
+
+
+def test_windows_prepared_ahead_sync_exactly(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, tiny_model_dir: Path
+) -> None:
+    """With the next window tokenized on a thread while one embeds (as on a GPU), and
+    windows that start small, every point gets its own text's vector."""
+
+    def encoder(prefetch: bool) -> Encoder:  # fp32: batch shapes then change nothing
+        model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+        name, prefix = tiny_encoder.name, QUERY_PREFIX
+        return Encoder(model, name=name, query_prefix=prefix, precision="fp32", prefetch=prefetch)
+
+    ahead, plain = encoder(True), encoder(False)
+    report = run_sync(docs, memory_store, ahead)
+    assert report.ok and report.chunks_embedded > ahead.window  # several windows
+    (docs / "howto" / "curses.rst").unlink()
+    insert_after_paragraph(docs / "howto" / "descriptor.rst", 2, INSERTED)
+    run_sync(docs, memory_store, ahead)
+    assert_exact(memory_store, docs, plain)
+    fresh = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")
+    run_sync(docs, fresh, plain)
+
+    def vectors(store: Store) -> dict[tuple[str, int], Any]:
+        return {
+            (p.payload["path"], p.payload["start"]): p.vector
+            for p in store.scroll({}, with_vectors=True)
+        }
+
+    got, want = vectors(memory_store), vectors(fresh)
+    assert got.keys() == want.keys()
+    assert max(float(np.abs(np.subtract(got[k], want[k])).max()) for k in got) < 1e-5

@@ -4,6 +4,9 @@ A vector is computed only when no point in the collection already holds one for 
 embedded text (same title, same passage, same profile): renamed, moved and copied files,
 and text repeated across files, reuse what is there. Each distinct text is embedded once,
 with a chance to stop between batches.
+
+A window is started (lookups done, texts handed to the encoder) before the previous one is
+finished, so that on a GPU the next window's tokenizing overlaps this one's embedding.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from dataclasses import dataclass
 
 from plugin import schema
 from plugin.encoder import Encoder
-from plugin.inference import StopRequested
+from plugin.inference import Prepared, StopRequested
 from plugin.store import Store
-from worker.plan import FilePlan
+from worker.plan import FilePlan, PlannedPoint, PlannedVector, compact
 
 LOOKUP_BATCH = 256
 # A stop was requested between two embedding batches; nothing of the window was written.
@@ -30,6 +33,18 @@ class EmbedResult:
     seconds: float = 0.0
 
 
+@dataclass
+class VectorJob:
+    """A window's vectors, started: stored ones looked up, the missing texts handed to the
+    encoder (on a GPU, already being tokenized). `finish_vectors` completes it."""
+
+    plans: Sequence[FilePlan]
+    pending: list[tuple[FilePlan, list[PlannedPoint]]]
+    found: dict[str, PlannedVector]
+    inputs: dict[str, str]  # embed hash -> text, for the texts to compute
+    prepared: Prepared | None
+
+
 def fill_vectors(
     plans: Sequence[FilePlan],
     *,
@@ -39,41 +54,55 @@ def fill_vectors(
 ) -> EmbedResult:
     """Give every planned upsert a vector: a stored one when it exists, else a new one.
     Sets each plan's `embedded` count (its texts that were computed, not reused)."""
+    job = start_vectors(plans, encoder=encoder, store=store)
+    return finish_vectors(job, encoder=encoder, should_stop=should_stop)
+
+
+def start_vectors(plans: Sequence[FilePlan], *, encoder: Encoder, store: Store) -> VectorJob:
+    """Look up the stored vectors of a window and hand the encoder what is left to compute,
+    so that it can prepare those texts while an earlier window is embedded."""
     pending = [(plan, plan.needs_vectors()) for plan in plans]
     missing = [p for _, points in pending for p in points]
+    found = stored_vectors(store, {p.embed_hash for p in missing}) if missing else {}
+    inputs = {p.embed_hash: p.embed_input for p in missing if p.embed_hash not in found}
+    prepared = encoder.prepare_passages(list(inputs.values())) if inputs else None
+    return VectorJob(plans, pending, found, inputs, prepared)
+
+
+def finish_vectors(
+    job: VectorJob, *, encoder: Encoder, should_stop: Callable[[], bool] = lambda: False
+) -> EmbedResult:
+    """Embed what `start_vectors` left to compute and give every planned upsert its vector;
+    raises `Interrupted` when `should_stop` says so between batches (nothing is assigned)."""
     result = EmbedResult()
+    missing = [p for _, points in job.pending for p in points]
     if not missing:
         return result
-    found = stored_vectors(store, {p.embed_hash for p in missing})
-    inputs = {p.embed_hash: p.embed_input for p in missing if p.embed_hash not in found}
-    started = time.monotonic()
-    found.update(_embed(encoder, inputs, should_stop))
-    result.seconds = time.monotonic() - started
+    found: dict[str, PlannedVector] = dict(job.found)
+    if job.prepared is not None:
+        if should_stop():
+            raise Interrupted
+        started = time.monotonic()
+        vectors = encoder.embed_passages(job.prepared, should_stop=should_stop)
+        found.update(zip(job.inputs, vectors, strict=True))  # rows: lists only when written
+        result.seconds = time.monotonic() - started
     for point in missing:
         point.vector = found[point.embed_hash]
-    for plan, points in pending:
-        plan.embedded = sum(1 for p in points if p.embed_hash in inputs)
-    result.embedded = len(inputs)
-    result.reused = sum(1 for p in missing if p.embed_hash not in inputs)
+    for plan, points in job.pending:
+        plan.embedded = sum(1 for p in points if p.embed_hash in job.inputs)
+    result.embedded = len(job.inputs)
+    result.reused = sum(1 for p in missing if p.embed_hash not in job.inputs)
     return result
 
 
-def stored_vectors(store: Store, hashes: set[str]) -> dict[str, list[float]]:
+def stored_vectors(store: Store, hashes: set[str]) -> dict[str, PlannedVector]:
     """embed hash -> a stored vector, for the hashes some point in the collection has."""
     wanted = sorted(hashes)
-    found: dict[str, list[float]] = {}
+    found: dict[str, PlannedVector] = {}
     for i in range(0, len(wanted), LOOKUP_BATCH):
         match = {schema.EMBED_HASH: wanted[i : i + LOOKUP_BATCH]}
         for point in store.scroll(match, fields=[schema.EMBED_HASH], with_vectors=True):
-            if point.vector is not None:
-                found.setdefault(str(point.payload.get(schema.EMBED_HASH)), point.vector)
+            vector = compact(point.vector)
+            if vector is not None:
+                found.setdefault(str(point.payload.get(schema.EMBED_HASH)), vector)
     return found
-
-
-def _embed(
-    encoder: Encoder, inputs: dict[str, str], should_stop: Callable[[], bool]
-) -> dict[str, list[float]]:
-    if should_stop():
-        raise Interrupted
-    vectors = encoder.embed_passages(list(inputs.values()), should_stop=should_stop)
-    return dict(zip(inputs, (v.tolist() for v in vectors), strict=True))

@@ -5,11 +5,12 @@ collection: it lists what is indexed there, reads what is on disk there, and wri
 difference. `docsync sync` reconciles whole roots once; the daemon reconciles the scopes its
 file events name, and whole roots on every rescan.
 
-Three threads overlap: one reads, chunks and plans files ahead; this one embeds a window's
-missing vectors together (better batches); the writer writes each file's points behind it,
-in order, upserts before deletes. Points of files that are gone are deleted last, so a
-renamed file finds its old vectors still there. The collection stays the only record of what
-is indexed.
+Four threads overlap: one reads, chunks and plans files ahead; this one embeds a window's
+missing vectors together (better batches), while a fourth looks up the stored vectors of the
+next window and hands its texts to the encoder (on a GPU their tokenizing runs meanwhile);
+the writer writes each file's points behind it, in order, upserts before deletes. Points of
+files that are gone are deleted last, so a renamed file finds its old vectors still there.
+The collection stays the only record of what is indexed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -30,7 +32,7 @@ from plugin.profile import CHUNKER_VERSION
 from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
-from worker.embed import fill_vectors
+from worker.embed import VectorJob, finish_vectors, start_vectors
 from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
 from worker.read import Document, read_document
 from worker.report import Skip, SyncReport
@@ -136,7 +138,7 @@ class Syncer:
                 run.sync_scope(root, scope, scan)
             run.writer.drain()
         finally:
-            run.writer.close()
+            run.close()
         run.report.seconds = time.monotonic() - run.started
         return run.report
 
@@ -149,9 +151,18 @@ class _Run:
         self.options = syncer.options
         self.progress = progress
         self.report = SyncReport()
-        self.window: list[FilePlan] = []
+        self.window: list[FilePlan] = []  # plans collecting for the next window
+        self.windows = 0  # windows started in this run
+        self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
         self.writer = Writer(self.store, self._written)
+        self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.starter.shutdown(wait=True, cancel_futures=True)
 
     def sync_scope(self, root_path: Path, scope: str, scan: Scan) -> None:
         """Files are read, chunked and planned on a thread ahead of this one, which embeds;
@@ -170,6 +181,7 @@ class _Run:
                 keep.add(event.path)
                 self._queue(event)
         self._flush()
+        self._flush()  # the window the first flush started
         if not self.syncer.should_stop():
             self._remove_gone(root_path, scope, scan, indexed, keep)
 
@@ -249,26 +261,30 @@ class _Run:
 
     def _queue(self, plan: FilePlan) -> None:
         self.window.append(plan)
-        window = self.options.window_chunks or self.encoder.window
+        window = self.options.window_chunks or self.encoder.window_at(self.windows)
         if sum(len(p.needs_vectors()) for p in self.window) >= window:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.window:
+        """Start the collected window, then embed and write the one started before it."""
+        job = None
+        if self.window:
+            window, self.window = self.window, []
+            job = self.starter.submit(start_vectors, window, encoder=self.encoder, store=self.store)
+            self.windows += 1
+        started, self.job = self.job, job
+        if started is None:
             return
-        embedded = fill_vectors(
-            self.window,
-            encoder=self.encoder,
-            store=self.store,
-            should_stop=self.syncer.should_stop,
+        previous = started.result()
+        embedded = finish_vectors(
+            previous, encoder=self.encoder, should_stop=self.syncer.should_stop
         )
         self.report.chunks_embedded += embedded.embedded
         self.report.vectors_reused += embedded.reused
         self.report.embed_seconds += embedded.seconds
-        for plan in self.window:
+        for plan in previous.plans:
             self._write(plan, deleted_file=False)
             self.progress.advance()
-        self.window = []
 
     def _write(self, plan: FilePlan, *, deleted_file: bool) -> None:
         if not plan.empty:

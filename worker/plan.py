@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from plugin import schema
 from plugin.store import Point, Store
@@ -51,12 +54,23 @@ def list_files(store: Store, root: str, scope: str = "") -> dict[str, IndexedFil
     return dict(files)
 
 
+# A vector as it travels through the pipeline: an array, made a list only when written (a
+# list of floats per point would give the garbage collector hundreds of items to walk per
+# point while thousands wait to be written, pausing every thread, searches included).
+PlannedVector = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def compact(vector: Sequence[float] | None) -> PlannedVector | None:
+    """A stored vector in the pipeline's form."""
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
 @dataclass
 class PlannedPoint:
     id: str
     payload: schema.Payload
     embed_input: str
-    vector: list[float] | None = None
+    vector: PlannedVector | None = None
 
     @property
     def embed_hash(self) -> str:
@@ -106,7 +120,7 @@ def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeI
         if old is not None and old.payload == point.payload:
             continue
         same_point = old.vector if old is not None else None
-        point.vector = same_point or old_vectors.get(point.embed_hash)
+        point.vector = compact(same_point or old_vectors.get(point.embed_hash))
         plan.upserts.append(point)
     plan.deletes = [pid for pid in stored if pid not in wanted]
     return plan

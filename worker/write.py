@@ -30,7 +30,8 @@ def apply_plan(plan: FilePlan, store: Store) -> WriteResult:
     for planned in plan.upserts:
         if planned.vector is None:
             raise ValueError(f"point {planned.id} of {plan.path} has no vector")
-        points.append(Point(id=planned.id, payload=dict(planned.payload), vector=planned.vector))
+        vector = planned.vector.tolist()  # as late as possible: see PlannedVector
+        points.append(Point(id=planned.id, payload=dict(planned.payload), vector=vector))
     for i in range(0, len(points), UPSERT_BATCH):
         store.upsert(points[i : i + UPSERT_BATCH])
     for i in range(0, len(plan.deletes), DELETE_BATCH):
