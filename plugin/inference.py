@@ -146,6 +146,9 @@ class Runner:
         # Tokenizing the next window on a thread pays where the device is not the CPU; on a
         # CPU the model already keeps every core busy.
         self.prefetch = self._cuda if prefetch is None else prefetch
+        # The GPU feed: batches padded on a feeder thread, results left on the device until
+        # the end of the call (a CPU computes each batch as it is called: nothing to overlap).
+        self.feed_ahead = self._cuda
         self._tokenizing: ThreadPoolExecutor | None = None
         self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
         self.max_batch = max_batch or MAX_BATCH
@@ -191,14 +194,14 @@ class Runner:
         future = prepared._tokens
         tokens = future.result() if future is not None else self._tokenize(prepared.texts)
         batches = self._batches(tokens)
-        if self._cuda:
+        if self.feed_ahead:
             batches = ahead(batches, depth=4, name="docsync-feeder")
         pending: list[tuple[Any, Any]] = []
         for batch in batches:
             if should_stop is not None and should_stop():
                 raise StopRequested
             pending.append((batch.rows, self._forward(batch.features)))
-            if not self._cuda:  # CPU results are ready at once; GPU ones stay queued
+            if not self.feed_ahead:  # CPU results are ready at once; GPU ones stay queued
                 self._collect(pending, out)
         self._collect(pending, out)
         return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from plugin.inference import available_cpus
 log = logging.getLogger("docsync.encoder")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_FILLING = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -41,12 +43,11 @@ def onnx_session(model: Any, keys: list[str], *, int8: bool) -> Any:
         ) from exc
     folder = cache_dir() / _fingerprint(model)
     plain = folder / "model.onnx"
-    if not plain.exists():
-        _export(model, keys, plain)
-    path = plain
-    if int8:
-        path = folder / "model-int8.onnx"
-        if not path.exists():
+    path = folder / "model-int8.onnx" if int8 else plain
+    with _FILLING:  # torch's exporter keeps global state: one export at a time per process
+        if not plain.exists():
+            _export(model, keys, plain)
+        if int8 and not path.exists():
             _quantize(plain, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = available_cpus()
@@ -76,7 +77,7 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
     log.info("exporting the model to ONNX (once): %s", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.ones((2, 8), dtype=torch.int64)
-    tmp = path.with_suffix(".tmp")
+    tmp = _scratch(path)
     axes = {k: {0: "batch", 1: "tokens"} for k in keys}
     try:
         with warnings.catch_warnings():
@@ -94,21 +95,36 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
+        os.replace(tmp, path)
     except ImportError as exc:
         raise ConfigError(
             "exporting to ONNX needs the onnx package: pip install 'docsync[onnx]'"
         ) from exc
-    os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _quantize(plain: Path, path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantizing the ONNX model to int8 (once): %s", path)
-    tmp = path.with_suffix(".tmp")
+    tmp = _scratch(path)
     # Matrix products only, one scale per output channel: per-tensor scales or quantized
     # other ops moved MiniLM's vectors to a cosine of 0.94 to fp32, this keeps 0.99.
-    quantize_dynamic(
-        plain, tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
-    )
-    os.replace(tmp, path)
+    try:
+        quantize_dynamic(
+            plain,
+            tmp,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _scratch(path: Path) -> Path:
+    """A file name beside `path` that no other process or thread writing the same cache entry
+    uses: each writes its own, and the last atomic rename wins with a whole file."""
+    return path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -172,3 +172,18 @@ def test_windows_start_small_where_the_next_is_prepared(
     sizes = [encoder.window_at(i) for i in range(7)]
     assert sizes == [encoder.window // 16 * 2**i for i in range(5)] + [encoder.window] * 2
     assert {tiny_encoder.window_at(i) for i in range(7)} == {tiny_encoder.window}
+
+
+def test_the_gpu_feed_gives_the_same_vectors(tiny_model_dir: Path) -> None:
+    """The GPU's way of feeding (batches padded on a feeder thread, results collected at the
+    end), run on the CPU: same vectors in the same order, and a stop still stops it."""
+    encoder, plain = prefetching(tiny_model_dir), prefetching(tiny_model_dir, prefetch=False)
+    encoder._runner.feed_ahead, encoder._runner.budget = True, 512  # many small batches
+    texts = [p.read_text()[:1500] for p in sorted(CORPUS.rglob("*.rst"))]
+    np.testing.assert_allclose(
+        encoder.embed_passages(encoder.prepare_passages(texts)),
+        plain.embed_passages(texts),
+        atol=1e-5,
+    )
+    with pytest.raises(StopRequested):
+        encoder.embed_passages(texts, should_stop=lambda: True)

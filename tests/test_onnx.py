@@ -3,6 +3,7 @@ torch, int8 close to it, the export cached."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,25 @@ def test_onnx_int8_stays_close(cache: Path) -> None:
     c = cosines(int8.embed_passages(TEXTS), reference.embed_passages(TEXTS))
     assert c.mean() > 0.99 and c.min() > 0.97
     assert list(cache.rglob("model-int8.onnx"))
+
+
+def test_exports_racing_for_one_cache_entry_both_succeed(cache: Path, tiny_model_dir: Path) -> None:
+    """Two loads exporting the same model at once (two workers started together) each write
+    their own scratch file; the cache ends with one whole model and no leftovers."""
+    results: list[object] = []
+
+    def load() -> None:
+        try:
+            results.append(Encoder.load(str(tiny_model_dir), device="cpu", backend="onnx-int8"))
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, Encoder) for r in results), results
+    assert not list(cache.rglob("*.tmp"))
+    a, b = (r.embed_passages(TEXTS) for r in results if isinstance(r, Encoder))
+    np.testing.assert_allclose(a, b, atol=1e-6)
