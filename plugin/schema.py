@@ -24,12 +24,13 @@ CHUNK_COUNT = "chunk_count"
 CHUNK_HASH = "chunk_hash"
 EMBED_HASH = "embed_hash"
 FILE_HASH = "file_hash"
+FILE_STAT = "file_stat"
 CHUNKER = "chunker"
 
 # Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
 INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH)
 # What the planner needs to tell whether a file's points are complete and current.
-LISTING_FIELDS = (PATH, FILE_HASH, CHUNKER, CHUNK_COUNT)
+LISTING_FIELDS = (PATH, FILE_HASH, FILE_STAT, CHUNKER, CHUNK_COUNT)
 
 _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
 
@@ -47,6 +48,9 @@ class Payload(TypedDict):
     chunk_hash: str
     embed_hash: str
     file_hash: str
+    # size, times and inode of the file when it was read, once it had settled (see
+    # worker/read.py); "" when it had changed too recently to vouch for its content
+    file_stat: str
     chunker: str
 
 

@@ -34,7 +34,7 @@ from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.embed import VectorJob, finish_vectors, start_vectors
 from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
-from worker.read import Document, read_document
+from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, scan_root
 from worker.write import Writer, WriteResult
@@ -155,7 +155,8 @@ class _Run:
         self.windows = 0  # windows started in this run
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
-        self.writer = Writer(self.store, self._written)
+        window = self.options.window_chunks or self.encoder.window
+        self.writer = Writer(self.store, self._written, max_points=4 * window)
         self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
 
     def close(self) -> None:
@@ -189,15 +190,20 @@ class _Run:
         self, scan: Scan, indexed: dict[str, IndexedFile]
     ) -> Iterator[Skip | str | FilePlan]:
         yield from scan.skipped
+        chunker = self.options.chunker
         for source in scan.files:
             if self.syncer.should_stop():
                 return
-            document = read_document(source, max_bytes=self.options.max_file_bytes)
+            entry = indexed.get(source.path)
+            max_bytes = self.options.max_file_bytes
+            if entry and entry.is_unchanged(current_stat_key(source, max_bytes), chunker):
+                yield source.path  # unchanged since its points were written: not read
+                continue
+            document = read_document(source, max_bytes=max_bytes)
             if isinstance(document, Skip):
                 yield document
                 continue
-            entry = indexed.get(source.path)
-            if entry and entry.is_current(document.file_hash, self.options.chunker):
+            if entry and entry.is_current(document.file_hash, chunker):
                 yield source.path
                 continue
             yield self._plan(document, has_points=entry is not None)
@@ -250,7 +256,13 @@ class _Run:
             )
         chunks = chunk_text(document.text, tokenizer=self.encoder, max_tokens=budget)
         version = FileVersion(
-            root, source.path, title, document.file_hash, self.options.chunker, chunks
+            root,
+            source.path,
+            title,
+            document.file_hash,
+            self.options.chunker,
+            chunks,
+            document.stat_key,
         )
         existing = (
             self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)

@@ -29,12 +29,24 @@ class IndexedFile:
 
     ids: list[str] = field(default_factory=list)
     file_hashes: set[str] = field(default_factory=set)
+    stat_keys: set[str] = field(default_factory=set)
     chunkers: set[str] = field(default_factory=set)
     counts: set[int] = field(default_factory=set)
 
     def is_current(self, file_hash: str, chunker: str) -> bool:
         return (
             self.file_hashes == {file_hash}
+            and self.chunkers == {chunker}
+            and self.counts == {len(self.ids)}
+        )
+
+    def is_unchanged(self, stat_key: str, chunker: str) -> bool:
+        """Current without reading the file: every point was written from a file with this
+        stat key (see worker/read.py), complete and with this chunker."""
+        return (
+            bool(stat_key)
+            and self.stat_keys == {stat_key}
+            and len(self.file_hashes) == 1
             and self.chunkers == {chunker}
             and self.counts == {len(self.ids)}
         )
@@ -49,6 +61,7 @@ def list_files(store: Store, root: str, scope: str = "") -> dict[str, IndexedFil
         entry = files[str(p.get(schema.PATH, ""))]
         entry.ids.append(point.id)
         entry.file_hashes.add(str(p.get(schema.FILE_HASH, "")))
+        entry.stat_keys.add(str(p.get(schema.FILE_STAT, "")))
         entry.chunkers.add(str(p.get(schema.CHUNKER, "")))
         entry.counts.add(int(p.get(schema.CHUNK_COUNT, -1)))
     return dict(files)
@@ -103,6 +116,7 @@ class FileVersion:
     file_hash: str
     chunker: str
     chunks: Sequence[Chunk]
+    stat_key: str = ""
 
 
 def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeInput) -> FilePlan:
@@ -157,5 +171,6 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         "chunk_hash": schema.content_hash(chunk.text),
         "embed_hash": embed_hash,
         "file_hash": version.file_hash,
+        "file_stat": version.stat_key,
         "chunker": version.chunker,
     }

@@ -3,6 +3,14 @@
 UTF-8 (with or without a byte-order mark) and UTF-16 with a BOM are read as they are; other
 encodings only when charset-normalizer is confident, since a wrong guess would index
 garbage. Offsets everywhere else index the decoded text (Python `str` positions).
+
+Each document also carries its file's *stat key* (size, modification and change times,
+inode), taken before the bytes are read, and stored with its points: a later sync that finds
+the same key knows the file is unchanged without reading it. A key is only given for a file
+that had settled (last changed `SETTLE_NS` before it was read), because a write in the same
+clock tick as the read could otherwise leave the key unchanged over new content. Any write
+moves the change time, which no tool can set back, so a copy that restores the modification
+time is still seen.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 from plugin.schema import content_hash
@@ -28,6 +37,8 @@ WESTERN = "cp1252"
 # Share of letters that may be non-ASCII in Western European text (Portuguese and French run
 # near 5%, German umlaut-dense text under 15%).
 MAX_ACCENTED = 0.3
+# A file whose last change is older than this when it is read has a stat key.
+SETTLE_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -36,13 +47,34 @@ class Document:
     text: str
     file_hash: str
     encoding: str
+    stat_key: str = ""  # "" when the file had not settled (see the module docstring)
+
+
+def stat_key(info: os.stat_result, now_ns: int | None = None) -> str:
+    """The key that vouches for a file's content, or "" when it changed too recently."""
+    changed = max(info.st_mtime_ns, info.st_ctime_ns)
+    if changed > (time.time_ns() if now_ns is None else now_ns) - SETTLE_NS:
+        return ""
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
+
+def current_stat_key(source: SourceFile, max_bytes: int) -> str:
+    """The stat key of `source` now ("" when it cannot vouch: unsettled, too large, gone)."""
+    try:
+        info = os.stat(source.absolute)
+    except OSError:
+        return ""
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        return ""
+    return stat_key(info)
 
 
 def read_document(source: SourceFile, *, max_bytes: int) -> Document | Skip:
     """Read and decode `source`; every way this can fail is a `Skip` with its reason."""
-    raw = _read_bytes(source, max_bytes)
-    if isinstance(raw, Skip):
-        return raw
+    read = _read_bytes(source, max_bytes)
+    if isinstance(read, Skip):
+        return read
+    raw, key = read
     if not raw.strip():
         return Skip(source.path, "empty", "no text")
     decoded = _decode(raw)
@@ -51,7 +83,7 @@ def read_document(source: SourceFile, *, max_bytes: int) -> Document | Skip:
     text, encoding = decoded
     if not text.strip():
         return Skip(source.path, "empty", "only whitespace")
-    return Document(source=source, text=text, file_hash=content_hash(raw), encoding=encoding)
+    return Document(source, text, content_hash(raw), encoding, key)
 
 
 _DETAILS = {
@@ -60,7 +92,8 @@ _DETAILS = {
 }
 
 
-def _read_bytes(source: SourceFile, max_bytes: int) -> bytes | Skip:
+def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
+    """The file's bytes, and its stat key taken before they were read."""
     path = source.absolute
     try:
         info = os.stat(path)
@@ -69,6 +102,7 @@ def _read_bytes(source: SourceFile, max_bytes: int) -> bytes | Skip:
         if info.st_size > max_bytes:
             return Skip(source.path, "too_large", f"{info.st_size} bytes > {max_bytes}")
         with open(path, "rb") as handle:
+            key = stat_key(os.fstat(handle.fileno()))  # of what is read, never of later bytes
             raw = handle.read(max_bytes + 1)
     except FileNotFoundError:
         return Skip(source.path, "vanished", "gone before it could be read")
@@ -76,7 +110,7 @@ def _read_bytes(source: SourceFile, max_bytes: int) -> bytes | Skip:
         return Skip(source.path, "unreadable", exc.strerror or str(exc))
     if len(raw) > max_bytes:
         return Skip(source.path, "too_large", f"grew past {max_bytes} bytes while read")
-    return raw
+    return raw, key
 
 
 def _decode(raw: bytes) -> tuple[str, str] | str:

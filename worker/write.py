@@ -47,18 +47,31 @@ class Writer:
 
     `done(plan, deleted_file, result)` is called on that thread with the `WriteResult`, or
     with the exception a plan raised; an exception `done` does not absorb stops the writer,
-    and `submit`/`drain` raise it in the caller's thread."""
+    and `submit`/`drain` raise it in the caller's thread.
 
-    def __init__(self, store: Store, done: Written, *, depth: int = 64) -> None:
+    At most about `max_points` planned points wait (one plan is always let in, whatever its
+    size): enough for the writer never to run dry, few enough that memory stays flat and the
+    garbage collector has little to walk when the embedding outruns the store."""
+
+    def __init__(self, store: Store, done: Written, *, max_points: int = 4096) -> None:
         self._store = store
         self._done = done
-        self._queue: queue.Queue[tuple[FilePlan, bool] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[FilePlan, bool] | None] = queue.Queue()
+        self._room = threading.Condition()
+        self._waiting = 0  # planned points submitted and not yet written
+        self._max_points = max_points
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="docsync-writer")
         self._thread.start()
 
     def submit(self, plan: FilePlan, *, deleted_file: bool) -> None:
         self._raise()
+        weight = _weight(plan)
+        with self._room:
+            while self._waiting and self._waiting + weight > self._max_points:
+                self._room.wait(timeout=0.5)
+                self._raise()
+            self._waiting += weight
         self._queue.put((plan, deleted_file))
 
     def drain(self) -> None:
@@ -87,5 +100,12 @@ class Writer:
             except BaseException as exc:  # raised in the caller's thread by submit/drain
                 self._error = exc
             finally:
+                with self._room:
+                    self._waiting -= _weight(item[0])
+                    self._room.notify_all()
                 self._queue.task_done()
         self._queue.task_done()
+
+
+def _weight(plan: FilePlan) -> int:
+    return len(plan.upserts) + 1
