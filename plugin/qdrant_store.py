@@ -66,12 +66,16 @@ class QdrantClientStore:
         url: str | None = None,
         api_key: str | None = None,
         path: Path | None = None,
+        attempts: int | None = None,
     ) -> QdrantClientStore:
+        """A store on a server (`url`, retried `attempts` tries per call, default
+        `SERVER_ATTEMPTS`), in memory (`url=":memory:"`) or embedded in `path`."""
         if url == ":memory:":
             return cls(QdrantClient(location=":memory:"), collection, description="in-memory")
         if url:
             client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
-            return cls(client, collection, description=f"server {url}", server=True)
+            description = f"server {url}"
+            return cls(client, collection, description=description, server=True, attempts=attempts)
         if path is None:
             raise ValueError("connect() needs a url or a path")
         return cls(_embedded_client(path), collection, description=f"embedded {path}")

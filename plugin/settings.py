@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: embedded store")
     qdrant_api_key: SecretStr | None = Field(None, description="API key for the Qdrant server")
     qdrant_path: Path = Field(Path(".docsync/qdrant"), description="folder of the embedded store")
+    qdrant_retries: int = Field(
+        4, ge=1, le=20, description="tries per server call on transient failures (backoff between)"
+    )
     collection: str = Field("docsync", min_length=1, description="Qdrant collection name")
     include: Annotated[list[str], NoDecode] = Field(
         list(DEFAULT_INCLUDE), description="comma-separated globs of files to index"

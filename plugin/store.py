@@ -105,7 +105,10 @@ def open_store(settings: Settings) -> Store:
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return QdrantClientStore.connect(
-            url=settings.qdrant_url, api_key=key, collection=settings.collection
+            url=settings.qdrant_url,
+            api_key=key,
+            collection=settings.collection,
+            attempts=settings.qdrant_retries,
         )
     from plugin.edge_store import EdgeStore
 

@@ -5,6 +5,7 @@ and never retried. The fault-injecting client wraps a real (in-memory) one."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from plugin.encoder import Encoder
 from plugin.errors import StoreUnavailableError
 from plugin.qdrant_store import SERVER_ATTEMPTS, QdrantClientStore
+from plugin.settings import Settings
+from plugin.store import open_store
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_sync import fresh_state
 
@@ -127,3 +130,20 @@ def test_a_4xx_is_reported_for_its_file_not_retried(tiny_encoder: Encoder, tmp_p
     assert "400" in report.failures[0].detail
     assert client.calls["upsert"] == 2  # one refused (not retried), one for the other file
     assert {p.payload["path"] for p in store.scroll({})} == {"b.md"}
+
+
+def test_tries_follow_the_setting(caplog: pytest.LogCaptureFixture) -> None:
+    """DOCSYNC_QDRANT_RETRIES reaches the server store: a server that refuses connections is
+    tried that many times per call, then reported unreachable."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(qdrant_url=f"http://127.0.0.1:{port}", qdrant_retries=2)
+    store = open_store(settings)
+    with (
+        caplog.at_level(logging.WARNING, logger="docsync.retry"),
+        pytest.raises(StoreUnavailableError),
+    ):
+        store.ping()
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 1
+    store.close()
