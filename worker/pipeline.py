@@ -41,7 +41,6 @@ from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
 MIN_PASSAGE_TOKENS = 16
-PLAN_AHEAD = 64  # files read, chunked and planned ahead of the embedding
 
 
 class Progress(Protocol):
@@ -172,7 +171,11 @@ class _Run:
         indexed = list_files(self.store, root, scope)
         self.report.files_scanned += scan.candidates
         keep: set[str] = set()
-        for event in ahead(self._plans(scan, indexed), depth=PLAN_AHEAD, name="docsync-plan"):
+        # Planned about a window ahead of the embedding (in points, not files: a few big files
+        # would otherwise keep tens of thousands of points waiting).
+        window = self.options.window_chunks or self.encoder.window
+        planned = ahead(self._plans(scan, indexed), depth=window, name="docsync-plan", weight=_size)
+        for event in planned:
             if isinstance(event, Skip):
                 self._skip(root, event, keep)
             elif isinstance(event, str):  # read, and already current
@@ -326,6 +329,10 @@ class _Run:
             plan.embedded,
             extra={"path": plan.path, "embedded": plan.embedded},
         )
+
+
+def _size(event: Skip | str | FilePlan) -> int:
+    return len(event.upserts) + 1 if isinstance(event, FilePlan) else 1
 
 
 def _has_entries(root: Path) -> bool:
