@@ -1,4 +1,5 @@
-"""Run an iterator on a thread of its own, a little ahead of its consumer."""
+"""Run an iterator on a thread of its own, a little ahead of its consumer; and the weighted
+bound that keeps such a thread (or a writer's queue) from running too far ahead."""
 
 from __future__ import annotations
 
@@ -8,6 +9,32 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class Budget:
+    """At most `limit` units held at once, but one holder is always let in, whatever its
+    weight (so nothing heavier than the limit waits forever)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, weight: int, give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Take `weight` units once they fit; False (nothing taken) if `give_up` says so
+        while waiting (asked at least every 0.1 s)."""
+        with self._changed:
+            while self.held and self.held + weight > self.limit:
+                if give_up():
+                    return False
+                self._changed.wait(timeout=0.1)
+            self.held += weight
+        return True
+
+    def release(self, weight: int) -> None:
+        with self._changed:
+            self.held -= weight
+            self._changed.notify_all()
 
 
 class _Done:
@@ -31,21 +58,17 @@ def ahead(
     always let through, whatever its weight). An exception in `items` is raised here;
     leaving the loop early stops the thread."""
     measure = weight or (lambda _: 1)
+    budget = Budget(depth)
     ready: deque[tuple[Any, int]] = deque()
-    changed = threading.Condition()
+    arrived = threading.Condition()
     stop = threading.Event()
-    held = 0
 
     def put(item: object, size: int) -> bool:
-        nonlocal held
-        with changed:
-            while ready and held + size > depth and not stop.is_set():
-                changed.wait(timeout=0.1)
-            if stop.is_set():
-                return False
+        if not budget.acquire(size, give_up=stop.is_set):
+            return False
+        with arrived:
             ready.append((item, size))
-            held += size
-            changed.notify_all()
+            arrived.notify()
         return True
 
     def produce() -> None:
@@ -61,12 +84,11 @@ def ahead(
     threading.Thread(target=produce, daemon=True, name=name).start()
     try:
         while True:
-            with changed:
+            with arrived:
                 while not ready:
-                    changed.wait()
+                    arrived.wait()
                 item, size = ready.popleft()
-                held -= size
-                changed.notify_all()
+            budget.release(size)
             if isinstance(item, _Done):
                 return
             if isinstance(item, _Failed):
@@ -74,5 +96,3 @@ def ahead(
             yield item
     finally:
         stop.set()
-        with changed:
-            changed.notify_all()

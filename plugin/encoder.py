@@ -186,9 +186,7 @@ class Encoder:
         """Embed passage inputs exactly as given (build each with `passage_input`), or what
         `prepare_passages` was given. `should_stop` is asked between batches; when it says
         so, `StopRequested` is raised."""
-        return self._runner.embed(
-            inputs if isinstance(inputs, Prepared) else list(inputs), should_stop
-        )
+        return self._runner.embed(inputs, should_stop)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character offsets of the model's tokens in `text`, special tokens left out."""

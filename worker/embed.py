@@ -38,24 +38,14 @@ class VectorJob:
     """A window's vectors, started: stored ones looked up, the missing texts handed to the
     encoder (on a GPU, already being tokenized). `finish_vectors` completes it."""
 
-    plans: Sequence[FilePlan]
-    pending: list[tuple[FilePlan, list[PlannedPoint]]]
+    pending: list[tuple[FilePlan, list[PlannedPoint]]]  # each plan, with its points lacking one
     found: dict[str, PlannedVector]
     inputs: dict[str, str]  # embed hash -> text, for the texts to compute
     prepared: Prepared | None
 
-
-def fill_vectors(
-    plans: Sequence[FilePlan],
-    *,
-    encoder: Encoder,
-    store: Store,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> EmbedResult:
-    """Give every planned upsert a vector: a stored one when it exists, else a new one.
-    Sets each plan's `embedded` count (its texts that were computed, not reused)."""
-    job = start_vectors(plans, encoder=encoder, store=store)
-    return finish_vectors(job, encoder=encoder, should_stop=should_stop)
+    @property
+    def plans(self) -> list[FilePlan]:
+        return [plan for plan, _ in self.pending]
 
 
 def start_vectors(plans: Sequence[FilePlan], *, encoder: Encoder, store: Store) -> VectorJob:
@@ -66,7 +56,7 @@ def start_vectors(plans: Sequence[FilePlan], *, encoder: Encoder, store: Store) 
     found = stored_vectors(store, {p.embed_hash for p in missing}) if missing else {}
     inputs = {p.embed_hash: p.embed_input for p in missing if p.embed_hash not in found}
     prepared = encoder.prepare_passages(list(inputs.values())) if inputs else None
-    return VectorJob(plans, pending, found, inputs, prepared)
+    return VectorJob(pending, found, inputs, prepared)
 
 
 def finish_vectors(
@@ -79,9 +69,7 @@ def finish_vectors(
     if not missing:
         return result
     found: dict[str, PlannedVector] = dict(job.found)
-    if job.prepared is not None:
-        if should_stop():
-            raise Interrupted
+    if job.prepared is not None:  # the encoder asks `should_stop` before every batch
         started = time.monotonic()
         vectors = encoder.embed_passages(job.prepared, should_stop=should_stop)
         found.update(zip(job.inputs, vectors, strict=True))  # rows: lists only when written

@@ -154,8 +154,8 @@ class _Run:
         self.windows = 0  # windows started in this run
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
-        window = self.options.window_chunks or self.encoder.window
-        self.writer = Writer(self.store, self._written, max_points=4 * window)
+        self.full_window = self.options.window_chunks or self.encoder.window
+        self.writer = Writer(self.store, self._written, max_points=4 * self.full_window)
         self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
 
     def close(self) -> None:
@@ -173,8 +173,8 @@ class _Run:
         keep: set[str] = set()
         # Planned about a window ahead of the embedding (in points, not files: a few big files
         # would otherwise keep tens of thousands of points waiting).
-        window = self.options.window_chunks or self.encoder.window
-        planned = ahead(self._plans(scan, indexed), depth=window, name="docsync-plan", weight=_size)
+        plans = self._plans(scan, indexed)
+        planned = ahead(plans, depth=self.full_window, name="docsync-plan", weight=_weight)
         for event in planned:
             if isinstance(event, Skip):
                 self._skip(root, event, keep)
@@ -331,8 +331,8 @@ class _Run:
         )
 
 
-def _size(event: Skip | str | FilePlan) -> int:
-    return len(event.upserts) + 1 if isinstance(event, FilePlan) else 1
+def _weight(event: Skip | str | FilePlan) -> int:
+    return event.weight if isinstance(event, FilePlan) else 1
 
 
 def _has_entries(root: Path) -> bool:

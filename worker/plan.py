@@ -102,6 +102,11 @@ class FilePlan:
     def empty(self) -> bool:
         return not self.upserts and not self.deletes
 
+    @property
+    def weight(self) -> int:
+        """What holding this plan in a queue costs, in points (the file itself counts one)."""
+        return len(self.upserts) + 1
+
     def needs_vectors(self) -> list[PlannedPoint]:
         return [p for p in self.upserts if p.vector is None]
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from plugin.background import Budget
 from plugin.store import Point, Store
 from worker.plan import FilePlan
 
@@ -57,21 +58,15 @@ class Writer:
         self._store = store
         self._done = done
         self._queue: queue.Queue[tuple[FilePlan, bool] | None] = queue.Queue()
-        self._room = threading.Condition()
-        self._waiting = 0  # planned points submitted and not yet written
-        self._max_points = max_points
+        self._room = Budget(max_points)  # planned points submitted and not yet written
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="docsync-writer")
         self._thread.start()
 
     def submit(self, plan: FilePlan, *, deleted_file: bool) -> None:
         self._raise()
-        weight = _weight(plan)
-        with self._room:
-            while self._waiting and self._waiting + weight > self._max_points:
-                self._room.wait(timeout=0.5)
-                self._raise()
-            self._waiting += weight
+        if not self._room.acquire(plan.weight, give_up=lambda: self._error is not None):
+            self._raise()
         self._queue.put((plan, deleted_file))
 
     def drain(self) -> None:
@@ -100,12 +95,6 @@ class Writer:
             except BaseException as exc:  # raised in the caller's thread by submit/drain
                 self._error = exc
             finally:
-                with self._room:
-                    self._waiting -= _weight(item[0])
-                    self._room.notify_all()
+                self._room.release(item[0].weight)
                 self._queue.task_done()
         self._queue.task_done()
-
-
-def _weight(plan: FilePlan) -> int:
-    return len(plan.upserts) + 1
