@@ -1,5 +1,6 @@
 """Query benchmark: latency of one question through `Searcher.search` on the embedded store
-at 100k points, with the embedding and the search also timed apart.
+at 100k points, with the embedding and the search also timed apart, and the baseline (stock
+sentence-transformers `encode` of one question, fp32) in the same run.
 
 The collection holds 100k points (the corpus's real chunks, embedded once, then copies with
 slightly moved vectors to reach the size), indexed as the worker leaves it after a sync.
@@ -86,6 +87,22 @@ def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
         pass
 
 
+def stock_embed_ms(settings: Settings, device: str, rounds: int) -> list[float]:
+    """The baseline: stock sentence-transformers `encode` (fp32), one question per call."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(Encoder.source(settings.model), device=device)
+    times = []
+    for question in QUESTIONS[:3]:  # warm up
+        model.encode([settings.query_prefix + question], normalize_embeddings=True)
+    for _ in range(rounds):
+        for question in QUESTIONS:
+            started = time.perf_counter()
+            model.encode([settings.query_prefix + question], normalize_embeddings=True)
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -120,6 +137,7 @@ def main(argv: list[str]) -> int:
                 search.append((t3 - t2) * 1000)
         points = store.count()
         store.close()
+    stock = stock_embed_ms(settings, encoder.device, args.rounds)
     result: dict[str, Any] = {
         "points": points,
         "queries": len(whole),
@@ -129,9 +147,12 @@ def main(argv: list[str]) -> int:
         "embed_p95_ms": round(percentile(embed, 0.95), 2),
         "search_p50_ms": round(statistics.median(search), 2),
         "search_p95_ms": round(percentile(search, 0.95), 2),
+        "stock_embed_p50_ms": round(statistics.median(stock), 2),
+        "embed_speedup": round(statistics.median(stock) / statistics.median(embed), 2),
         "model": encoder.name,
         "device": encoder.device,
         "precision": encoder.precision,
+        "query_forward": encoder.query_forward,
         "build_s": round(build_s, 1),
     }
     if args.json:

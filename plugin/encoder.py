@@ -63,7 +63,7 @@ class Encoder:
     @classmethod
     def load(
         cls,
-        name: str,
+        name: str | os.PathLike[str],
         *,
         device: str = "auto",
         query_prefix: str = "",
@@ -74,6 +74,7 @@ class Encoder:
         backend: str = "torch",
     ) -> Encoder:
         """Load `name` (a hub name or a local directory) onto `device`, and warm it up."""
+        name = os.fspath(name)
         resolved = resolve_device(device)
         resolve_precision(precision, resolved)  # refuse an impossible precision before loading
         if resolved == "cpu":
@@ -99,9 +100,9 @@ class Encoder:
         return encoder
 
     @staticmethod
-    def source(name: str) -> str:
+    def source(name: str | os.PathLike[str]) -> str:
         """Where the model comes from: a local directory as an absolute path, else a hub name."""
-        return _model_source(name)
+        return _model_source(os.fspath(name))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Encoder:
@@ -132,6 +133,11 @@ class Encoder:
     @property
     def precision(self) -> str:
         return self._runner.precision
+
+    @property
+    def query_forward(self) -> str:
+        """How questions are embedded: "lean" (`plugin.lean`) or "model" (its module chain)."""
+        return self._runner.query_forward
 
     @property
     def window(self) -> int:

@@ -17,7 +17,9 @@ with the device after each batch. Here instead:
   halves the budget and carries on.
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
-normalisation come from the model's configuration, never from here.
+normalisation come from the model's configuration, never from here. One exception: a single
+question on a CPU runs through `plugin.lean` (same weights, same pooling modules, a fraction
+of the per-call overhead) once its vectors have been checked against the chain's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ import numpy as np
 
 from plugin.background import ahead
 from plugin.errors import ConfigError
+from plugin.lean import LeanForward
 
 log = logging.getLogger("docsync.encoder")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -46,6 +50,16 @@ CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
 TOKENIZE_PIECE = 4096  # texts per tokenizer call (each call runs without the GIL)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
+_UNBUILT = object()
+# Texts the lean forward pass must embed as the model does before it is trusted: a question
+# and a passage of some length.
+LEAN_SAMPLES = (
+    "How do I create a socket and connect to a web server?",
+    "The socket module gives access to the BSD socket interface. Sockets are created with "
+    "socket(), bound to an address with bind(), and connected with connect(); a server calls "
+    "listen() and accept() to take connections, and both sides exchange bytes with send() and "
+    "recv() until one of them closes its end.",
+)
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -157,6 +171,8 @@ class Runner:
         sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
         self._keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
         self._session: Any = None
+        self._lean: object = _UNBUILT
+        self._lean_lock = threading.Lock()
         if backend == "torch":
             self.precision = resolve_precision(precision, self.device)
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -207,17 +223,44 @@ class Runner:
         return out
 
     def embed_one(self, text: str) -> Vectors:
-        """One text, the lean way: no sorting, no padding, no feeder; what a question takes."""
+        """One text, the short way: no sorting, no padding, no feeder; what a question takes.
+        On a CPU a BERT model runs through `LeanForward` (checked against the model first)."""
+        ids = self._tokenizer.encode(text).ids
+        lean = self._lean_forward()
+        if lean is not None:
+            vector = lean(ids)["sentence_embedding"].float()
+        else:
+            vector = self._chain_one(ids)
+        return np.asarray(vector.cpu().numpy()[0], dtype=np.float32)
+
+    @property
+    def query_forward(self) -> str:
+        """How single texts (questions) are embedded: "lean" or "model" (its module chain)."""
+        return "lean" if self._lean_forward() is not None else "model"
+
+    def _chain_one(self, ids: Sequence[int]) -> Any:
         torch = self._torch
-        ids = torch.tensor([self._tokenizer.encode(text).ids], dtype=torch.int64)
+        tensor = torch.tensor([list(ids)], dtype=torch.int64)
         features = {
-            "input_ids": ids,
-            "attention_mask": torch.ones_like(ids),
-            "token_type_ids": torch.zeros_like(ids),
+            "input_ids": tensor,
+            "attention_mask": torch.ones_like(tensor),
+            "token_type_ids": torch.zeros_like(tensor),
         }
         with torch.inference_mode():
-            vector = self._forward({k: features[k] for k in self._keys})
-        return np.asarray(vector.cpu().numpy()[0], dtype=np.float32)
+            return self._forward({k: features[k] for k in self._keys})
+
+    def _lean_forward(self) -> LeanForward | None:
+        """Built on first use, kept only where it gives the model's own vectors."""
+        with self._lean_lock:
+            if self._lean is _UNBUILT:
+                lean = None
+                if self._session is None and self.device == "cpu":
+                    lean = LeanForward.build(self.model)
+                samples = [self._tokenizer.encode(text).ids for text in LEAN_SAMPLES]
+                if lean is not None and not lean.agrees_with(self._chain_one, samples):
+                    lean = None
+                self._lean = lean
+            return self._lean  # type: ignore[return-value]
 
     def tokens(self, texts: Sequence[str]) -> int:
         """How many tokens the model reads for `texts` (special tokens in, padding out)."""

@@ -36,22 +36,28 @@ def minilm_dir() -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 1-layer BERT with MiniLM's real tokenizer, CLS pooling and
     normalisation, saved as a sentence-transformers folder: real code paths, fast."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def save_tiny_bert(base: Path, **config: object) -> Path:
+    """Save a tiny random BERT sentence-transformers model under `base` (`config` overrides
+    BertConfig fields); answers the model's directory."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    base = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = BertTokenizerFast.from_pretrained(str(minilm_dir()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        initializer_range=0.5,  # at BERT's 0.02, random CLS vectors are all alike
-    )
-    BertModel(config).save_pretrained(base / "hf")
+    fields: dict[str, object] = {
+        "vocab_size": tokenizer.vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 512,
+        "initializer_range": 0.5,  # at BERT's 0.02, random CLS vectors are all alike
+    }
+    fields.update(config)
+    BertModel(BertConfig(**fields)).save_pretrained(base / "hf")
     tokenizer.save_pretrained(base / "hf")
     transformer = Transformer(str(base / "hf"), max_seq_length=256)
     pooling = Pooling(32, pooling_mode="cls")

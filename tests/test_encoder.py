@@ -68,6 +68,13 @@ def test_profile_carries_prefixes_and_dimension(tiny_encoder: Encoder) -> None:
 def test_missing_model_directory_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="DOCSYNC_MODEL"):
         Encoder.load(str(tmp_path / "no-such-model"), device="cpu")
+    with pytest.raises(ModelLoadError, match="DOCSYNC_MODEL"):
+        Encoder.load(tmp_path / "no-such-model", device="cpu")
+
+
+def test_a_model_directory_may_be_given_as_a_path(tiny_model_dir: Path) -> None:
+    encoder = Encoder.load(tiny_model_dir, device="cpu")
+    assert encoder.name == str(tiny_model_dir.resolve())
 
 
 def test_unloadable_model_says_how_to_fix(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def test_onnx_fp32_equals_torch_fp32(cache: Path) -> None:
     torch_fp32 = Encoder.load(str(minilm_dir()), device="cpu", precision="fp32")
     onnx = Encoder.load(str(minilm_dir()), device="cpu", backend="onnx")
     assert onnx.precision == "fp32"
+    assert onnx.query_forward == "model"  # questions run through the ONNX session too
     assert cosines(onnx.embed_passages(TEXTS), torch_fp32.embed_passages(TEXTS)).min() > 0.99999
     np.testing.assert_allclose(
         onnx.embed_query("how do sockets work"),
