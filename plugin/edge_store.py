@@ -91,6 +91,11 @@ class EdgeStore:
         if ids:
             _call(self._load().update, edge.UpdateOperation.delete_points(list(ids)))
 
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        if ids:
+            operation = edge.UpdateOperation.set_payload(list(ids), payload)
+            _call(self._load().update, operation)
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []

@@ -110,6 +110,13 @@ class QdrantClientStore:
         selector = models.PointIdsList(points=list(ids))
         self._call(self._client.delete, self.collection, points_selector=selector, wait=True)
 
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        if not ids:
+            return
+        self._call(
+            self._client.set_payload, self.collection, payload=payload, points=list(ids), wait=True
+        )
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []

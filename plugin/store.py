@@ -53,6 +53,10 @@ class Store(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Set the fields of `payload` on the points `ids`; their other fields and their
+        vectors stay as they are."""
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]: ...
 
     def scroll(

@@ -143,6 +143,19 @@ def test_upsert_replaces_by_id(store: Store) -> None:
     assert p.payload["embed_hash"] == "new"
 
 
+def test_set_payload_changes_only_the_given_fields(store: Store) -> None:
+    filled(store)
+    before = {p.id: p for p in store.scroll({}, with_vectors=True)}
+    store.set_payload([pid(1), pid(2)], {"file_stat": "12:34"})
+    store.set_payload([], {"file_stat": "never"})
+    after = {p.id: p for p in store.scroll({}, with_vectors=True)}
+    for n in (1, 2):
+        assert after[pid(n)].payload == {**before[pid(n)].payload, "file_stat": "12:34"}
+        assert after[pid(n)].vector == pytest.approx(before[pid(n)].vector)
+    assert after[pid(3)].payload == before[pid(3)].payload
+    assert store.count({"file_stat": "12:34"}) == 2
+
+
 def test_search_with_filter(store: Store) -> None:
     filled(store)
     hits = store.search([1, 0.1, 0, 0], limit=2)

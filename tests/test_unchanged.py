@@ -87,16 +87,41 @@ def test_same_size_edits_with_the_old_time_are_seen(
     assert_exact(memory_store, docs, tiny_encoder)
 
 
-def test_files_changed_just_before_a_sync_are_read_again(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder, reads: list[str]
+def test_files_changed_just_before_a_sync_are_read_until_they_settle(
+    docs: Path,
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    reads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Copied a moment ago, the files have not settled: their points carry no stat key, so
-    the next sync reads them all (and still writes nothing)."""
+    """Copied a moment ago, the files have not settled: their points carry no stat key, and
+    the next sync reads them all again (and writes nothing). Once they have settled, a sync
+    that reads them gives their points the key, without writing them anew, and the one
+    after reads nothing."""
     run_sync(docs, memory_store, tiny_encoder)
     assert {p.payload["file_stat"] for p in memory_store.scroll({}, fields=["file_stat"])} == {""}
     reads.clear()
     again = run_sync(docs, memory_store, tiny_encoder)
     assert len(reads) == 21 and again.points_upserted == again.points_deleted == 0
+    stamps = memory_store.scroll({}, fields=["file_stat"])
+    assert {p.payload["file_stat"] for p in stamps} == {""}
+
+    monkeypatch.setattr(worker.read, "SETTLE_NS", 0)  # as if 2 s had passed
+    before = {p.id: p for p in memory_store.scroll({}, with_vectors=True)}
+    reads.clear()
+    settled = run_sync(docs, memory_store, tiny_encoder)
+    assert len(reads) == 21 and settled.points_upserted == settled.points_deleted == 0
+    after = {p.id: p for p in memory_store.scroll({}, with_vectors=True)}
+    assert after.keys() == before.keys()
+    for pid, point in after.items():
+        path = docs / point.payload["path"]
+        assert point.payload["file_stat"] == worker.read.stat_key(path.stat())
+        assert {**point.payload, "file_stat": ""} == before[pid].payload
+        assert point.vector == before[pid].vector
+    reads.clear()
+    last = run_sync(docs, memory_store, tiny_encoder)
+    assert reads == [] and last.files_scanned == 21
+    assert_exact(memory_store, docs, tiny_encoder)
 
 
 def test_a_lower_size_limit_is_applied_to_unread_files(

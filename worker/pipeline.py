@@ -207,9 +207,17 @@ class _Run:
                 yield document
                 continue
             if entry and entry.is_current(document.file_hash, chunker):
+                self._stamp(entry, document.stat_key)
                 yield source.path
                 continue
             yield self._plan(document, has_points=entry is not None)
+
+    def _stamp(self, entry: IndexedFile, stat_key: str) -> None:
+        """Give the points of a current file the stat key they lack (they were written before
+        the file had settled, as a daemon writes a file just saved), so that later syncs
+        need not read it. Safe half done: mixed keys only mean the file is read next time."""
+        if stat_key and entry.stat_keys != {stat_key}:
+            self.store.set_payload(entry.ids, {schema.FILE_STAT: stat_key})
 
     def _remove_gone(
         self,
