@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks, synthetic_chunks, take
+from output import emit
 
 from plugin.encoder import Encoder
 from plugin.settings import Settings
@@ -97,11 +98,7 @@ def main(argv: list[str]) -> int:
         "min_cosine": round(float(cosines.min()), 6),
         "mean_cosine": round(float(cosines.mean()), 6),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<28} {value}")
+    emit(result, as_json=args.json)
     return 0
 
 

@@ -11,7 +11,6 @@ slightly moved vectors to reach the size), indexed as the worker leaves it after
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks
+from output import emit
 
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
@@ -155,11 +155,7 @@ def main(argv: list[str]) -> int:
         "query_forward": encoder.query_forward,
         "build_s": round(build_s, 1),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<15} {value}")
+    emit(result, as_json=args.json)
     return 0
 
 

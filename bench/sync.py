@@ -11,7 +11,6 @@ Both start with the model loaded and the store empty; the clock covers reading t
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, SUFFIXES, synthetic_chunks
+from output import emit
 
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
@@ -100,11 +100,7 @@ def main(argv: list[str]) -> int:
         "device": encoder.device,
         "precision": encoder.precision,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<16} {value}")
+    emit(result, as_json=args.json)
     return 0
 
 

@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 
 from plugin.background import ahead
+from plugin.choices import BACKENDS, PRECISIONS
 from plugin.errors import ConfigError
 from plugin.lean import LeanForward
 
 log = logging.getLogger("docsync.encoder")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Padded tokens per batch. On a CPU small batches of similar length win (cache-friendly, no
 # padding); a GPU needs large ones to fill its units. Tuned by bench/embed.py.
 CPU_TOKEN_BUDGET = 2048
@@ -178,7 +178,7 @@ class Runner:
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
             self.model = model.to(dtype[self.precision]).eval()
             return
-        from plugin.onnx_backend import BACKENDS, onnx_session
+        from plugin.onnx_backend import onnx_session
 
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")

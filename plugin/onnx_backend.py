@@ -23,7 +23,6 @@ from plugin.errors import ConfigError
 from plugin.inference import available_cpus
 
 log = logging.getLogger("docsync.encoder")
-BACKENDS = ("torch", "onnx", "onnx-int8")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _FILLING = threading.Lock()
 

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from plugin.choices import BACKENDS, PRECISIONS, one_of
+
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 DEFAULT_INCLUDE = ("*.md", "*.markdown", "*.rst", "*.txt")
@@ -110,16 +112,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_precision(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError("must be auto, fp32, fp16 or bf16")
+        if value not in PRECISIONS:
+            raise ValueError(f"must be {one_of(PRECISIONS)}")
         return value
 
     @field_validator("backend")
     @classmethod
     def _check_backend(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in ("torch", "onnx", "onnx-int8"):
-            raise ValueError("must be torch, onnx or onnx-int8")
+        if value not in BACKENDS:
+            raise ValueError(f"must be {one_of(BACKENDS)}")
         return value
 
     @field_validator("qdrant_url")
