@@ -78,3 +78,21 @@ def test_a_lean_pass_that_disagrees_is_not_used(
     np.testing.assert_allclose(
         encoder.embed_query("socket"), chain_vector(encoder, "socket"), atol=1e-6
     )
+
+
+def test_a_lean_pass_that_fails_here_is_not_used(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator the machine's CPU lacks surfaces as an error at the first call: the
+    module chain answers instead."""
+
+    def unsupported(self: object, x: object) -> object:
+        raise RuntimeError("could not create a primitive")
+
+    monkeypatch.setattr(lean._Linear, "__call__", unsupported)
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    encoder = Encoder(model, name="tiny", query_prefix="", precision="fp32")
+    assert encoder.query_forward == "model"
+    np.testing.assert_allclose(
+        encoder.embed_query("socket"), chain_vector(encoder, "socket"), atol=1e-6
+    )
