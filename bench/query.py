@@ -87,18 +87,20 @@ def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
         pass
 
 
-def stock_embed_ms(settings: Settings, device: str, rounds: int) -> list[float]:
-    """The baseline: stock sentence-transformers `encode` (fp32), one question per call."""
+def stock_embed_ms(encoder: Encoder, rounds: int) -> list[float]:
+    """The baseline: stock sentence-transformers `encode` (fp32) of the same model on the same
+    device, one question (with the same query instruction) per call."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(Encoder.source(settings.model), device=device)
+    model = SentenceTransformer(encoder.name, device=encoder.device)
+    inputs = [encoder.query_input(question) for question in QUESTIONS]
     times = []
-    for question in QUESTIONS[:3]:  # warm up
-        model.encode([settings.query_prefix + question], normalize_embeddings=True)
+    for text in inputs[:3]:  # warm up
+        model.encode([text], normalize_embeddings=True)
     for _ in range(rounds):
-        for question in QUESTIONS:
+        for text in inputs:
             started = time.perf_counter()
-            model.encode([settings.query_prefix + question], normalize_embeddings=True)
+            model.encode([text], normalize_embeddings=True)
             times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -137,7 +139,7 @@ def main(argv: list[str]) -> int:
                 search.append((t3 - t2) * 1000)
         points = store.count()
         store.close()
-    stock = stock_embed_ms(settings, encoder.device, args.rounds)
+    stock = stock_embed_ms(encoder, args.rounds)
     result: dict[str, Any] = {
         "points": points,
         "queries": len(whole),

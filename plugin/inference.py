@@ -256,9 +256,10 @@ class Runner:
                 lean = None
                 if self._session is None and self.device == "cpu":
                     lean = LeanForward.build(self.model)
-                samples = [self._tokenizer.encode(text).ids for text in LEAN_SAMPLES]
-                if lean is not None and not lean.agrees_with(self._chain_one, samples):
-                    lean = None
+                if lean is not None:
+                    samples = [self._tokenizer.encode(text).ids for text in LEAN_SAMPLES]
+                    if not lean.agrees_with(self._chain_one, samples):
+                        lean = None
                 self._lean = lean
             return self._lean  # type: ignore[return-value]
 

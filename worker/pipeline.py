@@ -151,6 +151,7 @@ class _Run:
         self.progress = progress
         self.report = SyncReport()
         self.window: list[FilePlan] = []  # plans collecting for the next window
+        self.window_texts = 0  # of their points, those that need a vector
         self.windows = 0  # windows started in this run
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
@@ -284,15 +285,16 @@ class _Run:
 
     def _queue(self, plan: FilePlan) -> None:
         self.window.append(plan)
+        self.window_texts += len(plan.needs_vectors())
         window = self.options.window_chunks or self.encoder.window_at(self.windows)
-        if sum(len(p.needs_vectors()) for p in self.window) >= window:
+        if self.window_texts >= window:
             self._flush()
 
     def _flush(self) -> None:
         """Start the collected window, then embed and write the one started before it."""
         job = None
         if self.window:
-            window, self.window = self.window, []
+            window, self.window, self.window_texts = self.window, [], 0
             job = self.starter.submit(start_vectors, window, encoder=self.encoder, store=self.store)
             self.windows += 1
         started, self.job = self.job, job
