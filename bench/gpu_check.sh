@@ -37,7 +37,7 @@ print("model: bge-small architecture, random weights,", sum(p.numel() for p in B
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 export DOCSYNC_MODEL="$model/st" DOCSYNC_DEVICE=cuda
-echo "== where docsync's time goes (tokenizer alone, model alone), two batch budgets"
+echo "== where docsync's time goes (tokenizer, model, feed alone), two batch budgets"
 $PY bench/embed.py --synthetic 60000 --profile
 DOCSYNC_TOKEN_BUDGET=262144 $PY bench/embed.py --synthetic 60000 --profile
 echo "== embedding stage: stock encode (fp16, batch 512) vs docsync, synthetic chunks"
