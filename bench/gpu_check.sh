@@ -44,3 +44,5 @@ echo "== embedding stage: stock encode (fp16, batch 512) vs docsync, synthetic c
 $PY bench/embed.py --synthetic 60000
 echo "== embedding stage on the real corpus chunks"
 $PY bench/embed.py
+echo "== end to end: docsync sync vs a naive script, and the pipeline with a model that costs nothing"
+$PY bench/sync.py --synthetic 300

@@ -4,6 +4,10 @@ docsync's chunker, so the work is the same), `encode` the chunks with stock
 sentence-transformers (batch 32, fp32), upsert them.
 
 Both start with the model loaded and the store empty; the clock covers reading to written.
+A third run syncs the same corpus with a stand-in model that costs next to nothing (hash
+vectors, the real tokenizer): `pipeline_chunks_per_s` is what reading, chunking, planning,
+lookups and writes allow, the most a sync can reach however fast the device embeds (on a GPU,
+compare it with `bench/embed.py`'s chunks/s).
 
     DOCSYNC_MODEL=/path/to/model python bench/sync.py [--json] [--corpus DIR] [--synthetic N]
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
 from corpus import DEFAULT_CORPUS, SUFFIXES, synthetic_chunks
 from output import emit
 
@@ -27,6 +32,7 @@ from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.settings import Settings
 from plugin.store import Point
+from tests.fakes import HashModel
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.pipeline import SyncOptions, sync
 
@@ -53,6 +59,23 @@ def naive(corpus: Path, store: EdgeStore, encoder: Encoder, model: Any) -> int:
         )
         written += len(chunks)
     return written
+
+
+def pipeline_only(corpus: Path, path: Path, encoder: Encoder) -> float:
+    """Seconds for `docsync sync` of `corpus` when embedding costs next to nothing."""
+    instant = Encoder(
+        HashModel(encoder._model.tokenizer, encoder.dimension, encoder.max_tokens),
+        name="instant",
+        query_prefix=encoder.query_prefix,
+        passage_prefix=encoder.passage_prefix,
+    )
+    instant.embed_passages(["warm up"])
+    started = time.perf_counter()
+    store = EdgeStore.connect(path=path, collection="bench")
+    sync([corpus], store=store, encoder=instant, options=SyncOptions())
+    seconds = time.perf_counter() - started
+    store.close()
+    return seconds
 
 
 def main(argv: list[str]) -> int:
@@ -89,6 +112,7 @@ def main(argv: list[str]) -> int:
         naive_points = naive(corpus, theirs, encoder, stock)
         naive_s = time.perf_counter() - started
         theirs.close()
+        pipeline_s = pipeline_only(corpus, work / "pipeline", encoder)
     result = {
         "files": report.files_changed,
         "docsync_points": points,
@@ -96,6 +120,8 @@ def main(argv: list[str]) -> int:
         "docsync_seconds": round(docsync_s, 2),
         "naive_seconds": round(naive_s, 2),
         "ratio": round(docsync_s / naive_s, 3),
+        "pipeline_seconds": round(pipeline_s, 2),
+        "pipeline_chunks_per_s": round(points / pipeline_s),
         "model": encoder.name,
         "device": encoder.device,
         "precision": encoder.precision,

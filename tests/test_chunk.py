@@ -89,6 +89,15 @@ def test_rst_title_with_overline_and_label(tiny_encoder: Encoder) -> None:
     assert "Extending Python with C or C++\n****" in first.text
 
 
+def test_spans_tokenized_together_give_the_same_chunks(tiny_encoder: Encoder) -> None:
+    texts = [path.read_text(encoding="utf-8") for path in DOCUMENTS[:6]]
+    spans = tiny_encoder.token_spans_many(texts)
+    assert spans == [tiny_encoder.token_spans(text) for text in texts]
+    for text, text_spans in zip(texts, spans, strict=True):
+        given = chunk_text(text, tokenizer=tiny_encoder, max_tokens=128, spans=text_spans)
+        assert given == chunk_text(text, tokenizer=tiny_encoder, max_tokens=128)
+
+
 def test_title_falls_back_to_the_file_name() -> None:
     assert find_title("just some text\n\nmore text\n", "notes") == "notes"
 

@@ -63,6 +63,47 @@ def test_first_sync_indexes_everything(
         assert p.payload["title"] == "Socket Programming HOWTO"
 
 
+def test_files_planned_in_groups_give_the_same_points(
+    docs: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents are tokenized many at a time (one tokenizer call a group); what is written
+    must not depend on how the files were grouped."""
+    from worker import pipeline
+
+    def points(store: Store) -> dict[str, tuple[dict[str, Any], list[float] | None]]:
+        # file_stat left out: a file's key depends on when it was read (unsettled: "")
+        return {
+            p.id: ({k: v for k, v in p.payload.items() if k != "file_stat"}, p.vector)
+            for p in store.scroll({}, with_vectors=True)
+        }
+
+    calls: list[int] = []
+    spans_many = tiny_encoder.token_spans_many
+
+    def counted(texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        calls.append(len(texts))
+        return spans_many(texts)
+
+    monkeypatch.setattr(tiny_encoder, "token_spans_many", counted)
+    monkeypatch.setattr(pipeline, "PLAN_GROUP_FILES", 1)
+    one_by_one = QdrantClientStore(QdrantClient(location=":memory:"), "one")
+    run_sync(docs, one_by_one, tiny_encoder)
+    files = len(calls)
+    assert files > 5 and set(calls) == {1}
+    calls.clear()
+    monkeypatch.setattr(pipeline, "PLAN_GROUP_FILES", 4)
+    grouped = QdrantClientStore(QdrantClient(location=":memory:"), "grouped")
+    run_sync(docs, grouped, tiny_encoder)
+    assert sum(calls) == files and max(calls) == 4 and len(calls) == -(-files // 4)
+    assert points(grouped) == points(one_by_one)
+    calls.clear()
+    monkeypatch.setattr(pipeline, "PLAN_GROUP_CHARS", 1)  # every file fills a group
+    by_size = QdrantClientStore(QdrantClient(location=":memory:"), "by_size")
+    run_sync(docs, by_size, tiny_encoder)
+    assert set(calls) == {1}
+    assert points(by_size) == points(one_by_one)
+
+
 def test_second_sync_does_nothing(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
     run_sync(docs, memory_store, tiny_encoder)
     again = run_sync(docs, memory_store, tiny_encoder)

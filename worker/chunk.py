@@ -85,13 +85,20 @@ def clip_title(title: str, tokenizer: Tokenizer, max_tokens: int = TITLE_MAX_TOK
 
 
 def chunk_text(
-    text: str, *, tokenizer: Tokenizer, max_tokens: int, min_tokens: int | None = None
+    text: str,
+    *,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+    min_tokens: int | None = None,
+    spans: Sequence[tuple[int, int]] | None = None,
 ) -> list[Chunk]:
-    """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring)."""
+    """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring).
+    `spans`: the text's token spans, when the caller already has them (`token_spans` of
+    `tokenizer`, computed together with other texts' in one call)."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
-    counter = _TokenCounter(text, tokenizer)
+    counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
     units = [piece for unit in _blocks(text) for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor)
     return [
@@ -109,8 +116,8 @@ def chunk_text(
 class _TokenCounter:
     """Tokens of any span of one text, from a single tokenizer pass over the whole text."""
 
-    def __init__(self, text: str, tokenizer: Tokenizer) -> None:
-        self.spans = list(tokenizer.token_spans(text))
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        self.spans = list(spans)
         self.starts = [start for start, _ in self.spans]
 
     def count(self, start: int, end: int) -> int:

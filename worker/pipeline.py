@@ -5,7 +5,8 @@ collection: it lists what is indexed there, reads what is on disk there, and wri
 difference. `docsync sync` reconciles whole roots once; the daemon reconciles the scopes its
 file events name, and whole roots on every rescan.
 
-Four threads overlap: one reads, chunks and plans files ahead; this one embeds a window's
+Four threads overlap: one reads, chunks and plans files ahead (tokenizing documents in
+groups, one tokenizer call on every core for many files); this one embeds a window's
 missing vectors together (better batches), while a fourth looks up the stored vectors of the
 next window and hands its texts to the encoder (on a GPU their tokenizing runs meanwhile);
 the writer writes each file's points behind it, in order, upserts before deletes. Points of
@@ -36,11 +37,15 @@ from worker.embed import VectorJob, finish_vectors, start_vectors
 from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
 from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
-from worker.scan import Rules, Scan, scan_root
+from worker.scan import Rules, Scan, SourceFile, scan_root
 from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
 MIN_PASSAGE_TOKENS = 16
+# Documents tokenized in one call (in parallel) before they are chunked and planned: up to
+# this many files, or this many characters (about 0.2M tokens: a second of one core's work).
+PLAN_GROUP_FILES = 64
+PLAN_GROUP_CHARS = 1_000_000
 
 
 class Progress(Protocol):
@@ -193,25 +198,49 @@ class _Run:
     def _plans(
         self, scan: Scan, indexed: dict[str, IndexedFile]
     ) -> Iterator[Skip | str | FilePlan]:
+        """Each file's event: its skip, its path (current), or its plan. Documents to plan
+        are tokenized in groups, one tokenizer call for many files (see `_plan_group`)."""
         yield from scan.skipped
-        chunker = self.options.chunker
+        group: list[tuple[Document, bool]] = []
+        group_chars = 0
         for source in scan.files:
             if self.syncer.should_stop():
                 return
-            entry = indexed.get(source.path)
-            max_bytes = self.options.max_file_bytes
-            if entry and entry.is_unchanged(current_stat_key(source, max_bytes), chunker):
-                yield source.path  # unchanged since its points were written: not read
+            event = self._read(source, indexed.get(source.path))
+            if not isinstance(event, tuple):
+                yield event
                 continue
-            document = read_document(source, max_bytes=max_bytes)
-            if isinstance(document, Skip):
-                yield document
-                continue
-            if entry and entry.is_current(document.file_hash, chunker):
-                self._stamp(entry, document.stat_key)
-                yield source.path
-                continue
-            yield self._plan(document, has_points=entry is not None)
+            group.append(event)
+            group_chars += len(event[0].text)
+            if len(group) >= PLAN_GROUP_FILES or group_chars >= PLAN_GROUP_CHARS:
+                yield from self._plan_group(group)
+                group, group_chars = [], 0
+        yield from self._plan_group(group)
+
+    def _read(
+        self, source: SourceFile, entry: IndexedFile | None
+    ) -> Skip | str | tuple[Document, bool]:
+        """The file's skip, its path when its points are current, or its document to plan
+        (and whether it has points)."""
+        chunker, max_bytes = self.options.chunker, self.options.max_file_bytes
+        if entry and entry.is_unchanged(current_stat_key(source, max_bytes), chunker):
+            return source.path  # unchanged since its points were written: not read
+        document = read_document(source, max_bytes=max_bytes)
+        if isinstance(document, Skip):
+            return document
+        if entry and entry.is_current(document.file_hash, chunker):
+            self._stamp(entry, document.stat_key)
+            return source.path
+        return document, entry is not None
+
+    def _plan_group(self, group: list[tuple[Document, bool]]) -> Iterator[FilePlan]:
+        """Plans for documents tokenized together: the tokenizer runs one text per core, so
+        one call for many files keeps every core busy where a file at a time used one."""
+        if not group:
+            return
+        spans = self.encoder.token_spans_many([document.text for document, _ in group])
+        for (document, has_points), document_spans in zip(group, spans, strict=True):
+            yield self._plan(document, has_points=has_points, spans=document_spans)
 
     def _stamp(self, entry: IndexedFile, stat_key: str) -> None:
         """Give the points of a current file the stat key they lack (they were written before
@@ -255,7 +284,9 @@ class _Run:
         )
         self.report.protected_roots.append(root)
 
-    def _plan(self, document: Document, *, has_points: bool) -> FilePlan:
+    def _plan(
+        self, document: Document, *, has_points: bool, spans: Sequence[tuple[int, int]]
+    ) -> FilePlan:
         source = document.source
         root = str(source.root)
         stem = PurePosixPath(source.path).stem
@@ -266,7 +297,7 @@ class _Run:
                 f"the passage prefix and title leave {budget} tokens of the model's "
                 f"{self.encoder.max_tokens}: shorten DOCSYNC_PASSAGE_PREFIX"
             )
-        chunks = chunk_text(document.text, tokenizer=self.encoder, max_tokens=budget)
+        chunks = chunk_text(document.text, tokenizer=self.encoder, max_tokens=budget, spans=spans)
         version = FileVersion(
             root,
             source.path,
