@@ -43,6 +43,7 @@ class Encoder:
         batch_size: int | None = None,
         backend: str = "torch",
         prefetch: bool | None = None,
+        cache: Path | None = None,
     ) -> None:
         self._model = model
         self.name = name
@@ -58,6 +59,7 @@ class Encoder:
             max_batch=batch_size,
             backend=backend,
             prefetch=prefetch,
+            cache=cache,
         )
 
     @classmethod
@@ -72,8 +74,11 @@ class Encoder:
         token_budget: int | None = None,
         batch_size: int | None = None,
         backend: str = "torch",
+        cache: Path | None = None,
     ) -> Encoder:
-        """Load `name` (a hub name or a local directory) onto `device`, and warm it up."""
+        """Load `name` (a hub name or a local directory) onto `device`, and warm it up.
+        `cache`: docsync's cache folder, where the ONNX backends keep their export (default:
+        `plugin.settings.default_cache()`)."""
         name = os.fspath(name)
         resolved = resolve_device(device)
         resolve_precision(precision, resolved)  # refuse an impossible precision before loading
@@ -95,6 +100,7 @@ class Encoder:
             token_budget=token_budget,
             batch_size=batch_size,
             backend=backend,
+            cache=cache,
         )
         encoder.embed_query("warm up")  # first calls pay for lazy initialisation: not a user's
         return encoder
@@ -115,6 +121,7 @@ class Encoder:
             token_budget=settings.token_budget,
             batch_size=settings.batch_size,
             backend=settings.backend,
+            cache=settings.cache,
         )
 
     @property
@@ -238,7 +245,7 @@ def _model_source(name: str) -> str:
 
 
 def _load_failure(name: str, exc: BaseException) -> str:
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = " ".join(str(exc).split())[:300].rstrip(".") or type(exc).__name__
     return (
         f"could not load model {name!r}: {reason}. To use a local copy, set DOCSYNC_MODEL to "
         "a local directory holding the sentence-transformers model (e.g. made elsewhere with "

@@ -151,6 +151,7 @@ class Runner:
         max_batch: int | None = None,
         backend: str = "torch",
         prefetch: bool | None = None,
+        cache: Path | None = None,
     ) -> None:
         import torch
 
@@ -179,6 +180,7 @@ class Runner:
             self.model = model.to(dtype[self.precision]).eval()
             return
         from plugin.onnx_backend import onnx_session
+        from plugin.settings import default_cache
 
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
@@ -186,7 +188,9 @@ class Runner:
             raise ConfigError(f"DOCSYNC_BACKEND={backend} runs on the CPU; use torch on a GPU")
         self.model = model.eval()
         self.precision = "int8" if backend == "onnx-int8" else "fp32"
-        self._session = onnx_session(self.model, self._keys, int8=backend == "onnx-int8")
+        self._session = onnx_session(
+            self.model, self._keys, int8=backend == "onnx-int8", cache=cache or default_cache()
+        )
 
     def prepare(self, texts: Sequence[str]) -> Prepared:
         """Texts to embed soon: with `prefetch` (on CUDA by default) their tokenizing starts

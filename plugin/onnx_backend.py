@@ -27,20 +27,16 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _FILLING = threading.Lock()
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("DOCSYNC_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "docsync" / "onnx"
-
-
-def onnx_session(model: Any, keys: list[str], *, int8: bool) -> Any:
-    """An ONNX Runtime session computing `model(features)["sentence_embedding"]`."""
+def onnx_session(model: Any, keys: list[str], *, int8: bool, cache: Path) -> Any:
+    """An ONNX Runtime session computing `model(features)["sentence_embedding"]`; the export
+    is kept under `cache`/onnx, one folder per model's weights."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise ConfigError(
             "DOCSYNC_BACKEND=onnx needs onnxruntime: pip install 'docsync[onnx]'"
         ) from exc
-    folder = cache_dir() / _fingerprint(model)
+    folder = cache / "onnx" / _fingerprint(model)
     plain = folder / "model.onnx"
     path = folder / "model-int8.onnx" if int8 else plain
     with _FILLING:  # torch's exporter keeps global state: one export at a time per process

@@ -77,6 +77,8 @@ class Searcher:
         components."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if not question.strip():
+            raise ValueError("the question is empty")
         vector = self.encoder.embed_query(question)
         match: Match | None = None
         if path_prefix and schema.normalize_prefix(path_prefix):

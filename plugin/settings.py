@@ -6,6 +6,7 @@ nothing else looks at the environment.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,13 @@ DEFAULT_INCLUDE = ("*.md", "*.markdown", "*.rst", "*.txt")
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def default_cache() -> Path:
+    """docsync's cache folder when DOCSYNC_CACHE is unset: `$XDG_CACHE_HOME/docsync`, else
+    `~/.cache/docsync`."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "docsync"
 
 
 def _split_globs(value: object) -> object:
@@ -85,6 +93,10 @@ class Settings(BaseSettings):
         None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
     )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
+    cache: Path = Field(
+        default_factory=default_cache,
+        description="docsync's cache folder: ONNX exports (unset: ~/.cache/docsync)",
+    )
     rescan_seconds: float = Field(
         3600.0, ge=0, description="daemon: full reconcile this often (0: never)"
     )

@@ -119,6 +119,7 @@ def test_hub_model_unavailable_offline(env: Path, capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "sync", str(env), "--model", "srinivasanAI/bge-small-my-qna-model")
     assert code == 2
     assert_one_error_line(err, "could not load model", "DOCSYNC_MODEL", "local directory")
+    assert ".." not in err  # the loader's sentence and ours are joined by one full stop
 
 
 def test_store_held_by_another_process(
@@ -168,7 +169,31 @@ def test_bad_setting(
     monkeypatch.setenv("DOCSYNC_DEVICE", "gpu")
     code, _, err = run(capsys, "status")
     assert code == 2
-    assert_one_error_line(err, "DOCSYNC_DEVICE")
+    assert_one_error_line(err, "DOCSYNC_DEVICE: must be auto, cpu, cuda")
+    assert "Value error" not in err  # pydantic's prefix is not the user's business
+
+
+def test_empty_question(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "sync", str(env))
+    for question in ("", "   "):
+        code, out, err = run(capsys, "query", question)
+        assert code == 2 and not out
+        assert_one_error_line(err, "the question is empty")
+
+
+def test_limit_that_is_not_a_number(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli("query", "hello", "-k", "abc")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "-k/--limit: 'abc' is not a whole number" in err
+    assert "_positive" not in err
+
+
+def test_import_of_a_missing_file(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "import", str(env / "nowhere.jsonl"))
+    assert code == 2
+    assert_one_error_line(err, "cannot read", "nowhere.jsonl", "No such file")
 
 
 def test_emptied_root_exits_nonzero(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,6 +209,28 @@ def test_emptied_root_exits_nonzero(env: Path, capsys: pytest.CaptureFixture[str
 
 def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("docsync")
-    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
-    for command in ("sync", "query", "status"):
-        assert command in result.stdout
+    for program in ([str(exe)], [sys.executable, "-m", "worker.cli"]):
+        result = subprocess.run([*program, "--help"], capture_output=True, text=True, check=True)
+        for command in ("sync", "query", "status"):
+            assert command in result.stdout
+
+
+def test_export_into_a_reader_that_stops_early(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`docsync export --vectors | head -c 100`: the export stops quietly, with SIGPIPE's
+    status, when its reader goes away."""
+    run(capsys, "sync", str(env))
+    exe = Path(sys.executable).with_name("docsync")
+    export = subprocess.Popen(
+        [str(exe), "export", "--vectors"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert export.stdout is not None and export.stderr is not None
+    assert len(export.stdout.read(100)) == 100
+    export.stdout.close()  # far more than a pipe's buffer is still to come
+    err = export.stderr.read().decode()
+    assert export.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -17,8 +17,9 @@ TEXTS = [p.read_text()[:1500] for p in sorted(CORPUS.rglob("*.rst"))[:10]] + ["s
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DOCSYNC_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    """The default cache folder, moved into the test's folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "docsync"
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
@@ -71,3 +72,18 @@ def test_exports_racing_for_one_cache_entry_both_succeed(cache: Path, tiny_model
     assert not list(cache.rglob("*.tmp"))
     a, b = (r.embed_passages(TEXTS) for r in results if isinstance(r, Encoder))
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_the_cache_setting_holds_the_export(
+    cache: Path, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DOCSYNC_CACHE (from the environment or a .env file, like every setting) moves the
+    export out of the default folder."""
+    from plugin.settings import Settings
+
+    monkeypatch.setenv("DOCSYNC_CACHE", str(tmp_path / "mine"))
+    settings = Settings(model=str(tiny_model_dir), device="cpu", backend="onnx")
+    assert settings.cache == tmp_path / "mine"
+    Encoder.from_settings(settings)
+    assert len(list((tmp_path / "mine" / "onnx").rglob("model.onnx"))) == 1
+    assert not cache.exists()

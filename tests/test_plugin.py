@@ -62,6 +62,8 @@ def test_searcher_from_client(tiny_encoder: Encoder) -> None:
     assert {h.path for h in hits} == {"editors.rst"}
     with pytest.raises(ValueError, match="limit"):
         searcher.search("x", limit=0)
+    with pytest.raises(ValueError, match="question is empty"):
+        searcher.search(" \n")
 
 
 def test_progress_bar_on_a_terminal_only(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,9 @@
 errors become one-line messages here and nowhere else.
 
 Exit codes: 0 done; 1 the sync finished but a file failed or a root was held back;
-2 nothing done (bad settings or arguments, model or store unavailable, profile mismatch).
+2 nothing done (bad settings or arguments, model or store unavailable, profile mismatch);
+141 the reader of the output went away (`docsync export | head`), as a command stopped by
+SIGPIPE.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ def cli(*args: str) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
+    except BrokenPipeError:
+        # The reader closed our output (`docsync export | head`): stop quietly, and keep
+        # Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -69,7 +76,8 @@ def _fail(message: str, code: int = 2) -> int:
 def _validation_lines(exc: ValidationError) -> Iterator[str]:
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"])
-        yield f"setting DOCSYNC_{field.upper()}: {error['msg']}"
+        message = error["msg"].removeprefix("Value error, ")
+        yield f"setting DOCSYNC_{field.upper()}: {message}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         "--qdrant-path", type=Path, help="embedded store folder (DOCSYNC_QDRANT_PATH)"
     )
     common.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log lines on stderr at this level and above (default INFO)",
     )
     common.add_argument(
         "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
@@ -144,7 +155,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -302,7 +316,9 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any) -> A
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
     if endpoints.tcp_address:
         host, port = endpoints.tcp_address
-        log.info("HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search)", host, port)
+        log.info(
+            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /status)", host, port
+        )
     return endpoints
 
 
@@ -333,6 +349,8 @@ def _summary(r: dict[str, Any]) -> str:
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
     from plugin.search import Hit, Searcher
 
+    if not ns.question.strip():
+        return _fail("the question is empty")
     params = {"q": ns.question, "limit": str(ns.limit), "path_prefix": ns.path_prefix or ""}
     answer = _from_daemon(settings, "/search", params)
     if answer is not None:
@@ -403,7 +421,10 @@ def _import(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.progress import progress_bar
     from worker.transfer import import_points
 
-    source = ns.file.open(encoding="utf-8") if ns.file else sys.stdin
+    try:
+        source = ns.file.open(encoding="utf-8") if ns.file else sys.stdin
+    except OSError as exc:
+        return _fail(f"cannot read {ns.file}: {exc.strerror or exc}")
     try:
         with _store(settings) as store, progress_bar() as progress:
             count = import_points(store, source, on_batch=progress.advance)
@@ -413,3 +434,7 @@ def _import(ns: argparse.Namespace, settings: Settings) -> int:
             source.close()
     print(f"imported {count} points into collection {store.collection!r} ({store.description})")
     return 0
+
+
+if __name__ == "__main__":  # python -m worker.cli
+    main()
