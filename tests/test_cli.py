@@ -161,6 +161,7 @@ def test_query_before_any_sync(env: Path, capsys: pytest.CaptureFixture[str]) ->
     code, _, err = run(capsys, "query", "hello")
     assert code == 2
     assert_one_error_line(err, "does not exist", "docsync sync")
+    assert "loading model" not in err  # found out before the model is loaded
 
 
 def test_bad_setting(
@@ -234,3 +235,12 @@ def test_export_into_a_reader_that_stops_early(
     err = export.stderr.read().decode()
     assert export.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_polling_flag_overrides_the_setting_both_ways() -> None:
+    from worker.cli import _parser
+
+    parse = _parser().parse_args
+    assert parse(["run", "docs"]).polling is None  # the setting decides
+    assert parse(["run", "docs", "--polling"]).polling is True
+    assert parse(["run", "docs", "--no-polling"]).polling is False

@@ -123,7 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folder to index")
     run.add_argument("--http-host", help="HTTP endpoint address (DOCSYNC_HTTP_HOST)")
     run.add_argument("--http-port", type=int, help="HTTP endpoint port (DOCSYNC_HTTP_PORT)")
-    run.add_argument("--polling", action="store_true", default=None, help="poll instead of inotify")
+    run.add_argument(
+        "--polling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="poll the folders instead of inotify, or not (DOCSYNC_POLLING)",
+    )
     run.add_argument(
         "--allow-empty", action="store_true", help="let an emptied folder delete its points"
     )
@@ -206,6 +211,16 @@ def _store(settings: Settings) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def _require_collection(store: Store) -> None:
+    from plugin.errors import CollectionMissingError
+    from plugin.store import collection_missing
+
+    try:
+        store.read_profile()
+    except CollectionMissingError:
+        raise collection_missing(store.collection, store.description) from None
 
 
 def _load_encoder(settings: Settings) -> Any:
@@ -357,6 +372,7 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
         hits = [Hit(**hit) for hit in answer]
     else:
         with _store(settings) as store:
+            _require_collection(store)  # before the model's seconds of loading
             searcher = Searcher(store, _load_encoder(settings))
             hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
     if ns.json:
