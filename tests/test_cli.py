@@ -162,6 +162,11 @@ def test_query_before_any_sync(env: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 2
     assert_one_error_line(err, "does not exist", "docsync sync")
     assert "loading model" not in err  # found out before the model is loaded
+    for command in ("status", "export"):
+        code, _, err = run(capsys, command)
+        assert code == 2
+        assert_one_error_line(err, "does not exist", "docsync sync")
+    assert not (env.parent / "store").exists()  # reading left no empty store folder behind
 
 
 def test_bad_setting(

@@ -204,7 +204,13 @@ class JsonFormatter(logging.Formatter):
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[Store]:
+def _store(settings: Settings, *, reading: bool = False) -> Iterator[Store]:
+    """The store, pinged. `reading`: for a command that only reads, an embedded store whose
+    folder does not exist is a missing collection (not a new empty folder left behind)."""
+    if reading and not settings.qdrant_url and not settings.qdrant_path.exists():
+        from plugin.store import collection_missing
+
+        raise collection_missing(settings.collection, settings.store_description())
     store = open_store(settings)
     try:
         store.ping()
@@ -371,7 +377,7 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
     if answer is not None:
         hits = [Hit(**hit) for hit in answer]
     else:
-        with _store(settings) as store:
+        with _store(settings, reading=True) as store:
             _require_collection(store)  # before the model's seconds of loading
             searcher = Searcher(store, _load_encoder(settings))
             hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
@@ -392,7 +398,7 @@ def _status(ns: argparse.Namespace, settings: Settings) -> int:
 
     info = _from_daemon(settings, "/status")
     if info is None:
-        with _store(settings) as store:
+        with _store(settings, reading=True) as store:
             info = collection_status(store)
     if ns.json:
         print(json.dumps(info, ensure_ascii=False))
@@ -425,7 +431,7 @@ def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None =
 def _export(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.transfer import export_points
 
-    with _store(settings) as store:
+    with _store(settings, reading=True) as store:
         count = export_points(store, sys.stdout, vectors=ns.vectors)
     log.info(
         "exported %d points from collection %r (%s)", count, store.collection, store.description
