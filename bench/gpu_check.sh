@@ -45,4 +45,5 @@ $PY bench/embed.py --synthetic 60000
 echo "== embedding stage on the real corpus chunks"
 $PY bench/embed.py
 echo "== end to end: docsync sync vs a naive script, and the pipeline with a model that costs nothing"
-$PY bench/sync.py --synthetic 300
+$PY bench/sync.py --synthetic 200
+echo "== gpu_check.sh done in ${SECONDS} s"
