@@ -97,7 +97,10 @@ def test_files_changed_just_before_a_sync_are_read_until_they_settle(
     """Copied a moment ago, the files have not settled: their points carry no stat key, and
     the next sync reads them all again (and writes nothing). Once they have settled, a sync
     that reads them gives their points the key, without writing them anew, and the one
-    after reads nothing."""
+    after reads nothing. The clock is fake: however slowly the syncs run, it stays at the
+    moment of the copy until the test moves it."""
+    copied = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in docs.rglob("*"))
+    monkeypatch.setattr(worker.read, "clock", lambda: copied)
     run_sync(docs, memory_store, tiny_encoder)
     assert {p.payload["file_stat"] for p in memory_store.scroll({}, fields=["file_stat"])} == {""}
     reads.clear()
@@ -106,7 +109,8 @@ def test_files_changed_just_before_a_sync_are_read_until_they_settle(
     stamps = memory_store.scroll({}, fields=["file_stat"])
     assert {p.payload["file_stat"] for p in stamps} == {""}
 
-    monkeypatch.setattr(worker.read, "SETTLE_NS", 0)  # as if 2 s had passed
+    settled_at = copied + worker.read.SETTLE_NS
+    monkeypatch.setattr(worker.read, "clock", lambda: settled_at)  # 2 s later
     before = {p.id: p for p in memory_store.scroll({}, with_vectors=True)}
     reads.clear()
     settled = run_sync(docs, memory_store, tiny_encoder)
