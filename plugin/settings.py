@@ -24,6 +24,7 @@ DEFAULT_INCLUDE = ("*.md", "*.markdown", "*.rst", "*.txt")
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 
 def default_cache() -> Path:
@@ -111,6 +112,15 @@ class Settings(BaseSettings):
     http_port: int | None = Field(
         None, ge=0, le=65535, description="daemon: HTTP endpoint port (unset: no endpoint)"
     )
+    http_token: SecretStr | None = Field(
+        None, description="daemon: bearer token the HTTP endpoint requires (unset: none)"
+    )
+    http_insecure: bool = Field(
+        False, description="daemon: let the HTTP endpoint listen beyond loopback with no token"
+    )
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        [], description="daemon: more names the HTTP endpoint answers to (Host), comma-separated"
+    )
 
     @field_validator("device")
     @classmethod
@@ -143,7 +153,21 @@ class Settings(BaseSettings):
             return None
         return value.strip()
 
-    @field_validator("include", "exclude", mode="before")
+    @field_validator("http_token", mode="before")
+    @classmethod
+    def _check_token(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        text = text.strip()
+        if not text:
+            return None  # compose passes an unset variable through as ""
+        if not _TOKEN.match(text):
+            # Never echo the token: this message reaches the terminal.
+            raise ValueError("must be printable ASCII without spaces (a header carries it)")
+        return text
+
+    @field_validator("include", "exclude", "http_allowed_hosts", mode="before")
     @classmethod
     def _globs(cls, value: object) -> object:
         return _split_globs(value)

@@ -121,7 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="sync folders, then keep them in sync until stopped"
     )
     run.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folder to index")
-    run.add_argument("--http-host", help="HTTP endpoint address (DOCSYNC_HTTP_HOST)")
+    run.add_argument(
+        "--http-host",
+        help="HTTP endpoint address (DOCSYNC_HTTP_HOST); beyond loopback it needs "
+        "DOCSYNC_HTTP_TOKEN or DOCSYNC_HTTP_INSECURE=true",
+    )
     run.add_argument("--http-port", type=int, help="HTTP endpoint port (DOCSYNC_HTTP_PORT)")
     run.add_argument(
         "--polling",
@@ -268,11 +272,23 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.daemon import Daemon, DaemonOptions
     from worker.pipeline import check_roots
-    from worker.progress import progress_bar
 
     roots = check_roots(ns.dirs)
+    # Bound before the store and the model: a busy port or a refused address is one error
+    # line, with no collection created and no seconds spent loading.
+    tcp = _listen(settings)
+    try:
+        return _daemon(ns, settings, roots, tcp)
+    finally:
+        if tcp is not None:
+            tcp.server_close()  # also when the endpoints never started
+
+
+def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: Any) -> int:
+    from worker.daemon import Daemon, DaemonOptions
+    from worker.progress import progress_bar
+
     store = open_store(settings)  # not pinged: a daemon waits for a server that is down
     try:
         encoder = _load_encoder(settings)
@@ -294,7 +310,7 @@ def _run(ns: argparse.Namespace, settings: Settings) -> int:
         if not daemon.wait_for_store():
             return 0
         store.open(encoder.profile(), create=True)  # refuse another profile before anything
-        endpoints = _endpoints(settings, daemon, store, encoder)
+        endpoints = _endpoints(settings, daemon, store, encoder, tcp)
         try:
             with progress_bar() as progress:
                 daemon.run(progress=progress)
@@ -304,6 +320,29 @@ def _run(ns: argparse.Namespace, settings: Settings) -> int:
         store.close()
     log.info("stopped")
     return 0
+
+
+def _listen(settings: Settings) -> Any:
+    """The TCP endpoint bound but not serving yet, or None when no port is set."""
+    from worker.serve import listen_tcp
+
+    if settings.http_port is None:
+        return None
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    tcp = listen_tcp(
+        settings.http_host,
+        settings.http_port,
+        token=token,
+        insecure=settings.http_insecure,
+        extra_hosts=settings.http_allowed_hosts,
+    )
+    if token is None and settings.http_insecure and not tcp.loopback:
+        log.warning(
+            "the HTTP endpoint has no token (DOCSYNC_HTTP_INSECURE): anyone who can reach "
+            "port %d can search your documents",
+            tcp.server_address[1],
+        )
+    return tcp
 
 
 def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None:
@@ -320,7 +359,7 @@ def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None
     )
 
 
-def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any) -> Any:
+def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp: Any) -> Any:
     from plugin.search import Searcher
     from worker.serve import SOCKET_NAME, Api, Endpoints
     from worker.status import collection_status
@@ -332,13 +371,16 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any) -> A
         metrics=daemon.metrics.render,
         status=lambda: collection_status(store),
     )
-    tcp = (settings.http_host, settings.http_port) if settings.http_port is not None else None
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
     if endpoints.tcp_address:
         host, port = endpoints.tcp_address
+        guard = "bearer token required" if settings.http_token else "no token"
         log.info(
-            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /status)", host, port
+            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /status; %s)",
+            host,
+            port,
+            guard,
         )
     return endpoints
 

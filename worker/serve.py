@@ -7,17 +7,27 @@ reach a daemon that holds the store.
     GET /metrics                      Prometheus text format
     GET /search?q=...&limit=5&path_prefix=...    hits as JSON
     GET /status                       collection, points, files, profile as JSON
+
+Guards on TCP: a Host header that names this endpoint (against DNS rebinding; any Host once a
+token is set); with `DOCSYNC_HTTP_TOKEN`, `Authorization: Bearer <token>` on every route but
+the two probes; no listening beyond loopback without a token unless the user opts out. On
+both transports: each request must arrive within a few seconds, and connections are bounded.
+The Unix socket is the owner's alone (mode 0600) and needs neither Host nor token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import socket
+import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,12 +36,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from plugin.errors import DocsyncError, StoreError
+from plugin.errors import ConfigError, DocsyncError, StoreError
 from plugin.search import Searcher
 
 log = logging.getLogger("docsync.http")
 SOCKET_NAME = "daemon.sock"
 Response = tuple[int, str, bytes]
+Refusal = tuple[Response, dict[str, str]]  # the answer, and headers to add
 
 
 @dataclass
@@ -90,14 +101,98 @@ def _flag(ok: bool, good: str, bad: str) -> Response:
     return _json(200 if ok else 503, {"status": good if ok else bad})
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold. A connection that has not sent its whole request within
+    `request_seconds` of quiet is dropped; at most `max_connections` are open at once, and
+    when all are taken the oldest one still waiting for its request makes room, so that
+    slow or idle clients can neither use up the process's file descriptors nor lock out
+    a health check."""
+
+    request_seconds: float = 5.0
+    max_connections: int = 64
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may ask. `allowed_hosts` None: any Host header; `token` None: no token."""
+
+    token: str | None = None
+    allowed_hosts: frozenset[str] | None = None
+
+    def refusal(self, route: str, host: str | None, authorization: str | None) -> Refusal | None:
+        """The answer to a request this endpoint must not serve, else None."""
+        if self.allowed_hosts is not None and host_name(host or "") not in self.allowed_hosts:
+            # A page in the user's browser that rebinds its own name to this address sends
+            # that name as Host: refusing unknown names keeps it from reading the answers.
+            message = f"Host {host!r} is not a name of this endpoint (DOCSYNC_HTTP_ALLOWED_HOSTS)"
+            return _json(403, {"error": message}), {}
+        if self.token is None or urlsplit(route).path in OPEN_ROUTES:
+            return None
+        if _bearer(authorization, self.token):
+            return None
+        message = "this endpoint requires Authorization: Bearer <token> (DOCSYNC_HTTP_TOKEN)"
+        return _json(401, {"error": message}), {"WWW-Authenticate": 'Bearer realm="docsync"'}
+
+
+OPEN = Access()  # the Unix socket's: the owner-only file is the guard
+LIMITS = Limits()
+OPEN_ROUTES = frozenset({"/healthz", "/readyz"})  # probes carry no data worth a token
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _bearer(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    # compare_digest: the time taken must not tell how much of a guess was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or an address, as compared: lower case, without port,
+    brackets or a trailing dot (`[::1]:8080` -> `::1`, `LocalHost.:80` -> `localhost`)."""
+    text = host.strip().lower()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    return text.rstrip(".")
+
+
+def allowed_hosts(*names: str, extra: Sequence[str] = ()) -> frozenset[str]:
+    """The Host names a TCP endpoint answers: loopback's, the address it is bound to (not a
+    wildcard, which is nobody's name), and the names the user lists."""
+    bound = {host_name(name) for name in names} - _WILDCARDS
+    return LOCAL_NAMES | bound | {host_name(name) for name in extra if name.strip()}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def setup(self) -> None:
+        # The socket timeout bounds each read: a client that goes quiet mid-request is
+        # dropped instead of holding its thread and descriptor for ever.
+        super().setup()
+        self.connection.settimeout(self.server.limits.request_seconds)
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        self.server.received(self.connection)  # the whole request is in: no longer evictable
+        return True
+
     def do_GET(self) -> None:
-        status, content_type, body = self.server.api.answer(self.path)
+        refused = self.server.access.refusal(
+            self.path, self.headers.get("Host"), self.headers.get("Authorization")
+        )
+        (status, content_type, body), headers = refused or (self.server.api.answer(self.path), {})
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -108,19 +203,120 @@ class _Handler(BaseHTTPRequestHandler):
         return str(self.client_address[0]) if self.client_address else "unix"
 
 
+_BUSY_BODY = b'{"error": "too many open connections"}'
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\nConnection: close\r\n\r\n".encode()
+    + _BUSY_BODY
+)
+
+
 class _Server(ThreadingHTTPServer):
+    """A threaded HTTP server that holds at most `limits.max_connections` connections."""
+
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # the default 5 drops bursts of clients
     api: Api
+
+    def __init__(
+        self,
+        address: Any,
+        *,
+        family: socket.AddressFamily = socket.AF_INET,
+        access: Access = OPEN,
+        limits: Limits = LIMITS,
+    ) -> None:
+        self.address_family = family
+        self.access, self.limits = access, limits
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
+        self._lock = threading.Lock()
+        self._waiting: dict[socket.socket, None] = {}  # oldest first: not yet sent a request
+        super().__init__(address, _Handler)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can reach the TCP address it is bound to."""
+        return _is_loopback(str(self.server_address[0]))
+
+    def server_bind(self) -> None:
+        # HTTPServer's would look the address up in DNS (getfqdn), which can take seconds.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._admit(request):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _admit(self, request: socket.socket) -> bool:
+        if not self._slots.acquire(blocking=False):
+            if not self._evict_oldest():
+                return False  # every slot serves a request: answer 503 at once
+            # The evicted connection's thread ends as soon as its read returns.
+            if not self._slots.acquire(timeout=self.limits.request_seconds):
+                return False
+        with self._lock:
+            self._waiting[request] = None
+        return True
+
+    def _evict_oldest(self) -> bool:
+        with self._lock:
+            if not self._waiting:
+                return False
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            # Under the lock, so the socket cannot be closed (and its number reused) meanwhile.
+            with contextlib.suppress(OSError):
+                oldest.shutdown(socket.SHUT_RDWR)
+        log.debug(
+            "http: all %d connections taken: dropped the oldest idle one",
+            self.limits.max_connections,
+        )
+        return True
+
+    def received(self, request: socket.socket) -> None:
+        with self._lock:
+            self._waiting.pop(request, None)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.received(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is routine, not a traceback on stderr.
+        log.debug("http: connection from %s ended in error", client_address, exc_info=True)
+
+
+def _refuse(request: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        request.setblocking(False)  # never wait on a client we are turning away
+        request.send(_BUSY)
 
 
 class _UnixServer(_Server):
-    address_family = socket.AF_UNIX
+    def __init__(self, path: Path, *, limits: Limits = LIMITS) -> None:
+        super().__init__(str(path), family=socket.AF_UNIX, limits=limits)
 
     def server_bind(self) -> None:
         path = str(self.server_address)
         if os.path.exists(path):
             os.unlink(path)  # left by a daemon that was killed; we hold the store's lock
         self.socket.bind(path)
+        # Owner only, before listen(): nobody can connect in between. The socket answers
+        # without a token, so only the user who runs the daemon may reach it.
+        os.chmod(path, 0o600)
         self.server_name, self.server_port = "localhost", 0
 
     def server_close(self) -> None:
@@ -129,15 +325,69 @@ class _UnixServer(_Server):
             os.unlink(str(self.server_address))
 
 
+def listen_tcp(
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+    insecure: bool = False,
+    extra_hosts: Sequence[str] = (),
+    limits: Limits = LIMITS,
+) -> _Server:
+    """Bind the TCP endpoint (not serving yet). ConfigError when the address does not
+    resolve, cannot be bound, or lies beyond loopback with neither a token nor `insecure`."""
+    family, address = _resolve(host, port)
+    shown = _host_port(host, port)
+    if token is None and not _is_loopback(address[0]) and not insecure:
+        raise ConfigError(
+            f"the HTTP endpoint {shown} would be reachable beyond this machine with no token: "
+            "set DOCSYNC_HTTP_TOKEN (clients send Authorization: Bearer <token>), or "
+            "DOCSYNC_HTTP_INSECURE=true to serve it to anyone who can reach it"
+        )
+    # With a token, any Host is answered: a rebinding page cannot know the token, and a
+    # server bound to 0.0.0.0 has names (container, LAN, DNS) we cannot list ourselves.
+    hosts = None if token is not None else allowed_hosts(host, address[0], extra=extra_hosts)
+    try:
+        return _Server(address, family=family, access=Access(token, hosts), limits=limits)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {shown} for the HTTP endpoint: {exc.strerror or exc}"
+        ) from exc
+
+
+def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"cannot resolve the HTTP endpoint's host {host!r}: {exc}") from exc
+    family, _, _, _, address = found[0]
+    return family, address
+
+
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.partition("%")[0]).is_loopback
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Endpoints:
     """The TCP and Unix-socket servers, each on its own thread."""
 
-    def __init__(self, api: Api, *, socket_path: Path | None, tcp: tuple[str, int] | None):
+    def __init__(
+        self,
+        api: Api,
+        *,
+        socket_path: Path | None,
+        tcp: _Server | None,
+        limits: Limits = LIMITS,
+    ):
         self._servers: list[_Server] = []
         if socket_path is not None:
-            self._servers.append(_UnixServer(str(socket_path), _Handler))  # type: ignore[arg-type]
+            self._servers.append(_UnixServer(socket_path, limits=limits))
         if tcp is not None:
-            self._servers.append(_Server(tcp, _Handler))
+            self._servers.append(tcp)
         for server in self._servers:
             server.api = api
             threading.Thread(target=server.serve_forever, daemon=True).start()

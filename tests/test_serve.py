@@ -1,0 +1,339 @@
+"""The daemon's HTTP endpoint as real servers on 127.0.0.1 (port 0) and a Unix socket in
+tmp_path: slow and idle clients, the connection bound, Host checks, the bearer token, the
+refusal to listen beyond loopback without one, a busy port, and the socket's mode."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from plugin.encoder import Encoder
+from plugin.errors import ConfigError
+from plugin.search import Searcher
+from plugin.settings import Settings
+from plugin.store import Store
+from tests.conftest import CORPUS, run_sync
+from worker.cli import cli
+from worker.serve import (
+    LIMITS,
+    Api,
+    Endpoints,
+    Limits,
+    allowed_hosts,
+    ask_daemon,
+    host_name,
+    listen_tcp,
+)
+
+TOKEN = "s3cret-token-for-tests"
+DEADLINE = 10.0  # seconds any one condition may take; the tests never wait for it to pass
+
+
+def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def searcher(tiny_encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from qdrant_client import QdrantClient
+
+    from plugin.qdrant_store import QdrantClientStore
+
+    docs = tmp_path_factory.mktemp("serve-docs")
+    shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")
+    store: Store = QdrantClientStore(QdrantClient(location=":memory:"), "serve")
+    run_sync(docs, store, tiny_encoder)
+    yield Searcher(store, tiny_encoder)
+    store.close()
+
+
+def make_api(searcher: Searcher, status: Callable[[], dict[str, Any]] | None = None) -> Api:
+    return Api(
+        searcher=searcher,
+        healthy=lambda: True,
+        ready=lambda: True,
+        metrics=lambda: b"docsync_ready 1.0\n",
+        status=status or (lambda: {"collection": "serve"}),
+    )
+
+
+@contextmanager
+def serving(
+    api: Api, *, socket_path: Path | None = None, limits: Limits = LIMITS, **tcp: Any
+) -> Iterator[tuple[Endpoints, int]]:
+    server = listen_tcp("127.0.0.1", 0, limits=limits, **tcp)
+    endpoints = Endpoints(api, socket_path=socket_path, tcp=server, limits=limits)
+    try:
+        address = endpoints.tcp_address
+        assert address is not None
+        yield endpoints, address[1]
+    finally:
+        endpoints.close()
+
+
+def get(port: int, route: str, **headers: str) -> tuple[int, dict[str, str], Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    try:
+        connection.request("GET", route, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, dict(response.getheaders()), json.loads(body or b"null")
+    except json.JSONDecodeError:
+        return response.status, dict(response.getheaders()), body.decode()
+    finally:
+        connection.close()
+
+
+def half_request(address: Any, family: int = socket.AF_INET) -> socket.socket:
+    """A client that sends half a request line, then nothing."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(DEADLINE)
+    sock.connect(address)
+    sock.sendall(b"GET /heal")
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has hung up (EOF or a reset), without waiting."""
+    sock.setblocking(False)  # a socket with a timeout would wait for it instead
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_a_slow_client_is_dropped_after_the_request_timeout(
+    searcher: Searcher, tmp_path: Path, transport: str
+) -> None:
+    limits = Limits(request_seconds=0.3)
+    sock_path = tmp_path / "daemon.sock"
+    with serving(make_api(searcher), socket_path=sock_path, limits=limits) as (_, port):
+        if transport == "tcp":
+            client = half_request(("127.0.0.1", port))
+        else:
+            client = half_request(str(sock_path), socket.AF_UNIX)
+        started = time.monotonic()
+        with client:
+            # recv blocks until the server hangs up; on a server without a timeout it would
+            # raise socket.timeout after DEADLINE instead.
+            assert client.recv(4096) == b""
+        assert time.monotonic() - started >= 0.25
+
+
+def test_idle_connections_beyond_the_bound_do_not_lock_out_healthz(searcher: Searcher) -> None:
+    limits = Limits(request_seconds=60, max_connections=4)  # the timeout cannot help here
+    with serving(make_api(searcher), limits=limits) as (_, port):
+        idle = [half_request(("127.0.0.1", port)) for _ in range(12)]
+        try:
+            status, _, body = get(port, "/healthz")
+            assert (status, body) == (200, {"status": "ok"})
+            # The server made room by closing the oldest idle clients: of 12 idle ones and
+            # the probe on 4 slots, only the 3 newest idle ones can still be open.
+            poll(lambda: sum(map(closed_by_server, idle)) >= 9, "oldest idle ones closed")
+            assert [closed_by_server(sock) for sock in idle] == [True] * 9 + [False] * 3
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_connections_beyond_the_bound_are_answered_503_when_all_are_busy(
+    searcher: Searcher,
+) -> None:
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow_status() -> dict[str, Any]:
+        entered.release()
+        release.wait(DEADLINE)
+        return {"collection": "serve"}
+
+    limits = Limits(request_seconds=5, max_connections=2)
+    with serving(make_api(searcher, slow_status), limits=limits) as (_, port):
+        answers: list[int] = []
+
+        def ask() -> None:
+            answers.append(get(port, "/status")[0])
+
+        busy = [threading.Thread(target=ask) for _ in range(2)]
+        for thread in busy:
+            thread.start()
+        try:
+            for _ in busy:
+                assert entered.acquire(timeout=DEADLINE)  # both slots hold a request
+            status, _, body = get(port, "/healthz")
+            assert (status, body) == (503, {"error": "too many open connections"})
+        finally:
+            release.set()
+            for thread in busy:
+                thread.join(DEADLINE)
+        assert answers == [200, 200]
+        assert get(port, "/healthz")[0] == 200  # the slots come back
+
+
+def test_the_listen_backlog_is_not_five(searcher: Searcher) -> None:
+    server = listen_tcp("127.0.0.1", 0)
+    try:
+        assert server.request_queue_size >= 128
+    finally:
+        server.server_close()
+
+
+def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:
+    with serving(make_api(searcher), extra_hosts=["Docs.Internal"]) as (_, port):
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.2", "localhost.evil"):
+            status, _, body = get(port, "/status", Host=host)
+            assert status == 403, host
+            assert "DOCSYNC_HTTP_ALLOWED_HOSTS" in body["error"]
+        for host in (
+            "localhost",
+            f"localhost:{port}",
+            f"127.0.0.1:{port}",
+            "[::1]:80",
+            "[::1]",
+            "docs.internal:8080",
+            "LOCALHOST.",
+        ):
+            assert get(port, "/status", Host=host)[0] == 200, host
+        # A request with no Host at all is no name of ours either.
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw:
+            raw.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+            assert raw.makefile("rb").readline().split()[1] == b"403"
+
+
+def test_the_unix_socket_answers_the_cli_client_and_is_owner_only(
+    searcher: Searcher, tmp_path: Path
+) -> None:
+    sock_path = tmp_path / "daemon.sock"
+    with serving(make_api(searcher), socket_path=sock_path, token=TOKEN) as (_, port):
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
+        # No token on the socket: the file's mode is its guard.
+        assert ask_daemon(sock_path, "/status") == {"collection": "serve"}
+        hits = ask_daemon(sock_path, "/search", {"q": "socket", "limit": "2"})
+        assert len(hits) == 2
+        assert get(port, "/status")[0] == 401  # while TCP asks for the token
+    assert not sock_path.exists()
+
+
+def test_the_token_guards_every_route_but_the_probes(searcher: Searcher) -> None:
+    with serving(make_api(searcher), token=TOKEN) as (_, port):
+        for route in ("/search?q=socket", "/status", "/metrics", "/nowhere"):
+            for auth in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+                status, headers, body = get(port, route, **auth)
+                assert status == 401, (route, auth)
+                assert headers["WWW-Authenticate"].startswith("Bearer")
+                assert "error" in body
+            status, _, body = get(port, route, Authorization=f"Bearer {TOKEN}")
+            assert status == (404 if route == "/nowhere" else 200), (route, body)
+        assert get(port, "/metrics", Authorization=f"bearer {TOKEN}")[2] == "docsync_ready 1.0\n"
+        for route in ("/healthz", "/readyz"):
+            assert get(port, route)[0] == 200, route
+        # With a token any Host is answered: a rebinding page cannot know the token.
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert get(port, "/status", Host="docsync.lan:8080", **auth)[0] == 200
+
+
+def test_listening_beyond_loopback_needs_a_token_or_the_opt_out() -> None:
+    for host in ("0.0.0.0", "::"):
+        with pytest.raises(ConfigError, match=r"DOCSYNC_HTTP_TOKEN.*DOCSYNC_HTTP_INSECURE"):
+            listen_tcp(host, 0)
+    # Bound (never served, never connected to) once the user opts out or sets a token.
+    for options in ({"insecure": True}, {"token": TOKEN}):
+        server = listen_tcp("0.0.0.0", 0, **options)  # type: ignore[arg-type]
+        try:
+            assert not server.loopback
+        finally:
+            server.server_close()
+    assert listen_tcp("localhost", 0).loopback  # loopback by name needs nothing
+
+
+def test_allowed_host_names() -> None:
+    assert host_name("[::1]:8080") == "::1"
+    assert host_name("LocalHost.:80") == "localhost"
+    assert host_name("::1") == "::1"  # an address as configured, not a Host with a port
+    hosts = allowed_hosts("0.0.0.0", "::", extra=["docs.lan:8080", " ", "10.0.0.5"])
+    assert hosts == {"localhost", "127.0.0.1", "::1", "docs.lan", "10.0.0.5"}
+    assert "192.168.1.9" in allowed_hosts("192.168.1.9")
+
+
+def test_http_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCSYNC_HTTP_ALLOWED_HOSTS", "docs.lan, nas.local")
+    monkeypatch.setenv("DOCSYNC_HTTP_TOKEN", "")  # compose passes an unset variable as ""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.http_allowed_hosts == ["docs.lan", "nas.local"]
+    assert settings.http_token is None and settings.http_insecure is False
+    monkeypatch.setenv("DOCSYNC_HTTP_TOKEN", f" {TOKEN}\n")
+    token = Settings(_env_file=None).http_token  # type: ignore[call-arg]
+    assert token is not None and token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(Settings(_env_file=None))  # type: ignore[call-arg]
+    monkeypatch.setenv("DOCSYNC_HTTP_TOKEN", "two words")
+    with pytest.raises(ValidationError, match="printable ASCII"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> Path:
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")
+    return docs
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("docsync: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_a_busy_port_is_one_error_line_before_the_store_or_model(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli("run", str(env), "--http-port", str(port))
+    err = capsys.readouterr().err
+    assert code == 2
+    line = one_error_line(err)
+    assert f"127.0.0.1:{port}" in line and "in use" in line
+    assert not (tmp_path / "store").exists()  # no store folder, so no collection
+    assert "loading model" not in err
+
+
+def test_run_refuses_to_listen_beyond_loopback_without_a_token(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the address not refused, this stands in for the daemon that would run for ever.
+    monkeypatch.setattr("worker.cli._daemon", lambda *_: 99)
+    code = cli("run", str(env), "--http-host", "0.0.0.0", "--http-port", "0")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "DOCSYNC_HTTP_TOKEN" in one_error_line(err)
+    assert not (tmp_path / "store").exists()
