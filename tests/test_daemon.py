@@ -237,3 +237,30 @@ def test_stop_in_the_middle_of_a_batch(docs: Path, edge: EdgeStore, tiny_encoder
     thread.join(timeout=10)
     assert not thread.is_alive() and time.monotonic() - started < 10
     assert not daemon.ready.is_set() or edge.count() > 0
+
+
+def test_overlapping_roots_both_follow_a_change(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    """`docsync run outer outer/inner`: a change under the inner root is a change of the
+    outer root too, and both must apply it (no rescan here to repair a miss)."""
+    inner = docs / "inner"
+    inner.mkdir()
+    shutil.copy(docs / "mac.rst", inner / "mac.rst")
+    roots = [docs, inner]
+    daemon = Daemon(
+        roots, store=edge, encoder=tiny_encoder, sync_options=SyncOptions(), options=FAST
+    )
+    thread = start(daemon)
+
+    def exact_both() -> bool:
+        points = list(edge.scroll({}))
+        unique = len({p.id for p in points}) == len(points) == len(state(edge))
+        return unique and state(edge) == fresh_state(roots, tiny_encoder)
+
+    (inner / "new.md").write_text("# New\n\nA file written under both roots.\n")
+    (inner / "mac.rst").write_text("# Mac\n\nRewritten under both roots.\n")
+    poll(exact_both)
+    outer_paths = {p.payload["path"] for p in edge.scroll({"root": str(docs)})}
+    assert {"inner/new.md", "inner/mac.rst"} <= outer_paths
+    stop(daemon, thread)

@@ -130,3 +130,23 @@ def test_real_observer_reports_relative_paths(tmp_path: Path) -> None:
         assert {root for root, _ in seen} == {tmp_path}
     finally:
         watcher.stop()
+
+
+def test_an_event_goes_to_every_root_it_lies_in(tmp_path: Path) -> None:
+    from watchdog.events import FileModifiedEvent
+
+    from worker.watch import _Handler
+
+    outer, inner = tmp_path / "docs", tmp_path / "docs" / "api"
+    seen: list[tuple[Path, str]] = []
+    handler = _Handler([outer, inner], lambda root, path: seen.append((root, path)))
+    handler.on_any_event(FileModifiedEvent(str(inner / "a.md")))
+    handler.on_any_event(FileModifiedEvent(str(outer / "b.md")))
+    handler.on_any_event(FileModifiedEvent(str(inner)))
+    assert seen == [
+        (outer, "api/a.md"),
+        (inner, "a.md"),
+        (outer, "b.md"),
+        (outer, "api"),
+        (inner, ""),
+    ]

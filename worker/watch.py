@@ -84,7 +84,7 @@ class _Handler(FileSystemEventHandler):
     """Turns watchdog events into `sink(root, relative_path)` calls; nothing else."""
 
     def __init__(self, roots: Sequence[Path], sink: Callable[[Path, str], None]) -> None:
-        self._roots = sorted(roots, key=lambda r: len(str(r)), reverse=True)
+        self._roots = list(roots)
         self._sink = sink
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -95,14 +95,14 @@ class _Handler(FileSystemEventHandler):
                 self._route(os.fsdecode(raw))
 
     def _route(self, raw: str) -> None:
+        """To every root the path lies in: roots may overlap (`run docs docs/api`), and each
+        indexes the file under its own scope, so each must hear of the change."""
         path = Path(raw)
         for root in self._roots:
             if path == root:
                 self._sink(root, "")
-                return
-            if path.is_relative_to(root):
+            elif path.is_relative_to(root):
                 self._sink(root, path.relative_to(root).as_posix())
-                return
 
 
 class ObserverLike(Protocol):
