@@ -41,7 +41,10 @@ def _split_globs(value: object) -> object:
         if text.startswith("["):
             import json
 
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"starts with '[' but is not a JSON list ({exc.msg})") from None
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
 
@@ -171,6 +174,14 @@ class Settings(BaseSettings):
     @classmethod
     def _globs(cls, value: object) -> object:
         return _split_globs(value)
+
+    @field_validator("include")
+    @classmethod
+    def _some_include(cls, value: list[str]) -> list[str]:
+        value = [glob.strip() for glob in value if glob.strip()]
+        if not value:
+            raise ValueError("names no glob, so nothing would ever be indexed (e.g. '*.md,*.txt')")
+        return value
 
     def store_description(self) -> str:
         """Where the collection lives, for log lines and `docsync status` (never the key)."""

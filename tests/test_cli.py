@@ -249,3 +249,58 @@ def test_polling_flag_overrides_the_setting_both_ways() -> None:
     assert parse(["run", "docs"]).polling is None  # the setting decides
     assert parse(["run", "docs", "--polling"]).polling is True
     assert parse(["run", "docs", "--no-polling"]).polling is False
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli("--version")
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("docsync ")
+
+
+def test_an_unknown_flag_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli("query", "--bogus", "a question")
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert "usage: docsync query" in err and "--path-prefix" in err
+    assert "docsync query: error: unrecognized arguments: --bogus" in err
+
+
+def test_the_question_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli("query", "--help")
+    assert "the question, in quotes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["", ",,,", "[]"])
+def test_empty_include_rules_are_one_error_line(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("DOCSYNC_INCLUDE", value)
+    code, _, err = run(capsys, "sync", str(env))
+    assert code == 2
+    assert_one_error_line(err, "DOCSYNC_INCLUDE", "nothing would ever be indexed")
+    assert not (env.parent / "store").exists()  # refused before the store was touched
+
+
+def test_an_absolute_path_prefix_is_explained(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "sync", str(env))[0] == 0
+    code, _, err = run(capsys, "query", "sockets", "--path-prefix", str(env / "sockets.rst"))
+    assert code == 2
+    assert_one_error_line(err, "relative to a synced folder")
+    code, out, _ = run(capsys, "query", "sockets", "--path-prefix", f"{env.name}/sockets.rst")
+    assert code == 0 and "no hits" in out and "relative to a synced folder" in out
+    code, out, _ = run(capsys, "query", "sockets", "--path-prefix", "sockets.rst", "--json")
+    assert code == 0 and json.loads(out)
+
+
+def test_chunk_tokens_above_the_models_limit_are_named_once(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCSYNC_CHUNK_TOKENS", "4096")
+    code, _, err = run(capsys, "sync", str(env))
+    assert code == 0
+    assert err.count("DOCSYNC_CHUNK_TOKENS=4096 is above the model's limit of 256") == 1

@@ -264,3 +264,11 @@ def test_overlapping_roots_both_follow_a_change(
     outer_paths = {p.payload["path"] for p in edge.scroll({"root": str(docs)})}
     assert {"inner/new.md", "inner/mac.rst"} <= outer_paths
     stop(daemon, thread)
+
+
+def test_the_error_counter_is_there_before_the_first_error() -> None:
+    from worker.metrics import Metrics
+
+    text = Metrics().render().decode()
+    assert 'docsync_errors_total{kind="unreadable"} 0.0' in text
+    assert 'docsync_errors_total{kind="store_unavailable"} 0.0' in text

@@ -61,7 +61,15 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DOCSYNC_DEVICE", "gpu"), ("DOCSYNC_CHUNK_TOKENS", "5"), ("DOCSYNC_BATCH_SIZE", "0")],
+    [
+        ("DOCSYNC_DEVICE", "gpu"),
+        ("DOCSYNC_CHUNK_TOKENS", "5"),
+        ("DOCSYNC_BATCH_SIZE", "0"),
+        ("DOCSYNC_INCLUDE", ""),
+        ("DOCSYNC_INCLUDE", ",, ,"),
+        ("DOCSYNC_INCLUDE", "[]"),
+        ("DOCSYNC_INCLUDE", '["*.md"'),
+    ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

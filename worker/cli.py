@@ -48,7 +48,11 @@ def main() -> None:
 
 def cli(*args: str) -> int:
     parser = _parser()
-    ns = parser.parse_args(args)
+    # Unknown flags are reported by the command's own parser, with its usage: argparse would
+    # otherwise print the top-level usage, which does not name the command's flags.
+    ns, unknown = parser.parse_known_args(args)
+    if unknown:
+        ns.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     _configure_logging(ns.log_level, ns.log_format)
     try:
         flags = {k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k, None) is not None}
@@ -104,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         "and answer questions from it. Settings come from DOCSYNC_* environment variables "
         "and a .env file; the flags below override them.",
     )
+    parser.add_argument("--version", action="version", version=f"docsync {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     sync = commands.add_parser("sync", parents=[common], help="sync folders once and exit")
@@ -139,9 +144,13 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
 
     query = commands.add_parser("query", parents=[common], help="ask a question")
-    query.add_argument("question")
+    query.add_argument("question", help='the question, in quotes: "How do I open a socket?"')
     query.add_argument("-k", "--limit", type=_positive, default=5, help="hits (default 5)")
-    query.add_argument("--path-prefix", help="only files under this folder, or this file")
+    query.add_argument(
+        "--path-prefix",
+        help="only files under this folder, or this file; relative to the synced folder, "
+        "as hits show it (howto, howto/sockets.rst)",
+    )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
     query.set_defaults(command=_query)
 
@@ -160,7 +169,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("file", nargs="?", type=Path, help="export file (default: standard input)")
     load.set_defaults(command=_import)
+    for command in commands.choices.values():
+        command.set_defaults(parser=command)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("docsync")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _positive(text: str) -> int:
@@ -414,6 +434,11 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
 
     if not ns.question.strip():
         return _fail("the question is empty")
+    if ns.path_prefix and os.path.isabs(ns.path_prefix):
+        return _fail(
+            f"--path-prefix {ns.path_prefix!r} is absolute; it is a path relative to a synced "
+            "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
+        )
     params = {"q": ns.question, "limit": str(ns.limit), "path_prefix": ns.path_prefix or ""}
     answer = _from_daemon(settings, "/search", params)
     if answer is not None:
@@ -428,6 +453,11 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not hits:
         print("no hits")
+        if ns.path_prefix:
+            print(
+                f"(--path-prefix {ns.path_prefix!r} is relative to a synced folder and does "
+                "not start with that folder's name)"
+            )
     for hit in hits:
         excerpt = " ".join(hit.text.split())
         excerpt = excerpt if len(excerpt) <= 300 else excerpt[:297] + "..."

@@ -9,6 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from worker.report import SyncReport
 
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+# Error kinds shown (at 0) from the start, so that an alert on `docsync_errors_total` has a
+# series to watch before the first error; other kinds appear when they first happen.
+ERROR_KINDS = ("unreadable", "rejected", "store_unavailable")
 
 
 class Metrics:
@@ -35,6 +38,8 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind=kind)
         self.lag = Histogram(
             "docsync_sync_lag_seconds",
             "Seconds from a file's change to its points being searchable",

@@ -124,6 +124,14 @@ class Syncer:
         self.rules = Rules(options.include, options.exclude)
         self.should_stop = should_stop
         self._opened = False
+        if options.chunk_tokens > encoder.max_tokens:
+            log.warning(
+                "DOCSYNC_CHUNK_TOKENS=%d is above the model's limit of %d tokens: chunks are "
+                "cut at %d (less the title and passage prefix)",
+                options.chunk_tokens,
+                encoder.max_tokens,
+                encoder.max_tokens,
+            )
 
     def sync_scopes(
         self, scopes: Sequence[tuple[Path, str]], *, progress: Progress | None = None
