@@ -205,6 +205,8 @@ def _configure_logging(level: str, style: str = "text") -> None:
     for noisy in ("huggingface_hub", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # huggingface_hub sets its own logger's level when it is imported, over the one above.
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
@@ -257,6 +259,11 @@ def _load_encoder(settings: Settings) -> Any:
     from plugin.encoder import Encoder
 
     log.info("loading model %s", settings.model)
+    if not Path(settings.model).exists() and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
+        log.info(
+            "(from the Hugging Face hub or its cache; an unreachable hub is retried for about "
+            "a minute: HF_HUB_OFFLINE=1 skips it, DOCSYNC_MODEL=DIR loads a local copy)"
+        )
     encoder = Encoder.from_settings(settings)
     settle_heap()
     return encoder
