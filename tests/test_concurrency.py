@@ -13,10 +13,16 @@ The latencies are only evidence while the machine is ours: on this (virtual) mac
 sometimes takes a quarter or more of the CPU for seconds ("steal" in /proc/stat), and every
 latency stretches with it. A measurement during which the host took more than
 `MAX_STEAL` of the CPU is repeated once; if the host takes it again, the test is skipped with
-the figure, rather than passed or failed on the host's load."""
+the figure, rather than passed or failed on the host's load.
+
+Other processes on the machine stretch the latencies too, and no reading of /proc tells their
+share apart from ours, so the deadlines are a timed test: they are checked only when
+`DOCSYNC_TIMED_TESTS=1` is set, on a machine left to the test. Without it, the test still
+checks that the searches ran throughout the sync and all answered."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -38,6 +44,7 @@ from worker.report import SyncReport
 DEADLINE_MS = 50.0  # 99% of searches
 STALL_MS = 250.0  # every search
 MAX_STEAL = 0.15  # share of the CPU the host may take during a measurement
+TIMED = os.environ.get("DOCSYNC_TIMED_TESTS", "") not in ("", "0")
 
 
 @dataclass
@@ -92,6 +99,8 @@ def test_search_answers_during_a_sync_of_20k_chunks(tmp_path: Path) -> None:
         assert got.counts_seen > 10, "the searches did not overlap the writes"
         assert len(got.latencies) > 100
         steals.append(got.steal)
+        if not TIMED:
+            return
         if got.steal <= MAX_STEAL:
             ordered = sorted(got.latencies)
             assert ordered[int(len(ordered) * 0.99)] < DEADLINE_MS, ordered[-10:]
