@@ -88,7 +88,11 @@ class EdgeStore:
         return cls(path, collection, reading=reading)
 
     def ping(self) -> None:
-        """In-process: always there."""
+        """In-process, so always there; but a collection's files are opened now, so that
+        one the engine cannot open (a read-only mount) fails before a model is loaded or
+        anything is printed."""
+        if self._exists():
+            self._load()
 
     def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
         if not self._exists():

@@ -153,6 +153,7 @@ def connect(
             store.read_profile()
         except CollectionMissingError:
             raise collection_missing(store.collection, store.description) from None
+        store.ping()  # a store that cannot be opened fails now, not after the model loaded
         return Searcher(store, (load_encoder or Encoder.from_settings)(settings))
     except BaseException:
         store.close()
