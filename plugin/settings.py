@@ -26,7 +26,7 @@ DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # What must never be shown of a URL: its user and password, and an api_key parameter.
 _USERINFO = re.compile(r"(//)[^/?#\s@]*@")
-_KEY_PARAM = re.compile(r"([?&;](?:api[_-]?key|key|token)=)[^&#;\s]*", re.IGNORECASE)
+_KEY_PARAM = re.compile(r"([?&;](?:api[_-]?key|key|token)=)[^&#;\s)]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
