@@ -12,10 +12,20 @@ The engine builds its HNSW index only in `optimize()`, which blocks the whole pr
 holds the GIL: 60 s for 100k points on 2 cores). `optimize()` here runs it only once enough
 points are unindexed, and never while a search is in flight; writes go in small batches so a
 search between them waits milliseconds, not seconds.
+
+The engine maps its files into memory, so a write into a full disk is a SIGBUS that kills
+the process without a word. Every write first checks the free space of the store's file
+system (`StoreFullError` below a margin), and an ENOSPC the engine does report maps to the
+same error. The engine also opens its files for writing even to read them, so a store on a
+read-only mount cannot be opened at all: one `StoreError` says so.
+
+The folders docsync creates are owner-only (0700), which also covers every file the engine
+writes inside; the files docsync writes itself (the lock, profile.json) are 0600.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -24,11 +34,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import qdrant_edge as edge
 
-from plugin.errors import StoreLockedError, StoreRequestError
+from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
 from plugin.profile import EmbeddingProfile
 from plugin.schema import INDEXED_FIELDS
 from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
@@ -43,29 +53,50 @@ OPTIMIZE_MIN_UNINDEXED = 10_000
 PROFILE_FILE = "profile.json"
 SHARD_DIR = "shard"
 LOCK_FILE = ".lock"
+# Free space kept before any write: the engine's WAL and metadata grow a page at a time, and
+# a page it cannot get is a SIGBUS, not an error.
+FREE_FLOOR = 32 << 20
+# A point's bytes land in the WAL, its segment and the payload indexes: room for that, twice.
+SPACE_FACTOR = 4
+POINT_OVERHEAD = 256  # id, versions, index entries of one point, beyond its vector and payload
+# Building the index copies the unindexed points into a new segment and adds its graph.
+OPTIMIZE_BYTES_PER_POINT = 8 << 10
+# Errors that mean "you may not write here": a read-only mount, or a folder not ours.
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class EdgeStore:
     """`plugin.store.Store` over an in-process Qdrant Edge shard."""
 
-    def __init__(self, root: Path, collection: str) -> None:
+    def __init__(self, root: Path, collection: str, *, reading: bool = False) -> None:
         self.collection = collection
         self.description = f"embedded {root}"
+        self._root = root
         self._dir = root / collection
-        self._lock_handle: IO[bytes] | None = _lock(root)
+        self._reading = reading
+        # A reader of a collection that is not there creates nothing: no folder, no lock.
+        self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
+        self._lock_fd = None if self._absent else _lock(root, reading=reading)
         self._shard: Any = None
         self._search_lock = threading.Lock()
 
     @classmethod
-    def connect(cls, *, path: Path, collection: str) -> EdgeStore:
-        return cls(path, collection)
+    def connect(cls, *, path: Path, collection: str, reading: bool = False) -> EdgeStore:
+        """`reading`: for commands that only read (status, query, export): nothing is
+        created, a lock file that cannot be opened for writing is opened read-only, and
+        writes are refused."""
+        return cls(path, collection, reading=reading)
 
     def ping(self) -> None:
-        """In-process: always there."""
+        """In-process, so always there; but a collection's files are opened now, so that
+        one the engine cannot open (a read-only mount) fails before a model is loaded or
+        anything is printed."""
+        if self._exists():
+            self._load()
 
     def open(self, profile: EmbeddingProfile, *, create: bool) -> None:
         if not self._exists():
-            if not create:
+            if not create or self._reading:
                 raise collection_missing(self.collection, self.description)
             self._create(profile)
             return
@@ -82,24 +113,30 @@ class EdgeStore:
         return EmbeddingProfile.from_dict(data)
 
     def upsert(self, points: Sequence[Point]) -> None:
-        shard = self._load()
+        shard = self._writable()
         for i in range(0, len(points), WRITE_BATCH):
-            batch = [_edge_point(p) for p in points[i : i + WRITE_BATCH]]
-            _call(shard.update, edge.UpdateOperation.upsert_points(batch))
+            chunk = points[i : i + WRITE_BATCH]
+            self._ensure_space(sum(_point_bytes(p) for p in chunk))
+            batch = [_edge_point(p) for p in chunk]
+            self._call(shard.update, edge.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            _call(self._load().update, edge.UpdateOperation.delete_points(list(ids)))
+            shard = self._writable()
+            self._ensure_space(len(ids) * POINT_OVERHEAD)
+            self._call(shard.update, edge.UpdateOperation.delete_points(list(ids)))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
+            shard = self._writable()
+            self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
             operation = edge.UpdateOperation.set_payload(list(ids), payload)
-            _call(self._load().update, operation)
+            self._call(shard.update, operation)
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []
-        records = _call(
+        records = self._call(
             self._load().retrieve, list(ids), with_payload=True, with_vector=with_vectors
         )
         return [_point(r) for r in records]
@@ -122,7 +159,7 @@ class EdgeStore:
                 with_payload=payload,
                 with_vector=with_vectors,
             )
-            records, offset = _call(shard.scroll, request)
+            records, offset = self._call(shard.scroll, request)
             yield from (_point(r) for r in records)
             if offset is None:
                 return
@@ -137,7 +174,7 @@ class EdgeStore:
             with_payload=True,
         )
         with self._search_lock:
-            hits = _call(self._load().query, request)
+            hits = self._call(self._load().query, request)
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in hits
@@ -145,75 +182,177 @@ class EdgeStore:
 
     def count(self, match: Match | None = None) -> int:
         request = edge.CountRequest(exact=True, filter=_filter(match))
-        return int(_call(self._load().count, request))
+        return int(self._call(self._load().count, request))
 
     def optimize(self) -> bool:
         """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it (the engine
         may still decide that nothing is worth indexing: False then)."""
+        if self._reading:
+            return False
         shard = self._load()
         info = shard.info()
         pending = info.points_count - info.indexed_vectors_count
         if pending < OPTIMIZE_MIN_UNINDEXED:
             return False
+        self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
         log.info("indexing %d new points (searches wait until it is done)", pending)
         started = time.monotonic()
         with self._search_lock:
-            worked = bool(_call(shard.optimize))
+            worked = bool(self._call(shard.optimize))
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
-        if self._lock_handle is not None:
-            self._lock_handle.close()  # closing the file releases the lock
-            self._lock_handle = None
+        try:
+            if self._shard is not None:
+                shard, self._shard = self._shard, None
+                if not self._reading:
+                    self._call(shard.flush)
+                shard.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # closing the file releases the lock
+                self._lock_fd = None
 
     def _exists(self) -> bool:
-        return (self._dir / SHARD_DIR).is_dir()
+        return not self._absent and (self._dir / SHARD_DIR).is_dir()
 
     def _create(self, profile: EmbeddingProfile) -> None:
+        self._ensure_space(0)
         # The profile goes down first: a shard without one would be refused as foreign.
-        self._dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
+        try:
+            _private_dirs(self._dir)
+            _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
+        except OSError as exc:
+            raise self._os_error(exc) from exc
         params = edge.EdgeVectorParams(size=profile.dimension, distance=edge.Distance.Cosine)
-        self._shard = _call(
+        self._shard = self._call(
             edge.EdgeShard.create, str(self._dir / SHARD_DIR), edge.EdgeConfig(vectors=params)
         )
         for name in INDEXED_FIELDS:
             operation = edge.UpdateOperation.create_field_index(
                 name, edge.PayloadSchemaType.Keyword
             )
-            _call(self._shard.update, operation)
+            self._call(self._shard.update, operation)
 
     def _load(self) -> Any:
         if self._shard is None:
             if not self._exists():
                 raise collection_missing(self.collection, self.description, hint=False)
-            self._shard = _call(edge.EdgeShard.load, str(self._dir / SHARD_DIR))
+            self._shard = self._call(edge.EdgeShard.load, str(self._dir / SHARD_DIR))
         return self._shard
 
+    def _writable(self) -> Any:
+        if self._reading:
+            raise StoreError(f"the {self.description} store was opened for reading only")
+        return self._load()
 
-def _lock(root: Path) -> IO[bytes]:
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / LOCK_FILE, "ab")  # noqa: SIM115 (held open for the store's life)
+    def _ensure_space(self, expected: int) -> None:
+        """Refuse a write that could fill the disk: the engine would die of it (SIGBUS)."""
+        stats = os.statvfs(self._root)
+        free = stats.f_bavail * stats.f_frsize
+        needed = FREE_FLOOR + SPACE_FACTOR * expected
+        if free < needed:
+            raise StoreFullError(
+                f"the embedded store {self._root} is out of space: {_mib(free)} free, and "
+                f"docsync keeps {_mib(needed)} free before it writes (the engine cannot survive "
+                "a full disk); free some space or move DOCSYNC_QDRANT_PATH to a larger disk"
+            )
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The engine raises plain `Exception` (or `ValueError`) for requests it refuses,
+        and for the I/O errors it meets, whose `os error N` says which."""
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            raise self._os_error(exc) from exc
+        except Exception as exc:
+            if type(exc) is not Exception and not isinstance(exc, ValueError):
+                raise
+            raise self._engine_error(str(exc)) from exc
+
+    def _engine_error(self, message: str) -> StoreError:
+        for code in (errno.ENOSPC, *_NOT_WRITABLE):
+            if f"(os error {code})" in message:
+                return self._os_error(OSError(code, os.strerror(code)))
+        return StoreRequestError(f"Qdrant Edge refused the request: {message}")
+
+    def _os_error(self, exc: OSError) -> StoreError:
+        if exc.errno == errno.ENOSPC:
+            stats = os.statvfs(self._root)
+            return StoreFullError(
+                f"the embedded store {self._root} is out of space "
+                f"({_mib(stats.f_bavail * stats.f_frsize)} free); free some space or move "
+                "DOCSYNC_QDRANT_PATH to a larger disk"
+            )
+        if exc.errno in _NOT_WRITABLE:
+            return StoreError(
+                f"the embedded store {self._root} cannot be opened: {exc.strerror}. Qdrant Edge "
+                "opens its files for writing even to read them, so it needs a folder it may "
+                "write (copy the store to one and point DOCSYNC_QDRANT_PATH there)"
+            )
+        return StoreError(f"the embedded store {self._root}: {exc.strerror or exc}")
+
+
+def _lock(root: Path, *, reading: bool) -> int | None:
+    """Hold the store's lock file, exclusively: even a reader needs it alone, as the engine
+    may write while it loads. A reader whose lock file cannot be opened for writing opens
+    it read-only (flock works on any descriptor); None when a read-only store has none."""
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not reading:
+            _private_dirs(root)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise StoreError(f"the embedded store {root}: {exc.strerror or exc}") from exc
+        if not reading:
+            raise StoreError(
+                f"the embedded store {root} is not writable ({exc.strerror}); "
+                "`docsync sync`, `run` and `import` write to it: give this user write access, "
+                "or choose another DOCSYNC_QDRANT_PATH"
+            ) from exc
+        try:
+            fd = os.open(root / LOCK_FILE, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
-        handle.close()
+        os.close(fd)
         raise StoreLockedError(
             f"the embedded store {root} is in use by another process (an embedded store "
             "serves one process at a time); stop that process, or run a Qdrant server and "
             "set DOCSYNC_QDRANT_URL"
         ) from exc
-    return handle
+    return fd
+
+
+def _private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents owner-only: they will hold the documents' text."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def _point_bytes(point: Point) -> int:
+    return POINT_OVERHEAD + 4 * len(point.vector or ()) + _json_bytes(point.payload)
+
+
+def _json_bytes(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False))
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
@@ -223,18 +362,6 @@ def _write_atomically(path: Path, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """The engine raises plain `Exception` (or `ValueError`) for requests it refuses."""
-    try:
-        return fn(*args, **kwargs)
-    except ValueError as exc:
-        raise StoreRequestError(f"Qdrant Edge refused the request: {exc}") from exc
-    except Exception as exc:
-        if type(exc) is Exception:
-            raise StoreRequestError(f"Qdrant Edge refused the request: {exc}") from exc
-        raise
 
 
 def _filter(match: Match | None) -> Any:

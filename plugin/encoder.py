@@ -8,7 +8,8 @@ sentence-transformers configuration; nothing here overrides them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from plugin.device import resolve_device
 from plugin.errors import ModelLoadError
 from plugin.inference import Prepared, Runner, configure_cpu_threads, resolve_precision
-from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile
+from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
@@ -44,10 +45,12 @@ class Encoder:
         backend: str = "torch",
         prefetch: bool | None = None,
         cache: Path | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self._model = model
         self.name = name
         self.revision = revision
+        self.fingerprint = fingerprint
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self._tokenizer = _offsets_tokenizer(model.tokenizer)
@@ -85,10 +88,12 @@ class Encoder:
         if resolved == "cpu":
             configure_cpu_threads()
         source = cls.source(name)
+        local = Path(source).is_dir()
         try:
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(source, device=resolved)
+            with _quiet_loading():
+                model = SentenceTransformer(source, device=resolved)
         except Exception as exc:  # any loader failure means the same thing to the user
             raise ModelLoadError(_load_failure(name, exc)) from exc
         encoder = cls(
@@ -101,6 +106,7 @@ class Encoder:
             batch_size=batch_size,
             backend=backend,
             cache=cache,
+            fingerprint=model_fingerprint(Path(source)) if local else None,
         )
         encoder.embed_query("warm up")  # first calls pay for lazy initialisation: not a user's
         return encoder
@@ -169,6 +175,7 @@ class Encoder:
             query_prefix=self.query_prefix,
             passage_prefix=self.passage_prefix,
             chunker=CHUNKER_VERSION,
+            fingerprint=self.fingerprint,
         )
 
     def query_input(self, question: str) -> str:
@@ -246,11 +253,31 @@ def _model_source(name: str) -> str:
 
 def _load_failure(name: str, exc: BaseException) -> str:
     reason = " ".join(str(exc).split())[:300].rstrip(".") or type(exc).__name__
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    # Only say what is not already so: with HF_HUB_OFFLINE set, the hub is no way out.
+    stop_trying = "" if offline else "; HF_HUB_OFFLINE=1 stops docsync trying the hub"
     return (
         f"could not load model {name!r}: {reason}. To use a local copy, set DOCSYNC_MODEL to "
-        "a local directory holding the sentence-transformers model (e.g. made elsewhere with "
-        f"`hf download {name} --local-dir DIR`); HF_HUB_OFFLINE=1 stops docsync trying the hub."
+        "a local directory holding the sentence-transformers model (e.g. made on a machine "
+        f"with network access by `hf download {name} --local-dir DIR`, then copied here)"
+        f"{stop_trying}."
     )
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No progress bars while a model loads (transformers draws one for its weights on
+    every load): a library should not write to a program's terminal. Restored after."""
+    from transformers.utils import logging as transformers_logging
+
+    bars: Any = transformers_logging  # its switches cover the hub's bars too
+    were_on = bool(bars.is_progress_bar_enabled())
+    bars.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if were_on:
+            bars.enable_progress_bar()
 
 
 def _offsets_tokenizer(tokenizer: Any) -> Any:

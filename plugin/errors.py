@@ -5,6 +5,7 @@
     ├── ModelLoadError         the embedding model could not be loaded
     └── StoreError             anything about the Qdrant store
         ├── StoreUnavailableError   unreachable, timed out, 5xx or 429: worth retrying
+        │   └── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
         ├── StoreLockedError        the embedded store's folder is held by another process
         ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
         ├── CollectionMissingError  the collection does not exist (and we may not create it)
@@ -32,6 +33,11 @@ class StoreError(DocsyncError):
 
 class StoreUnavailableError(StoreError):
     """The store did not answer, or answered with a transient failure."""
+
+
+class StoreFullError(StoreUnavailableError):
+    """Too little free space under the embedded store to write safely. An outage like any
+    other to the daemon: its changes stay pending and are retried once space is back."""
 
 
 class StoreLockedError(StoreError):

@@ -70,7 +70,7 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
             return self.model(dict(zip(keys, tensors, strict=True)))["sentence_embedding"]
 
     log.info("exporting the model to ONNX (once): %s", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_dirs(path.parent)
     sample = torch.ones((2, 8), dtype=torch.int64)
     tmp = _scratch(path)
     axes = {k: {0: "batch", 1: "tokens"} for k in keys}
@@ -90,7 +90,7 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except ImportError as exc:
         raise ConfigError(
             "exporting to ONNX needs the onnx package: pip install 'docsync[onnx]'"
@@ -114,9 +114,25 @@ def _quantize(plain: Path, path: Path) -> None:
             per_channel=True,
             op_types_to_quantize=["MatMul"],
         )
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _private_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents owner-only, as docsync's other folders."""
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Move a finished export into place, owner-only (the exporters write 0644)."""
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def _scratch(path: Path) -> Path:

@@ -3,11 +3,19 @@ the vectors a reader or writer computes now.
 
 The worker writes it into the collection when it creates it; the worker and the plugin both
 compare it on every open and refuse a collection whose profile differs from theirs.
+
+A hub model is identified by its name (and revision); a local model folder by its content,
+`fingerprint`, so that an identical copy elsewhere (a new virtual environment, another
+machine, a Docker path) is the same model. Its path stays in `model` for people to read and
+is compared only with a profile written before fingerprints (which has none).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from plugin.errors import ProfileMismatchError
@@ -17,6 +25,12 @@ from plugin.errors import ProfileMismatchError
 CHUNKER_VERSION = "docsync-chunker/1"
 DISTANCE = "cosine"
 METADATA_KEY = "docsync_profile"
+# Weights up to this size are hashed whole (about 70 ms per 100 MB here, from the page cache
+# the loader fills anyway); a larger file by its size and its first and last SAMPLE_BYTES.
+FULL_HASH_BYTES = 1 << 30
+SAMPLE_BYTES = 1 << 20
+# Files in a model folder that do not change its vectors.
+_NOT_MODEL = ("README", "LICENSE", "LICENCE")
 
 
 @dataclass(frozen=True)
@@ -28,26 +42,39 @@ class EmbeddingProfile:
     query_prefix: str
     passage_prefix: str
     chunker: str
+    # A local model's content (`model_fingerprint`); None for a hub model, and in profiles
+    # written before fingerprints.
+    fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmbeddingProfile:
-        names = {f.name for f in fields(cls)}
-        missing = names - data.keys()
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = required - data.keys()
         if missing:
             raise ValueError(f"profile lacks {', '.join(sorted(missing))}")
-        return cls(**{name: data[name] for name in names})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def differences(self, other: EmbeddingProfile) -> list[str]:
         """Human-readable `field: theirs != ours` lines, empty when the profiles agree."""
         ours, theirs = self.to_dict(), other.to_dict()
-        return [
+        by_content = self.fingerprint is not None and other.fingerprint is not None
+        skipped = {"model", "fingerprint"} if by_content else {"fingerprint"}
+        lines = [
             f"{name}: collection has {theirs[name]!r}, settings give {ours[name]!r}"
             for name in ours
-            if ours[name] != theirs[name]
+            if name not in skipped and ours[name] != theirs[name]
         ]
+        if by_content and self.fingerprint != other.fingerprint:
+            lines.insert(
+                0,
+                f"model: collection has the model files {other.fingerprint} (then at "
+                f"{other.model!r}), settings give other files, {self.fingerprint} (at "
+                f"{self.model!r})",
+            )
+        return lines
 
     def ensure_matches(self, stored: EmbeddingProfile, *, collection: str) -> None:
         """Raise `ProfileMismatchError` unless `stored` (the collection's) equals this one."""
@@ -58,3 +85,55 @@ class EmbeddingProfile:
                 f"({'; '.join(diffs)}). Use the settings it was written with, or sync into "
                 "a new collection (DOCSYNC_COLLECTION)."
             )
+
+
+def model_fingerprint(folder: Path) -> str:
+    """What a local sentence-transformers folder holds, as `sha256:<hex>`: the files its
+    loader reads (the top level and the module folders `modules.json` names), by relative
+    path, size and content. Hidden files, READMEs and licences are left out, and so are
+    folders no module names (`onnx/`, `openvino/`): a copy without them is the same model."""
+    digest = hashlib.sha256()
+    for path in _model_files(folder):
+        name = path.relative_to(folder).as_posix()
+        digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+        digest.update(_file_digest(path))
+    return "sha256:" + digest.hexdigest()
+
+
+def _model_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and _is_model_file(p)]
+    for module in _module_folders(folder):
+        files.extend(p for p in module.rglob("*") if p.is_file() and _is_model_file(p))
+    return sorted(set(files))
+
+
+def _module_folders(folder: Path) -> list[Path]:
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # a plain transformers folder: its files are all at the top
+    paths = (
+        [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    )
+    return [folder / p for p in paths if isinstance(p, str) and p and (folder / p).is_dir()]
+
+
+def _is_model_file(path: Path) -> bool:
+    name = path.name
+    return (
+        not name.startswith(".")
+        and not name.upper().startswith(_NOT_MODEL)
+        and path.suffix != ".md"
+    )
+
+
+def _file_digest(path: Path) -> bytes:
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if size <= FULL_HASH_BYTES:
+            return hashlib.file_digest(handle, "sha256").digest()
+        # Reading gigabytes on every start would cost seconds: a huge file is known by its
+        # size (hashed above) and its two ends.
+        head = handle.read(SAMPLE_BYTES)
+        handle.seek(size - SAMPLE_BYTES)
+        return hashlib.sha256(head + handle.read(SAMPLE_BYTES)).digest()

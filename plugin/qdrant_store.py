@@ -28,6 +28,7 @@ from plugin.errors import (
 from plugin.profile import METADATA_KEY, EmbeddingProfile
 from plugin.retry import call_with_retry
 from plugin.schema import INDEXED_FIELDS
+from plugin.settings import redact
 from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
 
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class QdrantClientStore:
             return cls(QdrantClient(location=":memory:"), collection, description="in-memory")
         if url:
             client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
-            description = f"server {url}"
+            description = f"server {redact(url)}"
             return cls(client, collection, description=description, server=True, attempts=attempts)
         if path is None:
             raise ValueError("connect() needs a url or a path")
@@ -205,6 +206,9 @@ class QdrantClientStore:
                 raise
             except Exception as exc:
                 mapped = _map_error(exc, self.description)
+                if mapped is not None:
+                    # A transport error may quote the URL, credentials and all.
+                    mapped = type(mapped)(redact(str(mapped)))
                 if mapped is None:
                     raise
                 raise mapped from exc
@@ -214,7 +218,7 @@ class QdrantClientStore:
 
 
 def _embedded_client(path: Path) -> QdrantClient:
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as exc:

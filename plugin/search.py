@@ -1,16 +1,29 @@
-"""Question in, passages out: the retrieval helper applications use."""
+"""Question in, passages out: the retrieval helper applications use.
+
+One query path for every client (`docsync query`, HTTP /search, the `Searcher`): `connect()`
+opens the collection and loads the model, or, when a running `docsync run` holds the
+embedded store, returns a searcher that asks that daemon, which answers with this same code.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugin import schema
+from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from plugin.encoder import Encoder
-from plugin.store import Match, ScoredPoint, Store, open_store
+from plugin.errors import CollectionMissingError, StoreLockedError
+from plugin.store import Match, ScoredPoint, Store, collection_missing, open_store
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
+
+# The most hits one search returns, whoever asks: `Searcher.search`, `docsync query -k`
+# and HTTP /search all refuse more.
+MAX_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,11 @@ class Hit:
     root: str = ""
     title: str = ""
     chunk_index: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hit:
+        """A hit as `to_dict` (or the daemon's /search) gives it; unknown keys are ignored."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,16 +71,11 @@ class Searcher:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Searcher:
-        """Build everything from `DOCSYNC_*` settings (read from the environment when omitted)."""
+        """Build everything from `DOCSYNC_*` settings (read from the environment when omitted):
+        see `connect`."""
         from plugin.settings import Settings
 
-        settings = settings or Settings()
-        store = open_store(settings)
-        try:
-            return cls(store, Encoder.from_settings(settings))
-        except BaseException:
-            store.close()
-            raise
+        return connect(settings or Settings())
 
     @classmethod
     def from_client(cls, client: Any, collection: str, encoder: Encoder) -> Searcher:
@@ -74,11 +87,11 @@ class Searcher:
     def search(self, question: str, limit: int = 5, path_prefix: str | None = None) -> list[Hit]:
         """The `limit` passages closest to `question`, best first. `path_prefix` keeps files
         under a folder (`"howto"`) or one file (`"howto/regex.rst"`), matched by whole path
-        components."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        if not question.strip():
-            raise ValueError("the question is empty")
+        components. At most `MAX_LIMIT` hits."""
+        check_query(question, limit, path_prefix)
+        return self._search(question, limit, path_prefix)
+
+    def _search(self, question: str, limit: int, path_prefix: str | None) -> list[Hit]:
         vector = self.encoder.embed_query(question)
         match: Match | None = None
         if path_prefix and schema.normalize_prefix(path_prefix):
@@ -93,6 +106,63 @@ class Searcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DaemonSearcher(Searcher):
+    """A `Searcher` that asks the `docsync run` holding the embedded store (over its Unix
+    socket) to search with its own store and model. It has no `store` or `encoder` here."""
+
+    def __init__(self, socket_path: Path) -> None:  # no store to open: the daemon holds it
+        self.socket_path = socket_path
+
+    def _search(self, question: str, limit: int, path_prefix: str | None) -> list[Hit]:
+        params = {"q": question, "limit": str(limit), "path_prefix": path_prefix or ""}
+        return [Hit.from_dict(hit) for hit in ask_daemon(self.socket_path, "/search", params)]
+
+    def close(self) -> None:
+        """Nothing held: each search is one request."""
+
+
+def check_query(question: str, limit: int, path_prefix: str | None = None) -> None:
+    """The rules for a search, the same for every client: `ValueError` when broken."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    if not question.strip():
+        raise ValueError("the question is empty")
+    if path_prefix and path_prefix.strip().startswith("/"):
+        raise ValueError(
+            f"the path prefix {path_prefix!r} is absolute; it is a path relative to a synced "
+            "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
+        )
+
+
+def connect(
+    settings: Settings, *, load_encoder: Callable[[Settings], Encoder] | None = None
+) -> Searcher:
+    """A searcher for the collection the settings name. The collection is found (or found
+    missing) before the model's seconds of loading, and a reader creates no store folder or
+    lock. When another process holds the embedded store and it is a daemon answering on
+    its socket, the searcher asks the daemon. `load_encoder`: how to load the model
+    (default `Encoder.from_settings`)."""
+    if not settings.qdrant_url and not settings.qdrant_path.is_dir():
+        raise collection_missing(settings.collection, settings.store_description())
+    try:
+        store = open_store(settings, reading=True)
+    except StoreLockedError:
+        socket_path = settings.qdrant_path / SOCKET_NAME
+        if daemon_answers(socket_path):
+            return DaemonSearcher(socket_path)
+        raise
+    try:
+        try:
+            store.read_profile()
+        except CollectionMissingError:
+            raise collection_missing(store.collection, store.description) from None
+        store.ping()  # a store that cannot be opened fails now, not after the model loaded
+        return Searcher(store, (load_encoder or Encoder.from_settings)(settings))
+    except BaseException:
+        store.close()
+        raise
 
 
 def _hit(point: ScoredPoint) -> Hit:

@@ -26,6 +26,16 @@ DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
+# What must never be shown of a URL: its user and password, and an api_key parameter.
+_USERINFO = re.compile(r"(//)[^/?#\s@]*@")
+_KEY_PARAM = re.compile(r"([?&;](?:api[_-]?key|key|token)=)[^&#;\s)]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` (a URL, or a message quoting one) fit to show: userinfo and key parameters
+    become `***`."""
+    return _KEY_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
+
 
 def default_cache() -> Path:
     """docsync's cache folder when DOCSYNC_CACHE is unset: `$XDG_CACHE_HOME/docsync`, else
@@ -186,5 +196,5 @@ class Settings(BaseSettings):
     def store_description(self) -> str:
         """Where the collection lives, for log lines and `docsync status` (never the key)."""
         if self.qdrant_url:
-            return f"server {self.qdrant_url}"
+            return f"server {redact(self.qdrant_url)}"
         return f"embedded {self.qdrant_path}"

@@ -101,9 +101,10 @@ def check_profile(
     profile.ensure_matches(stored, collection=collection)
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, reading: bool = False) -> Store:
     """The store the settings name: a Qdrant server by URL, else the embedded engine
-    (Qdrant Edge) in the folder `qdrant_path`."""
+    (Qdrant Edge) in the folder `qdrant_path`. `reading`: for a command that only reads
+    (an embedded store is then opened without creating anything, and refuses writes)."""
     if settings.qdrant_url:
         from plugin.qdrant_store import QdrantClientStore
 
@@ -116,4 +117,6 @@ def open_store(settings: Settings) -> Store:
         )
     from plugin.edge_store import EdgeStore
 
-    return EdgeStore.connect(path=settings.qdrant_path, collection=settings.collection)
+    return EdgeStore.connect(
+        path=settings.qdrant_path, collection=settings.collection, reading=reading
+    )

@@ -304,3 +304,40 @@ def test_chunk_tokens_above_the_models_limit_are_named_once(
     code, _, err = run(capsys, "sync", str(env))
     assert code == 0
     assert err.count("DOCSYNC_CHUNK_TOKENS=4096 is above the model's limit of 256") == 1
+
+
+def test_one_limit_for_every_client(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-k takes what HTTP /search and `Searcher.search` take: 1 to 100."""
+    from plugin.search import MAX_LIMIT
+
+    assert MAX_LIMIT == 100
+    for k in ("101", "150"):
+        with pytest.raises(SystemExit) as exit_:
+            cli("query", "hello", "-k", k)
+        assert exit_.value.code == 2
+        assert "-k/--limit: must be between 1 and 100" in capsys.readouterr().err
+    from worker.cli import _parser
+
+    assert _parser().parse_args(["query", "q", "-k", "100"]).limit == 100
+
+
+def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "sync", str(env))
+    code, dump, _ = run(capsys, "export", "--vectors")
+    header, first = dump.splitlines()[:2]
+    shutil.rmtree(env.parent / "store")
+    broken = env.parent / "broken.jsonl"
+    for text, fragment in (
+        (f"{header}\n{{not json\n{first}\n", "line 2 is not JSON"),
+        ("garbage\n", "line 1 is not JSON"),
+        (json.dumps({"docsync_export": 1, "profile": {"model": "m"}}) + "\n", "profile"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+    ):
+        if isinstance(text, bytes):
+            broken.write_bytes(text)
+        else:
+            broken.write_text(text)
+        code, _, err = run(capsys, "import", str(broken))
+        assert code == 2
+        assert_one_error_line(err, fragment)
+        assert not (env.parent / "store").exists()  # no store folder, no collection

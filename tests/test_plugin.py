@@ -77,3 +77,89 @@ def test_progress_bar_on_a_terminal_only(capsys: pytest.CaptureFixture[str]) -> 
         silent.set_total(3)
         silent.advance()
     assert capsys.readouterr() == ("", "")
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_searcher_asks_the_daemon_that_holds_the_store(
+    tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While `docsync run` holds the embedded store, `Searcher.from_settings()` goes through
+    the daemon's socket, as `docsync query` does: same hits, same validation."""
+    from plugin.daemon_client import SOCKET_NAME
+    from plugin.search import MAX_LIMIT, DaemonSearcher
+    from worker.serve import Api, Endpoints
+
+    _clean_env(monkeypatch, tmp_path)
+    path = tmp_path / "store"
+    held = EdgeStore.connect(path=path, collection="docsync")
+    run_sync(CORPUS / "using", held, tiny_encoder)
+    local = Searcher(held, tiny_encoder)
+    api = Api(
+        searcher=local,
+        healthy=lambda: True,
+        ready=lambda: True,
+        metrics=lambda: b"",
+        status=lambda: {},
+    )
+    endpoints = Endpoints(api, socket_path=path / SOCKET_NAME, tcp=None)
+    settings = Settings(
+        model=str(tiny_model_dir), qdrant_path=path, query_prefix=tiny_encoder.query_prefix
+    )
+    try:
+        with Searcher.from_settings(settings) as searcher:
+            assert isinstance(searcher, DaemonSearcher)
+            question = "How do I install Python on a Mac?"
+            expected = local.search(question, limit=4, path_prefix="mac.rst")
+            assert searcher.search(question, limit=4, path_prefix="mac.rst") == expected
+            assert expected and {h.path for h in expected} == {"mac.rst"}
+            with pytest.raises(ValueError, match=f"between 1 and {MAX_LIMIT}"):
+                searcher.search(question, limit=MAX_LIMIT + 1)
+    finally:
+        endpoints.close()
+        held.close()
+
+
+def test_searcher_in_an_empty_folder_fails_fast_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No model loaded, no `.docsync` folder or `.lock` left behind."""
+    _clean_env(monkeypatch, tmp_path)
+
+    def no_model(*_: object, **__: object) -> Encoder:
+        raise AssertionError("the model must not be loaded for a missing collection")
+
+    monkeypatch.setattr(Encoder, "from_settings", no_model)
+    with pytest.raises(CollectionMissingError, match="docsync sync"):
+        Searcher.from_settings()
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / ".docsync" / "qdrant").mkdir(parents=True)
+    with pytest.raises(CollectionMissingError, match="docsync sync"):
+        Searcher.from_settings()
+    assert list((tmp_path / ".docsync" / "qdrant").iterdir()) == []  # no lock either
+
+
+def test_loading_a_model_draws_no_progress_bar(
+    tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    Encoder.load(tiny_model_dir, device="cpu")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in err and "%|" not in err and out == ""
+
+
+def test_offline_load_failure_does_not_suggest_going_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plugin.errors import ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as caught:
+        Encoder.load("srinivasanAI/bge-small-my-qna-model", device="cpu")
+    message = str(caught.value)
+    assert "HF_HUB_OFFLINE" not in message
+    assert "DOCSYNC_MODEL" in message and "local directory" in message

@@ -5,8 +5,11 @@ DOCSYNC_TEST_QDRANT_URL is set."""
 from __future__ import annotations
 
 import os
+import stat
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from plugin.edge_store import EdgeStore
 from plugin.errors import (
     CollectionMissingError,
     ProfileMismatchError,
+    StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreRequestError,
     StoreUnavailableError,
@@ -24,6 +29,7 @@ from plugin.errors import (
 from plugin.profile import CHUNKER_VERSION, EmbeddingProfile
 from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Point, Store
+from tests.conftest import CORPUS
 
 PROFILE = EmbeddingProfile(
     model="test-model",
@@ -37,6 +43,7 @@ PROFILE = EmbeddingProfile(
 SERVER_URL = os.environ.get("DOCSYNC_TEST_QDRANT_URL")
 KINDS = ["edge", "memory", "client-embedded", *(["server"] if SERVER_URL else [])]
 EMBEDDED = ["edge", "client-embedded"]
+DOCSYNC = str(Path(sys.executable).with_name("docsync"))
 
 
 def connect(kind: str, path: Path, collection: str) -> Store:
@@ -236,5 +243,195 @@ def test_edge_optimizes_once_enough_points_wait(
         assert store.optimize() is True
         assert store.optimize() is False  # nothing left to index
         assert store.search(vectors[7], limit=1)[0].id == pid(8)
+    finally:
+        store.close()
+
+
+def _fake_statvfs(free: int) -> Callable[[object], os.statvfs_result]:
+    def statvfs(_: object) -> os.statvfs_result:
+        # (bsize, frsize, blocks, bfree, bavail, files, ffree, favail, flag, namemax)
+        return os.statvfs_result((4096, 4096, 1 << 20, free // 4096, free // 4096, 0, 0, 0, 0, 255))
+
+    return statvfs
+
+
+def test_edge_refuses_to_write_into_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write into the engine's memory-mapped files on a full disk is a SIGBUS: the store
+    checks the free space first and raises an outage the daemon waits out."""
+    import plugin.edge_store
+
+    store = filled(EdgeStore.connect(path=tmp_path / "s", collection="c"))
+    try:
+        monkeypatch.setattr(plugin.edge_store.os, "statvfs", _fake_statvfs(5 << 20))
+        with pytest.raises(StoreFullError, match=r"out of space: 5\.0 MiB free") as caught:
+            store.upsert([point(9, "c.md", [0, 0, 0, 1])])
+        assert isinstance(caught.value, StoreUnavailableError)  # retried like an outage
+        assert str(tmp_path / "s") in str(caught.value)
+        with pytest.raises(StoreFullError):
+            store.set_payload([pid(1)], {"file_stat": "x"})
+        assert store.count() == 3  # reading goes on
+        monkeypatch.setattr(plugin.edge_store.os, "statvfs", _fake_statvfs(1 << 30))
+        store.upsert([point(9, "c.md", [0, 0, 0, 1])])  # space is back: writes resume
+        assert store.count() == 4
+    finally:
+        store.close()
+
+
+def test_edge_maps_the_engines_enospc(tmp_path: Path) -> None:
+    store = EdgeStore.connect(path=tmp_path / "s", collection="c")
+    try:
+        error = store._engine_error("Service runtime error: No space left on device (os error 28)")
+        assert isinstance(error, StoreFullError)
+    finally:
+        store.close()
+
+
+def _mount_tmpfs(where: Path, size: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "6m")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_sync_into_a_real_full_disk_is_one_error_line(
+    small_disk: Path, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSYNC_")}
+    env.update(DOCSYNC_MODEL=str(tiny_model_dir), DOCSYNC_QDRANT_PATH=str(small_disk / "q"))
+    result = subprocess.run(
+        [DOCSYNC, "sync", str(CORPUS / "using")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr  # not 135, SIGBUS
+    errors = [line for line in result.stderr.splitlines() if line.startswith("docsync: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "out of space" in errors[0] and str(small_disk / "q") in errors[0]
+    assert "MiB free" in errors[0]
+
+
+@pytest.fixture
+def read_only_store(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "ro"
+    _mount_tmpfs(disk, "200m")
+    filled(EdgeStore.connect(path=disk / "q", collection="docsync")).close()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    yield disk / "q"
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_read_only_store_is_one_clear_error(
+    read_only_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine opens its files for writing even to read them: on a read-only mount every
+    command says so in one line (no traceback from opening `.lock`)."""
+    from worker.cli import cli
+
+    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(read_only_store))
+    for command in (["status"], ["export"], ["sync", str(CORPUS / "using")]):
+        assert cli(*command) == 2
+        out, err = capsys.readouterr()
+        errors = [line for line in err.splitlines() if line.startswith("docsync: error:")]
+        assert len(errors) == 1 and "Traceback" not in err, err
+        assert str(read_only_store) in errors[0] and "Read-only file system" in errors[0]
+        assert out == ""  # export printed no header before failing
+
+
+def test_a_reader_opens_a_lock_file_it_may_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock file this user can only read: readers open it read-only (flock works on it),
+    writers get a clear error, not a traceback."""
+    import plugin.edge_store
+
+    filled(EdgeStore.connect(path=tmp_path / "s", collection="c")).close()
+    real_open = os.open
+
+    def no_writing(path: object, flags: int, *args: int) -> int:
+        if str(path).endswith(".lock") and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plugin.edge_store.os, "open", no_writing)
+    reader = EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)
+    try:
+        assert reader.count() == 3
+        with pytest.raises(StoreLockedError):  # still one process at a time
+            EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)
+        with pytest.raises(StoreError, match="reading only"):
+            reader.upsert([point(9, "c.md", [0, 0, 0, 1])])
+    finally:
+        reader.close()
+    with pytest.raises(StoreError, match=r"is not writable \(Permission denied"):
+        EdgeStore.connect(path=tmp_path / "s", collection="c")
+
+
+def test_store_files_are_owner_only(tmp_path: Path) -> None:
+    """The store holds the documents' text: folders 0700, docsync's own files 0600."""
+    old = os.umask(0o022)
+    try:
+        filled(EdgeStore.connect(path=tmp_path / ".docsync" / "qdrant", collection="c")).close()
+    finally:
+        os.umask(old)
+    root = tmp_path / ".docsync" / "qdrant"
+    modes = {
+        p: stat.S_IMODE(p.stat().st_mode)
+        for p in (
+            tmp_path / ".docsync",
+            root,
+            root / "c",
+            root / ".lock",
+            root / "c" / "profile.json",
+        )
+    }
+    assert modes == {
+        tmp_path / ".docsync": 0o700,
+        root: 0o700,
+        root / "c": 0o700,
+        root / ".lock": 0o600,
+        root / "c" / "profile.json": 0o600,
+    }
+
+
+def test_reading_a_missing_collection_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    reader = EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)
+    with pytest.raises(CollectionMissingError):
+        reader.read_profile()
+    reader.close()
+    assert list((tmp_path / "s").iterdir()) == []  # no lock file, no collection folder
+
+
+def test_server_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.settings import Settings
+
+    url = "http://admin:s3cret@127.0.0.1:9/?api_key=k3y"
+    assert "s3cret" not in Settings(qdrant_url=url).store_description()
+    store = QdrantClientStore.connect(url=url, collection="c", attempts=1)
+    try:
+        assert "s3cret" not in store.description and "k3y" not in store.description
+        with pytest.raises(StoreUnavailableError) as caught:
+            store.ping()
+        assert "s3cret" not in str(caught.value) and "k3y" not in str(caught.value)
+        assert "127.0.0.1:9/?api_key=***)" in str(caught.value)
     finally:
         store.close()

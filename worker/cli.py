@@ -10,6 +10,7 @@ SIGPIPE.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from plugin.errors import DocsyncError
+from plugin.search import MAX_LIMIT
 from plugin.settings import Settings
 from plugin.store import Store, open_store
 
@@ -43,6 +45,9 @@ _SETTING_FLAGS = (
 
 
 def main() -> None:
+    # A crash in native code (a SIGBUS from an engine's memory-mapped file, say) then at
+    # least says where, instead of ending the process without a word.
+    faulthandler.enable()
     sys.exit(cli(*sys.argv[1:]))
 
 
@@ -145,7 +150,9 @@ def _parser() -> argparse.ArgumentParser:
 
     query = commands.add_parser("query", parents=[common], help="ask a question")
     query.add_argument("question", help='the question, in quotes: "How do I open a socket?"')
-    query.add_argument("-k", "--limit", type=_positive, default=5, help="hits (default 5)")
+    query.add_argument(
+        "-k", "--limit", type=_limit, default=5, help=f"hits (default 5, at most {MAX_LIMIT})"
+    )
     query.add_argument(
         "--path-prefix",
         help="only files under this folder, or this file; relative to the synced folder, "
@@ -183,13 +190,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _positive(text: str) -> int:
+def _limit(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIMIT}")
     return value
 
 
@@ -232,27 +239,18 @@ class JsonFormatter(logging.Formatter):
 @contextmanager
 def _store(settings: Settings, *, reading: bool = False) -> Iterator[Store]:
     """The store, pinged. `reading`: for a command that only reads, an embedded store whose
-    folder does not exist is a missing collection (not a new empty folder left behind)."""
+    folder does not exist is a missing collection (not a new empty folder left behind), and
+    the store is opened for reading (it creates nothing and refuses writes)."""
     if reading and not settings.qdrant_url and not settings.qdrant_path.exists():
         from plugin.store import collection_missing
 
         raise collection_missing(settings.collection, settings.store_description())
-    store = open_store(settings)
+    store = open_store(settings, reading=reading)
     try:
         store.ping()
         yield store
     finally:
         store.close()
-
-
-def _require_collection(store: Store) -> None:
-    from plugin.errors import CollectionMissingError
-    from plugin.store import collection_missing
-
-    try:
-        store.read_profile()
-    except CollectionMissingError:
-        raise collection_missing(store.collection, store.description) from None
 
 
 def _load_encoder(settings: Settings) -> Any:
@@ -437,24 +435,15 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from plugin.search import Hit, Searcher
+    from plugin.search import check_query, connect
 
-    if not ns.question.strip():
-        return _fail("the question is empty")
-    if ns.path_prefix and os.path.isabs(ns.path_prefix):
-        return _fail(
-            f"--path-prefix {ns.path_prefix!r} is absolute; it is a path relative to a synced "
-            "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
-        )
-    params = {"q": ns.question, "limit": str(ns.limit), "path_prefix": ns.path_prefix or ""}
-    answer = _from_daemon(settings, "/search", params)
-    if answer is not None:
-        hits = [Hit(**hit) for hit in answer]
-    else:
-        with _store(settings, reading=True) as store:
-            _require_collection(store)  # before the model's seconds of loading
-            searcher = Searcher(store, _load_encoder(settings))
-            hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
+    try:
+        check_query(ns.question, ns.limit, ns.path_prefix)
+    except ValueError as exc:
+        return _fail(str(exc))
+    # The Searcher's own path: the daemon when one holds the store, else the store itself.
+    with connect(settings, load_encoder=_load_encoder) as searcher:
+        hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
     if ns.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))
         return 0
@@ -496,7 +485,7 @@ def _status(ns: argparse.Namespace, settings: Settings) -> int:
 def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None = None) -> Any:
     """The answer of a `docsync run` that holds the embedded store, or None when there is
     none (then the caller opens the store itself)."""
-    from worker.serve import SOCKET_NAME, ask_daemon
+    from plugin.daemon_client import SOCKET_NAME, ask_daemon
 
     socket_path = settings.qdrant_path / SOCKET_NAME
     if settings.qdrant_url or not socket_path.exists():
@@ -520,16 +509,19 @@ def _export(ns: argparse.Namespace, settings: Settings) -> int:
 
 def _import(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.progress import progress_bar
-    from worker.transfer import import_points
+    from worker.transfer import import_points, read_export
 
     try:
         source = ns.file.open(encoding="utf-8") if ns.file else sys.stdin
     except OSError as exc:
         return _fail(f"cannot read {ns.file}: {exc.strerror or exc}")
     try:
+        incoming = read_export(source)  # a broken input creates no store or collection
         with _store(settings) as store, progress_bar() as progress:
-            count = import_points(store, source, on_batch=progress.advance)
+            count = import_points(store, incoming, on_batch=progress.advance)
             store.optimize()
+    except UnicodeDecodeError:
+        return _fail(f"{ns.file or 'the input'} is not a docsync export (not UTF-8 text)")
     finally:
         if ns.file:
             source.close()

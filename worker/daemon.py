@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from plugin.encoder import Encoder
-from plugin.errors import StoreUnavailableError
+from plugin.errors import StoreFullError, StoreUnavailableError
 from plugin.store import Store
 from worker.embed import Interrupted
 from worker.metrics import Metrics
@@ -197,9 +197,11 @@ class Daemon:
     def _retry_later(self, changes: list[Change], exc: StoreUnavailableError) -> None:
         self._failures += 1
         delay = min(self.options.backoff_max, self.options.backoff_min * 2 ** (self._failures - 1))
-        self.metrics.errors.labels(kind="store_unavailable").inc()
+        full = isinstance(exc, StoreFullError)  # an outage too, but the user must act
+        self.metrics.errors.labels(kind="store_full" if full else "store_unavailable").inc()
         log.warning(
-            "store unavailable (%s): %d change(s) stay pending; retry %d in %.0fs",
+            "store %s (%s): %d change(s) stay pending; retry %d in %.0fs",
+            "out of space" if full else "unavailable",
             exc,
             len(changes),
             self._failures,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import http.client
 import ipaddress
 import json
 import logging
@@ -32,15 +31,17 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+# The client half lives in plugin (which never imports worker); kept importable from here.
+from plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
+from plugin.daemon_client import ask_daemon as ask_daemon
 from plugin.errors import ConfigError, DocsyncError, StoreError
-from plugin.search import Searcher
+from plugin.search import MAX_LIMIT, Searcher
 
 log = logging.getLogger("docsync.http")
-SOCKET_NAME = "daemon.sock"
 Response = tuple[int, str, bytes]
 Refusal = tuple[Response, dict[str, str]]  # the answer, and headers to add
 
@@ -87,8 +88,8 @@ class Api:
             limit = int(params.get("limit", "5"))
         except ValueError:
             return _json(400, {"error": "limit must be a number"})
-        if not 1 <= limit <= 100:
-            return _json(400, {"error": "limit must be between 1 and 100"})
+        if not 1 <= limit <= MAX_LIMIT:
+            return _json(400, {"error": f"limit must be between 1 and {MAX_LIMIT}"})
         hits = self.searcher.search(question, limit=limit, path_prefix=params.get("path_prefix"))
         return _json(200, [hit.to_dict() for hit in hits])
 
@@ -404,32 +405,3 @@ class Endpoints:
         for server in self._servers:
             server.shutdown()
             server.server_close()
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(str(self._path))
-        self.sock = sock
-
-
-def ask_daemon(
-    socket_path: Path, route: str, params: dict[str, str] | None = None, timeout: float = 60.0
-) -> Any:
-    """GET a route of the daemon behind `socket_path`; OSError when none listens there."""
-    connection = _UnixConnection(socket_path, timeout)
-    try:
-        connection.request("GET", route + ("?" + urlencode(params) if params else ""))
-        response = connection.getresponse()
-        body = json.loads(response.read() or b"null")
-    finally:
-        connection.close()
-    if response.status != 200:
-        message = body.get("error") if isinstance(body, dict) else None
-        raise StoreError(f"the running daemon answered {response.status}: {message or body}")
-    return body

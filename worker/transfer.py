@@ -8,13 +8,16 @@ The format: a header line, then one line per point.
 
 Import creates the target collection with the header's profile, or checks an existing one
 against it, then upserts every point under its own ID: importing twice changes nothing, and
-points already in the target that the export lacks are left alone.
+points already in the target that the export lacks are left alone. The header and the first
+batch of points are read and checked before anything is created, so that garbage (or an
+export without vectors) leaves no empty collection or store folder behind.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from plugin.errors import ConfigError
@@ -42,18 +45,44 @@ def export_points(store: Store, out: IO[str], *, vectors: bool) -> int:
     return count
 
 
-def import_points(
-    store: Store, lines: Iterable[str], *, on_batch: Callable[[int], None] | None = None
-) -> int:
-    """Read an export into `store`; returns the number of points written."""
+@dataclass
+class Incoming:
+    """An export whose header and first batch of points have been read and checked."""
+
+    profile: EmbeddingProfile
+    first: list[Point]
+    rest: Iterator[tuple[int, str]]  # (line number, line) still to read
+
+
+def read_export(lines: Iterable[str]) -> Incoming:
+    """Check an export's header and first `BATCH` points (`ConfigError` when broken), before
+    the caller creates anything."""
     numbered = enumerate(lines, start=1)
     profile = _header(next(numbered, (1, "")))
-    store.open(profile, create=True)
-    batch: list[Point] = []
-    count = 0
+    first: list[Point] = []
     for number, line in numbered:
         if line.strip():
-            batch.append(_point(number, line, profile.dimension))
+            first.append(_point(number, line, profile.dimension))
+        if len(first) >= BATCH:
+            break
+    return Incoming(profile, first, numbered)
+
+
+def import_points(
+    store: Store,
+    lines: Iterable[str] | Incoming,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Read an export (or what `read_export` made of one) into `store`; returns the number
+    of points written."""
+    incoming = lines if isinstance(lines, Incoming) else read_export(lines)
+    store.open(incoming.profile, create=True)
+    count = _flush(store, incoming.first, on_batch)
+    batch: list[Point] = []
+    for number, line in incoming.rest:
+        if line.strip():
+            batch.append(_point(number, line, incoming.profile.dimension))
         if len(batch) >= BATCH:
             count += _flush(store, batch, on_batch)
     return count + _flush(store, batch, on_batch)
@@ -76,7 +105,10 @@ def _header(numbered: tuple[int, str]) -> EmbeddingProfile:
             "the input is not a docsync export (its first line must be the header that "
             "`docsync export` writes)"
         )
-    return EmbeddingProfile.from_dict(data["profile"])
+    try:
+        return EmbeddingProfile.from_dict(data["profile"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"line {number}: the header's profile is not valid: {exc}") from exc
 
 
 def _point(number: int, line: str, dimension: int) -> Point:
