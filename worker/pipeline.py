@@ -37,7 +37,7 @@ from worker.embed import VectorJob, finish_vectors, start_vectors
 from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
 from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
-from worker.scan import Rules, Scan, SourceFile, scan_root
+from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
@@ -79,15 +79,22 @@ class SyncOptions:
 
 
 def check_roots(roots: Sequence[Path]) -> list[Path]:
-    """Resolved, de-duplicated roots; a missing one is an error before anything is done."""
+    """Resolved, de-duplicated roots; a missing one is an error before anything is done.
+    A root that is a symlink is resolved here, once: points are stored under the folder it
+    names now, and a daemon keeps syncing that folder until it is restarted."""
     resolved: list[Path] = []
     for root in roots:
         if not root.exists():
-            raise ConfigError(f"directory not found: {root}")
+            raise ConfigError(f"directory not found: {printable(str(root))}")
         if not root.is_dir():
-            raise ConfigError(f"not a directory: {root}")
-        if root.resolve() not in resolved:
-            resolved.append(root.resolve())
+            raise ConfigError(f"not a directory: {printable(str(root))}")
+        real = root.resolve()
+        if not storable(str(real)):
+            raise ConfigError(f"the folder's path is not UTF-8, rename it: {printable(str(real))}")
+        if root.is_symlink():
+            log.info("%s is a symlink: syncing %s (a re-pointed link needs a restart)", root, real)
+        if real not in resolved:
+            resolved.append(real)
     if not resolved:
         raise ConfigError("no directory to sync")
     return resolved
@@ -124,6 +131,7 @@ class Syncer:
         self.rules = Rules(options.include, options.exclude)
         self.should_stop = should_stop
         self._opened = False
+        self._not_included_said = ""
         if options.chunk_tokens > encoder.max_tokens:
             log.warning(
                 "DOCSYNC_CHUNK_TOKENS=%d is above the model's limit of %d tokens: chunks are "
@@ -147,12 +155,23 @@ class Syncer:
         run.progress.set_total(sum(scan.candidates for scan in scans))
         try:
             for (root, scope), scan in zip(ordered, scans, strict=True):
+                run.report.files_not_included.update(scan.not_included)
                 run.sync_scope(root, scope, scan)
             run.writer.drain()
         finally:
             run.close()
         run.report.seconds = time.monotonic() - run.started
+        if all(not scope for _, scope in scopes):
+            self._tell_not_included(run.report)
         return run.report
+
+    def _tell_not_included(self, report: SyncReport) -> None:
+        """Once per whole-root sync, and for a daemon only when it changed since it last
+        said it: a folder of PDFs that no rule includes must not sync without a word."""
+        line = report.not_included_line()
+        if line and line != self._not_included_said:
+            log.warning("%s", line)
+        self._not_included_said = line
 
 
 class _Run:
@@ -182,7 +201,8 @@ class _Run:
         """Files are read, chunked and planned on a thread ahead of this one, which embeds;
         the writer thread writes behind it."""
         root = str(root_path)
-        indexed = list_files(self.store, root, scope)
+        # A scope whose name is not UTF-8 can hold no indexed file (nor be asked about).
+        indexed = list_files(self.store, root, scope) if storable(scope) else {}
         self.report.files_scanned += scan.candidates
         keep: set[str] = set()
         # Planned about a window ahead of the embedding (in points, not files: a few big files
@@ -266,7 +286,7 @@ class _Run:
         keep: set[str],
     ) -> None:
         root = str(root_path)
-        gone = [path for path in indexed if path not in keep]
+        gone = [p for p in indexed if p not in keep and not scan.covers_unlisted(p)]
         if not gone:
             return
         looks_unmounted = scan.candidates == 0 if not scope else not _has_entries(root_path)

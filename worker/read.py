@@ -1,8 +1,9 @@
 """Stage 2: bytes to text, or a reason why not.
 
-UTF-8 (with or without a byte-order mark) and UTF-16 with a BOM are read as they are; other
-encodings only when charset-normalizer is confident, since a wrong guess would index
-garbage. Offsets everywhere else index the decoded text (Python `str` positions).
+UTF-8 (with or without a byte-order mark) and UTF-16 (with a BOM, or mostly Latin text
+without one) are read as they are; other encodings only when charset-normalizer is
+confident, since a wrong guess would index garbage. Offsets everywhere else index the
+decoded text (Python `str` positions).
 
 Each document also carries its file's *stat key* (size, modification and change times,
 inode), taken before the bytes are read, and stored with its points: a later sync that finds
@@ -19,6 +20,7 @@ import codecs
 import os
 import stat
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ SNIFF_BYTES = 8192
 # Most C0 control characters never appear in text; more than a few percent means binary.
 _CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
 MAX_CONTROL_RATIO = 0.02
+# Share of the high bytes that must be NUL for text without a BOM to be read as UTF-16.
+UTF16_NUL_SHARE = 0.9
 # charset-normalizer's "chaos" (mess) ratio above which a detected decoding is not trusted.
 MAX_CHAOS = 0.1
 NEAR_CHAOS = 0.1
@@ -85,8 +89,8 @@ def read_document(source: SourceFile, *, max_bytes: int) -> Document | Skip:
     if isinstance(decoded, str):
         return Skip(source.path, decoded, _DETAILS[decoded])
     text, encoding = decoded
-    if not text.strip():
-        return Skip(source.path, "empty", "only whitespace")
+    if not has_text(text):
+        return Skip(source.path, "empty", "only whitespace or invisible characters")
     return Document(source, text, content_hash(raw), encoding, key)
 
 
@@ -117,6 +121,12 @@ def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
     return raw, key
 
 
+def has_text(text: str) -> bool:
+    """Whether `text` holds anything visible: a file of spaces, zero-width characters and
+    other format or control characters has nothing to embed."""
+    return any(not c.isspace() and unicodedata.category(c)[0] not in "CZ" for c in text)
+
+
 def _decode(raw: bytes) -> tuple[str, str] | str:
     """(text, encoding), or the skip reason."""
     for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
@@ -125,12 +135,33 @@ def _decode(raw: bytes) -> tuple[str, str] | str:
                 return raw.decode(encoding), encoding
             except UnicodeDecodeError:
                 return "undecodable"
+    utf16 = _utf16_without_bom(raw)
+    if utf16 is not None:
+        return utf16
     if _looks_binary(raw[:SNIFF_BYTES]):
         return "binary"
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         return _detect(raw)
+
+
+def _utf16_without_bom(raw: bytes) -> tuple[str, str] | None:
+    """UTF-16 text that lacks its byte-order mark (Windows tools write it): mostly Latin text
+    then has a NUL in every other byte, on the same side, which binary data does not."""
+    head = raw[:SNIFF_BYTES]  # even, so the byte pairs stay aligned
+    if len(raw) % 2 or len(head) < 4:
+        return None
+    evens, odds = head[0::2], head[1::2]
+    for encoding, nuls, letters in (("utf-16-le", odds, evens), ("utf-16-be", evens, odds)):
+        if nuls.count(0) >= UTF16_NUL_SHARE * len(nuls) and letters.count(0) == 0:
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            binary = _looks_binary(text[:SNIFF_BYTES].encode("utf-8"))
+            return None if binary else (text, encoding)
+    return None
 
 
 def _looks_binary(head: bytes) -> bool:

@@ -21,6 +21,7 @@ SKIP_REASONS = frozenset(
         "outside_root",
         "too_large",
         "undecodable",
+        "undecodable_name",
         "vanished",
     }
 )
@@ -53,6 +54,8 @@ class SyncReport:
     embed_seconds: float = 0.0
     failures: list[Skip] = field(default_factory=list)
     protected_roots: list[str] = field(default_factory=list)
+    # files no include rule selects, by extension: not skipped, but worth a word
+    files_not_included: Counter[str] = field(default_factory=Counter)
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
 
     @property
@@ -62,7 +65,7 @@ class SyncReport:
 
     def skip(self, root: str, skip: Skip) -> None:
         """Count a skip or a failure, with its one log line."""
-        where = f"{root}/{skip.path}"
+        where = f"{root}/{skip.path}" if skip.path else root
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
             log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
@@ -86,4 +89,22 @@ class SyncReport:
                 {"path": f.path, "reason": f.reason, "detail": f.detail} for f in self.failures
             ],
             "protected_roots": self.protected_roots,
+            "files_not_included": dict(self._not_included()),
         }
+
+    def _not_included(self) -> list[tuple[str, int]]:
+        """Most frequent extension first, ties in name order (the same line every time)."""
+        return sorted(self.files_not_included.items(), key=lambda item: (-item[1], item[0]))
+
+    def not_included_line(self) -> str:
+        """One line on the files no include rule selected ("" when there are none)."""
+        counts = self._not_included()
+        if not counts:
+            return ""
+        kinds = ", ".join(f"{n} {ext}" for ext, n in counts[:5])
+        more = f", {len(counts) - 5} more kinds" if len(counts) > 5 else ""
+        total = self.files_not_included.total()
+        return (
+            f"{total} file(s) matched no include rule and were not indexed ({kinds}{more}); "
+            "DOCSYNC_INCLUDE chooses what is read"
+        )

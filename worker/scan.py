@@ -9,13 +9,15 @@ target lies inside the root.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from worker.report import Skip
 
@@ -34,15 +36,27 @@ class SourceFile:
         return self.root / self.path
 
 
+# What the walk finds: a selected file (relative path and entry), or why one is set aside.
+Found = tuple[str, os.DirEntry[str]] | Skip
+
+
 @dataclass
 class Scan:
     root: Path
     files: list[SourceFile] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    # folders that could not be listed ("" for the root): their indexed files are kept
+    unlisted: list[str] = field(default_factory=list)
+    # files that no include rule selects (and no exclude rule names), by extension
+    not_included: Counter[str] = field(default_factory=Counter)
 
     @property
     def candidates(self) -> int:
         return len(self.files) + len(self.skipped)
+
+    def covers_unlisted(self, path: str) -> bool:
+        """Whether `path` lies in a folder that could not be listed."""
+        return any(not f or path == f or path.startswith(f + "/") for f in self.unlisted)
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -108,9 +122,15 @@ class Rules:
 
 def scan_root(root: Path, rules: Rules, scope: str = "") -> Scan:
     """Every selected file under `root` (or only at or under `scope`, a relative path), in
-    path order, with the ones that cannot be indexed set aside as skips."""
+    path order, with the ones that cannot be indexed set aside as skips. A folder that
+    cannot be listed is a failure (`unlistable`) whose files keep their points: not seeing
+    them is no evidence that they are gone."""
     scan = Scan(root=root)
-    for rel, entry in _scope_entries(root, scope, rules):
+    for found in _scope_entries(root, scope, rules, scan):
+        if isinstance(found, Skip):
+            scan.skipped.append(found)
+            continue
+        rel, entry = found
         skip = _check_entry(root, rel, entry)
         if skip is None:
             scan.files.append(SourceFile(root=root, path=rel))
@@ -119,55 +139,127 @@ def scan_root(root: Path, rules: Rules, scope: str = "") -> Scan:
     return scan
 
 
-def _scope_entries(root: Path, scope: str, rules: Rules) -> Iterator[tuple[str, os.DirEntry[str]]]:
+def storable(path: str) -> bool:
+    """Whether `path` can be stored: a name that is not valid UTF-8 reaches Python with
+    surrogate escapes, which neither a payload nor a point ID can carry."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(path: str) -> str:
+    """`path` as it can be shown: its undecodable bytes as `\\xNN`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _scope_entries(root: Path, scope: str, rules: Rules, scan: Scan) -> Iterator[Found]:
     if not scope:
-        yield from _walk(root, "", rules)
+        yield from _walk(root, "", rules, scan)
         return
     if rules.excluded(scope):
         return
+    name = Path(scope).name
     parent = (root / scope).parent
     try:
-        entry = next((e for e in os.scandir(parent) if e.name == Path(scope).name), None)
-    except OSError:
+        with os.scandir(parent) as entries:
+            entry = next((e for e in entries if e.name == name), None)
+    except (FileNotFoundError, NotADirectoryError):
         return  # the folder above is gone too: nothing on disk in this scope
+    except OSError as exc:
+        yield _unlistable(scope.rpartition("/")[0], exc, scan)
+        return
     if entry is None:
         return
-    if entry.is_dir(follow_symlinks=False):
-        yield from _walk(root, scope, rules)
-    elif not (entry.is_symlink() and entry.is_dir()) and rules.selects(scope):
-        yield scope, entry
+    kind = _kind(entry)
+    if kind == "folder":
+        yield from _walk(root, scope, rules, scan)
+    elif kind == "file":
+        yield from _file(rel=scope, entry=entry, rules=rules, scan=scan)
 
 
-def _walk(root: Path, prefix: str, rules: Rules) -> Iterator[tuple[str, os.DirEntry[str]]]:
+def _walk(root: Path, prefix: str, rules: Rules, scan: Scan) -> Iterator[Found]:
     try:
-        entries = sorted(os.scandir(root / prefix if prefix else root), key=lambda e: e.name)
+        with os.scandir(root / prefix if prefix else root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except FileNotFoundError:
+        return  # removed while the scan ran: its files are gone
     except OSError as exc:
-        log.warning("cannot list %s: %s", root / prefix, exc.strerror or exc)
+        yield _unlistable(prefix, exc, scan)
         return
     for entry in entries:
         rel = f"{prefix}/{entry.name}" if prefix else entry.name
-        if entry.is_dir(follow_symlinks=False):
+        kind = _kind(entry)
+        if kind == "folder":
             if not rules.excluded(rel):
-                yield from _walk(root, rel, rules)
-        elif entry.is_symlink() and entry.is_dir():
-            log.debug("not following symlinked folder %s", rel)
-        elif rules.selects(rel):
+                yield from _walk(root, rel, rules, scan)
+        elif kind == "linked_folder":
+            log.debug("not following symlinked folder %s", printable(rel))
+        else:
+            yield from _file(rel=rel, entry=entry, rules=rules, scan=scan)
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    """What the walk does with `entry`: descend into a "folder", pass a "linked_folder" (not
+    followed), or check a "file" (anything else; its check says why it cannot be indexed)."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return "folder"
+        if entry.is_symlink() and entry.is_dir():
+            return "linked_folder"
+    except OSError:
+        pass  # a symlink loop (ELOOP) or a vanished entry: `_check_entry` names it
+    return "file"
+
+
+def _file(*, rel: str, entry: os.DirEntry[str], rules: Rules, scan: Scan) -> Iterator[Found]:
+    if rules.selects(rel):
+        if storable(rel):
             yield rel, entry
+        else:
+            yield Skip(printable(rel), "undecodable_name", "the name is not UTF-8: rename it")
+    elif not rules.excluded(rel):
+        scan.not_included[_extension(entry.name)] += 1
+
+
+def _extension(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix if suffix and suffix != name.lower() else "no extension"
+
+
+def _unlistable(folder: str, exc: OSError, scan: Scan) -> Skip:
+    scan.unlisted.append(folder)
+    return Skip(printable(folder), "unlistable", f"cannot list folder: {exc.strerror or exc}")
 
 
 def _check_entry(root: Path, rel: str, entry: os.DirEntry[str]) -> Skip | None:
-    if entry.is_symlink():
-        target = Path(os.path.realpath(entry.path))
-        if not target.exists():
-            return Skip(rel, "broken_symlink", f"points to {os.readlink(entry.path)}")
-        if not target.is_relative_to(root):
-            return Skip(rel, "outside_root", f"symlink to {target}")
     try:
-        mode = entry.stat().st_mode
+        return _entry_skip(root, rel, entry)
     except FileNotFoundError:
         return Skip(rel, "vanished", "gone before it could be read")
     except OSError as exc:
         return Skip(rel, "unreadable", exc.strerror or str(exc))
+
+
+def _entry_skip(root: Path, rel: str, entry: os.DirEntry[str]) -> Skip | None:
+    if entry.is_symlink():
+        target = Path(os.path.realpath(entry.path))
+        if _loops(entry.path):
+            return Skip(rel, "broken_symlink", "symlink loop")
+        if not target.exists():
+            return Skip(rel, "broken_symlink", f"points to {os.readlink(entry.path)}")
+        if not target.is_relative_to(root):
+            return Skip(rel, "outside_root", f"symlink to {target}")
+    mode = entry.stat().st_mode
     if not stat.S_ISREG(mode):
         return Skip(rel, "not_a_file", "not a regular file")
     return None
+
+
+def _loops(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
