@@ -243,11 +243,12 @@ def test_files_no_rule_includes_are_counted_and_said_once(
     caplog.set_level(logging.WARNING, logger="docsync.sync")
     syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
     report = syncer.sync_scopes([(docs.resolve(), "")])
-    assert report.files_not_included == {".pdf": 3, ".docx": 1, "no extension": 1}
-    assert report.to_dict()["files_not_included"] == {".pdf": 3, ".docx": 1, "no extension": 1}
+    counts = {".pdf": 2, ".PDF": 1, ".docx": 1, "no extension": 1}
+    assert report.files_not_included == counts
+    assert report.to_dict()["files_not_included"] == counts
     said = [r.getMessage() for r in caplog.records if "no include rule" in r.getMessage()]
     assert said == [
-        "5 file(s) matched no include rule and were not indexed (3 .pdf, 1 .docx, "
+        "5 file(s) matched no include rule and were not indexed (2 .pdf, 1 .PDF, 1 .docx, "
         "1 no extension); DOCSYNC_INCLUDE chooses what is read"
     ]
     syncer.sync_scopes([(docs.resolve(), "")])  # a daemon's rescan: nothing new to say

@@ -224,8 +224,8 @@ def _file(*, rel: str, entry: os.DirEntry[str], rules: Rules, scan: Scan) -> Ite
 
 
 def _extension(name: str) -> str:
-    suffix = PurePosixPath(name).suffix.lower()
-    return suffix if suffix and suffix != name.lower() else "no extension"
+    suffix = PurePosixPath(name).suffix  # as written: "*.md" does not include "README.MD"
+    return suffix if suffix and suffix != name else "no extension"
 
 
 def _unlistable(folder: str, exc: OSError, scan: Scan) -> Skip:
