@@ -189,14 +189,27 @@ def hostile_name(rng: random.Random, index: int) -> bytes:
     return name[-255:]
 
 
+def _utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def write_tree(root: Path, rng: random.Random, count: int) -> None:
     folders = [b""]
+    # No folder goes in a folder whose name is not UTF-8: every file under it is skipped the
+    # same way, and a deep tree of them would leave ever fewer files to read.
+    parents = folders.copy()
     for index in range(count):
         if rng.random() < 0.05:
             name = hostile_name(rng, index) if rng.random() < 0.2 else b"sub%d" % index
-            folder = rng.choice(folders) + name.replace(b".", b"_") + b"/"
+            folder = rng.choice(parents) + name.replace(b".", b"_") + b"/"
             os.makedirs(os.fsencode(root) + b"/" + folder, exist_ok=True)
             folders.append(folder)
+            if _utf8(folder):
+                parents.append(folder)
         path = os.fsencode(root) + b"/" + rng.choice(folders) + hostile_name(rng, index)
         special = rng.random()
         if special < 0.03:
