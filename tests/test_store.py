@@ -412,6 +412,24 @@ def test_store_files_are_owner_only(tmp_path: Path) -> None:
     }
 
 
+def test_every_file_a_sync_creates_is_owner_only(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The engine's own files (segments, WAL) too, which it creates with the process's umask."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSYNC_")}
+    env.update(DOCSYNC_MODEL=str(tiny_model_dir))
+    subprocess.run(
+        ["sh", "-c", f'umask 022 && exec "{DOCSYNC}" sync "{CORPUS / "using"}"'],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+    )
+    store = tmp_path / ".docsync"
+    created = [store, *store.rglob("*")]
+    assert len(created) > 10
+    shared = [p for p in created if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert shared == []
+
+
 def test_reading_a_missing_collection_creates_nothing(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     reader = EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)

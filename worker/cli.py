@@ -48,6 +48,9 @@ def main() -> None:
     # A crash in native code (a SIGBUS from an engine's memory-mapped file, say) then at
     # least says where, instead of ending the process without a word.
     faulthandler.enable()
+    # Everything docsync creates holds the documents' text or serves it: the engine's own
+    # files (segments, WAL) included, which it creates with the process's umask.
+    os.umask(os.umask(0o077) | 0o077)
     sys.exit(cli(*sys.argv[1:]))
 
 
