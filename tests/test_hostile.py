@@ -18,7 +18,7 @@ from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.store import Store
 from tests.conftest import CORPUS, run_sync, state
-from tests.test_daemon import FAST, poll, start, stop
+from tests.test_daemon import FAST, Silent, poll, start, stop
 from tests.test_sync import fresh_state
 from worker.daemon import Daemon
 from worker.pipeline import Syncer, SyncOptions, check_roots
@@ -45,15 +45,18 @@ def write_undecodable(folder: Path) -> None:
 
 
 def deny_listing(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> None:
-    """os.scandir of `folder` fails as it does without permission or file descriptors."""
-    real = os.scandir
+    """Listing `folder` fails as it does without permission or file descriptors."""
+    for name in ("scandir", "listdir"):
+        monkeypatch.setattr(os, name, _failing(getattr(os, name), folder, code))
 
-    def scandir(path: Any = ".") -> Any:
+
+def _failing(real: Any, folder: Path, code: int) -> Any:
+    def listing(path: Any = ".") -> Any:
         if Path(os.fsdecode(path)) == folder:
             raise OSError(code, os.strerror(code), str(path))
         return real(path)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    return listing
 
 
 # names that are not UTF-8 ------------------------------------------------------------------
@@ -118,6 +121,27 @@ def test_the_daemon_lives_through_a_name_that_is_not_utf8(
     assert thread.is_alive()
     poll(lambda: state(edge) == fresh_state(docs, tiny_encoder))
     stop(daemon, thread)
+
+
+def test_a_daemon_out_of_file_descriptors_does_not_call_its_root_gone(
+    docs: Path,
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    daemon = Daemon(
+        [docs.resolve()],
+        store=memory_store,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+    )
+    deny_listing(monkeypatch, docs.resolve(), errno.EMFILE)
+    with caplog.at_level(logging.INFO, logger="docsync.daemon"):
+        daemon._check_roots()
+    assert "gone or empty" not in caplog.text and "is back" not in caplog.text
 
 
 # symlink loops -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ or comes back empty keeps its points (the pipeline refuses to delete them) until
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +88,7 @@ class Daemon:
         self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
         self._watcher_factory = watcher_factory
         self.watcher = watcher_factory(self.roots, self.debouncer.touch, self.options.polling)
-        self._present = {root: _present(root) for root in self.roots}
+        self._present = {root: _present(root) is not False for root in self.roots}
         self._next_rescan = self._rescan_after()
         self._failures = 0
         self.heartbeat = clock()
@@ -214,7 +215,7 @@ class Daemon:
     def _check_roots(self) -> None:
         for root in self.roots:
             present = _present(root)
-            if present == self._present[root]:
+            if present is None or present == self._present[root]:
                 continue
             self._present[root] = present
             if present:
@@ -239,11 +240,16 @@ class Daemon:
         return max(0.05, min(1.0, self._next_rescan - self._clock()))
 
 
-def _present(root: Path) -> bool:
+def _present(root: Path) -> bool | None:
+    """Whether `root` is there with something in it; None when this process cannot tell
+    (out of file descriptors, say): that is no news about the root."""
     try:
-        return root.is_dir() and any(True for _ in root.iterdir())
-    except OSError:
+        with os.scandir(root) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return False
+    except OSError:
+        return None
 
 
 def _outermost(scopes: set[tuple[Path, str]]) -> list[tuple[Path, str]]:
