@@ -272,3 +272,5 @@ def test_the_error_counter_is_there_before_the_first_error() -> None:
     text = Metrics().render().decode()
     assert 'docsync_errors_total{kind="unreadable"} 0.0' in text
     assert 'docsync_errors_total{kind="store_unavailable"} 0.0' in text
+    assert 'docsync_errors_total{kind="unlistable"} 0.0' in text
+    assert 'docsync_errors_total{kind="store_full"} 0.0' in text

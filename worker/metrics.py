@@ -11,7 +11,7 @@ from worker.report import SyncReport
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 # Error kinds shown (at 0) from the start, so that an alert on `docsync_errors_total` has a
 # series to watch before the first error; other kinds appear when they first happen.
-ERROR_KINDS = ("unreadable", "rejected", "store_unavailable")
+ERROR_KINDS = ("unreadable", "unlistable", "rejected", "store_unavailable", "store_full")
 
 
 class Metrics:
