@@ -19,6 +19,7 @@ from plugin.device import resolve_device
 from plugin.errors import ModelLoadError
 from plugin.inference import Prepared, Runner, configure_cpu_threads, resolve_precision
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
+from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
@@ -54,6 +55,7 @@ class Encoder:
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self._tokenizer = _offsets_tokenizer(model.tokenizer)
+        self._piecewise = cuts_at_whitespace(self._tokenizer)
         self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
         self._runner = Runner(
             model,
@@ -208,15 +210,14 @@ class Encoder:
         so, `StopRequested` is raised."""
         return self._runner.embed(inputs, should_stop)
 
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
+    def token_spans(self, text: str) -> TokenSpans:
         """Character offsets of the model's tokens in `text`, special tokens left out."""
-        return list(self._tokenize(text).offsets)
+        return token_spans_many(self._tokenizer, [text], piecewise=self._piecewise)[0]
 
-    def token_spans_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """`token_spans` of each text, computed in one call that tokenizes the texts in
-        parallel on the CPU's cores (one text at a time uses one core)."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [list(e.offsets) for e in encodings]
+    def token_spans_many(self, texts: Sequence[str]) -> list[TokenSpans]:
+        """`token_spans` of each text, the texts tokenized in parallel on the CPU's cores
+        (one text at a time uses one core), a long one in pieces (see `plugin.spans`)."""
+        return token_spans_many(self._tokenizer, texts, piecewise=self._piecewise)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text).ids)

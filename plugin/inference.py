@@ -48,6 +48,7 @@ log = logging.getLogger("docsync.encoder")
 CPU_TOKEN_BUDGET = 2048
 CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
+WIDTH_STEP = 16  # batch widths are padded up to a multiple of this (see _budget_groups)
 TOKENIZE_PIECE = 4096  # texts per tokenizer call (each call runs without the GIL)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 _UNBUILT = object()
@@ -168,6 +169,7 @@ class Runner:
         self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
         self.max_batch = max_batch or MAX_BATCH
         self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
+        self._max_width = int(model.max_seq_length)  # padding never goes past the model's limit
         self._pad = int(model.tokenizer.pad_token_id or 0)
         sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
         self._keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
@@ -295,9 +297,11 @@ class Runner:
         """Batches of the whole list sorted by token count, longest first (memory trouble
         shows early), each within the padded-token budget."""
         order = np.argsort(-tokens.lengths, kind="stable")
-        for group in _budget_groups(tokens.lengths[order], self.budget, self.max_batch):
+        lengths = tokens.lengths[order]
+        for group, width in _budget_groups(lengths, self.budget, self.max_batch):
             rows = order[group]
-            features = self._features(tokens.flat, tokens.starts[rows], tokens.lengths[rows])
+            width = min(width, max(int(lengths[group.start]), self._max_width))
+            features = self._features(tokens.flat, tokens.starts[rows], tokens.lengths[rows], width)
             yield _Batch(rows, features)
 
     def _features(
@@ -305,11 +309,12 @@ class Runner:
         flat: np.ndarray[Any, Any],
         starts: np.ndarray[Any, Any],
         lengths: np.ndarray[Any, Any],
+        width: int,
     ) -> dict[str, Any]:
-        """Padded id and mask matrices for the rows `flat[start:start+length]`, built with
-        array operations only (a Python loop per row would hold the GIL the GPU feed needs)."""
+        """Id and mask matrices for the rows `flat[start:start+length]`, padded to `width`,
+        built with array operations only (a Python loop per row would hold the GIL the GPU
+        feed needs)."""
         torch = self._torch
-        width = int(lengths.max())
         mask = np.arange(width)[None, :] < lengths[:, None]
         before = np.cumsum(lengths) - lengths  # where each row starts among the kept tokens
         index = np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))
@@ -359,15 +364,28 @@ class StopRequested(Exception):
     """`should_stop` answered True between two batches."""
 
 
-def _budget_groups(lengths: np.ndarray[Any, Any], budget: int, max_batch: int) -> Iterator[slice]:
-    """Slices of `lengths` (sorted, longest first) whose count times first length (the
-    padded width) stays within `budget`, and whose count within `max_batch`."""
+def _budget_groups(
+    lengths: np.ndarray[Any, Any], budget: int, max_batch: int, *, step: int = WIDTH_STEP
+) -> Iterator[tuple[slice, int]]:
+    """Slices of `lengths` (sorted, longest first), each with its padded width: the first
+    length rounded up to a multiple of `step`. A slice's count times its width stays within
+    `budget`, its count within `max_batch`; a last slice short of that is cut into powers of
+    two. Why: oneDNN keeps kernels and buffers for every input shape it meets (about 3 MB a
+    shape for MiniLM in bf16), and exact widths and counts gave a long sync hundreds of
+    shapes (800 MB); rounded, they are a few dozen, for a little padding."""
     start = 0
     while start < len(lengths):
-        width = int(lengths[start])
-        size = max(1, min(max_batch, budget // max(width, 1)))
-        yield slice(start, start + size)
-        start += size
+        width = -(-max(int(lengths[start]), 1) // step) * step
+        size = max(1, min(max_batch, budget // width))
+        end = min(start + size, len(lengths))
+        if end - start < size:  # the last slice
+            while start < end:
+                part = 1 << ((end - start).bit_length() - 1)
+                yield slice(start, start + part), width
+                start += part
+            return
+        yield slice(start, end), width
+        start = end
 
 
 def _truncating(tokenizer: Any, max_length: int) -> Any:

@@ -149,9 +149,24 @@ def test_precision_follows_the_device(tmp_path: Path) -> None:
 def test_batches_follow_a_token_budget() -> None:
     lengths = np.array([300, 250, 100, 100, 90, 10, 10, 10, 5])
     groups = list(_budget_groups(lengths, budget=600, max_batch=4))
-    widths = [(lengths[g][0], len(lengths[g])) for g in groups]
-    assert all(w * n <= 600 for w, n in widths) and all(n <= 4 for _, n in widths)
-    assert sum(n for _, n in widths) == len(lengths)
+    shapes = [(width, len(lengths[g])) for g, width in groups]
+    assert all(w * n <= 600 for w, n in shapes) and all(n <= 4 for _, n in shapes)
+    assert all(w % 16 == 0 and w >= lengths[g][0] for g, w in groups)
+    assert [(g.start, w) for g, w in groups] == [(0, 304), (1, 256), (3, 112), (7, 16)]
+    assert sum(n for _, n in shapes) == len(lengths)
+
+
+def test_batch_shapes_are_few() -> None:
+    """Widths round up to a multiple of 16 and a short last batch splits into powers of two,
+    so a long run meets a few dozen shapes (each costs oneDNN memory), not hundreds."""
+    lengths = np.sort(np.random.default_rng(0).integers(1, 257, 20_000))[::-1]
+    shapes = set()
+    for start in range(0, len(lengths), 512):  # windows of 512 texts, as on a CPU
+        window = lengths[start : start + 512]
+        shapes |= {(w, len(window[g])) for g, w in _budget_groups(window, 2048, 4096)}
+    assert len(shapes) <= 16 * 4 + 16  # each width's full batch, and a few short last ones
+    counts = {n for w, n in shapes if n < 2048 // w}
+    assert all(n & (n - 1) == 0 for n in counts)
 
 
 def prefetching(model_dir: Path, prefetch: bool = True) -> Encoder:

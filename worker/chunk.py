@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from plugin.schema import content_hash
+from plugin.spans import TokenSpans
 
 TITLE_MAX_TOKENS = 32
 # A chunk this small when a new section begins joins that section instead of standing alone
@@ -117,8 +118,8 @@ class _TokenCounter:
     """Tokens of any span of one text, from a single tokenizer pass over the whole text."""
 
     def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
-        self.spans = list(spans)
-        self.starts = [start for start, _ in self.spans]
+        self.spans = TokenSpans.of(spans)  # two arrays: 16 bytes a token, not 130
+        self.starts = self.spans.starts
 
     def count(self, start: int, end: int) -> int:
         return bisect_left(self.starts, end) - bisect_left(self.starts, start)
