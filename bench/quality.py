@@ -1,0 +1,110 @@
+"""Retrieval quality: the naive pipeline every tutorial ships against docsync, on the
+labelled questions of bench/questions.jsonl, with the same model, in one run.
+
+- naive: fixed 1,000-character windows overlapping by 200, no title, exact cosine search;
+- docsync: the corpus synced by docsync into a fresh embedded store, searched by `Searcher`.
+
+Each is scored by `plugin.evaluate` (Hit@1, Hit@5, File@5, MRR@10, nDCG@10; p50 latency).
+
+    DOCSYNC_MODEL=/path/to/model DOCSYNC_QUERY_PREFIX= python bench/quality.py [--json]
+
+Model, query prefix, device and the rest come from the DOCSYNC_* settings, as for docsync.
+
+The questions were written from the documents before any tuning and are not edited to fit
+results (see NOTES.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from corpus import DEFAULT_CORPUS, SUFFIXES
+from output import emit
+
+from plugin.edge_store import EdgeStore
+from plugin.encoder import Encoder
+from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
+from plugin.search import Searcher
+from plugin.settings import Settings
+from worker.pipeline import SyncOptions, sync
+
+QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
+NAIVE_CHARS = 1000
+NAIVE_OVERLAP = 200
+
+
+@dataclass(frozen=True)
+class Window:
+    path: str
+    text: str
+
+
+def naive_windows(corpus: Path) -> list[Window]:
+    windows = []
+    for path in sorted(p for p in corpus.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(corpus).as_posix()
+        step = NAIVE_CHARS - NAIVE_OVERLAP
+        for start in range(0, max(len(text) - NAIVE_OVERLAP, 1), step):
+            windows.append(Window(name, text[start : start + NAIVE_CHARS]))
+    return windows
+
+
+def naive_search(encoder: Encoder, corpus: Path) -> Callable[[str], Sequence[Any]]:
+    windows = naive_windows(corpus)
+    matrix = encoder.embed_passages([encoder.passage_input(w.text) for w in windows])
+
+    def search(question: str) -> list[Window]:
+        scores = matrix @ encoder.embed_query(question)
+        return [windows[i] for i in np.argsort(-scores)[:DEPTH]]
+
+    return search
+
+
+def docsync_searches(
+    encoder: Encoder, corpus: Path, store_dir: Path
+) -> tuple[Searcher, dict[str, Callable[[str], Sequence[Any]]]]:
+    store = EdgeStore(store_dir, "quality")
+    report = sync([corpus], store=store, encoder=encoder, options=SyncOptions())
+    if not report.ok:
+        raise SystemExit(f"sync failed: {report.failures}")
+    searcher = Searcher(store, encoder)
+
+    def dense(question: str) -> list[Any]:
+        return searcher.search(question, limit=DEPTH)
+
+    return searcher, {"docsync dense": dense}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    args = parser.parse_args(argv)
+    questions: list[Question] = load_questions(args.questions)
+    encoder = Encoder.from_settings(Settings())
+    results: dict[str, Scores] = {"naive": score(questions, naive_search(encoder, args.corpus))}
+    with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
+        searcher, searches = docsync_searches(encoder, args.corpus, Path(tmp))
+        try:
+            for name, search in searches.items():
+                results[name] = score(questions, search)
+        finally:
+            searcher.close()
+    emit({name: scores.to_dict() for name, scores in results.items()}, as_json=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,70 @@
+"""Scoring labelled questions (plugin.evaluate): the metrics, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from plugin.errors import ConfigError
+from plugin.evaluate import Question, load_questions, rank_of, score
+
+
+@dataclass
+class FakeHit:
+    path: str
+    text: str
+
+
+def test_scores_follow_the_first_relevant_rank() -> None:
+    questions = [
+        Question("q1", "a.md", "the answer"),  # rank 1
+        Question("q2", "b.md", "needle"),  # rank 3 (rank 1 is the right file without it)
+        Question("q3", "c.md"),  # no answer phrase: the right file is enough; rank 2
+        Question("q4", "d.md", "absent"),  # not found
+    ]
+    hits = {
+        "q1": [FakeHit("docs/a.md", "so THE\n answer is"), FakeHit("b.md", "x")],
+        "q2": [FakeHit("b.md", "hay"), FakeHit("a.md", "needle"), FakeHit("b.md", "a needle")],
+        "q3": [FakeHit("a.md", "x"), FakeHit("c.md", "anything")],
+        "q4": [FakeHit("d.md", "nothing here")],
+    }
+    assert rank_of(hits["q1"], questions[0]) is None  # the phrase is case-sensitive
+    questions[0] = Question("q1", "a.md", "answer is")
+    scores = score(questions, lambda q: hits[q])
+    assert scores.questions == 4
+    assert scores.hit_at_1 == 0.25 and scores.hit_at_5 == 0.75
+    assert scores.file_at_5 == 1.0
+    assert scores.mrr_at_10 == pytest.approx((1 + 1 / 3 + 1 / 2) / 4)
+    assert scores.ndcg_at_10 == pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(3)) / 4)
+    assert scores.p50_ms >= 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "expected an object"),
+        ('{"path": "a.md"}', "'question' must be"),
+        ('{"question": "q?", "path": ""}', "'path' must be"),
+        ('{"question": "q?", "path": "a.md", "answer": 3}', "'answer' must be"),
+    ],
+)
+def test_a_bad_line_is_named(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "ok?", "path": "a.md"}\n' + line + "\n")
+    with pytest.raises(ConfigError, match=f"q.jsonl:2: {message}"):
+        load_questions(path)
+
+
+def test_questions_load(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "Why?", "path": "/howto/a.md", "answer": "because"}\n\n')
+    assert load_questions(path) == [Question("Why?", "howto/a.md", "because")]
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="no questions"):
+        load_questions(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_questions(tmp_path / "missing.jsonl")
