@@ -407,3 +407,53 @@ def test_windows_prepared_ahead_sync_exactly(
     got, want = vectors(memory_store), vectors(fresh)
     assert got.keys() == want.keys()
     assert max(float(np.abs(np.subtract(got[k], want[k])).max()) for k in got) < 1e-5
+
+
+def test_long_files_are_written_in_parts_with_the_same_points(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    """With windows of 8 chunks, every file of more is planned, embedded and written in
+    parts; the points are those of a sync in one part, and each file counts once."""
+    whole = QdrantClientStore(QdrantClient(location=":memory:"), "whole")
+    expected = run_sync(docs, whole, tiny_encoder)
+    parts = run_sync(docs, memory_store, tiny_encoder, window_chunks=8)
+    assert parts.files_changed == expected.files_changed == 21
+    assert parts.points_upserted == expected.points_upserted
+    assert sorted(parts.synced_paths) == sorted(expected.synced_paths)
+    assert state(memory_store) == state(whole)
+    insert_after_paragraph(docs / "howto" / "descriptor.rst", 2, INSERTED)
+    (docs / "howto" / "regex.rst").write_text("# Regex\n\nShort now.\n")
+    edited = run_sync(docs, memory_store, tiny_encoder, window_chunks=8)
+    assert edited.files_changed == 2 and edited.chunks_embedded <= 4
+    assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_a_rejected_part_keeps_the_files_old_points(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    """A part of a long file that the store refuses stops the file's later parts, its
+    deletes above all: the old points stay until the whole new version is in."""
+    run_sync(docs, memory_store, tiny_encoder)
+    path = "howto/descriptor.rst"
+    old = {p.id for p in memory_store.scroll({"path": path})}
+    source = docs / path
+    source.write_text(source.read_text(encoding="utf-8").replace("descriptor", "Descriptor"))
+
+    class RejectingSecondPart(FlakyStore):
+        parts = 0
+
+        def upsert(self, points: Sequence[Point]) -> None:
+            if points[0].payload["path"] == path:
+                self.parts += 1
+                if self.parts == 2:
+                    raise StoreRequestError("payload too large (413)")
+            self._inner.upsert(points)
+
+    store = RejectingSecondPart(memory_store, "none", 0, apply_first=False)
+    report = run_sync(docs, store, tiny_encoder, window_chunks=8)  # type: ignore[arg-type]
+    assert store.parts == 2  # the parts after the rejected one were not tried
+    assert [(f.path, f.reason) for f in report.failures] == [(str(docs / path), "rejected")]
+    assert path not in report.synced_paths and report.files_changed == 0
+    assert old <= {p.id for p in memory_store.scroll({"path": path})}
+    run_sync(docs, memory_store, tiny_encoder)
+    assert_exact(memory_store, docs, tiny_encoder)

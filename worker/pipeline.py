@@ -34,7 +34,7 @@ from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.embed import VectorJob, finish_vectors, start_vectors
-from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_file, plan_removal
+from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_parts, plan_removal
 from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
@@ -267,8 +267,8 @@ class _Run:
         if not group:
             return
         spans = self.encoder.token_spans_many([document.text for document, _ in group])
-        for (document, has_points), document_spans in zip(group, spans, strict=True):
-            yield self._plan(document, has_points=has_points, spans=document_spans)
+        for _ in range(len(group)):  # no name here holds a planned file's text or spans
+            yield from self._plan(*group.pop(0), spans.pop(0))
 
     def _stamp(self, entry: IndexedFile, stat_key: str) -> None:
         """Give the points of a current file the stat key they lack (they were written before
@@ -313,8 +313,9 @@ class _Run:
         self.report.protected_roots.append(root)
 
     def _plan(
-        self, document: Document, *, has_points: bool, spans: Sequence[tuple[int, int]]
-    ) -> FilePlan:
+        self, document: Document, has_points: bool, spans: Sequence[tuple[int, int]]
+    ) -> Iterator[FilePlan]:
+        """The file's plan, in parts of a window each (see `FilePlan`)."""
         source = document.source
         root = str(source.root)
         stem = PurePosixPath(source.path).stem
@@ -340,7 +341,9 @@ class _Run:
             if has_points
             else ()
         )
-        return plan_file(version, existing, self.encoder.passage_input)
+        del spans, document  # a long file's text and spans go before its points are planned
+        compose = self.encoder.passage_input
+        yield from plan_parts(version, existing, compose, part_points=self.full_window)
 
     def _queue(self, plan: FilePlan) -> None:
         self.window.append(plan)
@@ -368,7 +371,8 @@ class _Run:
         self.report.embed_seconds += embedded.seconds
         for plan in previous.plans:
             self._write(plan, deleted_file=False)
-            self.progress.advance()
+            if plan.final:
+                self.progress.advance()
 
     def _write(self, plan: FilePlan, *, deleted_file: bool) -> None:
         if not plan.empty:
@@ -384,6 +388,8 @@ class _Run:
         written = result
         self.report.points_upserted += written.upserted
         self.report.points_deleted += written.deleted
+        if not plan.final or plan.write.failed:  # counted once a file, if written whole
+            return
         if deleted_file:
             self.report.files_deleted += 1
         else:

@@ -10,7 +10,7 @@ by the next sync.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,12 +91,27 @@ class PlannedPoint:
 
 
 @dataclass
+class FileWrite:
+    """What the parts of one file's plan share: whether one of them failed to write, after
+    which the others write nothing (the deletes of the last part above all: a file whose
+    new points are not all in must keep its old ones)."""
+
+    failed: bool = False
+
+
+@dataclass
 class FilePlan:
+    """The writes for one file, or for one part of a long file: a file of tens of thousands
+    of chunks is planned, embedded and written a part at a time, so memory holds a few
+    windows of points, not the whole file's. Only the last part deletes anything."""
+
     root: str
     path: str
     upserts: list[PlannedPoint] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     embedded: int = 0  # how many of its texts were computed rather than reused
+    final: bool = True  # the file's last part (or its only one)
+    write: FileWrite = field(default_factory=FileWrite)
 
     @property
     def empty(self) -> bool:
@@ -127,11 +142,24 @@ class FileVersion:
 def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeInput) -> FilePlan:
     """Upserts for every chunk whose point is missing or out of date (carrying the old vector
     whenever the embedded text is unchanged), deletes for every point no chunk wants."""
+    return next(plan_parts(version, existing, compose, part_points=None))
+
+
+def plan_parts(
+    version: FileVersion,
+    existing: Iterable[Point],
+    compose: ComposeInput,
+    *,
+    part_points: int | None,
+) -> Iterator[FilePlan]:
+    """`plan_file` in parts of at most `part_points` upserts (None: one part), made as they
+    are asked for; the last part holds the deletes."""
     stored = {p.id: p for p in existing}
     old_vectors = {
         str(p.payload.get(schema.EMBED_HASH)): p.vector for p in stored.values() if p.vector
     }
-    plan = FilePlan(root=version.root, path=version.path)
+    write = FileWrite()
+    plan = FilePlan(root=version.root, path=version.path, final=False, write=write)
     wanted: set[str] = set()
     for point in _desired_points(version, compose):
         wanted.add(point.id)
@@ -140,26 +168,28 @@ def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeI
             continue
         same_point = old.vector if old is not None else None
         point.vector = compact(same_point or old_vectors.get(point.embed_hash))
+        if part_points is not None and len(plan.upserts) >= part_points:
+            yield plan  # only once more is to come: the last part is never empty
+            plan = FilePlan(root=version.root, path=version.path, final=False, write=write)
         plan.upserts.append(point)
     plan.deletes = [pid for pid in stored if pid not in wanted]
-    return plan
+    plan.final = True
+    yield plan
 
 
 def plan_removal(root: str, path: str, indexed: IndexedFile) -> FilePlan:
     return FilePlan(root=root, path=path, deletes=list(indexed.ids))
 
 
-def _desired_points(version: FileVersion, compose: ComposeInput) -> list[PlannedPoint]:
+def _desired_points(version: FileVersion, compose: ComposeInput) -> Iterator[PlannedPoint]:
     repeats: Counter[str] = Counter()
-    points = []
     for chunk in version.chunks:
         embed_input = compose(chunk.text, version.title)
         embed_hash = schema.content_hash(embed_input)
         occurrence = repeats[embed_hash]
         repeats[embed_hash] += 1
         pid = schema.point_id(version.root, version.path, embed_hash, occurrence)
-        points.append(PlannedPoint(pid, _payload(version, chunk, embed_hash), embed_input))
-    return points
+        yield PlannedPoint(pid, _payload(version, chunk, embed_hash), embed_input)
 
 
 def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payload:

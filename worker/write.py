@@ -27,13 +27,21 @@ class WriteResult:
 
 
 def apply_plan(plan: FilePlan, store: Store) -> WriteResult:
-    for planned in plan.upserts:  # all checked before anything is written
-        if planned.vector is None:
-            raise ValueError(f"point {planned.id} of {plan.path} has no vector")
-    for i in range(0, len(plan.upserts), UPSERT_BATCH):
-        store.upsert([_point(planned) for planned in plan.upserts[i : i + UPSERT_BATCH]])
-    for i in range(0, len(plan.deletes), DELETE_BATCH):
-        store.delete(plan.deletes[i : i + DELETE_BATCH])
+    """Write one plan (or part of a file's plan); nothing when an earlier part of the same
+    file failed, and a failure here stops the file's later parts."""
+    if plan.write.failed:
+        return WriteResult()
+    try:
+        for planned in plan.upserts:  # all checked before anything is written
+            if planned.vector is None:
+                raise ValueError(f"point {planned.id} of {plan.path} has no vector")
+        for i in range(0, len(plan.upserts), UPSERT_BATCH):
+            store.upsert([_point(planned) for planned in plan.upserts[i : i + UPSERT_BATCH]])
+        for i in range(0, len(plan.deletes), DELETE_BATCH):
+            store.delete(plan.deletes[i : i + DELETE_BATCH])
+    except BaseException:
+        plan.write.failed = True
+        raise
     return WriteResult(upserted=len(plan.upserts), deleted=len(plan.deletes))
 
 
