@@ -38,6 +38,7 @@ from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_fil
 from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
@@ -146,10 +147,9 @@ class Syncer:
     ) -> SyncReport:
         """Reconcile each (root, scope); scope "" is the whole root. Scopes that still exist
         on disk go first, so files moved out of a vanished scope find their vectors."""
-        if not self._opened:
-            self.store.open(self.encoder.profile(), create=True)
-            self._opened = True
+        added = 0 if self._opened else self._open()
         run = _Run(self, progress or _NoProgress())
+        run.report.keyword_vectors_added = added
         ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
         scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
         run.progress.set_total(sum(scan.candidates for scan in scans))
@@ -164,6 +164,14 @@ class Syncer:
         if all(not scope for _, scope in scopes):
             self._tell_not_included(run.report)
         return run.report
+
+    def _open(self) -> int:
+        """Open (or create) the collection; give it keyword vectors if it lacks them."""
+        profile = self.encoder.profile()
+        self.store.open(profile, create=True)
+        added = add_keyword_vectors(self.store, profile, self.encoder.keyword)
+        self._opened = True
+        return added
 
     def _tell_not_included(self, report: SyncReport) -> None:
         """Once per whole-root sync, and for a daemon only when it changed since it last
@@ -188,7 +196,12 @@ class _Run:
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
         self.full_window = self.options.window_chunks or self.encoder.window
-        self.writer = Writer(self.store, self._written, max_points=4 * self.full_window)
+        self.writer = Writer(
+            self.store,
+            self._written,
+            max_points=4 * self.full_window,
+            keyword=self.encoder.keyword,
+        )
         self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
 
     def close(self) -> None:
