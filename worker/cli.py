@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plugin.choices import DEFAULT_SEARCH_MODE
+from plugin.choices import DEFAULT_SEARCH_MODE, SEARCH_MODES
 from plugin.errors import DocsyncError
 from plugin.search import MAX_LIMIT
 from plugin.settings import Settings
@@ -164,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     query.add_argument(
         "--mode",
+        metavar="{" + ",".join(SEARCH_MODES) + "}",
         help="dense (the model), keyword (BM25: exact words, names, identifiers) or hybrid "
         f"(both, fused); default {DEFAULT_SEARCH_MODE} (DOCSYNC_SEARCH_MODE)",
     )
