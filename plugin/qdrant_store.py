@@ -196,15 +196,24 @@ class QdrantClientStore:
         return KEYWORD_VECTOR in (info.config.params.sparse_vectors or {})
 
     def add_keyword_vectors(self) -> None:
-        """In place (a server too old for it refuses the request, and says so)."""
+        """In place. A server without that API refuses: `StoreRequestError` then says how
+        to get there without it (an import computes keyword vectors, re-embedding nothing)."""
         if self.has_keyword_vectors():
             return
         config = models.SparseVectorNameConfig(
             sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)
         )
-        self._call(
-            self._client.create_vector_name, self.collection, KEYWORD_VECTOR, config, wait=True
-        )
+        try:
+            self._call(
+                self._client.create_vector_name, self.collection, KEYWORD_VECTOR, config, wait=True
+            )
+        except StoreRequestError as exc:
+            raise StoreRequestError(
+                f"{exc}. This Qdrant cannot add the keyword vector to collection "
+                f"{self.collection!r} in place: upgrade Qdrant, or move the collection through "
+                "`docsync export --vectors` and `docsync import` into a new collection "
+                "(nothing is re-embedded)"
+            ) from exc
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
         if not vectors:

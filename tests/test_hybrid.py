@@ -17,6 +17,7 @@ import pytest
 
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
+from plugin.errors import StoreRequestError
 from plugin.keyword import KEYWORD_PROFILE, KeywordEncoder
 from plugin.profile import EmbeddingProfile
 from plugin.qdrant_store import QdrantClientStore
@@ -317,3 +318,29 @@ def test_http_search_mode(memory_store: Store, tiny_encoder: Encoder) -> None:
     assert status == 200 and json.loads(body) != keyword  # the default: dense
     status, _, body = api.answer("/search?q=x&mode=fuzzy")
     assert status == 400 and "dense, keyword or hybrid" in json.loads(body)["error"]
+
+
+def test_a_store_that_cannot_add_keyword_vectors_still_syncs_dense(
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """A server without the API to add a vector to a collection: the sync says so once and
+    writes dense vectors as before; searches stay dense."""
+    source = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", source)
+    dense_only(memory_store, tiny_encoder, source)
+
+    def refuse() -> None:
+        raise StoreRequestError("Qdrant (server) refused the request (404): Not Found")
+
+    monkeypatch.setattr(memory_store, "add_keyword_vectors", refuse)
+    (source / "new.rst").write_text("A new page\n==========\n\nWith a paragraph of its own.\n")
+    with caplog.at_level(logging.WARNING, logger="docsync.sync"):
+        report = run_sync(source, memory_store, tiny_encoder)
+    assert report.ok and report.files_changed == 1 and report.keyword_vectors_added == 0
+    assert any("syncing without keyword vectors" in r.message for r in caplog.records)
+    assert all(p.keyword is None for p in memory_store.scroll({}, with_vectors=True))
+    assert Searcher(memory_store, tiny_encoder).search("new page", mode="hybrid")

@@ -29,6 +29,7 @@ from plugin import schema
 from plugin.background import ahead
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, StoreRequestError
+from plugin.keyword import KeywordEncoder
 from plugin.profile import CHUNKER_VERSION
 from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
@@ -132,6 +133,9 @@ class Syncer:
         self.rules = Rules(options.include, options.exclude)
         self.should_stop = should_stop
         self._opened = False
+        # Keyword vectors to write with each point: None while the collection cannot hold
+        # them (a server that cannot add them to a collection made before them).
+        self.keyword: KeywordEncoder | None = encoder.keyword
         self._not_included_said = ""
         if options.chunk_tokens > encoder.max_tokens:
             log.warning(
@@ -147,8 +151,10 @@ class Syncer:
     ) -> SyncReport:
         """Reconcile each (root, scope); scope "" is the whole root. Scopes that still exist
         on disk go first, so files moved out of a vanished scope find their vectors."""
+        started = time.monotonic()
         added = 0 if self._opened else self._open()
         run = _Run(self, progress or _NoProgress())
+        run.started = started  # the report's seconds include an upgrade's
         run.report.keyword_vectors_added = added
         ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
         scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
@@ -169,7 +175,12 @@ class Syncer:
         """Open (or create) the collection; give it keyword vectors if it lacks them."""
         profile = self.encoder.profile()
         self.store.open(profile, create=True)
-        added = add_keyword_vectors(self.store, profile, self.encoder.keyword)
+        try:
+            added = add_keyword_vectors(self.store, profile, self.encoder.keyword)
+        except StoreRequestError as exc:
+            # The dense vectors still sync; searches of this collection stay dense.
+            log.warning("%s; syncing without keyword vectors", exc)
+            self.keyword, added = None, 0
         self._opened = True
         return added
 
@@ -200,7 +211,7 @@ class _Run:
             self.store,
             self._written,
             max_points=4 * self.full_window,
-            keyword=self.encoder.keyword,
+            keyword=syncer.keyword,
         )
         self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
 
