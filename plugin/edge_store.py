@@ -253,8 +253,7 @@ class EdgeStore:
         if self._reading:
             return False
         shard = self._load()
-        info = shard.info()
-        pending = info.points_count - info.indexed_vectors_count
+        pending = self.unindexed()
         if pending < OPTIMIZE_MIN_UNINDEXED:
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
@@ -264,6 +263,18 @@ class EdgeStore:
             worked = bool(self._call(shard.optimize))
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
+
+    def unindexed(self) -> int:
+        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
+        vectors includes every (non-empty) keyword vector, always indexed as it is written:
+        those are taken out, or a collection with keyword vectors would never be indexed."""
+        info = self._load().info()
+        indexed = int(info.indexed_vectors_count)
+        if self.has_keyword_vectors():
+            with_keyword = edge.Filter(must=[edge.HasVectorCondition(KEYWORD_VECTOR)])
+            request = edge.CountRequest(exact=True, filter=with_keyword)
+            indexed -= int(self._call(self._load().count, request))
+        return max(0, int(info.points_count) - indexed)
 
     def close(self) -> None:
         try:

@@ -110,10 +110,13 @@ class KeywordEncoder:
     def embed_document(self, text: str, title: str = "") -> SparseVector:
         return _sparse(self._bm25.embed_document(document_text(text, title)))
 
-    def embed_payload(self, payload: Mapping[str, Any]) -> SparseVector:
-        """The keyword vector of a stored point, from its payload."""
+    def embed_payload(self, payload: Mapping[str, Any]) -> SparseVector | None:
+        """The keyword vector of a point, from its payload; None when no word of it counts
+        (only stopwords and punctuation): such a point is stored without one, so that every
+        keyword vector the engine holds is one it indexes (see `EdgeStore.optimize`)."""
         text, title = payload.get(schema.TEXT, ""), payload.get(schema.TITLE, "")
-        return self.embed_document(str(text), str(title))
+        vector = self.embed_document(str(text), str(title))
+        return vector if vector.indices else None
 
     def embed_query(self, question: str) -> SparseVector:
         """The question as it is: the query instruction is for the dense model only."""

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -344,3 +345,23 @@ def test_a_store_that_cannot_add_keyword_vectors_still_syncs_dense(
     assert any("syncing without keyword vectors" in r.message for r in caplog.records)
     assert all(p.keyword is None for p in memory_store.scroll({}, with_vectors=True))
     assert Searcher(memory_store, tiny_encoder).search("new page", mode="hybrid")
+
+
+def test_edge_counts_unindexed_dense_vectors_beside_keyword_vectors(tmp_path: Path) -> None:
+    """The engine counts keyword vectors as indexed from the start: left in, a collection
+    with them would never get its dense index built."""
+    store = EdgeStore.connect(path=tmp_path / "edge", collection="docsync")
+    profile = EmbeddingProfile("m", None, 2, "cosine", "", "", "c", keyword=KEYWORD_PROFILE)
+    store.open(profile, create=True)
+    keyword = KeywordEncoder()
+    texts = [f"page {n} about widget number {n}" for n in range(40)] + ["the of and"]
+    points = [
+        Point(str(uuid.UUID(int=n + 1)), {"text": t}, [1.0, n], keyword.embed_payload({"text": t}))
+        for n, t in enumerate(texts)
+    ]
+    assert points[-1].keyword is None  # nothing but stopwords: stored without one
+    store.upsert(points)
+    try:
+        assert store.unindexed() == len(points)
+    finally:
+        store.close()

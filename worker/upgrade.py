@@ -42,7 +42,9 @@ def add_keyword_vectors(store: Store, profile: EmbeddingProfile, keyword: Keywor
     points = store.scroll({}, fields=_FIELDS, lacking_keyword=not rebuild)
     count, batch = 0, {}
     for point in points:
-        batch[point.id] = keyword.embed_payload(point.payload)
+        vector = keyword.embed_payload(point.payload)
+        if vector is not None:
+            batch[point.id] = vector
         if len(batch) >= BATCH:
             count += _flush(store, batch)
     count += _flush(store, batch)
