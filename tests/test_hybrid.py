@@ -365,3 +365,30 @@ def test_edge_counts_unindexed_dense_vectors_beside_keyword_vectors(tmp_path: Pa
         assert store.unindexed() == len(points)
     finally:
         store.close()
+
+
+def test_edge_builds_the_dense_index_of_points_with_keyword_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    monkeypatch.setattr("plugin.edge_store.OPTIMIZE_MIN_UNINDEXED", 5000)
+    profile = EmbeddingProfile("m", None, 384, "cosine", "", "", "c", keyword=KEYWORD_PROFILE)
+    vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
+    keyword = KeywordEncoder()
+    store = EdgeStore.connect(path=tmp_path / "edge", collection="docsync")
+    try:
+        store.open(profile, create=True)
+        store.upsert(
+            [
+                Point(str(uuid.UUID(int=i + 1)), {}, v, keyword.embed_document(f"widget {i}"))
+                for i, v in enumerate(vectors)
+            ]
+        )
+        assert store.unindexed() == 8000
+        assert store.optimize() is True
+        assert store.unindexed() == 0 and store.optimize() is False
+        hit = store.search(vectors[7], limit=1, keyword=keyword.embed_query("widget 7"))[0]
+        assert hit.id == str(uuid.UUID(int=8))
+    finally:
+        store.close()
