@@ -101,11 +101,19 @@ class Searcher:
         return connect(settings or Settings())
 
     @classmethod
-    def from_client(cls, client: Any, collection: str, encoder: Encoder) -> Searcher:
+    def from_client(
+        cls,
+        client: Any,
+        collection: str,
+        encoder: Encoder,
+        *,
+        mode: str = DEFAULT_SEARCH_MODE,
+        fusion: Fusion | None = None,
+    ) -> Searcher:
         """Use an existing `qdrant_client.QdrantClient`."""
         from plugin.qdrant_store import QdrantClientStore
 
-        return cls(QdrantClientStore(client, collection), encoder)
+        return cls(QdrantClientStore(client, collection), encoder, mode=mode, fusion=fusion)
 
     def search(
         self,
