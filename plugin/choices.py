@@ -5,6 +5,12 @@ from __future__ import annotations
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # DOCSYNC_PRECISION
 BACKENDS = ("torch", "onnx", "onnx-int8")  # DOCSYNC_BACKEND
+SEARCH_MODES = ("dense", "keyword", "hybrid")  # DOCSYNC_SEARCH_MODE, query --mode, ?mode=
+# The mode a search uses unless told otherwise: the one place to change it. Dense until a
+# measurement on real questions says hybrid does better.
+DEFAULT_SEARCH_MODE = "dense"
+FUSIONS = ("rrf", "dbsf")  # DOCSYNC_FUSION: how hybrid merges its two rankings
+DEFAULT_RRF_K = 60  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
 
 
 def one_of(choices: tuple[str, ...]) -> str:

@@ -32,16 +32,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import qdrant_edge as edge
 
 from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
+from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
 from plugin.schema import INDEXED_FIELDS
-from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
+from plugin.store import Fusion, Match, Point, ScoredPoint, check_profile, collection_missing
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -52,6 +53,7 @@ SCROLL_PAGE = 1024
 OPTIMIZE_MIN_UNINDEXED = 10_000
 PROFILE_FILE = "profile.json"
 SHARD_DIR = "shard"
+EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
 # Free space kept before any write: the engine's WAL and metadata grow a page at a time, and
 # a page it cannot get is a SIGBUS, not an error.
@@ -147,6 +149,7 @@ class EdgeStore:
         *,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        lacking_keyword: bool = False,
     ) -> Iterator[Point]:
         shard = self._load()
         offset: Any = None
@@ -155,7 +158,7 @@ class EdgeStore:
             request = edge.ScrollRequest(
                 offset=offset,
                 limit=SCROLL_PAGE,
-                filter=_filter(match),
+                filter=_filter(match, lacking_keyword=lacking_keyword),
                 with_payload=payload,
                 with_vector=with_vectors,
             )
@@ -165,20 +168,80 @@ class EdgeStore:
                 return
 
     def search(
-        self, vector: Sequence[float], *, limit: int, match: Match | None = None
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
-        request = edge.QueryRequest(
-            limit=limit,
-            query=edge.Query.Nearest([float(x) for x in vector]),
-            filter=_filter(match),
-            with_payload=True,
-        )
+        queries = _queries(vector, keyword)
+        flt = _filter(match)
+        if len(queries) == 1:
+            request = edge.QueryRequest(
+                limit=limit, query=queries[0], filter=flt, with_payload=True
+            )
+        else:
+            fusion = fusion or Fusion()
+            depth = fusion.prefetch(limit)
+            request = edge.QueryRequest(
+                limit=limit,
+                prefetches=[edge.Prefetch(limit=depth, query=q, filter=flt) for q in queries],
+                query=_fusion(fusion),
+                filter=flt,
+                with_payload=True,
+            )
         with self._search_lock:
             hits = self._call(self._load().query, request)
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in hits
         ]
+
+    def has_keyword_vectors(self) -> bool:
+        # The shard's own record of its configuration: the engine has no call that says.
+        try:
+            config = json.loads((self._dir / SHARD_DIR / EDGE_CONFIG).read_text("utf-8"))
+        except FileNotFoundError:
+            self._load()  # a shard that is not there says so; one that is has this file
+            raise StoreError(f"the embedded store {self._dir} lacks {EDGE_CONFIG}") from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"the embedded store {self._dir}: {EDGE_CONFIG}: {exc}") from exc
+        return KEYWORD_VECTOR in (config.get("sparse_vectors") or {})
+
+    def add_keyword_vectors(self) -> None:
+        """In place: the engine adds a sparse vector to a shard (an empty one per point)."""
+        shard = self._writable()
+        if not self.has_keyword_vectors():
+            self._ensure_space(0)
+            operation = edge.UpdateOperation.create_sparse_vector(
+                KEYWORD_VECTOR, modifier=edge.Modifier.Idf
+            )
+            self._call(shard.update, operation)
+            self._call(shard.flush)
+
+    def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
+        shard = self._writable()
+        items = list(vectors.items())
+        for i in range(0, len(items), WRITE_BATCH):
+            chunk = items[i : i + WRITE_BATCH]
+            self._ensure_space(sum(POINT_OVERHEAD + 8 * len(v.indices) for _, v in chunk))
+            batch = [
+                edge.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)}) for pid, v in chunk
+            ]
+            self._call(shard.update, edge.UpdateOperation.update_vectors(batch))
+
+    def write_profile(self, profile: EmbeddingProfile) -> None:
+        """After the shard's own changes are flushed: a profile never claims more than the
+        shard holds."""
+        shard = self._writable()
+        self._call(shard.flush)
+        self._ensure_space(0)
+        try:
+            _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
+        except OSError as exc:
+            raise self._os_error(exc) from exc
 
     def count(self, match: Match | None = None) -> int:
         request = edge.CountRequest(exact=True, filter=_filter(match))
@@ -190,8 +253,7 @@ class EdgeStore:
         if self._reading:
             return False
         shard = self._load()
-        info = shard.info()
-        pending = info.points_count - info.indexed_vectors_count
+        pending = self.unindexed()
         if pending < OPTIMIZE_MIN_UNINDEXED:
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
@@ -201,6 +263,18 @@ class EdgeStore:
             worked = bool(self._call(shard.optimize))
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
+
+    def unindexed(self) -> int:
+        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
+        vectors includes every (non-empty) keyword vector, always indexed as it is written:
+        those are taken out, or a collection with keyword vectors would never be indexed."""
+        info = self._load().info()
+        indexed = int(info.indexed_vectors_count)
+        if self.has_keyword_vectors():
+            with_keyword = edge.Filter(must=[edge.HasVectorCondition(KEYWORD_VECTOR)])
+            request = edge.CountRequest(exact=True, filter=with_keyword)
+            indexed -= int(self._call(self._load().count, request))
+        return max(0, int(info.points_count) - indexed)
 
     def close(self) -> None:
         try:
@@ -226,9 +300,13 @@ class EdgeStore:
         except OSError as exc:
             raise self._os_error(exc) from exc
         params = edge.EdgeVectorParams(size=profile.dimension, distance=edge.Distance.Cosine)
-        self._shard = self._call(
-            edge.EdgeShard.create, str(self._dir / SHARD_DIR), edge.EdgeConfig(vectors=params)
+        sparse = (
+            {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}
+            if profile.keyword
+            else None
         )
+        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse)
+        self._shard = self._call(edge.EdgeShard.create, str(self._dir / SHARD_DIR), config)
         for name in INDEXED_FIELDS:
             operation = edge.UpdateOperation.create_field_index(
                 name, edge.PayloadSchemaType.Keyword
@@ -338,7 +416,8 @@ def _private_dirs(path: Path) -> None:
 
 
 def _point_bytes(point: Point) -> int:
-    return POINT_OVERHEAD + 4 * len(point.vector or ()) + _json_bytes(point.payload)
+    sparse = 8 * len(point.keyword.indices) if point.keyword else 0
+    return POINT_OVERHEAD + 4 * len(point.vector or ()) + sparse + _json_bytes(point.payload)
 
 
 def _json_bytes(payload: dict[str, Any]) -> int:
@@ -364,24 +443,55 @@ def _write_atomically(path: Path, text: str) -> None:
         os.close(directory)
 
 
-def _filter(match: Match | None) -> Any:
-    if not match:
+def _filter(match: Match | None, *, lacking_keyword: bool = False) -> Any:
+    if not match and not lacking_keyword:
         return None
     conditions: list[Any] = []
-    for key, value in match.items():
+    for key, value in (match or {}).items():
         condition = edge.MatchValue(value) if isinstance(value, str) else edge.MatchAny(list(value))
         conditions.append(edge.FieldCondition(key=key, match=condition))
-    return edge.Filter(must=conditions)
+    missing: list[Any] | None = (
+        [edge.HasVectorCondition(KEYWORD_VECTOR)] if lacking_keyword else None
+    )
+    return edge.Filter(must=conditions or None, must_not=missing)
+
+
+def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> list[Any]:
+    queries = []
+    if vector is not None:
+        queries.append(edge.Query.Nearest([float(x) for x in vector]))
+    if keyword is not None:
+        queries.append(edge.Query.Nearest(_sparse(keyword), using=KEYWORD_VECTOR))
+    if not queries:
+        raise ValueError("a search needs a dense vector, a keyword vector or both")
+    return queries
+
+
+def _fusion(fusion: Fusion) -> Any:
+    return edge.Fusion.Dbsf() if fusion.method == "dbsf" else edge.Fusion.Rrf(k=fusion.k)
+
+
+def _sparse(vector: SparseVector) -> Any:
+    return edge.SparseVector(indices=vector.indices, values=vector.values)
 
 
 def _edge_point(point: Point) -> Any:
     if point.vector is None:
         raise StoreRequestError(f"point {point.id} has no vector")
-    return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
+    if point.keyword is None:
+        return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
+    vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
+    return edge.Point(id=point.id, vector=vectors, payload=point.payload)
 
 
 def _point(record: Any) -> Point:
-    vector = record.vector
+    vector, keyword = record.vector, None
+    if isinstance(vector, dict):
+        sparse = vector.get(KEYWORD_VECTOR)
+        if sparse is not None:
+            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
+        vector = vector.get("")
     if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has named vectors; docsync uses one vector")
-    return Point(id=str(record.id), payload=dict(record.payload or {}), vector=vector)
+        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
+    payload = dict(record.payload or {})
+    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)

@@ -18,6 +18,7 @@ import numpy as np
 from plugin.device import resolve_device
 from plugin.errors import ModelLoadError
 from plugin.inference import Prepared, Runner, configure_cpu_threads, resolve_precision
+from plugin.keyword import KeywordEncoder
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
 from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
 
@@ -54,6 +55,8 @@ class Encoder:
         self.fingerprint = fingerprint
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
+        # The keyword door: BM25, no model to load, the same for every dense model.
+        self.keyword = KeywordEncoder()
         self._tokenizer = _offsets_tokenizer(model.tokenizer)
         self._piecewise = cuts_at_whitespace(self._tokenizer)
         self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
@@ -178,6 +181,7 @@ class Encoder:
             passage_prefix=self.passage_prefix,
             chunker=CHUNKER_VERSION,
             fingerprint=self.fingerprint,
+            keyword=self.keyword.profile,
         )
 
     def query_input(self, question: str) -> str:

@@ -45,6 +45,11 @@ class EmbeddingProfile:
     # A local model's content (`model_fingerprint`); None for a hub model, and in profiles
     # written before fingerprints.
     fingerprint: str | None = None
+    # How the keyword (BM25) vectors are made (`plugin.keyword.KEYWORD_PROFILE`); None: the
+    # collection has none (made before keyword vectors). Not part of `differences`: keyword
+    # vectors that are missing or made otherwise are rebuilt by the next sync, from the
+    # payloads, and searches use the dense vectors alone until then (see `keyword_ready`).
+    keyword: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +67,7 @@ class EmbeddingProfile:
         ours, theirs = self.to_dict(), other.to_dict()
         by_content = self.fingerprint is not None and other.fingerprint is not None
         skipped = {"model", "fingerprint"} if by_content else {"fingerprint"}
+        skipped.add("keyword")
         lines = [
             f"{name}: collection has {theirs[name]!r}, settings give {ours[name]!r}"
             for name in ours
@@ -75,6 +81,11 @@ class EmbeddingProfile:
                 f"{self.model!r})",
             )
         return lines
+
+    def keyword_ready(self, stored: EmbeddingProfile) -> bool:
+        """Whether the collection (`stored`) holds keyword vectors made as this profile
+        makes them: only then can a keyword query be compared with them."""
+        return self.keyword is not None and stored.keyword == self.keyword
 
     def ensure_matches(self, stored: EmbeddingProfile, *, collection: str) -> None:
         """Raise `ProfileMismatchError` unless `stored` (the collection's) equals this one."""

@@ -10,7 +10,7 @@ become `StoreUnavailableError` (retried by `plugin.retry`), other 4xx `StoreRequ
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +25,12 @@ from plugin.errors import (
     StoreRequestError,
     StoreUnavailableError,
 )
+from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import METADATA_KEY, EmbeddingProfile
 from plugin.retry import call_with_retry
 from plugin.schema import INDEXED_FIELDS
 from plugin.settings import redact
-from plugin.store import Match, Point, ScoredPoint, check_profile, collection_missing
+from plugin.store import Fusion, Match, Point, ScoredPoint, check_profile, collection_missing
 
 T = TypeVar("T")
 SCROLL_PAGE = 512
@@ -102,7 +103,7 @@ class QdrantClientStore:
     def upsert(self, points: Sequence[Point]) -> None:
         if not points:
             return
-        structs = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
+        structs = [_struct(p) for p in points]
         self._call(self._client.upsert, self.collection, points=structs, wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -136,6 +137,7 @@ class QdrantClientStore:
         *,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        lacking_keyword: bool = False,
     ) -> Iterator[Point]:
         offset: Any = None
         payload: bool | list[str] = list(fields) if fields is not None else True
@@ -143,7 +145,7 @@ class QdrantClientStore:
             records, offset = self._call(
                 self._client.scroll,
                 self.collection,
-                scroll_filter=_filter(match),
+                scroll_filter=_filter(match, lacking_keyword=lacking_keyword),
                 limit=SCROLL_PAGE,
                 offset=offset,
                 with_payload=payload,
@@ -154,20 +156,80 @@ class QdrantClientStore:
                 return
 
     def search(
-        self, vector: Sequence[float], *, limit: int, match: Match | None = None
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
+        flt = _filter(match)
+        queries = _queries(vector, keyword)
+        if len(queries) == 1:
+            query, using = queries[0]
+            request: dict[str, Any] = {"query": query, "using": using}
+        else:
+            fusion = fusion or Fusion()
+            depth = fusion.prefetch(limit)
+            prefetch = [
+                models.Prefetch(query=q, using=u, filter=flt, limit=depth) for q, u in queries
+            ]
+            request = {"prefetch": prefetch, "query": _fusion(fusion)}
         response = self._call(
             self._client.query_points,
             self.collection,
-            query=[float(x) for x in vector],
-            query_filter=_filter(match) if match else None,
+            query_filter=flt,
             limit=limit,
             with_payload=True,
+            **request,
         )
         return [
             ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
             for p in response.points
         ]
+
+    def has_keyword_vectors(self) -> bool:
+        if not self._call(self._client.collection_exists, self.collection):
+            raise collection_missing(self.collection, self.description, hint=False)
+        info = self._call(self._client.get_collection, self.collection)
+        return KEYWORD_VECTOR in (info.config.params.sparse_vectors or {})
+
+    def add_keyword_vectors(self) -> None:
+        """In place. A server without that API refuses: `StoreRequestError` then says how
+        to get there without it (an import computes keyword vectors, re-embedding nothing)."""
+        if self.has_keyword_vectors():
+            return
+        config = models.SparseVectorNameConfig(
+            sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)
+        )
+        try:
+            self._call(
+                self._client.create_vector_name, self.collection, KEYWORD_VECTOR, config, wait=True
+            )
+        except StoreRequestError as exc:
+            raise StoreRequestError(
+                f"{exc}. This Qdrant cannot add the keyword vector to collection "
+                f"{self.collection!r} in place: upgrade Qdrant, or move the collection through "
+                "`docsync export --vectors` and `docsync import` into a new collection "
+                "(nothing is re-embedded)"
+            ) from exc
+
+    def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
+        if not vectors:
+            return
+        points = [
+            models.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)})
+            for pid, v in vectors.items()
+        ]
+        self._call(self._client.update_vectors, self.collection, points=points, wait=True)
+
+    def write_profile(self, profile: EmbeddingProfile) -> None:
+        self._call(
+            self._client.update_collection,
+            self.collection,
+            metadata={METADATA_KEY: profile.to_dict()},
+        )
 
     def count(self, match: Match | None = None) -> int:
         flt = _filter(match) if match else None
@@ -186,6 +248,11 @@ class QdrantClientStore:
             self.collection,
             vectors_config=models.VectorParams(
                 size=profile.dimension, distance=models.Distance.COSINE
+            ),
+            sparse_vectors_config=(
+                {KEYWORD_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                if profile.keyword
+                else None
             ),
             metadata={METADATA_KEY: profile.to_dict()},
         )
@@ -253,22 +320,62 @@ def _reason(exc: BaseException) -> str:
     return str(source or inner or exc) or type(exc).__name__
 
 
-def _filter(match: Match | None) -> models.Filter | None:
-    if not match:
+def _filter(match: Match | None, *, lacking_keyword: bool = False) -> models.Filter | None:
+    if not match and not lacking_keyword:
         return None
+    missing: list[models.Condition] | None = (
+        [models.HasVectorCondition(has_vector=KEYWORD_VECTOR)] if lacking_keyword else None
+    )
     conditions: list[models.Condition] = []
-    for key, value in match.items():
+    for key, value in (match or {}).items():
         if isinstance(value, str):
             conditions.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
         else:
             conditions.append(
                 models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
             )
-    return models.Filter(must=conditions)
+    return models.Filter(must=conditions or None, must_not=missing)
+
+
+def _queries(
+    vector: Sequence[float] | None, keyword: SparseVector | None
+) -> list[tuple[Any, str | None]]:
+    """Each search's query and the vector it uses (None: the unnamed, dense one)."""
+    queries: list[tuple[Any, str | None]] = []
+    if vector is not None:
+        queries.append(([float(x) for x in vector], None))
+    if keyword is not None:
+        queries.append((_sparse(keyword), KEYWORD_VECTOR))
+    if not queries:
+        raise ValueError("a search needs a dense vector, a keyword vector or both")
+    return queries
+
+
+def _fusion(fusion: Fusion) -> models.Query:
+    if fusion.method == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    return models.RrfQuery(rrf=models.Rrf(k=fusion.k))
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vector.indices, values=vector.values)
+
+
+def _struct(point: Point) -> models.PointStruct:
+    if point.keyword is None:
+        return models.PointStruct(id=point.id, vector=point.vector, payload=point.payload)
+    vectors: dict[str, Any] = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
+    return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
 
 
 def _point(record: Any) -> Point:
-    vector = record.vector
+    vector, keyword = record.vector, None
+    if isinstance(vector, dict):
+        sparse = vector.get(KEYWORD_VECTOR)
+        if sparse is not None:
+            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
+        vector = vector.get("")
     if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has named vectors; docsync uses one vector")
-    return Point(id=str(record.id), payload=dict(record.payload or {}), vector=vector)
+        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
+    payload = dict(record.payload or {})
+    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)

@@ -3,23 +3,33 @@
 One query path for every client (`docsync query`, HTTP /search, the `Searcher`): `connect()`
 opens the collection and loads the model, or, when a running `docsync run` holds the
 embedded store, returns a searcher that asks that daemon, which answers with this same code.
+
+Three modes: `dense` (the model's vectors, the question with the query instruction),
+`keyword` (BM25 over the collection's keyword vectors, the question as typed) and `hybrid`
+(both rankings, fused by reciprocal rank or by score distribution). A collection without
+keyword vectors of this profile (made before them; the next sync adds them) is searched
+dense, with one warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugin import schema
+from plugin.choices import DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
 from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from plugin.encoder import Encoder
 from plugin.errors import CollectionMissingError, StoreLockedError
-from plugin.store import Match, ScoredPoint, Store, collection_missing, open_store
+from plugin.store import Fusion, Match, ScoredPoint, Store, collection_missing, open_store
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
+
+log = logging.getLogger("docsync.search")
 
 # The most hits one search returns, whoever asks: `Searcher.search`, `docsync query -k`
 # and HTTP /search all refuse more.
@@ -62,12 +72,25 @@ class Searcher:
 
     Opening checks the collection's embedding profile against the encoder's and raises
     `ProfileMismatchError` when they differ, so vectors from two models never meet.
+    `mode`: the search mode when a search names none; `fusion`: how hybrid merges.
     """
 
-    def __init__(self, store: Store, encoder: Encoder) -> None:
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        *,
+        mode: str = DEFAULT_SEARCH_MODE,
+        fusion: Fusion | None = None,
+    ) -> None:
+        check_mode(mode)
         store.open(encoder.profile(), create=False)
         self.store = store
         self.encoder = encoder
+        self.mode = mode
+        self.fusion = fusion or Fusion()
+        self._keyword_ready = False
+        self._fallback_said = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Searcher:
@@ -78,25 +101,69 @@ class Searcher:
         return connect(settings or Settings())
 
     @classmethod
-    def from_client(cls, client: Any, collection: str, encoder: Encoder) -> Searcher:
+    def from_client(
+        cls,
+        client: Any,
+        collection: str,
+        encoder: Encoder,
+        *,
+        mode: str = DEFAULT_SEARCH_MODE,
+        fusion: Fusion | None = None,
+    ) -> Searcher:
         """Use an existing `qdrant_client.QdrantClient`."""
         from plugin.qdrant_store import QdrantClientStore
 
-        return cls(QdrantClientStore(client, collection), encoder)
+        return cls(QdrantClientStore(client, collection), encoder, mode=mode, fusion=fusion)
 
-    def search(self, question: str, limit: int = 5, path_prefix: str | None = None) -> list[Hit]:
+    def search(
+        self,
+        question: str,
+        limit: int = 5,
+        path_prefix: str | None = None,
+        mode: str | None = None,
+    ) -> list[Hit]:
         """The `limit` passages closest to `question`, best first. `path_prefix` keeps files
         under a folder (`"howto"`) or one file (`"howto/regex.rst"`), matched by whole path
-        components. At most `MAX_LIMIT` hits."""
-        check_query(question, limit, path_prefix)
-        return self._search(question, limit, path_prefix)
+        components. `mode`: dense, keyword or hybrid (default: this searcher's). At most
+        `MAX_LIMIT` hits."""
+        check_query(question, limit, path_prefix, mode)
+        return self._search(question, limit, path_prefix, mode or self.mode)
 
-    def _search(self, question: str, limit: int, path_prefix: str | None) -> list[Hit]:
-        vector = self.encoder.embed_query(question)
+    def _search(self, question: str, limit: int, path_prefix: str | None, mode: str) -> list[Hit]:
+        mode = self._usable(mode)
+        vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
+        keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
         match: Match | None = None
         if path_prefix and schema.normalize_prefix(path_prefix):
             match = {schema.PATH_PREFIXES: schema.normalize_prefix(path_prefix)}
-        return [_hit(p) for p in self.store.search(vector.tolist(), limit=limit, match=match)]
+        points = self.store.search(
+            vector, limit=limit, match=match, keyword=keyword, fusion=self.fusion
+        )
+        return [_hit(p) for p in points]
+
+    def keyword_ready(self) -> bool:
+        """Whether the collection holds keyword vectors made as this encoder makes them.
+        Asked again until it does: a daemon's sync may add them while this searcher lives."""
+        if not self._keyword_ready:
+            stored = self.store.read_profile()
+            profile = self.encoder.profile()
+            self._keyword_ready = stored is not None and profile.keyword_ready(stored)
+        return self._keyword_ready
+
+    def _usable(self, mode: str) -> str:
+        """`mode`, or dense when the collection cannot answer a keyword query yet."""
+        if mode == "dense" or self.keyword_ready():
+            return mode
+        if not self._fallback_said:
+            log.warning(
+                "collection %r has no keyword vectors yet (made before them, or with another "
+                "BM25 configuration): searching %s by dense vectors only; the next "
+                "`docsync sync` adds them",
+                self.store.collection,
+                mode,
+            )
+            self._fallback_said = True
+        return "dense"
 
     def close(self) -> None:
         self.store.close()
@@ -112,19 +179,25 @@ class DaemonSearcher(Searcher):
     """A `Searcher` that asks the `docsync run` holding the embedded store (over its Unix
     socket) to search with its own store and model. It has no `store` or `encoder` here."""
 
-    def __init__(self, socket_path: Path) -> None:  # no store to open: the daemon holds it
-        self.socket_path = socket_path
+    def __init__(self, socket_path: Path, *, mode: str = DEFAULT_SEARCH_MODE) -> None:
+        self.socket_path = socket_path  # no store to open: the daemon holds it
+        self.mode = check_mode(mode)
 
-    def _search(self, question: str, limit: int, path_prefix: str | None) -> list[Hit]:
+    def _search(self, question: str, limit: int, path_prefix: str | None, mode: str) -> list[Hit]:
         params = {"q": question, "limit": str(limit), "path_prefix": path_prefix or ""}
+        params["mode"] = mode
         return [Hit.from_dict(hit) for hit in ask_daemon(self.socket_path, "/search", params)]
 
     def close(self) -> None:
         """Nothing held: each search is one request."""
 
 
-def check_query(question: str, limit: int, path_prefix: str | None = None) -> None:
+def check_query(
+    question: str, limit: int, path_prefix: str | None = None, mode: str | None = None
+) -> None:
     """The rules for a search, the same for every client: `ValueError` when broken."""
+    if mode is not None:
+        check_mode(mode)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     if not question.strip():
@@ -134,6 +207,13 @@ def check_query(question: str, limit: int, path_prefix: str | None = None) -> No
             f"the path prefix {path_prefix!r} is absolute; it is a path relative to a synced "
             "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
         )
+
+
+def check_mode(mode: str) -> str:
+    """`mode` when it is a search mode, else `ValueError`."""
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"the search mode must be {one_of(SEARCH_MODES)}, not {mode!r}")
+    return mode
 
 
 def connect(
@@ -151,7 +231,7 @@ def connect(
     except StoreLockedError:
         socket_path = settings.qdrant_path / SOCKET_NAME
         if daemon_answers(socket_path):
-            return DaemonSearcher(socket_path)
+            return DaemonSearcher(socket_path, mode=settings.search_mode)
         raise
     try:
         try:
@@ -159,10 +239,16 @@ def connect(
         except CollectionMissingError:
             raise collection_missing(store.collection, store.description) from None
         store.ping()  # a store that cannot be opened fails now, not after the model loaded
-        return Searcher(store, (load_encoder or Encoder.from_settings)(settings))
+        encoder = (load_encoder or Encoder.from_settings)(settings)
+        return Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
     except BaseException:
         store.close()
         raise
+
+
+def fusion(settings: Settings) -> Fusion:
+    """How hybrid searches fuse, as the settings say."""
+    return Fusion(method=settings.fusion, k=settings.rrf_k)
 
 
 def _hit(point: ScoredPoint) -> Hit:

@@ -14,7 +14,15 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from plugin.choices import BACKENDS, PRECISIONS, one_of
+from plugin.choices import (
+    BACKENDS,
+    DEFAULT_RRF_K,
+    DEFAULT_SEARCH_MODE,
+    FUSIONS,
+    PRECISIONS,
+    SEARCH_MODES,
+    one_of,
+)
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
@@ -106,6 +114,17 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(
         None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
     )
+    search_mode: str = Field(
+        DEFAULT_SEARCH_MODE,
+        description="dense (the model), keyword (BM25) or hybrid (both, fused)",
+    )
+    fusion: str = Field("rrf", description="hybrid: rrf (reciprocal rank) or dbsf (score)")
+    rrf_k: int = Field(
+        DEFAULT_RRF_K,
+        ge=1,
+        le=10_000,
+        description="hybrid with rrf: k, how little the first ranks weigh",
+    )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
     cache: Path = Field(
         default_factory=default_cache,
@@ -157,6 +176,22 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in BACKENDS:
             raise ValueError(f"must be {one_of(BACKENDS)}")
+        return value
+
+    @field_validator("search_mode")
+    @classmethod
+    def _check_search_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in SEARCH_MODES:
+            raise ValueError(f"must be {one_of(SEARCH_MODES)}")
+        return value
+
+    @field_validator("fusion")
+    @classmethod
+    def _check_fusion(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in FUSIONS:
+            raise ValueError(f"must be {one_of(FUSIONS)}")
         return value
 
     @field_validator("qdrant_url")

@@ -2,6 +2,11 @@
 
 Only the adapters import a Qdrant library. Filters are plain mappings of payload field to a
 value (equality) or a list of values (any of them); every condition must hold.
+
+A point has a dense vector (the model's, in the collection's unnamed vector, as in
+collections made before keyword vectors) and, in a collection whose profile has a keyword
+configuration, a keyword vector (BM25, the sparse vector `plugin.keyword.KEYWORD_VECTOR`,
+which the engine weighs by IDF).
 """
 
 from __future__ import annotations
@@ -10,13 +15,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from plugin.choices import DEFAULT_RRF_K
 from plugin.errors import CollectionMissingError, ProfileMismatchError
+from plugin.keyword import SparseVector
 from plugin.profile import EmbeddingProfile
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
 
 Match = Mapping[str, str | Sequence[str]]
+# Candidates each side of a hybrid search brings to the fusion: enough that a passage
+# ranked low by one side and high by the other is among them.
+PREFETCH_MIN = 50
+PREFETCH_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,19 @@ class Point:
     id: str
     payload: dict[str, Any]
     vector: list[float] | None = None
+    keyword: SparseVector | None = None
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search merges its dense and keyword rankings: reciprocal rank fusion
+    (`k` damps the weight of the first ranks) or distribution-based score fusion."""
+
+    method: str = "rrf"  # or "dbsf" (plugin.choices.FUSIONS)
+    k: int = DEFAULT_RRF_K
+
+    def prefetch(self, limit: int) -> int:
+        return max(PREFETCH_MIN, PREFETCH_FACTOR * limit)
 
 
 @dataclass(frozen=True)
@@ -65,12 +89,35 @@ class Store(Protocol):
         *,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        lacking_keyword: bool = False,
     ) -> Iterator[Point]:
-        """Every point matching `match`; `fields` limits the payload returned."""
+        """Every point matching `match` (and, with `lacking_keyword`, without a keyword
+        vector); `fields` limits the payload returned."""
 
     def search(
-        self, vector: Sequence[float], *, limit: int, match: Match | None = None
-    ) -> list[ScoredPoint]: ...
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+    ) -> list[ScoredPoint]:
+        """By the dense `vector`, by the `keyword` vector, or by both, their rankings merged
+        by `fusion` (default `Fusion()`)."""
+
+    def has_keyword_vectors(self) -> bool:
+        """Whether the collection has the keyword (sparse) vector at all."""
+
+    def add_keyword_vectors(self) -> None:
+        """Give the collection its keyword vector (IDF), in place, unless it has it; every
+        point and dense vector stays as it is."""
+
+    def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
+        """Set the keyword vector of each point id; its dense vector and payload stay."""
+
+    def write_profile(self, profile: EmbeddingProfile) -> None:
+        """Replace the profile stored with the collection (after an upgrade)."""
 
     def count(self, match: Match | None = None) -> int: ...
 

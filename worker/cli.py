@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from plugin.choices import DEFAULT_SEARCH_MODE, SEARCH_MODES
 from plugin.errors import DocsyncError
 from plugin.search import MAX_LIMIT
 from plugin.settings import Settings
@@ -160,6 +161,12 @@ def _parser() -> argparse.ArgumentParser:
         "--path-prefix",
         help="only files under this folder, or this file; relative to the synced folder, "
         "as hits show it (howto, howto/sockets.rst)",
+    )
+    query.add_argument(
+        "--mode",
+        metavar="{" + ",".join(SEARCH_MODES) + "}",
+        help="dense (the model), keyword (BM25: exact words, names, identifiers) or hybrid "
+        f"(both, fused); default {DEFAULT_SEARCH_MODE} (DOCSYNC_SEARCH_MODE)",
     )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
     query.set_defaults(command=_query)
@@ -388,12 +395,13 @@ def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None
 
 
 def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp: Any) -> Any:
-    from plugin.search import Searcher
+    from plugin.search import Searcher, fusion
     from worker.serve import SOCKET_NAME, Api, Endpoints
     from worker.status import collection_status
 
+    searcher = Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
     api = Api(
-        searcher=Searcher(store, encoder),
+        searcher=searcher,
         healthy=daemon.healthy,
         ready=daemon.ready.is_set,
         metrics=daemon.metrics.render,
@@ -441,12 +449,14 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
     from plugin.search import check_query, connect
 
     try:
-        check_query(ns.question, ns.limit, ns.path_prefix)
+        check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
     except ValueError as exc:
         return _fail(str(exc))
     # The Searcher's own path: the daemon when one holds the store, else the store itself.
     with connect(settings, load_encoder=_load_encoder) as searcher:
-        hits = searcher.search(ns.question, limit=ns.limit, path_prefix=ns.path_prefix)
+        hits = searcher.search(
+            ns.question, limit=ns.limit, path_prefix=ns.path_prefix, mode=ns.mode
+        )
     if ns.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))
         return 0

@@ -29,6 +29,7 @@ from plugin import schema
 from plugin.background import ahead
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, StoreRequestError
+from plugin.keyword import KeywordEncoder
 from plugin.profile import CHUNKER_VERSION
 from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
@@ -38,6 +39,7 @@ from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_par
 from worker.read import Document, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
@@ -131,6 +133,9 @@ class Syncer:
         self.rules = Rules(options.include, options.exclude)
         self.should_stop = should_stop
         self._opened = False
+        # Keyword vectors to write with each point: None while the collection cannot hold
+        # them (a server that cannot add them to a collection made before them).
+        self.keyword: KeywordEncoder | None = encoder.keyword
         self._not_included_said = ""
         if options.chunk_tokens > encoder.max_tokens:
             log.warning(
@@ -146,10 +151,11 @@ class Syncer:
     ) -> SyncReport:
         """Reconcile each (root, scope); scope "" is the whole root. Scopes that still exist
         on disk go first, so files moved out of a vanished scope find their vectors."""
-        if not self._opened:
-            self.store.open(self.encoder.profile(), create=True)
-            self._opened = True
+        started = time.monotonic()
+        added = 0 if self._opened else self._open()
         run = _Run(self, progress or _NoProgress())
+        run.started = started  # the report's seconds include an upgrade's
+        run.report.keyword_vectors_added = added
         ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
         scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
         run.progress.set_total(sum(scan.candidates for scan in scans))
@@ -164,6 +170,19 @@ class Syncer:
         if all(not scope for _, scope in scopes):
             self._tell_not_included(run.report)
         return run.report
+
+    def _open(self) -> int:
+        """Open (or create) the collection; give it keyword vectors if it lacks them."""
+        profile = self.encoder.profile()
+        self.store.open(profile, create=True)
+        try:
+            added = add_keyword_vectors(self.store, profile, self.encoder.keyword)
+        except StoreRequestError as exc:
+            # The dense vectors still sync; searches of this collection stay dense.
+            log.warning("%s; syncing without keyword vectors", exc)
+            self.keyword, added = None, 0
+        self._opened = True
+        return added
 
     def _tell_not_included(self, report: SyncReport) -> None:
         """Once per whole-root sync, and for a daemon only when it changed since it last
@@ -188,7 +207,12 @@ class _Run:
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
         self.full_window = self.options.window_chunks or self.encoder.window
-        self.writer = Writer(self.store, self._written, max_points=4 * self.full_window)
+        self.writer = Writer(
+            self.store,
+            self._written,
+            max_points=4 * self.full_window,
+            keyword=syncer.keyword,
+        )
         self.starter = ThreadPoolExecutor(1, thread_name_prefix="docsync-lookup")
 
     def close(self) -> None:

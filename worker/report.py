@@ -50,6 +50,8 @@ class SyncReport:
     vectors_reused: int = 0
     points_upserted: int = 0
     points_deleted: int = 0
+    # keyword vectors given to points already stored (a collection made before them)
+    keyword_vectors_added: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     failures: list[Skip] = field(default_factory=list)
@@ -84,6 +86,7 @@ class SyncReport:
             "vectors_reused": self.vectors_reused,
             "points_upserted": self.points_upserted,
             "points_deleted": self.points_deleted,
+            "keyword_vectors_added": self.keyword_vectors_added,
             "seconds": round(self.seconds, 3),
             "failures": [
                 {"path": f.path, "reason": f.reason, "detail": f.detail} for f in self.failures

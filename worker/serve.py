@@ -5,7 +5,8 @@ reach a daemon that holds the store.
     GET /healthz                      200 while the sync loop is turning
     GET /readyz                       200 once the initial sync is done and the store answers
     GET /metrics                      Prometheus text format
-    GET /search?q=...&limit=5&path_prefix=...    hits as JSON
+    GET /search?q=...&limit=5&path_prefix=...&mode=...    hits as JSON (mode: dense,
+                                      keyword or hybrid; default DOCSYNC_SEARCH_MODE)
     GET /status                       collection, points, files, profile as JSON
 
 Guards on TCP: a Host header that names this endpoint (against DNS rebinding; any Host once a
@@ -39,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
 from plugin.daemon_client import ask_daemon as ask_daemon
 from plugin.errors import ConfigError, DocsyncError, StoreError
-from plugin.search import MAX_LIMIT, Searcher
+from plugin.search import MAX_LIMIT, Searcher, check_mode
 
 log = logging.getLogger("docsync.http")
 Response = tuple[int, str, bytes]
@@ -90,7 +91,14 @@ class Api:
             return _json(400, {"error": "limit must be a number"})
         if not 1 <= limit <= MAX_LIMIT:
             return _json(400, {"error": f"limit must be between 1 and {MAX_LIMIT}"})
-        hits = self.searcher.search(question, limit=limit, path_prefix=params.get("path_prefix"))
+        mode = params.get("mode", "").strip() or None
+        try:
+            if mode is not None:
+                check_mode(mode)
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        path_prefix = params.get("path_prefix")
+        hits = self.searcher.search(question, limit=limit, path_prefix=path_prefix, mode=mode)
         return _json(200, [hit.to_dict() for hit in hits])
 
 

@@ -6,6 +6,11 @@ The format: a header line, then one line per point.
     {"docsync_export": 1, "collection": "docsync", "profile": {...}}
     {"id": "…", "payload": {...}, "vector": [...]}      # "vector" only with --vectors
 
+Keyword vectors are not exported: import computes each point's from its payload (title and
+text, see `plugin.keyword`), with the importing docsync's BM25 configuration, so an export
+made before keyword vectors imports into a hybrid-ready collection, and an existing target
+made before them is given them first (as a sync would).
+
 Import creates the target collection with the header's profile, or checks an existing one
 against it, then upserts every point under its own ID: importing twice changes nothing, and
 points already in the target that the export lacks are left alone. The header and the first
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from plugin.errors import ConfigError
+from plugin.keyword import KeywordEncoder
 from plugin.profile import EmbeddingProfile
 from plugin.store import Point, Store
+from worker.upgrade import add_keyword_vectors
 
 FORMAT_VERSION = 1
 BATCH = 256
@@ -77,19 +84,27 @@ def import_points(
     """Read an export (or what `read_export` made of one) into `store`; returns the number
     of points written."""
     incoming = lines if isinstance(lines, Incoming) else read_export(lines)
-    store.open(incoming.profile, create=True)
-    count = _flush(store, incoming.first, on_batch)
+    keyword = KeywordEncoder()
+    profile = replace(incoming.profile, keyword=keyword.profile)
+    store.open(profile, create=True)
+    add_keyword_vectors(store, profile, keyword)
+    count = _flush(store, incoming.first, keyword, on_batch)
     batch: list[Point] = []
     for number, line in incoming.rest:
         if line.strip():
             batch.append(_point(number, line, incoming.profile.dimension))
         if len(batch) >= BATCH:
-            count += _flush(store, batch, on_batch)
-    return count + _flush(store, batch, on_batch)
+            count += _flush(store, batch, keyword, on_batch)
+    return count + _flush(store, batch, keyword, on_batch)
 
 
-def _flush(store: Store, batch: list[Point], on_batch: Callable[[int], None] | None) -> int:
-    store.upsert(batch)
+def _flush(
+    store: Store,
+    batch: list[Point],
+    keyword: KeywordEncoder,
+    on_batch: Callable[[int], None] | None,
+) -> int:
+    store.upsert([replace(p, keyword=keyword.embed_payload(p.payload)) for p in batch])
     written = len(batch)
     batch.clear()
     if on_batch is not None and written:
