@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from plugin.encoder import Encoder
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
 from plugin.search import Searcher
 from plugin.settings import Settings
+from plugin.store import Fusion
 from worker.pipeline import SyncOptions, sync
 
 QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
@@ -74,16 +76,24 @@ def naive_search(encoder: Encoder, corpus: Path) -> Callable[[str], Sequence[Any
 def docsync_searches(
     encoder: Encoder, corpus: Path, store_dir: Path
 ) -> tuple[Searcher, dict[str, Callable[[str], Sequence[Any]]]]:
+    """One search per configuration: each mode, and hybrid with each fusion."""
     store = EdgeStore(store_dir, "quality")
     report = sync([corpus], store=store, encoder=encoder, options=SyncOptions())
     if not report.ok:
         raise SystemExit(f"sync failed: {report.failures}")
-    searcher = Searcher(store, encoder)
-
-    def dense(question: str) -> list[Any]:
-        return searcher.search(question, limit=DEPTH)
-
-    return searcher, {"docsync dense": dense}
+    store.optimize()
+    searchers = {
+        "dense": Searcher(store, encoder, mode="dense"),
+        "keyword": Searcher(store, encoder, mode="keyword"),
+        "hybrid rrf": Searcher(store, encoder, mode="hybrid", fusion=Fusion("rrf")),
+        "hybrid rrf k=10": Searcher(store, encoder, mode="hybrid", fusion=Fusion("rrf", 10)),
+        "hybrid dbsf": Searcher(store, encoder, mode="hybrid", fusion=Fusion("dbsf")),
+    }
+    searches = {
+        f"docsync {name}": partial(searcher.search, limit=DEPTH)
+        for name, searcher in searchers.items()
+    }
+    return searchers["dense"], searches
 
 
 def main(argv: list[str]) -> int:
