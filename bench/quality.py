@@ -32,6 +32,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from corpus import DEFAULT_CORPUS, SUFFIXES
 from output import emit
 
+from plugin.choices import DEFAULT_CONTEXT_TOKENS
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
@@ -74,9 +75,9 @@ def naive_search(encoder: Encoder, corpus: Path) -> Callable[[str], Sequence[Any
 
 
 def docsync_searches(
-    encoder: Encoder, corpus: Path, store_dir: Path
+    encoder: Encoder, corpus: Path, store_dir: Path, contexts: Sequence[int]
 ) -> tuple[Searcher, dict[str, Callable[[str], Sequence[Any]]]]:
-    """One search per configuration: each mode, and hybrid with each fusion."""
+    """One search per configuration: each mode, hybrid with each fusion, each context."""
     store = EdgeStore(store_dir, "quality")
     report = sync([corpus], store=store, encoder=encoder, options=SyncOptions())
     if not report.ok:
@@ -90,8 +91,9 @@ def docsync_searches(
         "hybrid dbsf": Searcher(store, encoder, mode="hybrid", fusion=Fusion("dbsf")),
     }
     searches = {
-        f"docsync {name}": partial(searcher.search, limit=DEPTH)
+        f"docsync {name} context={context}": partial(searcher.search, limit=DEPTH, context=context)
         for name, searcher in searchers.items()
+        for context in contexts
     }
     return searchers["dense"], searches
 
@@ -101,15 +103,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--context",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_CONTEXT_TOKENS],
+        help="passage sizes in tokens to score (default: the default)",
+    )
+    parser.add_argument("--only", nargs="+", help="score only configurations naming these")
     args = parser.parse_args(argv)
     questions: list[Question] = load_questions(args.questions)
     encoder = Encoder.from_settings(Settings())
     results: dict[str, Scores] = {"naive": score(questions, naive_search(encoder, args.corpus))}
+    print("naive", results["naive"].to_dict(), file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
-        searcher, searches = docsync_searches(encoder, args.corpus, Path(tmp))
+        searcher, searches = docsync_searches(encoder, args.corpus, Path(tmp), args.context)
         try:
             for name, search in searches.items():
+                if args.only and not any(word in name for word in args.only):
+                    continue
                 results[name] = score(questions, search)
+                print(name, results[name].to_dict(), file=sys.stderr, flush=True)
         finally:
             searcher.close()
     emit({name: scores.to_dict() for name, scores in results.items()}, as_json=args.json)

@@ -9,6 +9,9 @@ SEARCH_MODES = ("dense", "keyword", "hybrid")  # DOCSYNC_SEARCH_MODE, query --mo
 # The mode a search uses unless told otherwise: the one place to change it. Dense until a
 # measurement on real questions says hybrid does better.
 DEFAULT_SEARCH_MODE = "dense"
+# DOCSYNC_CONTEXT_TOKENS, query --context: the tokens a hit's passage grows to around the
+# chunk that matched (0: the chunk alone). Chosen by bench/quality.py.
+DEFAULT_CONTEXT_TOKENS = 0
 FUSIONS = ("rrf", "dbsf")  # DOCSYNC_FUSION: how hybrid merges its two rankings
 DEFAULT_RRF_K = 60  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
 

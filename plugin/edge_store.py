@@ -448,7 +448,8 @@ def _filter(match: Match | None, *, lacking_keyword: bool = False) -> Any:
         return None
     conditions: list[Any] = []
     for key, value in (match or {}).items():
-        condition = edge.MatchValue(value) if isinstance(value, str) else edge.MatchAny(list(value))
+        values: Any = list(value)  # all strings or all integers
+        condition = edge.MatchValue(value) if isinstance(value, str) else edge.MatchAny(values)
         conditions.append(edge.FieldCondition(key=key, match=condition))
     missing: list[Any] | None = (
         [edge.HasVectorCondition(KEYWORD_VECTOR)] if lacking_keyword else None

@@ -17,6 +17,7 @@ PATH = "path"
 PATH_PREFIXES = "path_prefixes"
 TITLE = "title"
 TEXT = "text"
+SECTION = "section"  # the heading path: "Title > Section > Subsection"
 START = "start"
 END = "end"
 CHUNK_INDEX = "chunk_index"
@@ -41,6 +42,7 @@ class Payload(TypedDict):
     path_prefixes: list[str]
     title: str
     text: str
+    section: str
     start: int
     end: int
     chunk_index: int

@@ -14,17 +14,18 @@ dense, with one warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugin import schema
-from plugin.choices import DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
+from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
 from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from plugin.encoder import Encoder
 from plugin.errors import CollectionMissingError, StoreLockedError
-from plugin.store import Fusion, Match, ScoredPoint, Store, collection_missing, open_store
+from plugin.passages import Passage, passages
+from plugin.store import Fusion, Match, Store, collection_missing, open_store
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
@@ -34,11 +35,24 @@ log = logging.getLogger("docsync.search")
 # The most hits one search returns, whoever asks: `Searcher.search`, `docsync query -k`
 # and HTTP /search all refuse more.
 MAX_LIMIT = 100
+MAX_CONTEXT_TOKENS = 4096
+# What growing a hit into a passage reads of its neighbours.
+PASSAGE_FIELDS = (
+    schema.ROOT,
+    schema.PATH,
+    schema.TEXT,
+    schema.SECTION,
+    schema.START,
+    schema.END,
+    schema.CHUNK_INDEX,
+)
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One passage: `text == source[start:end]` of the file at `path` under `root`."""
+    """One passage of the file at `path` under `root`: `text` is `source[start:end]` (where a
+    passage joins chunks, the whitespace between them is a blank line or a space), grown
+    around the chunk that matched, `source[match_start:match_end]`."""
 
     score: float
     text: str
@@ -48,6 +62,15 @@ class Hit:
     root: str = ""
     title: str = ""
     chunk_index: int = 0
+    match_start: int = -1  # the chunk that matched, inside [start, end); -1: all of it
+    match_end: int = -1
+    section: str = ""  # the heading path: "Title > Section > Subsection"
+
+    def __post_init__(self) -> None:
+        if self.match_start < 0:
+            object.__setattr__(self, "match_start", self.start)
+        if self.match_end < 0:
+            object.__setattr__(self, "match_end", self.end)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hit:
@@ -64,6 +87,9 @@ class Hit:
             "root": self.root,
             "title": self.title,
             "chunk_index": self.chunk_index,
+            "match_start": self.match_start,
+            "match_end": self.match_end,
+            "section": self.section,
         }
 
 
@@ -82,13 +108,18 @@ class Searcher:
         *,
         mode: str = DEFAULT_SEARCH_MODE,
         fusion: Fusion | None = None,
+        context: int = DEFAULT_CONTEXT_TOKENS,
+        per_file: int | None = None,
     ) -> None:
         check_mode(mode)
+        check_context(context, per_file)
         store.open(encoder.profile(), create=False)
         self.store = store
         self.encoder = encoder
         self.mode = mode
         self.fusion = fusion or Fusion()
+        self.context = context
+        self.per_file = per_file
         self._keyword_ready = False
         self._fallback_said = False
 
@@ -121,25 +152,60 @@ class Searcher:
         limit: int = 5,
         path_prefix: str | None = None,
         mode: str | None = None,
+        context: int | None = None,
+        per_file: int | None = None,
     ) -> list[Hit]:
         """The `limit` passages closest to `question`, best first. `path_prefix` keeps files
         under a folder (`"howto"`) or one file (`"howto/regex.rst"`), matched by whole path
-        components. `mode`: dense, keyword or hybrid (default: this searcher's). At most
-        `MAX_LIMIT` hits."""
+        components. `mode`: dense, keyword or hybrid. `context`: the tokens a passage grows
+        to around the chunk that matched, within its section (0: the chunk alone).
+        `per_file`: at most this many hits from one file. Each defaults to this searcher's.
+        At most `MAX_LIMIT` hits."""
         check_query(question, limit, path_prefix, mode)
-        return self._search(question, limit, path_prefix, mode or self.mode)
+        check_context(context, per_file)
+        return self._search(
+            question,
+            limit,
+            path_prefix,
+            mode or self.mode,
+            self.context if context is None else context,
+            per_file or self.per_file,
+        )
 
-    def _search(self, question: str, limit: int, path_prefix: str | None, mode: str) -> list[Hit]:
+    def _search(
+        self,
+        question: str,
+        limit: int,
+        path_prefix: str | None,
+        mode: str,
+        context: int,
+        per_file: int | None,
+    ) -> list[Hit]:
         mode = self._usable(mode)
         vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
         keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
         match: Match | None = None
         if path_prefix and schema.normalize_prefix(path_prefix):
             match = {schema.PATH_PREFIXES: schema.normalize_prefix(path_prefix)}
+        # More candidates than hits: merged passages, chunks without words and the per-file
+        # limit each take some away.
+        candidates = min(MAX_LIMIT, max(2 * limit, limit + 10))
         points = self.store.search(
-            vector, limit=limit, match=match, keyword=keyword, fusion=self.fusion
+            vector, limit=candidates, match=match, keyword=keyword, fusion=self.fusion
         )
-        return [_hit(p) for p in points]
+        found = passages(
+            points,
+            limit=limit,
+            budget=context,
+            neighbours=self._neighbours,
+            count_tokens=self.encoder.count_tokens,
+            per_file=per_file,
+        )
+        return [_passage_hit(p) for p in found]
+
+    def _neighbours(self, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
+        match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
+        return [p.payload for p in self.store.scroll(match, fields=PASSAGE_FIELDS)]
 
     def keyword_ready(self) -> bool:
         """Whether the collection holds keyword vectors made as this encoder makes them.
@@ -179,13 +245,33 @@ class DaemonSearcher(Searcher):
     """A `Searcher` that asks the `docsync run` holding the embedded store (over its Unix
     socket) to search with its own store and model. It has no `store` or `encoder` here."""
 
-    def __init__(self, socket_path: Path, *, mode: str = DEFAULT_SEARCH_MODE) -> None:
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        mode: str = DEFAULT_SEARCH_MODE,
+        context: int = DEFAULT_CONTEXT_TOKENS,
+        per_file: int | None = None,
+    ) -> None:
         self.socket_path = socket_path  # no store to open: the daemon holds it
         self.mode = check_mode(mode)
+        check_context(context, per_file)
+        self.context, self.per_file = context, per_file
 
-    def _search(self, question: str, limit: int, path_prefix: str | None, mode: str) -> list[Hit]:
+    def _search(
+        self,
+        question: str,
+        limit: int,
+        path_prefix: str | None,
+        mode: str,
+        context: int,
+        per_file: int | None,
+    ) -> list[Hit]:
         params = {"q": question, "limit": str(limit), "path_prefix": path_prefix or ""}
         params["mode"] = mode
+        params["context"] = str(context)
+        if per_file is not None:
+            params["per_file"] = str(per_file)
         return [Hit.from_dict(hit) for hit in ask_daemon(self.socket_path, "/search", params)]
 
     def close(self) -> None:
@@ -207,6 +293,14 @@ def check_query(
             f"the path prefix {path_prefix!r} is absolute; it is a path relative to a synced "
             "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
         )
+
+
+def check_context(context: int | None, per_file: int | None) -> None:
+    """The rules for `context` and `per_file`: `ValueError` when broken."""
+    if context is not None and not 0 <= context <= MAX_CONTEXT_TOKENS:
+        raise ValueError(f"context must be between 0 and {MAX_CONTEXT_TOKENS} tokens")
+    if per_file is not None and per_file < 1:
+        raise ValueError("per_file must be at least 1")
 
 
 def check_mode(mode: str) -> str:
@@ -231,7 +325,12 @@ def connect(
     except StoreLockedError:
         socket_path = settings.qdrant_path / SOCKET_NAME
         if daemon_answers(socket_path):
-            return DaemonSearcher(socket_path, mode=settings.search_mode)
+            return DaemonSearcher(
+                socket_path,
+                mode=settings.search_mode,
+                context=settings.context_tokens,
+                per_file=settings.hits_per_file,
+            )
         raise
     try:
         try:
@@ -240,7 +339,14 @@ def connect(
             raise collection_missing(store.collection, store.description) from None
         store.ping()  # a store that cannot be opened fails now, not after the model loaded
         encoder = (load_encoder or Encoder.from_settings)(settings)
-        return Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
+        return Searcher(
+            store,
+            encoder,
+            mode=settings.search_mode,
+            fusion=fusion(settings),
+            context=settings.context_tokens,
+            per_file=settings.hits_per_file,
+        )
     except BaseException:
         store.close()
         raise
@@ -251,15 +357,19 @@ def fusion(settings: Settings) -> Fusion:
     return Fusion(method=settings.fusion, k=settings.rrf_k)
 
 
-def _hit(point: ScoredPoint) -> Hit:
-    p = point.payload
+def _passage_hit(passage: Passage) -> Hit:
+    first = passage.chunks[passage.first]
+    last = passage.chunks[passage.last]
     return Hit(
-        score=point.score,
-        text=str(p.get(schema.TEXT, "")),
-        path=str(p.get(schema.PATH, "")),
-        start=int(p.get(schema.START, 0)),
-        end=int(p.get(schema.END, 0)),
-        root=str(p.get(schema.ROOT, "")),
-        title=str(p.get(schema.TITLE, "")),
-        chunk_index=int(p.get(schema.CHUNK_INDEX, 0)),
+        score=passage.score,
+        text=passage.text(),
+        path=passage.path,
+        start=int(first.get(schema.START, 0)),
+        end=int(last.get(schema.END, 0)),
+        root=passage.root,
+        title=passage.title,
+        chunk_index=int(passage.match.get(schema.CHUNK_INDEX, 0)),
+        match_start=int(passage.match.get(schema.START, 0)),
+        match_end=int(passage.match.get(schema.END, 0)),
+        section=passage.section,
     )

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from plugin.choices import (
     BACKENDS,
+    DEFAULT_CONTEXT_TOKENS,
     DEFAULT_RRF_K,
     DEFAULT_SEARCH_MODE,
     FUSIONS,
@@ -124,6 +125,15 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="hybrid with rrf: k, how little the first ranks weigh",
+    )
+    context_tokens: int = Field(
+        DEFAULT_CONTEXT_TOKENS,
+        ge=0,
+        le=4096,
+        description="a hit's passage grows to about this many tokens within its section",
+    )
+    hits_per_file: int | None = Field(
+        None, ge=1, description="at most this many hits from one file (unset: no limit)"
     )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
     cache: Path = Field(

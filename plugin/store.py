@@ -23,7 +23,7 @@ from plugin.profile import EmbeddingProfile
 if TYPE_CHECKING:
     from plugin.settings import Settings
 
-Match = Mapping[str, str | Sequence[str]]
+Match = Mapping[str, str | Sequence[str] | Sequence[int]]
 # Candidates each side of a hybrid search brings to the fusion: enough that a passage
 # ranked low by one side and high by the other is among them.
 PREFETCH_MIN = 50

@@ -57,6 +57,10 @@ class Chunk:
     end: int
     text: str
     tokens: int
+    section: str = ""  # the heading path where the chunk ends: "Title > Section > Subsection"
+
+
+SECTION_SEPARATOR = " > "
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,10 @@ def chunk_text(
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
     counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
-    units = [piece for unit in _blocks(text) for piece in _fit(text, unit, counter, max_tokens)]
+    blocks = _blocks(text)
+    units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor)
+    sections = _Sections(text, blocks)
     return [
         Chunk(
             index=i,
@@ -109,9 +115,52 @@ def chunk_text(
             end=g[-1].end,
             text=text[g[0].start : g[-1].end],
             tokens=sum(counter.count(u.start, u.end) for u in g),
+            section=sections.at(g[-1].end),
         )
         for i, g in enumerate(groups)
     ]
+
+
+class _Sections:
+    """The heading path in effect at any offset of a text. A heading's level is its style's
+    rank in order of first appearance (reStructuredText's rule; it also orders Markdown's
+    `#`, `##` and setext headings as a document uses them)."""
+
+    def __init__(self, text: str, blocks: Sequence[_Unit]) -> None:
+        self._ends: list[int] = []
+        self._paths: list[str] = []
+        styles: list[tuple[str, int]] = []
+        stack: list[tuple[int, str]] = []
+        for block in blocks:
+            source = text[block.start : block.end]
+            title = _heading_text(source) if block.heading else ""
+            if not title:
+                continue
+            style = _heading_style(source)
+            if style not in styles:
+                styles.append(style)
+            level = styles.index(style)
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, " ".join(title.split())))
+            self._ends.append(block.end)
+            self._paths.append(SECTION_SEPARATOR.join(t for _, t in stack))
+
+    def at(self, offset: int) -> str:
+        """The path of the last heading that ends at or before `offset`."""
+        index = bisect_left(self._ends, offset + 1) - 1
+        return self._paths[index] if index >= 0 else ""
+
+
+def _heading_style(block: str) -> tuple[str, int]:
+    """("#", depth) for an ATX heading; (adornment character, 1 if overlined) otherwise."""
+    lines = [line for line in block.splitlines() if line.strip() and not _LABEL.match(line)]
+    atx = _ATX.match(lines[0]) if lines else None
+    if atx:
+        return "#", len(atx.group(1))
+    over = 1 if lines and _ADORNMENT.match(lines[0]) else 0
+    under = next((line for line in reversed(lines) if _ADORNMENT.match(line)), "=")
+    return under.strip()[0], over
 
 
 class _TokenCounter:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plugin.choices import DEFAULT_SEARCH_MODE, SEARCH_MODES
+from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from plugin.errors import DocsyncError
 from plugin.search import MAX_LIMIT
 from plugin.settings import Settings
@@ -167,6 +167,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="{" + ",".join(SEARCH_MODES) + "}",
         help="dense (the model), keyword (BM25: exact words, names, identifiers) or hybrid "
         f"(both, fused); default {DEFAULT_SEARCH_MODE} (DOCSYNC_SEARCH_MODE)",
+    )
+    query.add_argument(
+        "--context",
+        type=int,
+        metavar="TOKENS",
+        help="grow each hit to about this many tokens around the chunk that matched, within "
+        f"its section; 0: the chunk alone (default {DEFAULT_CONTEXT_TOKENS}, "
+        "DOCSYNC_CONTEXT_TOKENS)",
+    )
+    query.add_argument(
+        "--per-file",
+        type=int,
+        metavar="N",
+        help="at most N hits from one file (default: no limit, DOCSYNC_HITS_PER_FILE)",
     )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
     query.set_defaults(command=_query)
@@ -446,16 +460,22 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from plugin.search import check_query, connect
+    from plugin.search import check_context, check_query, connect
 
     try:
         check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
+        check_context(ns.context, ns.per_file)
     except ValueError as exc:
         return _fail(str(exc))
     # The Searcher's own path: the daemon when one holds the store, else the store itself.
     with connect(settings, load_encoder=_load_encoder) as searcher:
         hits = searcher.search(
-            ns.question, limit=ns.limit, path_prefix=ns.path_prefix, mode=ns.mode
+            ns.question,
+            limit=ns.limit,
+            path_prefix=ns.path_prefix,
+            mode=ns.mode,
+            context=ns.context,
+            per_file=ns.per_file,
         )
     if ns.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))

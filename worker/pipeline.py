@@ -48,6 +48,7 @@ MIN_PASSAGE_TOKENS = 16
 # this many files, or this many characters (about 0.2M tokens: a second of one core's work).
 PLAN_GROUP_FILES = 64
 PLAN_GROUP_CHARS = 1_000_000
+PAYLOAD_VERSION = 2
 
 
 class Progress(Protocol):
@@ -77,7 +78,10 @@ class SyncOptions:
 
     @property
     def chunker(self) -> str:
-        return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens}"
+        # What a point's payload was made by, stored in each point: a file whose points have
+        # another is planned again. `payload=2` added the heading path (`section`): points
+        # written before gain it without re-embedding (their embedded text is the same).
+        return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
 
 
 def check_roots(roots: Sequence[Path]) -> list[Path]:

@@ -199,6 +199,7 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         "path_prefixes": schema.path_prefixes(version.path),
         "title": version.title,
         "text": chunk.text,
+        "section": chunk.section,
         "start": chunk.start,
         "end": chunk.end,
         "chunk_index": chunk.index,

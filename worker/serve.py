@@ -5,8 +5,10 @@ reach a daemon that holds the store.
     GET /healthz                      200 while the sync loop is turning
     GET /readyz                       200 once the initial sync is done and the store answers
     GET /metrics                      Prometheus text format
-    GET /search?q=...&limit=5&path_prefix=...&mode=...    hits as JSON (mode: dense,
-                                      keyword or hybrid; default DOCSYNC_SEARCH_MODE)
+    GET /search?q=...&limit=5&path_prefix=...&mode=...&context=...&per_file=...
+                                      hits as JSON (mode: dense, keyword or hybrid; context:
+                                      a passage's tokens; defaults: DOCSYNC_SEARCH_MODE,
+                                      DOCSYNC_CONTEXT_TOKENS, DOCSYNC_HITS_PER_FILE)
     GET /status                       collection, points, files, profile as JSON
 
 Guards on TCP: a Host header that names this endpoint (against DNS rebinding; any Host once a
@@ -40,7 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
 from plugin.daemon_client import ask_daemon as ask_daemon
 from plugin.errors import ConfigError, DocsyncError, StoreError
-from plugin.search import MAX_LIMIT, Searcher, check_mode
+from plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
 
 log = logging.getLogger("docsync.http")
 Response = tuple[int, str, bytes]
@@ -93,13 +95,33 @@ class Api:
             return _json(400, {"error": f"limit must be between 1 and {MAX_LIMIT}"})
         mode = params.get("mode", "").strip() or None
         try:
+            context = _optional_int(params, "context")
+            per_file = _optional_int(params, "per_file")
             if mode is not None:
                 check_mode(mode)
+            check_context(context, per_file)
         except ValueError as exc:
             return _json(400, {"error": str(exc)})
         path_prefix = params.get("path_prefix")
-        hits = self.searcher.search(question, limit=limit, path_prefix=path_prefix, mode=mode)
+        hits = self.searcher.search(
+            question,
+            limit=limit,
+            path_prefix=path_prefix,
+            mode=mode,
+            context=context,
+            per_file=per_file,
+        )
         return _json(200, [hit.to_dict() for hit in hits])
+
+
+def _optional_int(params: dict[str, str], name: str) -> int | None:
+    value = params.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number") from None
 
 
 def _json(status: int, body: Any) -> Response:

@@ -1,0 +1,147 @@
+"""Small chunks to match, larger text to return: search hits grown into passages.
+
+Chunks are small so that a question's vector meets a passage about one thing; an answer
+often needs the sentences around it. A matched chunk is grown with its neighbours in the
+same file and section (same heading path), next one first, then the one before, while the
+passage stays within a token budget. Passages that overlap or touch are merged into one,
+which keeps the better score and the chunk it matched (`match_start`, `match_end`). A chunk
+that carries almost no words (a table border, a lone directive) is never a hit on its own,
+and hits can be limited per file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugin import schema
+from plugin.store import ScoredPoint
+
+# Neighbours looked at on each side of a matched chunk; the token budget stops sooner.
+REACH = 4
+MIN_WORDS = 3  # a chunk with fewer words than this never stands alone as a hit
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+Neighbours = Callable[[str, str, Sequence[int]], Sequence[dict[str, Any]]]
+CountTokens = Callable[[str], int]
+
+
+@dataclass
+class Passage:
+    score: float
+    root: str
+    path: str
+    title: str
+    section: str
+    match: dict[str, Any]  # the payload of the chunk that matched
+    chunks: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> payload
+
+    @property
+    def first(self) -> int:
+        return min(self.chunks)
+
+    @property
+    def last(self) -> int:
+        return max(self.chunks)
+
+    def text(self) -> str:
+        """The chunks in order, each gap between two written as the whitespace it was:
+        a paragraph break for two characters or more, else a space."""
+        parts: list[str] = []
+        previous: dict[str, Any] | None = None
+        for index in sorted(self.chunks):
+            chunk = self.chunks[index]
+            if previous is not None:
+                gap = int(chunk[schema.START]) - int(previous[schema.END])
+                parts.append("\n\n" if gap >= 2 else " " * max(gap, 0))
+            parts.append(str(chunk[schema.TEXT]))
+            previous = chunk
+        return "".join(parts)
+
+
+def has_words(text: str) -> bool:
+    return len(_WORD.findall(text)) >= MIN_WORDS
+
+
+def passages(
+    points: Sequence[ScoredPoint],
+    *,
+    limit: int,
+    budget: int,
+    neighbours: Neighbours,
+    count_tokens: CountTokens,
+    per_file: int | None = None,
+) -> list[Passage]:
+    """At most `limit` passages from `points` (best first): each matched chunk grown to
+    about `budget` tokens (0: the chunk alone), overlapping ones merged, at most
+    `per_file` from one file."""
+    found: list[Passage] = []
+    for point in points:
+        payload = point.payload
+        if not has_words(str(payload.get(schema.TEXT, ""))):
+            continue
+        root, path = str(payload.get(schema.ROOT, "")), str(payload.get(schema.PATH, ""))
+        index = int(payload.get(schema.CHUNK_INDEX, 0))
+        if any(_covers(p, root, path, index) for p in found):
+            continue  # already inside a better hit's passage
+        passage = Passage(
+            point.score,
+            root,
+            path,
+            str(payload.get(schema.TITLE, "")),
+            str(payload.get(schema.SECTION, "")),
+            payload,
+            {index: payload},
+        )
+        if budget > 0:
+            _grow(passage, budget, neighbours, count_tokens)
+        merged = next((p for p in found if _touches(p, passage)), None)
+        if merged is not None:
+            merged.chunks.update(passage.chunks)  # the better (earlier) one keeps its match
+            continue
+        if per_file is not None and sum(1 for p in found if p.path == path) >= per_file:
+            continue
+        found.append(passage)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTokens) -> None:
+    index = passage.first
+    wanted = [i for i in range(index - REACH, index + REACH + 1) if i >= 0 and i != index]
+    around = {
+        int(p.get(schema.CHUNK_INDEX, -1)): p
+        for p in neighbours(passage.root, passage.path, wanted)
+    }
+    tokens = count(str(passage.match.get(schema.TEXT, "")))
+    after, before = index + 1, index - 1
+    while after <= index + REACH or before >= index - REACH:
+        for side in ("after", "before"):
+            at = after if side == "after" else before
+            chunk = around.get(at)
+            usable = chunk is not None and chunk.get(schema.SECTION, "") == passage.section
+            cost = count(str(chunk.get(schema.TEXT, ""))) if usable and chunk else 0
+            if chunk is None or not usable or tokens + cost > budget:
+                if side == "after":
+                    after = index + REACH + 1  # stop growing this way
+                else:
+                    before = index - REACH - 1
+                continue
+            passage.chunks[at] = chunk
+            tokens += cost
+            if side == "after":
+                after += 1
+            else:
+                before -= 1
+
+
+def _covers(passage: Passage, root: str, path: str, index: int) -> bool:
+    return passage.root == root and passage.path == path and index in passage.chunks
+
+
+def _touches(a: Passage, b: Passage) -> bool:
+    same_file = a.root == b.root and a.path == b.path
+    return same_file and a.first <= b.last + 1 and b.first <= a.last + 1
