@@ -1,5 +1,5 @@
 """`docsync eval QUESTIONS.jsonl`: labelled questions scored in every search mode, in-process
-on a real embedded store synced with the tiny model."""
+on a real embedded store synced with the tiny model, directly and through a daemon's socket."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from plugin.choices import SEARCH_MODES
+from plugin.edge_store import EdgeStore
+from plugin.encoder import Encoder
+from plugin.search import Searcher
+from plugin.settings import Settings
 from tests.conftest import CORPUS
 from tests.test_cli import assert_one_error_line, run
+from tests.test_serve import make_api, serving
 
 QUESTIONS = [
     {"question": "How do I create a socket?", "path": "sockets.rst", "answer": "socket"},
@@ -64,6 +69,7 @@ def test_json_scores_every_mode(synced: Path, capsys: pytest.CaptureFixture[str]
     # Three files, ten hits: the answering file is always among them in some rank.
     assert result["keyword"]["hit@5"] > 0 and result["keyword"]["file@5"] == 1.0
     assert "not in the collection" not in err
+    assert "loading model" in err  # the store was opened here, not through a daemon
 
 
 def test_table_has_a_row_per_mode(synced: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,3 +146,23 @@ def test_a_missing_collection_is_one_error_line(
     code, _, err = run(capsys, "eval", str(synced), "--collection", "other")
     assert code == 2
     assert_one_error_line(err, "'other' does not exist")
+
+
+def test_through_the_daemon_that_holds_the_store(
+    synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While a daemon holds the embedded store, eval asks it, as `docsync query` does."""
+    settings = Settings()
+    store = EdgeStore.connect(path=settings.qdrant_path, collection=settings.collection)
+    searcher = Searcher(store, Encoder.from_settings(settings))
+    try:
+        with serving(make_api(searcher), socket_path=settings.qdrant_path / "daemon.sock"):
+            code, out, err = run(capsys, "eval", str(synced), "--json")
+    finally:
+        store.close()
+    assert code == 0, err
+    result = json.loads(out)
+    assert "loading model" not in err  # the daemon's model answered
+    assert result["model"] == settings.model
+    assert all(result[mode]["questions"] == 3 for mode in SEARCH_MODES)
+    assert result["keyword"]["file@5"] == 1.0
