@@ -100,6 +100,9 @@ def test_one_mode_and_a_path_prefix(synced: Path, capsys: pytest.CaptureFixture[
     result = json.loads(out)
     assert code == 0 and set(SEARCH_MODES) & result.keys() == {"keyword"}
     assert result["keyword"]["file@5"] == pytest.approx(1 / 3, abs=0.001)  # only enum.rst
+    code, out, err = run(capsys, "eval", str(synced), "--path-prefix", "/docs/enum.rst")
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "relative to a synced folder")
 
 
 def test_paths_not_in_the_collection_are_one_warning(

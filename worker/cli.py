@@ -496,7 +496,7 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
 def _eval(ns: argparse.Namespace, settings: Settings) -> int:
     questions = load_questions(ns.questions)  # a bad file: one error line, nothing opened
     try:
-        check_query("question", 1, ns.path_prefix)
+        check_query(questions[0].question, DEPTH, ns.path_prefix)  # an absolute prefix
     except ValueError as exc:
         return _fail(str(exc))
     modes = (ns.mode,) if ns.mode else SEARCH_MODES
