@@ -1,9 +1,14 @@
 """Query benchmark: latency of one question through `Searcher.search` on the embedded store
 at 100k points, with the embedding and the search also timed apart, and the baseline (stock
-sentence-transformers `encode` of one question, fp32) in the same run.
+sentence-transformers `encode` of one question, fp32) in the same run. Each question is also
+asked in every search mode (dense, keyword, hybrid with the default fusion), one after the
+other, so the modes' latencies are side by side (`dense_p50_ms`, `hybrid_p50_ms`, ...,
+`hybrid_minus_dense_p50_ms`); `p50_ms` is the default mode's (dense).
 
 The collection holds 100k points (the corpus's real chunks, embedded once, then copies with
-slightly moved vectors to reach the size), indexed as the worker leaves it after a sync.
+slightly moved vectors to reach the size), each with its keyword vector (BM25 of the chunk's
+model input: title and text, as docsync makes them; copies share their original's words),
+indexed as the worker leaves it after a sync.
 
     DOCSYNC_MODEL=/path/to/model python bench/query.py [--points 100000] [--json]
 """
@@ -25,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 
+from plugin.choices import SEARCH_MODES
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
@@ -58,6 +64,7 @@ QUESTIONS = [
 def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
     inputs = [text for f in real_chunks(encoder, DEFAULT_CORPUS) for text in f.inputs]
     base = encoder.embed_passages(inputs)
+    keywords = [encoder.keyword.embed_payload({"text": text}) for text in inputs]
     rng = np.random.default_rng(0)
     store.open(encoder.profile(), create=True)
     for start in range(0, points, 1024):
@@ -80,6 +87,7 @@ def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
                     id=str(uuid.UUID(int=i + 1)),
                     payload=payload,
                     vector=np.asarray(vector, dtype=np.float32).tolist(),
+                    keyword=keywords[row],
                 )
             )
         store.upsert(batch)
@@ -110,6 +118,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def rotated(items: tuple[str, ...], turn: int) -> tuple[str, ...]:
+    shift = turn % len(items)
+    return items[shift:] + items[:shift]
+
+
+def mode_latencies(modes: dict[str, list[float]]) -> dict[str, float]:
+    """p50 and p95 of each search mode, and what hybrid adds to dense at the median."""
+    result: dict[str, float] = {}
+    for mode, times in modes.items():
+        result[f"{mode}_p50_ms"] = round(statistics.median(times), 2)
+        result[f"{mode}_p95_ms"] = round(percentile(times, 0.95), 2)
+    hybrid_extra = statistics.median(modes["hybrid"]) - statistics.median(modes["dense"])
+    result["hybrid_minus_dense_p50_ms"] = round(hybrid_extra, 2)
+    return result
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
@@ -124,22 +148,25 @@ def main(argv: list[str]) -> int:
         build(store, encoder, args.points)
         build_s = time.perf_counter() - started
         searcher = Searcher(store, encoder)
-        whole, embed, search = [], [], []
+        modes: dict[str, list[float]] = {mode: [] for mode in SEARCH_MODES}
+        embed, search = [], []
         for _ in range(args.rounds):
-            for question in QUESTIONS:
-                t0 = time.perf_counter()
-                searcher.search(question, limit=5)
+            for turn, question in enumerate(QUESTIONS):
+                for mode in rotated(SEARCH_MODES, turn):  # none always first
+                    t0 = time.perf_counter()
+                    searcher.search(question, limit=5, mode=mode)
+                    modes[mode].append((time.perf_counter() - t0) * 1000)
                 t1 = time.perf_counter()
                 vector = encoder.embed_query(question)
                 t2 = time.perf_counter()
                 store.search(vector.tolist(), limit=5)
                 t3 = time.perf_counter()
-                whole.append((t1 - t0) * 1000)
                 embed.append((t2 - t1) * 1000)
                 search.append((t3 - t2) * 1000)
         points = store.count()
         store.close()
     stock = stock_embed_ms(encoder, args.rounds)
+    whole = modes[searcher.mode]
     result: dict[str, Any] = {
         "points": points,
         "queries": len(whole),
@@ -149,6 +176,7 @@ def main(argv: list[str]) -> int:
         "embed_p95_ms": round(percentile(embed, 0.95), 2),
         "search_p50_ms": round(statistics.median(search), 2),
         "search_p95_ms": round(percentile(search, 0.95), 2),
+        **mode_latencies(modes),
         "stock_embed_p50_ms": round(statistics.median(stock), 2),
         "embed_speedup": round(statistics.median(stock) / statistics.median(embed), 2),
         "model": encoder.name,

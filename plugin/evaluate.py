@@ -17,7 +17,7 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,13 @@ def same_file(hit_path: str, wanted: str) -> bool:
     return hit_path == wanted or hit_path.endswith("/" + wanted)
 
 
+def unmatched(questions: Sequence[Question], paths: Iterable[str]) -> list[Question]:
+    """The questions whose `path` names none of `paths` (the files of a collection), as
+    `same_file` compares them."""
+    tails = {tail for path in paths for tail in _tails(path)}
+    return [q for q in questions if q.path not in tails]
+
+
 def rank_of(hits: Sequence[Any], question: Question) -> int | None:
     """The 1-based rank of the first relevant hit, or None."""
     return next((i for i, hit in enumerate(hits, start=1) if relevant(hit, question)), None)
@@ -125,6 +132,36 @@ def score(questions: Sequence[Question], search: Callable[[str], Sequence[Any]])
         ndcg_at_10=sum(1 / math.log2(r + 1) for r in found) / count,
         p50_ms=statistics.median(seconds) * 1000 if seconds else 0.0,
     )
+
+
+COLUMNS = (
+    ("Hit@1", "hit@1"),
+    ("Hit@5", "hit@5"),
+    ("File@5", "file@5"),
+    ("MRR@10", "mrr@10"),
+    ("nDCG@10", "ndcg@10"),
+    ("p50 ms", "p50_ms"),
+)
+
+
+def table(rows: Mapping[str, Scores]) -> str:
+    """One aligned line per row (a search mode, say) under a header of the scores' names."""
+    width = max(len("mode"), *map(len, rows))
+    lines = [f"{'mode':<{width}}" + "".join(f"  {title:>7}" for title, _ in COLUMNS)]
+    for name, scores in rows.items():
+        values = scores.to_dict()
+        cells = (
+            f"  {values[key]:>7.1f}" if key == "p50_ms" else f"  {values[key]:>7.3f}"
+            for _, key in COLUMNS
+        )
+        lines.append(f"{name:<{width}}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _tails(path: str) -> list[str]:
+    """`a/b/c.md` gives `a/b/c.md`, `b/c.md`, `c.md`: what `same_file` accepts for it."""
+    parts = path.split("/")
+    return ["/".join(parts[i:]) for i in range(len(parts))]
 
 
 def _flat(text: str) -> str:

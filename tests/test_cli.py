@@ -217,7 +217,7 @@ def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("docsync")
     for program in ([str(exe)], [sys.executable, "-m", "worker.cli"]):
         result = subprocess.run([*program, "--help"], capture_output=True, text=True, check=True)
-        for command in ("sync", "query", "status"):
+        for command in ("sync", "query", "eval", "status"):
             assert command in result.stdout
 
 

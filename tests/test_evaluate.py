@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plugin.errors import ConfigError
-from plugin.evaluate import Question, load_questions, rank_of, score
+from plugin.evaluate import Question, load_questions, rank_of, score, table, unmatched
 
 
 @dataclass
@@ -68,3 +68,28 @@ def test_questions_load(tmp_path: Path) -> None:
         load_questions(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_questions(tmp_path / "missing.jsonl")
+
+
+def test_unmatched_paths_compare_as_same_file_does() -> None:
+    stored = ["docs/howto/a.md", "b.md"]
+    questions = [Question("q", "howto/a.md"), Question("q", "a.md"), Question("q", "b.md")]
+    assert unmatched(questions, stored) == []
+    wrong = [Question("q", "other/a.md"), Question("q", "docs/b.md"), Question("q", "b.md")]
+    assert unmatched(wrong, stored) == wrong[:2]
+
+
+def test_table_aligns_a_row_per_name() -> None:
+    scores = score([Question("q", "a.md")], lambda q: [FakeHit("a.md", "x")])
+    lines = table({"dense": scores, "hybrid": scores}).splitlines()
+    assert lines[0].split() == [
+        "mode",
+        "Hit@1",
+        "Hit@5",
+        "File@5",
+        "MRR@10",
+        "nDCG@10",
+        "p50",
+        "ms",
+    ]
+    assert lines[1].split()[:6] == ["dense", "1.000", "1.000", "1.000", "1.000", "1.000"]
+    assert len({len(line) for line in lines}) == 1

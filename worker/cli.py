@@ -17,16 +17,18 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from plugin import schema
 from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from plugin.errors import DocsyncError
-from plugin.search import MAX_LIMIT
+from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
+from plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
 from plugin.settings import Settings
 from plugin.store import Store, open_store
 
@@ -184,6 +186,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
     query.set_defaults(command=_query)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="score labelled questions in every search mode"
+    )
+    evaluate.add_argument(
+        "questions",
+        type=Path,
+        metavar="QUESTIONS.jsonl",
+        help='one JSON object a line: {"question": ..., "path": ..., "answer": ...} (path as '
+        "hits show it; answer, optional, a phrase the answering passage contains)",
+    )
+    evaluate.add_argument(
+        "--mode", choices=SEARCH_MODES, help="only this search mode (default: all of them)"
+    )
+    evaluate.add_argument(
+        "--path-prefix", help="only files under this folder, or this file (as for query)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(command=_eval)
 
     status = commands.add_parser("status", parents=[common], help="describe the collection")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -460,7 +481,7 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from plugin.search import check_context, check_query, connect
+    from plugin.search import check_context
 
     try:
         check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
@@ -492,6 +513,79 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
         excerpt = excerpt if len(excerpt) <= 300 else excerpt[:297] + "..."
         print(f"{hit.score:.3f}  {hit.path}  [{hit.start}:{hit.end}]\n    {excerpt}\n")
     return 0
+
+
+def _eval(ns: argparse.Namespace, settings: Settings) -> int:
+    questions = load_questions(ns.questions)  # a bad file: one error line, nothing opened
+    try:
+        check_query(questions[0].question, DEPTH, ns.path_prefix)  # an absolute prefix
+    except ValueError as exc:
+        return _fail(str(exc))
+    modes = (ns.mode,) if ns.mode else SEARCH_MODES
+    with connect(settings, load_encoder=_load_encoder) as searcher:
+        _warn_unmatched(searcher, questions)
+        results = _score_modes(searcher, questions, modes, ns.path_prefix)
+    about = _eval_about(settings, searcher, len(questions))
+    if ns.json:
+        print(json.dumps({**about, **{m: s.to_dict() for m, s in results.items()}}))
+        return 0
+    print(
+        f"{about['questions']} questions on collection {about['collection']!r} "
+        f"({about['store']}), model {about['model']}; hybrid fuses by {about['fusion']}"
+    )
+    print(table(results))
+    return 0
+
+
+def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[str, Any]:
+    """What `docsync eval` measured: the collection, the model, the fusion, the count."""
+    # A DaemonSearcher has no encoder here: the daemon loaded the model the settings name.
+    model = searcher.encoder.name if not isinstance(searcher, DaemonSearcher) else settings.model
+    fusion = settings.fusion + (f" k={settings.rrf_k}" if settings.fusion == "rrf" else "")
+    return {
+        "collection": settings.collection,
+        "store": settings.store_description(),
+        "model": model,
+        "fusion": fusion,
+        "questions": questions,
+    }
+
+
+def _score_modes(
+    searcher: Searcher, questions: list[Question], modes: Sequence[str], path_prefix: str | None
+) -> dict[str, Scores]:
+    """Each mode's scores, with a progress bar over every search of every mode."""
+    from worker.progress import progress_bar
+
+    results = {}
+    with progress_bar(desc="eval", unit="question") as progress:
+        progress.set_total(len(questions) * len(modes))
+        for mode in modes:
+
+            def search(question: str, mode: str = mode) -> list[Hit]:
+                hits = searcher.search(question, limit=DEPTH, path_prefix=path_prefix, mode=mode)
+                progress.advance()
+                return hits
+
+            results[mode] = score(questions, search)
+    return results
+
+
+def _warn_unmatched(searcher: Searcher, questions: list[Question]) -> None:
+    """One warning when questions name files the collection does not hold: most likely
+    paths written from another folder than the synced one."""
+    if isinstance(searcher, DaemonSearcher):
+        return  # the daemon holds the store, and lists no files: nothing to compare with
+    stored = searcher.store.scroll({}, fields=[schema.PATH])
+    missing = unmatched(questions, {str(p.payload.get(schema.PATH, "")) for p in stored})
+    if missing:
+        log.warning(
+            "%d of %d questions name a file that is not in the collection (the first: %r); "
+            "a question's path is relative to the synced folder, as hits show it",
+            len(missing),
+            len(questions),
+            missing[0].path,
+        )
 
 
 def _status(ns: argparse.Namespace, settings: Settings) -> int:

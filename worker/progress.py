@@ -30,12 +30,15 @@ class _Silent:
 
 
 @contextmanager
-def progress_bar(enabled: bool | None = None) -> Iterator[_Bar | _Silent]:
-    """Files done out of files found; shown only when stderr is a terminal."""
+def progress_bar(
+    enabled: bool | None = None, *, desc: str = "sync", unit: str = "file"
+) -> Iterator[_Bar | _Silent]:
+    """Files done out of files found (or other `unit`s); shown only when stderr is a
+    terminal."""
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
         yield _Silent()
         return
-    with tqdm(total=0, unit="file", desc="sync", file=sys.stderr) as bar, logging_redirect_tqdm():
+    with tqdm(total=0, unit=unit, desc=desc, file=sys.stderr) as bar, logging_redirect_tqdm():
         yield _Bar(bar)
