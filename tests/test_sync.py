@@ -457,3 +457,27 @@ def test_a_rejected_part_keeps_the_files_old_points(
     assert old <= {p.id for p in memory_store.scroll({"path": path})}
     run_sync(docs, memory_store, tiny_encoder)
     assert_exact(memory_store, docs, tiny_encoder)
+
+
+def test_points_written_before_heading_paths_gain_them_without_reembedding(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker import pipeline, plan
+
+    payload = plan._payload
+
+    def before_sections(*args: Any) -> Any:
+        old = payload(*args)
+        del old["section"]  # type: ignore[misc]
+        return old
+
+    monkeypatch.setattr(plan, "_payload", before_sections)
+    monkeypatch.setattr(pipeline, "PAYLOAD_VERSION", 1)
+    run_sync(docs, memory_store, tiny_encoder)
+    assert all("section" not in p.payload for p in memory_store.scroll({}))
+    monkeypatch.undo()
+    report = run_sync(docs, memory_store, tiny_encoder)
+    assert report.chunks_embedded == 0 and report.files_changed == 21
+    sections = {p.payload["section"] for p in memory_store.scroll({"path": "howto/regex.rst"})}
+    assert "Regular Expression HOWTO > Introduction" in sections
+    assert run_sync(docs, memory_store, tiny_encoder).files_changed == 0
