@@ -101,7 +101,8 @@ def passages(
         if merged is not None:
             merged.chunks.update(passage.chunks)  # the better (earlier) one keeps its match
             continue
-        if per_file is not None and sum(1 for p in found if p.path == path) >= per_file:
+        same_file = sum(1 for p in found if (p.root, p.path) == (root, path))
+        if per_file is not None and same_file >= per_file:
             continue
         found.append(passage)
         if len(found) >= limit:
@@ -117,25 +118,22 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
         for p in neighbours(passage.root, passage.path, wanted)
     }
     tokens = count(str(passage.match.get(schema.TEXT, "")))
-    after, before = index + 1, index - 1
-    while after <= index + REACH or before >= index - REACH:
-        for side in ("after", "before"):
-            at = after if side == "after" else before
+    growing = {1: True, -1: True}  # after, before: still growing that way
+    for distance in range(1, REACH + 1):
+        for direction in (1, -1):
+            if not growing[direction]:
+                continue
+            at = index + direction * distance
             chunk = around.get(at)
-            usable = chunk is not None and chunk.get(schema.SECTION, "") == passage.section
-            cost = count(str(chunk.get(schema.TEXT, ""))) if usable and chunk else 0
-            if chunk is None or not usable or tokens + cost > budget:
-                if side == "after":
-                    after = index + REACH + 1  # stop growing this way
-                else:
-                    before = index - REACH - 1
+            if chunk is None or chunk.get(schema.SECTION, "") != passage.section:
+                growing[direction] = False
+                continue
+            cost = count(str(chunk.get(schema.TEXT, "")))
+            if tokens + cost > budget:
+                growing[direction] = False
                 continue
             passage.chunks[at] = chunk
             tokens += cost
-            if side == "after":
-                after += 1
-            else:
-                before -= 1
 
 
 def _covers(passage: Passage, root: str, path: str, index: int) -> bool:
