@@ -6,13 +6,14 @@ from __future__ import annotations
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # DOCSYNC_PRECISION
 BACKENDS = ("torch", "onnx", "onnx-int8")  # DOCSYNC_BACKEND
 SEARCH_MODES = ("dense", "keyword", "hybrid")  # DOCSYNC_SEARCH_MODE, query --mode, ?mode=
-# The mode a search uses unless told otherwise: the one place to change it. Dense until a
-# measurement on real questions says hybrid does better.
-DEFAULT_SEARCH_MODE = "dense"
+# The mode a search uses unless told otherwise: the one place to change it. Hybrid measured
+# best on the labelled questions of bench/questions.jsonl (bench/quality.py, NOTES.md).
+DEFAULT_SEARCH_MODE = "hybrid"
 # DOCSYNC_CONTEXT_TOKENS, query --context: the tokens a hit's passage grows to around the
 # chunk that matched (0: the chunk alone). Chosen by bench/quality.py.
-DEFAULT_CONTEXT_TOKENS = 0
+DEFAULT_CONTEXT_TOKENS = 256
 FUSIONS = ("rrf", "dbsf")  # DOCSYNC_FUSION: how hybrid merges its two rankings
+DEFAULT_FUSION = "dbsf"  # measured best with passages (bench/quality.py)
 DEFAULT_RRF_K = 60  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
 
 

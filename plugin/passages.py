@@ -47,18 +47,27 @@ class Passage:
         return max(self.chunks)
 
     def text(self) -> str:
-        """The chunks in order, each gap between two written as the whitespace it was:
-        a paragraph break for two characters or more, else a space."""
+        """The chunks in order with the whitespace between them: exactly the file's text
+        from the first chunk's start to the last one's end. (Points written before chunks
+        kept their `gap` get a paragraph break for a gap of two characters or more, else
+        a space, until the next sync adds it.)"""
         parts: list[str] = []
         previous: dict[str, Any] | None = None
         for index in sorted(self.chunks):
             chunk = self.chunks[index]
             if previous is not None:
-                gap = int(chunk[schema.START]) - int(previous[schema.END])
-                parts.append("\n\n" if gap >= 2 else " " * max(gap, 0))
+                parts.append(_gap(previous, chunk))
             parts.append(str(chunk[schema.TEXT]))
             previous = chunk
         return "".join(parts)
+
+
+def _gap(previous: dict[str, Any], chunk: dict[str, Any]) -> str:
+    gap = chunk.get(schema.GAP)
+    if isinstance(gap, str):
+        return gap
+    width = int(chunk[schema.START]) - int(previous[schema.END])
+    return "\n\n" if width >= 2 else " " * max(width, 0)
 
 
 def has_words(text: str) -> bool:

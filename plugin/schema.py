@@ -18,6 +18,9 @@ PATH_PREFIXES = "path_prefixes"
 TITLE = "title"
 TEXT = "text"
 SECTION = "section"  # the heading path: "Title > Section > Subsection"
+# The whitespace between the previous chunk's end (or the file's start) and this chunk: with
+# it, neighbouring chunks join into exactly the file's text (passages, `text == file[start:end]`).
+GAP = "gap"
 START = "start"
 END = "end"
 CHUNK_INDEX = "chunk_index"
@@ -43,6 +46,7 @@ class Payload(TypedDict):
     title: str
     text: str
     section: str
+    gap: str
     start: int
     end: int
     chunk_index: int

@@ -42,6 +42,7 @@ PASSAGE_FIELDS = (
     schema.PATH,
     schema.TEXT,
     schema.SECTION,
+    schema.GAP,
     schema.START,
     schema.END,
     schema.CHUNK_INDEX,

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from plugin.choices import (
     BACKENDS,
     DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_FUSION,
     DEFAULT_RRF_K,
     DEFAULT_SEARCH_MODE,
     FUSIONS,
@@ -119,7 +120,7 @@ class Settings(BaseSettings):
         DEFAULT_SEARCH_MODE,
         description="dense (the model), keyword (BM25) or hybrid (both, fused)",
     )
-    fusion: str = Field("rrf", description="hybrid: rrf (reciprocal rank) or dbsf (score)")
+    fusion: str = Field(DEFAULT_FUSION, description="hybrid: rrf (reciprocal rank) or dbsf (score)")
     rrf_k: int = Field(
         DEFAULT_RRF_K,
         ge=1,

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plugin.choices import DEFAULT_RRF_K
+from plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
 from plugin.errors import CollectionMissingError, ProfileMismatchError
 from plugin.keyword import SparseVector
 from plugin.profile import EmbeddingProfile
@@ -43,7 +43,7 @@ class Fusion:
     """How a hybrid search merges its dense and keyword rankings: reciprocal rank fusion
     (`k` damps the weight of the first ranks) or distribution-based score fusion."""
 
-    method: str = "rrf"  # or "dbsf" (plugin.choices.FUSIONS)
+    method: str = DEFAULT_FUSION  # plugin.choices.FUSIONS
     k: int = DEFAULT_RRF_K
 
     def prefetch(self, limit: int) -> int:

@@ -48,6 +48,10 @@ def test_offsets_size_and_coverage(path: Path, tiny_encoder: Encoder) -> None:
         == "".join(text[a.start : a.end] for a in chunks).split()
     )
     assert re.sub(r"\s", "", "".join(c.text for c in chunks)) == re.sub(r"\s", "", text)
+    # each chunk's gap is the whitespace before it: together they give back the text
+    ends = [0, *(c.end for c in chunks)][:-1]
+    assert all(c.gap == text[e : c.start] for e, c in zip(ends, chunks, strict=True))
+    assert "".join(c.gap + c.text for c in chunks) == text.rstrip()
 
 
 def test_sizes_are_close_to_training_passages(tiny_encoder: Encoder) -> None:

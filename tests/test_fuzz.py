@@ -261,6 +261,8 @@ def test_scan_read_and_chunk_survive_hostile_files(tree: Path, tiny_encoder: Enc
         for chunk in chunks:
             assert chunk.text == document.text[chunk.start : chunk.end]
             assert chunk.text.strip() and chunk.tokens <= limit, (source.path, chunk)
+        joined = "".join(c.gap + c.text for c in chunks)
+        assert joined == document.text.rstrip(), f"seed {SEED}: {source.path!r} loses text"
     assert read > FILES // 8, f"seed {SEED}: too few files read to say much"
 
 

@@ -136,3 +136,18 @@ def test_path_prefix_limits_the_search(searcher: Searcher) -> None:
     assert hits and all(h.path.startswith("using/") for h in hits)
     one = searcher.search("sockets", limit=3, path_prefix="howto/sockets.rst")
     assert {h.path for h in one} == {"howto/sockets.rst"}
+
+
+def test_passages_are_exactly_the_file_text_they_cite(
+    searcher: Searcher, synced: tuple[Path, dict[str, str]]
+) -> None:
+    """A hit grown with its neighbours is the file's own text from `start` to `end`, with
+    the whitespace between the chunks as it was (code blocks keep their indentation)."""
+    grown = 0
+    for question in QUESTIONS:
+        for hit in searcher.search(question, limit=5, context=512):
+            source = (CORPUS / hit.path).read_text(encoding="utf-8")
+            assert hit.text == source[hit.start : hit.end], (hit.path, hit.start)
+            assert hit.start <= hit.match_start < hit.match_end <= hit.end
+            grown += hit.match_start > hit.start or hit.match_end < hit.end
+    assert grown >= len(QUESTIONS)  # most hits did grow: the joins were checked

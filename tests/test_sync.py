@@ -459,7 +459,7 @@ def test_a_rejected_part_keeps_the_files_old_points(
     assert_exact(memory_store, docs, tiny_encoder)
 
 
-def test_points_written_before_heading_paths_gain_them_without_reembedding(
+def test_points_written_before_heading_paths_and_gaps_gain_them_without_reembedding(
     docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from worker import pipeline, plan
@@ -469,6 +469,7 @@ def test_points_written_before_heading_paths_gain_them_without_reembedding(
     def before_sections(*args: Any) -> Any:
         old = payload(*args)
         del old["section"]  # type: ignore[misc]
+        del old["gap"]  # type: ignore[misc]
         return old
 
     monkeypatch.setattr(plan, "_payload", before_sections)
@@ -480,4 +481,6 @@ def test_points_written_before_heading_paths_gain_them_without_reembedding(
     assert report.chunks_embedded == 0 and report.files_changed == 21
     sections = {p.payload["section"] for p in memory_store.scroll({"path": "howto/regex.rst"})}
     assert "Regular Expression HOWTO > Introduction" in sections
+    gaps = {p.payload["gap"] for p in memory_store.scroll({"path": "howto/regex.rst"})}
+    assert "\n\n" in gaps
     assert run_sync(docs, memory_store, tiny_encoder).files_changed == 0

@@ -16,7 +16,9 @@ the chunk it lands in and rarely more than one neighbour, instead of shifting ev
 boundary.
 
 Every chunk satisfies `chunk.text == text[chunk.start:chunk.end]` and starts and ends on
-non-whitespace.
+non-whitespace; only whitespace lies between chunks, and each chunk keeps the whitespace
+before it (`gap`), so the chunks' gaps and texts in order make the text less its trailing
+whitespace.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Chunk:
     text: str
     tokens: int
     section: str = ""  # the heading path where the chunk ends: "Title > Section > Subsection"
+    # the whitespace between the previous chunk's end (or the text's start) and this chunk
+    gap: str = ""
 
 
 SECTION_SEPARATOR = " > "
@@ -108,6 +112,7 @@ def chunk_text(
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor)
     sections = _Sections(text, blocks)
+    ends = [0] + [g[-1].end for g in groups]
     return [
         Chunk(
             index=i,
@@ -116,6 +121,7 @@ def chunk_text(
             text=text[g[0].start : g[-1].end],
             tokens=sum(counter.count(u.start, u.end) for u in g),
             section=sections.at(g[-1].end),
+            gap=text[ends[i] : g[0].start],
         )
         for i, g in enumerate(groups)
     ]

@@ -48,7 +48,7 @@ MIN_PASSAGE_TOKENS = 16
 # this many files, or this many characters (about 0.2M tokens: a second of one core's work).
 PLAN_GROUP_FILES = 64
 PLAN_GROUP_CHARS = 1_000_000
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 
 
 class Progress(Protocol):
@@ -79,8 +79,9 @@ class SyncOptions:
     @property
     def chunker(self) -> str:
         # What a point's payload was made by, stored in each point: a file whose points have
-        # another is planned again. `payload=2` added the heading path (`section`): points
-        # written before gain it without re-embedding (their embedded text is the same).
+        # another is planned again. `payload=2` added the heading path (`section`), `payload=3`
+        # the whitespace before each chunk (`gap`): points written before gain them without
+        # re-embedding (their embedded text is the same).
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
 
 

@@ -200,6 +200,7 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         "title": version.title,
         "text": chunk.text,
         "section": chunk.section,
+        "gap": chunk.gap,
         "start": chunk.start,
         "end": chunk.end,
         "chunk_index": chunk.index,
