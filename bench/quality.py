@@ -7,6 +7,10 @@ labelled questions of bench/questions.jsonl, with the same model, in one run.
 Each is scored by `plugin.evaluate` (Hit@1, Hit@5, File@5, MRR@10, nDCG@10; p50 latency).
 
     DOCSYNC_MODEL=/path/to/model DOCSYNC_QUERY_PREFIX= python bench/quality.py [--json]
+        [--context 0 256 ...] [--chunk-tokens 128 256 ...] [--heading-path] [--only WORD ...]
+
+`--chunk-tokens` and `--heading-path` sync the corpus once per variant (chunk limit; the
+heading path embedded before each chunk instead of the document's title).
 
 Model, query prefix, device and the rest come from the DOCSYNC_* settings, as for docsync.
 
@@ -19,7 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,6 +44,8 @@ from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
 from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.store import Fusion
+from worker import plan
+from worker.chunk import clip_title
 from worker.pipeline import SyncOptions, sync
 
 QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
@@ -74,12 +81,59 @@ def naive_search(encoder: Encoder, corpus: Path) -> Callable[[str], Sequence[Any
     return search
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How the corpus is synced: the chunk limit, and what stands before each chunk's text
+    in the model's input (the document's title, as docsync does, or the chunk's heading
+    path, for item 4 of the retrieval issue)."""
+
+    chunk_tokens: int = SyncOptions.chunk_tokens
+    heading_path: bool = False
+
+    def label(self) -> str:
+        parts = (
+            [] if self.chunk_tokens == SyncOptions.chunk_tokens else [f"chunk={self.chunk_tokens}"]
+        )
+        return " ".join(parts + (["heading-path"] if self.heading_path else []))
+
+
+@contextmanager
+def embedding_heading_paths(encoder: Encoder, on: bool) -> Iterator[None]:
+    """While on, each chunk is embedded after its heading path (clipped as titles are)
+    instead of the document's title. A measurement, not a setting: the planner composes
+    one model input per chunk, in order, and this hands each its chunk's path."""
+    if not on:
+        yield
+        return
+    original = plan._desired_points
+
+    def desired(version: Any, compose: Callable[[str, str], str]) -> Any:
+        sections = iter([c.section for c in version.chunks])
+
+        def with_path(text: str, title: str) -> str:
+            return compose(text, clip_title(next(sections), encoder) or title)
+
+        return original(version, with_path)
+
+    plan._desired_points = desired  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        plan._desired_points = original  # type: ignore[assignment]
+
+
 def docsync_searches(
-    encoder: Encoder, corpus: Path, store_dir: Path, contexts: Sequence[int]
+    encoder: Encoder,
+    corpus: Path,
+    store_dir: Path,
+    contexts: Sequence[int],
+    variant: Variant = Variant(),
 ) -> tuple[Searcher, dict[str, Callable[[str], Sequence[Any]]]]:
     """One search per configuration: each mode, hybrid with each fusion, each context."""
     store = EdgeStore(store_dir, "quality")
-    report = sync([corpus], store=store, encoder=encoder, options=SyncOptions())
+    with embedding_heading_paths(encoder, variant.heading_path):
+        options = SyncOptions(chunk_tokens=variant.chunk_tokens)
+        report = sync([corpus], store=store, encoder=encoder, options=options)
     if not report.ok:
         raise SystemExit(f"sync failed: {report.failures}")
     store.optimize()
@@ -90,8 +144,11 @@ def docsync_searches(
         "hybrid rrf k=10": Searcher(store, encoder, mode="hybrid", fusion=Fusion("rrf", 10)),
         "hybrid dbsf": Searcher(store, encoder, mode="hybrid", fusion=Fusion("dbsf")),
     }
-    searches = {
-        f"docsync {name} context={context}": partial(searcher.search, limit=DEPTH, context=context)
+    suffix = f" {variant.label()}" if variant.label() else ""
+    searches: dict[str, Callable[[str], Sequence[Any]]] = {
+        f"docsync {name} context={context}{suffix}": partial(
+            searcher.search, limit=DEPTH, context=context
+        )
         for name, searcher in searchers.items()
         for context in contexts
     }
@@ -110,22 +167,42 @@ def main(argv: list[str]) -> int:
         default=[DEFAULT_CONTEXT_TOKENS],
         help="passage sizes in tokens to score (default: the default)",
     )
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        nargs="+",
+        default=[SyncOptions.chunk_tokens],
+        help="chunk limits to sync the corpus with, one store each (default: the default)",
+    )
+    parser.add_argument(
+        "--heading-path",
+        action="store_true",
+        help="also sync with each chunk's heading path embedded instead of the title",
+    )
     parser.add_argument("--only", nargs="+", help="score only configurations naming these")
     args = parser.parse_args(argv)
     questions: list[Question] = load_questions(args.questions)
     encoder = Encoder.from_settings(Settings())
     results: dict[str, Scores] = {"naive": score(questions, naive_search(encoder, args.corpus))}
     print("naive", results["naive"].to_dict(), file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
-        searcher, searches = docsync_searches(encoder, args.corpus, Path(tmp), args.context)
-        try:
-            for name, search in searches.items():
-                if args.only and not any(word in name for word in args.only):
-                    continue
-                results[name] = score(questions, search)
-                print(name, results[name].to_dict(), file=sys.stderr, flush=True)
-        finally:
-            searcher.close()
+    variants = [
+        Variant(tokens, heading)
+        for tokens in args.chunk_tokens
+        for heading in ([False, True] if args.heading_path else [False])
+    ]
+    for variant in variants:
+        with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
+            searcher, searches = docsync_searches(
+                encoder, args.corpus, Path(tmp), args.context, variant
+            )
+            try:
+                for name, search in searches.items():
+                    if args.only and not any(word in name for word in args.only):
+                        continue
+                    results[name] = score(questions, search)
+                    print(name, results[name].to_dict(), file=sys.stderr, flush=True)
+            finally:
+                searcher.close()
     emit({name: scores.to_dict() for name, scores in results.items()}, as_json=args.json)
     return 0
 

@@ -3,7 +3,7 @@ at 100k points, with the embedding and the search also timed apart, and the base
 sentence-transformers `encode` of one question, fp32) in the same run. Each question is also
 asked in every search mode (dense, keyword, hybrid with the default fusion), one after the
 other, so the modes' latencies are side by side (`dense_p50_ms`, `hybrid_p50_ms`, ...,
-`hybrid_minus_dense_p50_ms`); `p50_ms` is the default mode's (dense).
+`hybrid_minus_dense_p50_ms`); `p50_ms` is the default mode's (`DOCSYNC_SEARCH_MODE`).
 
 The collection holds 100k points (the corpus's real chunks, embedded once, then copies with
 slightly moved vectors to reach the size), each with its keyword vector (BM25 of the chunk's
