@@ -6,8 +6,8 @@ alignment per byte, each token's string, id and offsets), and a list of `(start,
 tuples costs another 130 bytes per token: a 10 MB file (2.5 million tokens) took 1.7 GB.
 
 Here a long text is tokenized in pieces of about `PIECE_CHARS` characters, at most
-`CALL_CHARS` characters per tokenizer call, and the spans are kept in two `array('q')`
-arrays (16 bytes a token). Pieces are cut only at a space or a line break, and only for
+`CALL_CHARS` characters per tokenizer call, and the spans are kept in two arrays of
+32-bit offsets (8 bytes a token). Pieces are cut only at a space or a line break, and only for
 tokenizers that split words at whitespace before anything else looks across it (BERT's
 WordPiece, as in the seed model and MiniLM): for them, a cut at whitespace gives exactly
 the tokens of the whole text. Any other tokenizer (byte-level BPE treats runs of spaces by
@@ -38,26 +38,36 @@ _CHARWISE_NORMALIZERS |= {"StripAccents"}
 _WHITESPACE = re.compile(r"[ \n]")
 
 
+# Offsets are 32-bit: a text of 2**31 characters or more (far above any file size docsync
+# can hold in memory) is refused rather than wrapped.
+OFFSET_TYPE = "i"
+MAX_OFFSET = 2**31 - 1
+
+
 class TokenSpans(Sequence[tuple[int, int]]):
     """The character spans of a text's tokens, as two arrays of offsets."""
 
     __slots__ = ("ends", "starts")
 
     def __init__(self, starts: array[int] | None = None, ends: array[int] | None = None) -> None:
-        self.starts: array[int] = array("q") if starts is None else starts
-        self.ends: array[int] = array("q") if ends is None else ends
+        self.starts: array[int] = array(OFFSET_TYPE) if starts is None else starts
+        self.ends: array[int] = array(OFFSET_TYPE) if ends is None else ends
 
     @classmethod
     def of(cls, spans: Sequence[tuple[int, int]]) -> TokenSpans:
         if isinstance(spans, TokenSpans):
             return spans
-        return cls(array("q", (s for s, _ in spans)), array("q", (e for _, e in spans)))
+        starts = array(OFFSET_TYPE, (s for s, _ in spans))
+        return cls(starts, array(OFFSET_TYPE, (e for _, e in spans)))
 
     def extend(self, offsets: Sequence[tuple[int, int]], shift: int) -> None:
         """Append a piece's token offsets, moved by `shift` characters."""
         if not offsets:
             return
         pairs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2) + shift
+        if int(pairs.max()) > MAX_OFFSET:
+            raise OverflowError(f"text too long for token offsets: {int(pairs.max())} characters")
+        pairs = pairs.astype(np.dtype(OFFSET_TYPE))
         self.starts.frombytes(np.ascontiguousarray(pairs[:, 0]).tobytes())
         self.ends.frombytes(np.ascontiguousarray(pairs[:, 1]).tobytes())
 

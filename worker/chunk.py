@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
 _LABEL = re.compile(r"^\.\. _[^:]+:[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _LINE_END = re.compile(r"\n")
+# Every line break `str.splitlines` knows; of these, `\r`, `\n` and `\r\n` are not part
+# of the line they end.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_STRIPPED_BREAKS = frozenset(("\n", "\r", "\r\n"))
 
 
 class Tokenizer(Protocol):
@@ -108,7 +113,7 @@ def chunk_text(
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
     counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
-    blocks = _blocks(text)
+    blocks = list(_blocks(text))
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor)
     sections = _Sections(text, blocks)
@@ -173,7 +178,7 @@ class _TokenCounter:
     """Tokens of any span of one text, from a single tokenizer pass over the whole text."""
 
     def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
-        self.spans = TokenSpans.of(spans)  # two arrays: 16 bytes a token, not 130
+        self.spans = TokenSpans.of(spans)  # two arrays: 8 bytes a token, not 130
         self.starts = self.spans.starts
 
     def count(self, start: int, end: int) -> int:
@@ -183,60 +188,85 @@ class _TokenCounter:
         return range(bisect_left(self.starts, start), bisect_left(self.starts, end))
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        yield offset, line.rstrip("\r\n")
-        offset += len(line)
+class _Lines:
+    """Where each line of a text starts and ends (before the `\r`, `\n` or `\r\n` that
+    ends it; other breaks stay part of the line, as `str.splitlines` cuts). Two arrays of
+    offsets, 16 bytes a line: a list of the lines' strings took about 120, for a whole
+    large file at once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts: array[int] = array("q")
+        self.ends: array[int] = array("q")
+        start = 0
+        for brk in _LINE_BREAK.finditer(text):
+            self.starts.append(start)
+            self.ends.append(brk.start() if brk.group() in _STRIPPED_BREAKS else brk.end())
+            start = brk.end()
+        if start < len(text):
+            self.starts.append(start)
+            self.ends.append(len(text))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> str:
+        return self.text[self.starts[index] : self.ends[index]]
+
+    def get(self, index: int) -> str:
+        """Line `index`, or "" past the last one."""
+        return self[index] if index < len(self.starts) else ""
 
 
-def _blocks(text: str) -> list[_Unit]:
+def _blocks(text: str) -> Iterator[_Unit]:
     """Paragraphs and headings, in order, trimmed of surrounding whitespace."""
-    lines = list(_lines(text))
-    blocks: list[_Unit] = []
+    lines = _Lines(text)
     para_start: int | None = None
     in_fence = False
     i = 0
 
-    def close(end_line: int) -> None:
-        nonlocal para_start
-        if para_start is not None:
-            unit = _trim(text, lines[para_start][0], _line_end(lines, end_line))
-            if unit is not None:
-                label = all(_LABEL.match(line) for _, line in lines[para_start : end_line + 1])
-                blocks.append(_Unit(unit.start, unit.end, heading=label))
-            para_start = None
+    def paragraph(first: int | None, last: int) -> _Unit | None:
+        """Lines `first` to `last` as a paragraph, if they hold any text."""
+        unit = None if first is None else _trim(text, lines.starts[first], lines.ends[last])
+        if first is None or unit is None:
+            return None
+        label = all(_LABEL.match(lines[j]) for j in range(first, last + 1))
+        return _Unit(unit.start, unit.end, heading=label)
 
     while i < len(lines):
-        line = lines[i][1]
+        line = lines[i]
         if _FENCE.match(line):
             in_fence = not in_fence
         height = 0 if in_fence else _heading_height(lines, i, para_start is None)
         if height:
-            close(i - 1)
-            unit = _trim(text, lines[i][0], _line_end(lines, i + height - 1))
+            if (block := paragraph(para_start, i - 1)) is not None:
+                yield block
+            para_start = None
+            unit = _trim(text, lines.starts[i], lines.ends[i + height - 1])
             if unit is not None:
-                blocks.append(_Unit(unit.start, unit.end, heading=True))
+                yield _Unit(unit.start, unit.end, heading=True)
             i += height
             continue
         if not line.strip() and not in_fence:
-            close(i - 1)
+            if (block := paragraph(para_start, i - 1)) is not None:
+                yield block
+            para_start = None
         elif para_start is None:
             para_start = i
         i += 1
-    close(len(lines) - 1)
-    return blocks
+    if (block := paragraph(para_start, len(lines) - 1)) is not None:
+        yield block
 
 
-def _heading_height(lines: list[tuple[int, str]], i: int, block_start: bool) -> int:
+def _heading_height(lines: _Lines, i: int, block_start: bool) -> int:
     """How many lines the heading starting at line `i` spans (0: not a heading)."""
-    line = lines[i][1]
+    line = lines[i]
     if _ATX.match(line):
         return 1
     if not block_start or not line.strip():
         return 0
-    nxt = lines[i + 1][1] if i + 1 < len(lines) else ""
-    third = lines[i + 2][1] if i + 2 < len(lines) else ""
+    nxt = lines.get(i + 1)
+    third = lines.get(i + 2)
     over = _ADORNMENT.match(line)
     if over and nxt.strip() and not _ADORNMENT.match(nxt):
         under = _ADORNMENT.match(third)
@@ -254,11 +284,6 @@ def _heading_text(block: str) -> str:
         if line.strip() and not _ADORNMENT.match(line) and not _LABEL.match(line):
             return line.strip()
     return ""
-
-
-def _line_end(lines: list[tuple[int, str]], index: int) -> int:
-    offset, line = lines[index]
-    return offset + len(line)
 
 
 def _trim(text: str, start: int, end: int) -> _Unit | None:
