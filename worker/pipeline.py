@@ -269,6 +269,7 @@ class _Run:
                 continue
             group.append(event)
             group_chars += len(event[0].text)
+            del event  # the group alone holds the document, so planning it can free its text
             if len(group) >= PLAN_GROUP_FILES or group_chars >= PLAN_GROUP_CHARS:
                 yield from self._plan_group(group)
                 group, group_chars = [], 0
