@@ -51,9 +51,8 @@ PASSAGE_FIELDS = (
 
 @dataclass(frozen=True)
 class Hit:
-    """One passage of the file at `path` under `root`: `text` is `source[start:end]` (where a
-    passage joins chunks, the whitespace between them is a blank line or a space), grown
-    around the chunk that matched, `source[match_start:match_end]`."""
+    """One passage of the file at `path` under `root`: `text` is exactly `source[start:end]`,
+    grown around the chunk that matched, `source[match_start:match_end]`."""
 
     score: float
     text: str

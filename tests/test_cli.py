@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from plugin.edge_store import EdgeStore
+from plugin.search import Hit
 from tests.conftest import CORPUS
-from worker.cli import cli
+from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
     "files_scanned",
@@ -99,6 +100,17 @@ def test_query_and_status(env: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert status["profile"]["dimension"] == 32
     code, out, _ = run(capsys, "status")
     assert code == 0 and "points" in out and "query_prefix" in out
+
+
+def test_query_text_shows_each_passage_from_the_chunk_that_matched() -> None:
+    passage = "Before the match.\n\n  The matched   chunk\nsays this.\n\nAfter it."
+    start = 100
+    at = start + passage.index("The matched")
+    hit = Hit(score=1.0, text=passage, path="a.md", start=start, end=start + len(passage))
+    assert _excerpt(hit) == " ".join(passage.split())  # matched all of it: from its start
+    grown = Hit(1.0, passage, "a.md", start, start + len(passage), match_start=at, match_end=at + 9)
+    assert _excerpt(grown) == "... The matched chunk says this. After it."
+    assert _excerpt(grown, width=20) == "... The matched c..."
 
 
 def test_missing_directory(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,6 +34,8 @@ from plugin.store import Store, open_store
 
 log = logging.getLogger("docsync")
 
+EXCERPT_CHARS = 300  # of each hit, in `docsync query`'s text output
+
 # Flags that override a setting of the same name (when given).
 _SETTING_FLAGS = (
     "model",
@@ -509,10 +511,16 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
                 "not start with that folder's name)"
             )
     for hit in hits:
-        excerpt = " ".join(hit.text.split())
-        excerpt = excerpt if len(excerpt) <= 300 else excerpt[:297] + "..."
-        print(f"{hit.score:.3f}  {hit.path}  [{hit.start}:{hit.end}]\n    {excerpt}\n")
+        print(f"{hit.score:.3f}  {hit.path}  [{hit.start}:{hit.end}]\n    {_excerpt(hit)}\n")
     return 0
+
+
+def _excerpt(hit: Hit, width: int = EXCERPT_CHARS) -> str:
+    """A hit's text on one line, from the start of the chunk that matched (the passage
+    around it may begin earlier: `...` says so), cut at `width` characters."""
+    offset = min(max(hit.match_start - hit.start, 0), len(hit.text))
+    excerpt = ("... " if offset else "") + " ".join(hit.text[offset:].split())
+    return excerpt if len(excerpt) <= width else excerpt[: width - 3] + "..."
 
 
 def _eval(ns: argparse.Namespace, settings: Settings) -> int:
