@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,37 @@ def test_query_text_shows_each_passage_from_the_chunk_that_matched() -> None:
     grown = Hit(1.0, passage, "a.md", start, start + len(passage), match_start=at, match_end=at + 9)
     assert _excerpt(grown) == "... The matched chunk says this. After it."
     assert _excerpt(grown, width=20) == "... The matched c..."
+
+
+def test_sync_lets_the_model_go_before_it_builds_the_index(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the engine's index is a large sync's memory peak: by then the model, which
+    nothing needs any more, has been freed."""
+    import weakref
+
+    from worker import cli as cli_module
+
+    models: list[weakref.ref[Any]] = []
+    load = cli_module._load_encoder
+
+    def recorded(settings: Any) -> Any:
+        encoder = load(settings)
+        models.append(weakref.ref(encoder._model))
+        return encoder
+
+    alive_at_optimize: list[bool] = []
+    optimize = EdgeStore.optimize
+
+    def observed(self: EdgeStore) -> bool:
+        alive_at_optimize.append(models[0]() is not None)
+        return optimize(self)
+
+    monkeypatch.setattr(cli_module, "_load_encoder", recorded)
+    monkeypatch.setattr(EdgeStore, "optimize", observed)
+    code, _, err = run(capsys, "sync", str(env))
+    assert code == 0, err
+    assert alive_at_optimize == [False]
 
 
 def test_missing_directory(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

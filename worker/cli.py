@@ -10,6 +10,7 @@ SIGPIPE.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import faulthandler
 import gc
 import json
@@ -322,6 +323,25 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def release_memory() -> None:
+    """Free what nothing references any more (the model, once a one-shot sync is done with
+    it) and hand the allocator's free pages back to the system."""
+    gc.unfreeze()  # settle_heap froze the model's objects: they must be collectable again
+    gc.collect()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    # Hand-written: glibc keeps freed memory in its arenas for reuse, and only its own
+    # malloc_trim returns it; no library exposes that call. Elsewhere (musl, macOS) a no-op.
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.pipeline import check_roots, sync
     from worker.progress import progress_bar
@@ -333,6 +353,10 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
         _log_start("syncing", roots, store, encoder)
         with progress_bar() as progress:
             report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
+        # The index is built after the model is let go: building it is a large sync's
+        # memory peak (the engine copies its segments), and nothing is embedded any more.
+        del encoder
+        release_memory()
         # Index building blocks the process, so it runs here, once the writes are done,
         # not inside sync() where a search in the same process may be waiting.
         store.optimize()
