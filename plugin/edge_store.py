@@ -19,6 +19,13 @@ system (`StoreFullError` below a margin), and an ENOSPC the engine does report m
 same error. The engine also opens its files for writing even to read them, so a store on a
 read-only mount cannot be opened at all: one `StoreError` says so.
 
+A new collection maps its vectors, keyword vectors and payloads "cold" (`Memory.Cold`: read
+from disk on first use, not loaded into the process when a segment opens). The engine's
+default preloads each segment it opens, and building the index opens a second copy of the
+points beside the first: with cold files that copy no longer counts against the worker's
+memory (a store-only test of 21,000 points: 181 to 150 MB of mapped files at the peak).
+The kernel's page cache still holds what searches read.
+
 The folders docsync creates are owner-only (0700), which also covers every file the engine
 writes inside; the files docsync writes itself (the lock, profile.json) are 0600.
 """
@@ -299,13 +306,16 @@ class EdgeStore:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
             raise self._os_error(exc) from exc
-        params = edge.EdgeVectorParams(size=profile.dimension, distance=edge.Distance.Cosine)
+        cold = edge.Memory.Cold
+        params = edge.EdgeVectorParams(
+            size=profile.dimension, distance=edge.Distance.Cosine, memory=cold
+        )
         sparse = (
-            {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}
+            {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf, memory=cold)}
             if profile.keyword
             else None
         )
-        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse)
+        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse, payload_memory=cold)
         self._shard = self._call(edge.EdgeShard.create, str(self._dir / SHARD_DIR), config)
         for name in INDEXED_FIELDS:
             operation = edge.UpdateOperation.create_field_index(

@@ -4,6 +4,7 @@ DOCSYNC_TEST_QDRANT_URL is set."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -245,6 +246,21 @@ def test_edge_optimizes_once_enough_points_wait(
         assert store.search(vectors[7], limit=1)[0].id == pid(8)
     finally:
         store.close()
+
+
+def test_edge_creates_collections_with_cold_files(tmp_path: Path) -> None:
+    """The engine's files are read on use, not loaded whole whenever a segment opens: the
+    index build opens a second copy of every point, which would count twice against the
+    worker's memory (the peak of a large sync; bench/memory.py measures it)."""
+    store = EdgeStore.connect(path=tmp_path / "s", collection="c")
+    try:
+        store.open(replace(PROFILE, keyword="bm25"), create=True)
+    finally:
+        store.close()
+    config = json.loads((tmp_path / "s" / "c" / "shard" / "edge_config.json").read_text())
+    assert config["payload_memory"] == "cold"
+    assert config["vectors"][""]["memory"] == "cold"
+    assert config["sparse_vectors"]["keyword"]["memory"] == "cold"
 
 
 def _fake_statvfs(free: int) -> Callable[[object], os.statvfs_result]:
