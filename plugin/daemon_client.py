@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,12 +32,15 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def ask_daemon(
-    socket_path: Path, route: str, params: dict[str, str] | None = None, timeout: float = 60.0
+    socket_path: Path,
+    route: str,
+    params: Mapping[str, str | list[str]] | None = None,
+    timeout: float = 60.0,
 ) -> Any:
     """GET a route of the daemon behind `socket_path`; OSError when none listens there."""
     connection = _UnixConnection(socket_path, timeout)
     try:
-        connection.request("GET", route + ("?" + urlencode(params) if params else ""))
+        connection.request("GET", route + ("?" + urlencode(params, doseq=True) if params else ""))
         response = connection.getresponse()
         body = json.loads(response.read() or b"null")
     finally:

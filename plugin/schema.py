@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 ROOT = "root"
 PATH = "path"
@@ -30,9 +30,16 @@ EMBED_HASH = "embed_hash"
 FILE_HASH = "file_hash"
 FILE_STAT = "file_stat"
 CHUNKER = "chunker"
+FORMAT = "format"  # what the file was read as: one of FORMATS
+PAGE_START = "page_start"  # the pages a chunk spans, 1-based (PDF only)
+PAGE_END = "page_end"
+TAGS = "tags"  # the document's tags (front matter, keywords): a list of strings
+META = "meta"  # its other metadata (author, front matter scalars): field -> string
+
+FORMATS = ("markdown", "rst", "text", "pdf", "html", "docx")
 
 # Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
-INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH)
+INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH, FORMAT, TAGS)
 # What the planner needs to tell whether a file's points are complete and current.
 LISTING_FIELDS = (PATH, FILE_HASH, FILE_STAT, CHUNKER, CHUNK_COUNT)
 
@@ -40,6 +47,8 @@ _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
 
 
 class Payload(TypedDict):
+    """Every point's payload; `page_start`/`page_end` only where the file has pages."""
+
     root: str
     path: str
     path_prefixes: list[str]
@@ -58,6 +67,11 @@ class Payload(TypedDict):
     # worker/read.py); "" when it had changed too recently to vouch for its content
     file_stat: str
     chunker: str
+    format: str
+    tags: list[str]
+    meta: dict[str, str]
+    page_start: NotRequired[int]
+    page_end: NotRequired[int]
 
 
 def content_hash(data: str | bytes) -> str:

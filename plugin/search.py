@@ -14,7 +14,7 @@ dense, with one warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_M
 from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from plugin.encoder import Encoder
 from plugin.errors import CollectionMissingError, StoreLockedError
+from plugin.filters import Filters, check_filters, to_match
 from plugin.passages import Passage, passages
 from plugin.store import Fusion, Match, Store, collection_missing, open_store
 
@@ -46,6 +47,8 @@ PASSAGE_FIELDS = (
     schema.START,
     schema.END,
     schema.CHUNK_INDEX,
+    schema.PAGE_START,
+    schema.PAGE_END,
 )
 
 
@@ -65,6 +68,9 @@ class Hit:
     match_start: int = -1  # the chunk that matched, inside [start, end); -1: all of it
     match_end: int = -1
     section: str = ""  # the heading path: "Title > Section > Subsection"
+    format: str = ""  # what the file was read as: markdown, rst, text, pdf, html, docx
+    page_start: int | None = None  # the pages the passage spans, 1-based (PDF only)
+    page_end: int | None = None
 
     def __post_init__(self) -> None:
         if self.match_start < 0:
@@ -90,6 +96,9 @@ class Hit:
             "match_start": self.match_start,
             "match_end": self.match_end,
             "section": self.section,
+            "format": self.format,
+            "page_start": self.page_start,
+            "page_end": self.page_end,
         }
 
 
@@ -154,13 +163,15 @@ class Searcher:
         mode: str | None = None,
         context: int | None = None,
         per_file: int | None = None,
+        filters: Filters | None = None,
     ) -> list[Hit]:
         """The `limit` passages closest to `question`, best first. `path_prefix` keeps files
         under a folder (`"howto"`) or one file (`"howto/regex.rst"`), matched by whole path
         components. `mode`: dense, keyword or hybrid. `context`: the tokens a passage grows
         to around the chunk that matched, within its section (0: the chunk alone).
         `per_file`: at most this many hits from one file. Each defaults to this searcher's.
-        At most `MAX_LIMIT` hits."""
+        `filters`: metadata conditions, `{"format": "pdf", "tags": ["a", "b"]}` (see
+        plugin/filters.py; `ValueError` for an unknown key). At most `MAX_LIMIT` hits."""
         check_query(question, limit, path_prefix, mode)
         check_context(context, per_file)
         return self._search(
@@ -170,6 +181,7 @@ class Searcher:
             mode or self.mode,
             self.context if context is None else context,
             per_file or self.per_file,
+            check_filters(filters or {}),
         )
 
     def _search(
@@ -180,18 +192,24 @@ class Searcher:
         mode: str,
         context: int,
         per_file: int | None,
+        filters: dict[str, list[str]],
     ) -> list[Hit]:
         mode = self._usable(mode)
+        match: dict[str, Any] = {}
+        if filters:
+            conditions = to_match(filters, self._paths)
+            if conditions is None:
+                return []  # a path glob that selects no file
+            match.update(conditions)
+        if path_prefix and schema.normalize_prefix(path_prefix):
+            match[schema.PATH_PREFIXES] = schema.normalize_prefix(path_prefix)
         vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
         keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
-        match: Match | None = None
-        if path_prefix and schema.normalize_prefix(path_prefix):
-            match = {schema.PATH_PREFIXES: schema.normalize_prefix(path_prefix)}
         # More candidates than hits: merged passages, chunks without words and the per-file
         # limit each take some away.
         candidates = min(MAX_LIMIT, max(2 * limit, limit + 10))
         points = self.store.search(
-            vector, limit=candidates, match=match, keyword=keyword, fusion=self.fusion
+            vector, limit=candidates, match=match or None, keyword=keyword, fusion=self.fusion
         )
         found = passages(
             points,
@@ -202,6 +220,11 @@ class Searcher:
             per_file=per_file,
         )
         return [_passage_hit(p) for p in found]
+
+    def _paths(self) -> Iterator[str]:
+        """Every indexed file's path (from its first chunk), for a path glob."""
+        for point in self.store.scroll({schema.CHUNK_INDEX: [0]}, fields=(schema.PATH,)):
+            yield str(point.payload.get(schema.PATH, ""))
 
     def _neighbours(self, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
         match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
@@ -266,12 +289,19 @@ class DaemonSearcher(Searcher):
         mode: str,
         context: int,
         per_file: int | None,
+        filters: dict[str, list[str]],
     ) -> list[Hit]:
-        params = {"q": question, "limit": str(limit), "path_prefix": path_prefix or ""}
+        params: dict[str, str | list[str]] = {
+            "q": question,
+            "limit": str(limit),
+            "path_prefix": path_prefix or "",
+        }
         params["mode"] = mode
         params["context"] = str(context)
         if per_file is not None:
             params["per_file"] = str(per_file)
+        if filters:
+            params["where"] = [f"{key}={v}" for key, values in filters.items() for v in values]
         return [Hit.from_dict(hit) for hit in ask_daemon(self.socket_path, "/search", params)]
 
     def close(self) -> None:
@@ -372,4 +402,11 @@ def _passage_hit(passage: Passage) -> Hit:
         match_start=int(passage.match.get(schema.START, 0)),
         match_end=int(passage.match.get(schema.END, 0)),
         section=passage.section,
+        format=str(passage.match.get(schema.FORMAT, "")),
+        page_start=_page(first.get(schema.PAGE_START)),
+        page_end=_page(last.get(schema.PAGE_END)),
     )
+
+
+def _page(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None

@@ -28,7 +28,16 @@ from plugin.choices import (
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
-DEFAULT_INCLUDE = ("*.md", "*.markdown", "*.rst", "*.txt")
+DEFAULT_INCLUDE = (
+    "*.md",
+    "*.markdown",
+    "*.rst",
+    "*.txt",
+    "*.pdf",
+    "*.html",
+    "*.htm",
+    "*.docx",
+)
 # Hidden files and folders (".git", ".hg", ".svn", ".docsync", editor droppings) and the
 # VCS folders that are not hidden.
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
@@ -137,6 +146,9 @@ class Settings(BaseSettings):
         None, ge=1, description="at most this many hits from one file (unset: no limit)"
     )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
+    read_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds a PDF, HTML or Word file may take to read"
+    )
     cache: Path = Field(
         default_factory=default_cache,
         description="docsync's cache folder: ONNX exports (unset: ~/.cache/docsync)",

@@ -19,7 +19,7 @@ def touch(root: Path, *names: str) -> None:
         (root / name).write_text(f"text of {name}")
 
 
-def test_default_rules_pick_text_documents(tmp_path: Path) -> None:
+def test_default_rules_pick_documents(tmp_path: Path) -> None:
     touch(
         tmp_path,
         "a.md",
@@ -28,6 +28,9 @@ def test_default_rules_pick_text_documents(tmp_path: Path) -> None:
         "d.markdown",
         "e.py",
         "f.pdf",
+        "h.html",
+        "i.docx",
+        "j.odt",
         "sub/g.md",
         ".hidden.md",
         ".git/x.md",
@@ -36,7 +39,16 @@ def test_default_rules_pick_text_documents(tmp_path: Path) -> None:
         "sub/.cache/w.md",
     )
     scan = scan_root(tmp_path, DEFAULTS)
-    assert [f.path for f in scan.files] == ["a.md", "b.rst", "c.txt", "d.markdown", "sub/g.md"]
+    assert [f.path for f in scan.files] == [
+        "a.md",
+        "b.rst",
+        "c.txt",
+        "d.markdown",
+        "f.pdf",
+        "h.html",
+        "i.docx",
+        "sub/g.md",
+    ]
     assert scan.skipped == []
 
 

@@ -337,3 +337,15 @@ def test_run_refuses_to_listen_beyond_loopback_without_a_token(
     assert code == 2
     assert "DOCSYNC_HTTP_TOKEN" in one_error_line(err)
     assert not (tmp_path / "store").exists()
+
+
+def test_search_filters_by_where_and_refuses_unknown_keys(searcher: Searcher) -> None:
+    api = make_api(searcher)
+    status, _, body = api.answer("/search?q=socket&where=format=rst&where=path=*.rst")
+    hits = json.loads(body)
+    assert status == 200 and hits and all(h["format"] == "rst" for h in hits)
+    assert all(h["page_start"] is None for h in hits)
+    status, _, body = api.answer("/search?q=socket&where=format=pdf")
+    assert status == 200 and json.loads(body) == []
+    status, _, body = api.answer("/search?q=socket&where=colour=red")
+    assert status == 400 and "unknown filter key 'colour'" in json.loads(body)["error"]

@@ -4,8 +4,11 @@ Where cuts go, strongest first:
 1. before every heading (Markdown `#`, setext and reStructuredText adornments), so a chunk
    never straddles two sections (unless what comes before is under TINY_TOKENS); a heading
    (and an rst `.. _label:` above it) sticks to the text after it;
-2. between paragraphs (blank lines);
-3. between sentences, then lines, then at token boundaries, only inside a paragraph that
+2. before every page (a PDF's page starts, `breaks`), on the same terms: a chunk is on one
+   page unless a page holds less than TINY_TOKENS, so an edit of one page re-embeds chunks
+   of that page only;
+3. between paragraphs (blank lines);
+4. between sentences, then lines, then at token boundaries, only inside a paragraph that
    alone is over the limit.
 
 Paragraphs are packed into chunks of at most `max_tokens`, but not greedily from the top of
@@ -18,7 +21,7 @@ boundary.
 Every chunk satisfies `chunk.text == text[chunk.start:chunk.end]` and starts and ends on
 non-whitespace; only whitespace lies between chunks, and each chunk keeps the whitespace
 before it (`gap`), so the chunks' gaps and texts in order make the text less its trailing
-whitespace.
+whitespace. (Front matter is not chunked: the first chunk's gap then holds it.)
 """
 
 from __future__ import annotations
@@ -105,17 +108,23 @@ def chunk_text(
     max_tokens: int,
     min_tokens: int | None = None,
     spans: Sequence[tuple[int, int]] | None = None,
+    breaks: Sequence[int] = (),
+    body_start: int = 0,
 ) -> list[Chunk]:
     """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring).
     `spans`: the text's token spans, when the caller already has them (`token_spans` of
-    `tokenizer`, computed together with other texts' in one call)."""
+    `tokenizer`, computed together with other texts' in one call). `breaks`: ascending
+    offsets where a page starts; no paragraph may span one. `body_start`: text before it
+    (front matter) is not chunked; the first chunk's gap then holds it."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
     counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
-    blocks = list(_blocks(text))
+    blocks = list(_after(text, _blocks(text), body_start)) if body_start else list(_blocks(text))
+    if breaks:
+        blocks = list(_split_at_breaks(text, blocks, breaks))
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
-    groups = _pack(text, units, counter, max_tokens, floor)
+    groups = _pack(text, units, counter, max_tokens, floor, breaks)
     sections = _Sections(text, blocks)
     ends = [0] + [g[-1].end for g in groups]
     return [
@@ -323,16 +332,47 @@ def _token_windows(unit: _Unit, counter: _TokenCounter, limit: int) -> list[_Uni
     return pieces
 
 
+def _after(text: str, blocks: Iterator[_Unit], start: int) -> Iterator[_Unit]:
+    """The blocks, or their parts, that lie after `start`."""
+    for block in blocks:
+        if block.start >= start:
+            yield block
+        elif block.end > start and (rest := _trim(text, start, block.end)) is not None:
+            yield rest
+
+
+def _split_at_breaks(text: str, blocks: list[_Unit], breaks: Sequence[int]) -> Iterator[_Unit]:
+    """`blocks`, each cut where a page starts inside it."""
+    for block in blocks:
+        inside = breaks[bisect_left(breaks, block.start + 1) : bisect_left(breaks, block.end)]
+        if not inside:
+            yield block
+            continue
+        bounds = [block.start, *inside, block.end]
+        for a, b in itertools.pairwise(bounds):
+            piece = _trim(text, a, b)
+            if piece is not None:
+                yield _Unit(piece.start, piece.end, heading=block.heading and a == block.start)
+
+
 def _pack(
-    text: str, units: list[_Unit], counter: _TokenCounter, limit: int, floor: int
+    text: str,
+    units: list[_Unit],
+    counter: _TokenCounter,
+    limit: int,
+    floor: int,
+    breaks: Sequence[int] = (),
 ) -> list[list[_Unit]]:
     groups: list[list[_Unit]] = []
     current: list[_Unit] = []
     size = 0
+    page = 0  # pages started before the current unit
     for unit in units:
         tokens = counter.count(unit.start, unit.end)
         new_section = unit.heading and size >= TINY_TOKENS and not all(u.heading for u in current)
-        if current and (new_section or size + tokens > limit):
+        reached = bisect_left(breaks, unit.start + 1)  # page starts at or before this unit
+        new_page, page = reached > page and size >= TINY_TOKENS, reached
+        if current and (new_section or new_page or size + tokens > limit):
             groups.append(current)
             current, size = [], 0
         current.append(unit)

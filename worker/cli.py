@@ -29,6 +29,7 @@ from plugin import schema
 from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from plugin.errors import DocsyncError
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
+from plugin.filters import parse_where
 from plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
 from plugin.settings import Settings
 from plugin.store import Store, open_store
@@ -187,6 +188,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="at most N hits from one file (default: no limit, DOCSYNC_HITS_PER_FILE)",
     )
+    query.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only documents whose KEY is VALUE (repeatable; a key twice: either value): "
+        "format (markdown, rst, text, pdf, html, docx), path (a glob: guides/*.pdf), tags, "
+        "title, author, meta.NAME (a front matter field)",
+    )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
     query.set_defaults(command=_query)
 
@@ -208,6 +218,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(command=_eval)
+
+    show = commands.add_parser(
+        "show",
+        parents=[common],
+        help="print a document's text as docsync extracted it (to check a hit's span)",
+    )
+    show.add_argument("file", type=Path, help="the file (a PDF, web page, Word or text file)")
+    show.add_argument("--start", type=int, default=0, help="first character (a hit's start)")
+    show.add_argument("--end", type=int, help="end character (a hit's end; default: the end)")
+    show.add_argument(
+        "--pages", action="store_true", help="print where each page starts instead (PDF)"
+    )
+    show.set_defaults(command=_show)
 
     status = commands.add_parser("status", parents=[common], help="describe the collection")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -491,6 +514,7 @@ def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
         max_file_bytes=settings.max_file_bytes,
         chunk_tokens=settings.chunk_tokens,
         allow_empty_roots=allow_empty,
+        read_timeout=settings.read_timeout,
     )
 
 
@@ -512,18 +536,23 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
     try:
         check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
         check_context(ns.context, ns.per_file)
+        filters = parse_where(ns.where)
     except ValueError as exc:
         return _fail(str(exc))
     # The Searcher's own path: the daemon when one holds the store, else the store itself.
     with connect(settings, load_encoder=_load_encoder) as searcher:
-        hits = searcher.search(
-            ns.question,
-            limit=ns.limit,
-            path_prefix=ns.path_prefix,
-            mode=ns.mode,
-            context=ns.context,
-            per_file=ns.per_file,
-        )
+        try:
+            hits = searcher.search(
+                ns.question,
+                limit=ns.limit,
+                path_prefix=ns.path_prefix,
+                mode=ns.mode,
+                context=ns.context,
+                per_file=ns.per_file,
+                filters=filters,
+            )
+        except ValueError as exc:
+            return _fail(str(exc))
     if ns.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False))
         return 0
@@ -535,8 +564,17 @@ def _query(ns: argparse.Namespace, settings: Settings) -> int:
                 "not start with that folder's name)"
             )
     for hit in hits:
-        print(f"{hit.score:.3f}  {hit.path}  [{hit.start}:{hit.end}]\n    {_excerpt(hit)}\n")
+        print(f"{hit.score:.3f}  {_where(hit)}  [{hit.start}:{hit.end}]\n    {_excerpt(hit)}\n")
     return 0
+
+
+def _where(hit: Hit) -> str:
+    """`guide.pdf p. 12` (or `pp. 12-13`) where the hit has pages, else its path."""
+    if hit.page_start is None:
+        return hit.path
+    if hit.page_end is None or hit.page_end == hit.page_start:
+        return f"{hit.path} p. {hit.page_start}"
+    return f"{hit.path} pp. {hit.page_start}-{hit.page_end}"
 
 
 def _excerpt(hit: Hit, width: int = EXCERPT_CHARS) -> str:
@@ -618,6 +656,38 @@ def _warn_unmatched(searcher: Searcher, questions: list[Question]) -> None:
             len(questions),
             missing[0].path,
         )
+
+
+def _show(ns: argparse.Namespace, settings: Settings) -> int:
+    """The extracted text of a file, or a span of it: what a hit's start and end index."""
+    from worker.read import Unchanged, read_document
+    from worker.report import Skip
+    from worker.scan import SourceFile
+
+    path = ns.file.absolute()
+    if not path.is_file():
+        return _fail(f"no such file: {ns.file}")
+    source = SourceFile(path.parent, path.name)
+    document = read_document(
+        source, max_bytes=settings.max_file_bytes, timeout=settings.read_timeout
+    )
+    if isinstance(document, Skip):
+        return _fail(f"{ns.file} is not indexed as text: {document.reason} ({document.detail})", 1)
+    assert not isinstance(document, Unchanged)
+    if ns.pages:
+        if not document.pages:
+            return _fail(f"{ns.file} has no pages ({document.format})", 1)
+        for number, start in enumerate(document.pages, 1):
+            print(f"p. {number}\t{start}")
+        return 0
+    end = len(document.text) if ns.end is None else ns.end
+    if not 0 <= ns.start <= end <= len(document.text):
+        return _fail(
+            f"--start and --end must satisfy 0 <= start <= end <= {len(document.text)} "
+            f"(the length of {ns.file}'s text)"
+        )
+    sys.stdout.write(document.text[ns.start : end] + "\n")
+    return 0
 
 
 def _status(ns: argparse.Namespace, settings: Settings) -> int:

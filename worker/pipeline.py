@@ -36,7 +36,7 @@ from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.embed import VectorJob, finish_vectors, start_vectors
 from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_parts, plan_removal
-from worker.read import Document, current_stat_key, read_document
+from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.upgrade import add_keyword_vectors
@@ -48,7 +48,7 @@ MIN_PASSAGE_TOKENS = 16
 # this many files, or this many characters (about 0.2M tokens: a second of one core's work).
 PLAN_GROUP_FILES = 64
 PLAN_GROUP_CHARS = 1_000_000
-PAYLOAD_VERSION = 3
+PAYLOAD_VERSION = 4
 
 
 class Progress(Protocol):
@@ -75,13 +75,15 @@ class SyncOptions:
     # Off by default: an unmounted volume looks exactly like that.
     allow_empty_roots: bool = False
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
+    read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
 
     @property
     def chunker(self) -> str:
         # What a point's payload was made by, stored in each point: a file whose points have
         # another is planned again. `payload=2` added the heading path (`section`), `payload=3`
-        # the whitespace before each chunk (`gap`): points written before gain them without
-        # re-embedding (their embedded text is the same).
+        # the whitespace before each chunk (`gap`), `payload=4` the file's format, tags and
+        # metadata (and pages): points written before gain them without re-embedding (their
+        # embedded text is the same, unless front matter gives the file a new title).
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
 
 
@@ -283,10 +285,16 @@ class _Run:
         chunker, max_bytes = self.options.chunker, self.options.max_file_bytes
         if entry and entry.is_unchanged(current_stat_key(source, max_bytes), chunker):
             return source.path  # unchanged since its points were written: not read
-        document = read_document(source, max_bytes=max_bytes)
+        document = read_document(
+            source,
+            max_bytes=max_bytes,
+            timeout=self.options.read_timeout,
+            current_hash=entry.current_hash(chunker) if entry else None,
+        )
         if isinstance(document, Skip):
             return document
-        if entry and entry.is_current(document.file_hash, chunker):
+        if isinstance(document, Unchanged):
+            assert entry is not None
             self._stamp(entry, document.stat_key)
             return source.path
         return document, entry is not None
@@ -349,14 +357,22 @@ class _Run:
         source = document.source
         root = str(source.root)
         stem = PurePosixPath(source.path).stem
-        title = clip_title(find_title(document.text, fallback=stem), self.encoder)
+        title = document.title or find_title(document.text, fallback=stem)
+        title = clip_title(title, self.encoder)
         budget = min(self.options.chunk_tokens, self.encoder.passage_budget(title))
         if budget < MIN_PASSAGE_TOKENS:
             raise ConfigError(
                 f"the passage prefix and title leave {budget} tokens of the model's "
                 f"{self.encoder.max_tokens}: shorten DOCSYNC_PASSAGE_PREFIX"
             )
-        chunks = chunk_text(document.text, tokenizer=self.encoder, max_tokens=budget, spans=spans)
+        chunks = chunk_text(
+            document.text,
+            tokenizer=self.encoder,
+            max_tokens=budget,
+            spans=spans,
+            breaks=document.pages,
+            body_start=document.body_start,
+        )
         version = FileVersion(
             root,
             source.path,
@@ -365,6 +381,10 @@ class _Run:
             self.options.chunker,
             chunks,
             document.stat_key,
+            format=document.format,
+            pages=document.pages,
+            tags=document.tags,
+            meta=document.meta,
         )
         existing = (
             self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)

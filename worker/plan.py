@@ -9,8 +9,9 @@ by the next sync.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,15 @@ class IndexedFile:
             and self.chunkers == {chunker}
             and self.counts == {len(self.ids)}
         )
+
+    def current_hash(self, chunker: str) -> str | None:
+        """The file hash its points were all written from, when they are complete and of
+        this chunker: a file whose bytes still hash so needs no extracting."""
+        if len(self.file_hashes) != 1 or self.chunkers != {chunker}:
+            return None
+        if self.counts != {len(self.ids)}:
+            return None
+        return next(iter(self.file_hashes))
 
     def is_unchanged(self, stat_key: str, chunker: str) -> bool:
         """Current without reading the file: every point was written from a file with this
@@ -137,6 +147,10 @@ class FileVersion:
     chunker: str
     chunks: Sequence[Chunk]
     stat_key: str = ""
+    format: str = "text"
+    pages: Sequence[int] = ()  # where each page starts in the text (PDF)
+    tags: Sequence[str] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)
 
 
 def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeInput) -> FilePlan:
@@ -193,6 +207,14 @@ def _desired_points(version: FileVersion, compose: ComposeInput) -> Iterator[Pla
 
 
 def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payload:
+    payload = _common(version, chunk, embed_hash)
+    if version.pages:
+        payload["page_start"] = bisect_right(version.pages, chunk.start)
+        payload["page_end"] = bisect_right(version.pages, chunk.end - 1)
+    return payload
+
+
+def _common(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payload:
     return {
         "root": version.root,
         "path": version.path,
@@ -210,4 +232,7 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         "file_hash": version.file_hash,
         "file_stat": version.stat_key,
         "chunker": version.chunker,
+        "format": version.format,
+        "tags": list(version.tags),
+        "meta": dict(version.meta),
     }

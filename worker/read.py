@@ -1,9 +1,7 @@
-"""Stage 2: bytes to text, or a reason why not.
+"""Stage 2: a file's bytes to the text that is chunked, or a reason why not.
 
-UTF-8 (with or without a byte-order mark) and UTF-16 (with a BOM, or mostly Latin text
-without one) are read as they are; other encodings only when charset-normalizer is
-confident, since a wrong guess would index garbage. Offsets everywhere else index the
-decoded text (Python `str` positions).
+The bytes are read here; what they mean is up to the file's format (worker/formats/: text,
+PDF, HTML, Word). Offsets everywhere else index the extracted text (Python `str` positions).
 
 Each document also carries its file's *stat key* (size, modification and change times,
 inode), taken before the bytes are read, and stored with its points: a later sync that finds
@@ -11,37 +9,25 @@ the same key knows the file is unchanged without reading it. A key is only given
 that had settled (last changed `SETTLE_NS` before it was read), because a write in the same
 clock tick as the read could otherwise leave the key unchanged over new content. Any write
 moves the change time, which no tool can set back, so a copy that restores the modification
-time is still seen.
+time is still seen. A file whose bytes hash as its points say is not extracted again (a PDF's
+text costs far more than its hash).
 """
 
 from __future__ import annotations
 
-import codecs
 import os
 import stat
 import time
-import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from plugin.schema import content_hash
+from worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
+from worker.formats.isolated import extract_isolated
+from worker.formats.text import read_text
 from worker.report import Skip
 from worker.scan import SourceFile
 
-SNIFF_BYTES = 8192
-# Most C0 control characters never appear in text; more than a few percent means binary.
-_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
-MAX_CONTROL_RATIO = 0.02
-# Share of the high bytes that must be NUL for text without a BOM to be read as UTF-16.
-UTF16_NUL_SHARE = 0.9
-# charset-normalizer's "chaos" (mess) ratio above which a detected decoding is not trusted.
-MAX_CHAOS = 0.1
-NEAR_CHAOS = 0.1
-MIN_COHERENCE = 0.2
-WESTERN = "cp1252"
-# Share of letters that may be non-ASCII in Western European text (Portuguese and French run
-# near 5%, German umlaut-dense text under 15%).
-MAX_ACCENTED = 0.3
 # A file whose last change is older than this when it is read has a stat key.
 SETTLE_NS = 2_000_000_000
 # The wall clock the settling is measured on (file times are wall-clock times); tests put a
@@ -56,6 +42,25 @@ class Document:
     file_hash: str
     encoding: str
     stat_key: str = ""  # "" when the file had not settled (see the module docstring)
+    format: str = "text"
+    pages: tuple[int, ...] = ()  # where each page starts in `text` (PDF)
+    body_start: int = 0  # where the content starts (after front matter)
+    title: str = ""  # the document's own title (front matter, properties), if any
+    tags: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A file read whose bytes hash as its points say: current, not extracted again."""
+
+    source: SourceFile
+    file_hash: str
+    stat_key: str
+
+
+# Seconds a reader of a binary format may take over one file (DOCSYNC_READ_TIMEOUT).
+DEFAULT_TIMEOUT = 60.0
 
 
 def stat_key(info: os.stat_result, now_ns: int | None = None) -> str:
@@ -77,27 +82,51 @@ def current_stat_key(source: SourceFile, max_bytes: int) -> str:
     return stat_key(info)
 
 
-def read_document(source: SourceFile, *, max_bytes: int) -> Document | Skip:
-    """Read and decode `source`; every way this can fail is a `Skip` with its reason."""
+def read_document(
+    source: SourceFile,
+    *,
+    max_bytes: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    current_hash: str | None = None,
+) -> Document | Unchanged | Skip:
+    """Read and extract `source`; every way this can fail is a `Skip` with its reason.
+    `current_hash`: the hash its points were written from; bytes that still hash so are
+    `Unchanged`, and not extracted."""
     read = _read_bytes(source, max_bytes)
     if isinstance(read, Skip):
         return read
     raw, key = read
+    file_hash = content_hash(raw)
+    if current_hash is not None and file_hash == current_hash:
+        return Unchanged(source, file_hash, key)
     if not raw.strip():
         return Skip(source.path, "empty", "no text")
-    decoded = _decode(raw)
-    if isinstance(decoded, str):
-        return Skip(source.path, decoded, _DETAILS[decoded])
-    text, encoding = decoded
-    if not has_text(text):
-        return Skip(source.path, "empty", "only whitespace or invisible characters")
-    return Document(source, text, content_hash(raw), encoding, key)
+    kind = format_of(source.path)
+    try:
+        if kind in BINARY_FORMATS:
+            extracted = extract_isolated(kind, raw, timeout=timeout)
+        else:
+            extracted = read_text(raw, kind)
+    except Unreadable as exc:
+        return Skip(source.path, exc.reason, exc.detail)
+    del raw
+    return _document(source, extracted, file_hash, key)
 
 
-_DETAILS = {
-    "binary": "contains NUL or control bytes",
-    "undecodable": "not UTF-8, and no other encoding could be detected with confidence",
-}
+def _document(source: SourceFile, extracted: Extracted, file_hash: str, key: str) -> Document:
+    return Document(
+        source,
+        extracted.text,
+        file_hash,
+        extracted.encoding,
+        key,
+        format=extracted.format,
+        pages=extracted.pages,
+        body_start=extracted.body_start,
+        title=extracted.title,
+        tags=extracted.tags,
+        meta=extracted.meta,
+    )
 
 
 def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
@@ -119,88 +148,3 @@ def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
     if len(raw) > max_bytes:
         return Skip(source.path, "too_large", f"grew past {max_bytes} bytes while read")
     return raw, key
-
-
-def has_text(text: str) -> bool:
-    """Whether `text` holds anything visible: a file of spaces, zero-width characters and
-    other format or control characters has nothing to embed."""
-    return any(not c.isspace() and unicodedata.category(c)[0] not in "CZ" for c in text)
-
-
-def _decode(raw: bytes) -> tuple[str, str] | str:
-    """(text, encoding), or the skip reason."""
-    for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if raw.startswith(bom):
-            try:
-                return raw.decode(encoding), encoding
-            except UnicodeDecodeError:
-                return "undecodable"
-    utf16 = _utf16_without_bom(raw)
-    if utf16 is not None:
-        return utf16
-    if _looks_binary(raw[:SNIFF_BYTES]):
-        return "binary"
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        return _detect(raw)
-
-
-def _utf16_without_bom(raw: bytes) -> tuple[str, str] | None:
-    """UTF-16 text that lacks its byte-order mark (Windows tools write it): mostly Latin text
-    then has a NUL in every other byte, on the same side, which binary data does not."""
-    head = raw[:SNIFF_BYTES]  # even, so the byte pairs stay aligned
-    if len(raw) % 2 or len(head) < 4:
-        return None
-    evens, odds = head[0::2], head[1::2]
-    for encoding, nuls, letters in (("utf-16-le", odds, evens), ("utf-16-be", evens, odds)):
-        if nuls.count(0) >= UTF16_NUL_SHARE * len(nuls) and letters.count(0) == 0:
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError:
-                return None
-            binary = _looks_binary(text[:SNIFF_BYTES].encode("utf-8"))
-            return None if binary else (text, encoding)
-    return None
-
-
-def _looks_binary(head: bytes) -> bool:
-    if b"\x00" in head:
-        return True
-    controls = sum(head.count(c) for c in _CONTROL)
-    return controls > MAX_CONTROL_RATIO * max(len(head), 1)
-
-
-def _detect(raw: bytes) -> tuple[str, str] | str:
-    """A legacy encoding, only when the guess is safe.
-
-    Western European text in cp1252 (a superset of Latin-1's printable characters) is by far
-    the most common non-UTF-8 text, and detectors misjudge it (short French comes out as
-    Baltic cp1257), so it is tried first: accepted when accented letters stay a minority, as
-    they do in every Western language and never in mis-decoded Cyrillic or Greek. Anything
-    else must be the detector's clear choice: every near-best candidate reads the same text."""
-    western = _western(raw)
-    if western is not None:
-        return western, WESTERN
-    from charset_normalizer import from_bytes
-
-    matches = list(from_bytes(raw))
-    if not matches or matches[0].chaos > MAX_CHAOS or matches[0].coherence < MIN_COHERENCE:
-        return "undecodable"
-    text = str(matches[0])
-    near = [m for m in matches if m.chaos <= matches[0].chaos + NEAR_CHAOS]
-    if any(str(m) != text for m in near):
-        return "undecodable"
-    return text, str(matches[0].encoding)
-
-
-def _western(raw: bytes) -> str | None:
-    try:
-        text = raw.decode(WESTERN)
-    except UnicodeDecodeError:
-        return None
-    letters = [c for c in text if c.isalpha()]
-    accented = sum(1 for c in letters if not c.isascii())
-    if not letters or accented > MAX_ACCENTED * len(letters):
-        return None
-    return text

@@ -16,7 +16,10 @@ SKIP_REASONS = frozenset(
     {
         "binary",
         "broken_symlink",
+        "corrupt",
         "empty",
+        "encrypted",
+        "no_text",
         "not_a_file",
         "outside_root",
         "too_large",

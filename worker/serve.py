@@ -5,7 +5,7 @@ reach a daemon that holds the store.
     GET /healthz                      200 while the sync loop is turning
     GET /readyz                       200 once the initial sync is done and the store answers
     GET /metrics                      Prometheus text format
-    GET /search?q=...&limit=5&path_prefix=...&mode=...&context=...&per_file=...
+    GET /search?q=...&limit=5&path_prefix=...&mode=...&context=...&per_file=...&where=k=v
                                       hits as JSON (mode: dense, keyword or hybrid; context:
                                       a passage's tokens; defaults: DOCSYNC_SEARCH_MODE,
                                       DOCSYNC_CONTEXT_TOKENS, DOCSYNC_HITS_PER_FILE)
@@ -42,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
 from plugin.daemon_client import ask_daemon as ask_daemon
 from plugin.errors import ConfigError, DocsyncError, StoreError
+from plugin.filters import parse_where
 from plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
 
 log = logging.getLogger("docsync.http")
@@ -61,12 +62,14 @@ class Api:
 
     def answer(self, target: str) -> Response:
         url = urlsplit(target)
-        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        query = parse_qs(url.query)
+        params = {k: v[-1] for k, v in query.items()}
+        wheres = query.get("where", [])
         routes: dict[str, Callable[[dict[str, str]], Response]] = {
             "/healthz": lambda _: _flag(self.healthy(), "ok", "stalled"),
             "/readyz": lambda _: self._readyz(),
             "/metrics": lambda _: (200, CONTENT_TYPE_LATEST, self.metrics()),
-            "/search": self._search,
+            "/search": lambda p: self._search(p, wheres),
             "/status": lambda _: _json(200, self.status()),
         }
         route = routes.get(url.path)
@@ -83,7 +86,7 @@ class Api:
         self.searcher.store.ping()
         return _json(200, {"ready": True})
 
-    def _search(self, params: dict[str, str]) -> Response:
+    def _search(self, params: dict[str, str], wheres: list[str]) -> Response:
         question = params.get("q", "").strip()
         if not question:
             return _json(400, {"error": "missing q (the question)"})
@@ -100,17 +103,22 @@ class Api:
             if mode is not None:
                 check_mode(mode)
             check_context(context, per_file)
+            filters = parse_where(wheres)
         except ValueError as exc:
             return _json(400, {"error": str(exc)})
         path_prefix = params.get("path_prefix")
-        hits = self.searcher.search(
-            question,
-            limit=limit,
-            path_prefix=path_prefix,
-            mode=mode,
-            context=context,
-            per_file=per_file,
-        )
+        try:
+            hits = self.searcher.search(
+                question,
+                limit=limit,
+                path_prefix=path_prefix,
+                mode=mode,
+                context=context,
+                per_file=per_file,
+                filters=filters,
+            )
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
         return _json(200, [hit.to_dict() for hit in hits])
 
 

@@ -1,0 +1,183 @@
+"""Reading benchmark: pages/s and chunks/s of docsync's PDF and HTML readers against pypdf
+(PDF) and BeautifulSoup's `get_text()` (HTML) over the same files in one run, and each one's
+peak memory.
+
+Every reader runs in a fresh process of its own (this script with `--reader NAME`), so its
+peak RSS is its own; each reads every file `--rounds` times. docsync's figures are its
+readers as the sync runs them (`worker.formats.pdf.read_pdf`, `worker.formats.html.read_html`,
+the same code the child process runs), and `docsync+chunk` also cuts the text into chunks with
+the model's tokenizer, as a sync does. `pages` counts PDF pages and HTML files.
+
+    python bench/formats.py [--json] [--pdf DIR]... [--html DIR]... [--rounds N]
+
+Defaults: the real documents in tests/documents (no one here wrote them). Point `--pdf`
+and `--html` at larger folders for steadier figures, e.g. a Debian documentation package's.
+Needs the test extra (pypdf, beautifulsoup4, the MiniLM tokenizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from output import emit
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = ROOT / "tests" / "documents"
+# Files of the test set that are broken on purpose: not a reading speed.
+BROKEN = {"scanned.pdf", "encrypted.pdf", "truncated.pdf", "empty.pdf"}
+READERS = {
+    "pdf": ("docsync", "docsync+chunk", "pypdf"),
+    "html": ("docsync", "docsync+chunk", "bs4"),
+}
+
+
+def files(folders: Sequence[Path], suffixes: tuple[str, ...]) -> list[Path]:
+    found = [
+        p
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.suffix.lower() in suffixes and p.is_file() and p.name not in BROKEN
+    ]
+    return [p for p in found if p.stat().st_size > 0]
+
+
+def readable(paths: list[Path], read: Callable[[bytes], tuple[str, int]]) -> list[Path]:
+    """The files docsync reads text from: a scanned or broken file is not a reading speed."""
+    from worker.formats import Unreadable
+
+    kept = []
+    for path in paths:
+        try:
+            read(path.read_bytes())
+        except Unreadable:
+            continue
+        kept.append(path)
+    return kept
+
+
+def _docsync_pdf(raw: bytes) -> tuple[str, int]:
+    from worker.formats.pdf import read_pdf
+
+    extracted = read_pdf(raw)
+    return extracted.text, len(extracted.pages)
+
+
+def _docsync_html(raw: bytes) -> tuple[str, int]:
+    from worker.formats.html import read_html
+
+    return read_html(raw).text, 1
+
+
+def _pypdf(raw: bytes) -> tuple[str, int]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(raw))
+    return "\n\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
+
+
+def _bs4(raw: bytes) -> tuple[str, int]:
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(raw, "lxml").get_text(), 1
+
+
+def _chunker() -> Callable[[str], int]:
+    from tokenizers import Tokenizer
+
+    from tests.conftest import minilm_dir
+    from worker.chunk import chunk_text
+
+    tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tokenizer.no_truncation()  # spans of the whole text, as the sync takes them
+
+    class Spans:
+        def token_spans(self, text: str) -> list[tuple[int, int]]:
+            encoding = tokenizer.encode(text, add_special_tokens=False)
+            return [tuple(o) for o in encoding.offsets]  # type: ignore[misc]
+
+    spans = Spans()
+    return lambda text: len(chunk_text(text, tokenizer=spans, max_tokens=256))
+
+
+def measure(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[str, float]:
+    """Run in the reader's own process: time every file `rounds` times."""
+    read = {
+        ("pdf", "docsync"): _docsync_pdf,
+        ("pdf", "docsync+chunk"): _docsync_pdf,
+        ("pdf", "pypdf"): _pypdf,
+        ("html", "docsync"): _docsync_html,
+        ("html", "docsync+chunk"): _docsync_html,
+        ("html", "bs4"): _bs4,
+    }[(kind, reader)]
+    chunk = _chunker() if reader == "docsync+chunk" else None
+    raws = [p.read_bytes() for p in paths]
+    read(raws[0])  # imports and first-call set-up are not reading speed
+    pages = chunks = 0
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for raw in raws:
+            text, count = read(raw)
+            pages += count
+            if chunk is not None:
+                chunks += chunk(text)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"pages_per_s": round(pages / seconds, 1), "seconds": round(seconds, 3)}
+    if chunk is not None:
+        result["chunks_per_s"] = round(chunks / seconds, 1)
+    result["peak_rss_mb"] = round(peak, 1)
+    return result
+
+
+def run_reader(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--reader", f"{kind}:{reader}", "--rounds", str(rounds)]
+    out = subprocess.run(
+        [*command, *map(str, paths)], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return dict(json.loads(out.stdout))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--pdf", type=Path, action="append", help="a folder of PDFs")
+    parser.add_argument("--html", type=Path, action="append", help="a folder of web pages")
+    parser.add_argument("--rounds", type=int, default=20, help="reads of every file")
+    parser.add_argument("--reader", help=argparse.SUPPRESS)  # kind:name, in the child
+    parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reader:
+        kind, name = args.reader.split(":")
+        print(json.dumps(measure(kind, name, args.paths, args.rounds)))
+        return 0
+    inputs = {
+        "pdf": readable(files(args.pdf or [DOCUMENTS], (".pdf",)), _docsync_pdf),
+        "html": readable(files(args.html or [DOCUMENTS], (".html", ".htm")), _docsync_html),
+    }
+    results: dict[str, object] = {}
+    for kind, paths in inputs.items():
+        if not paths:
+            raise SystemExit(f"no {kind} files to read")
+        row = {name: run_reader(kind, name, paths, args.rounds) for name in READERS[kind]}
+        baseline = row[READERS[kind][2]]["pages_per_s"]
+        results[kind] = {
+            "files": len(paths),
+            **row,
+            "speedup": round(row["docsync"]["pages_per_s"] / baseline, 2),
+        }
+    emit(results, as_json=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

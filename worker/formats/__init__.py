@@ -1,0 +1,71 @@
+"""Stage 2's variants: one reader per file format, each turning a file's bytes into the text
+that is chunked and what the chunker and the payload need besides it.
+
+    text    Markdown, reStructuredText, plain text (worker/formats/text.py), in-process
+    pdf     pypdfium2: one page at a time; page starts kept for citations
+    html    trafilatura: the page's main text, headings as Markdown headings
+    docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
+
+Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted
+text, so the chunker cuts before them as it does in Markdown, and `start`/`end` of every chunk
+index this extracted text exactly. A PDF's page starts are cuts of lower rank (see
+worker/chunk.py). Every reader is deterministic: the same bytes give the same text, so an
+unchanged file embeds nothing, and an edited one only the chunks whose text changed.
+
+The readers of binary formats run in a child process (worker/formats/isolated.py), bounded in
+time, so a hostile file that hangs or crashes a parser costs that file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from plugin.schema import FORMATS
+
+MARKDOWN, RST, TEXT, PDF, HTML, DOCX = FORMATS
+# Formats read by a parser library in the child process rather than decoded in-process.
+BINARY_FORMATS = frozenset({PDF, HTML, DOCX})
+_BY_SUFFIX = {
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".rst": RST,
+    ".pdf": PDF,
+    ".html": HTML,
+    ".htm": HTML,
+    ".xhtml": HTML,
+    ".docx": DOCX,
+}
+
+
+def format_of(path: str) -> str:
+    """The format a file is read as, by its name's suffix (anything else is plain text)."""
+    return _BY_SUFFIX.get(PurePosixPath(path).suffix.lower(), TEXT)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A document as the chunker sees it."""
+
+    text: str
+    format: str
+    encoding: str = ""  # the decoding of a text format ("" for the others)
+    # where each page starts in `text` (PDF): pages[0] == 0, one entry per page
+    pages: tuple[int, ...] = ()
+    body_start: int = 0  # where the content starts: after a Markdown file's front matter
+    title: str = ""  # the document's own title (front matter, document properties)
+    tags: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)  # author and other scalar fields
+
+
+class Unreadable(Exception):
+    """A file that its format's reader cannot turn into text; `reason` is the skip reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[Unreadable], tuple[str, str]]:
+        return (Unreadable, (self.reason, self.detail))  # it travels from the reader process
