@@ -92,6 +92,22 @@ class QdrantClientStore:
             self._create(profile)
             return
         check_profile(profile, self.read_profile(), collection=self.collection)
+        if create and self._server:
+            self._add_indexes()
+
+    def _add_indexes(self) -> None:
+        """The keyword indexes a collection made by an earlier version lacks (`format` and
+        `tags` came with document formats): a writer adds them, once."""
+        info = self._call(self._client.get_collection, self.collection)
+        have = set(info.payload_schema or {})
+        for name in INDEXED_FIELDS:
+            if name not in have:
+                self._call(
+                    self._client.create_payload_index,
+                    self.collection,
+                    field_name=name,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                )
 
     def read_profile(self) -> EmbeddingProfile | None:
         if not self._call(self._client.collection_exists, self.collection):

@@ -469,3 +469,33 @@ def test_server_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> 
         assert "127.0.0.1:9/?api_key=***)" in str(caught.value)
     finally:
         store.close()
+
+
+def test_a_writer_gives_a_server_collection_the_indexes_it_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A collection made before `format` and `tags` were indexed gets their indexes when a
+    worker opens it (qdrant-client's in-memory mode stands in for the server)."""
+    client = QdrantClient(location=":memory:")
+    old = QdrantClientStore(client, "c", server=True)
+    monkeypatch.setattr("plugin.qdrant_store.INDEXED_FIELDS", ("root", "path"))
+    old.open(PROFILE, create=True)
+    monkeypatch.undo()
+    created: list[str] = []
+    real = client.create_payload_index
+
+    def spy(collection: str, field_name: str, **kwargs: object) -> object:
+        created.append(field_name)
+        return real(collection, field_name=field_name, **kwargs)  # type: ignore[arg-type]
+
+    real_get = client.get_collection
+
+    def get_collection(name: str) -> object:  # in-memory mode keeps no index list
+        info = real_get(name)
+        info.payload_schema = {"root": {}, "path": {}}  # type: ignore[assignment]
+        return info
+
+    monkeypatch.setattr(client, "create_payload_index", spy)
+    monkeypatch.setattr(client, "get_collection", get_collection)
+    QdrantClientStore(client, "c", server=True).open(PROFILE, create=True)
+    assert "format" in created and "tags" in created and "root" not in created
