@@ -118,6 +118,12 @@ def test_searcher_asks_the_daemon_that_holds_the_store(
             expected = local.search(question, limit=4, path_prefix="mac.rst")
             assert searcher.search(question, limit=4, path_prefix="mac.rst") == expected
             assert expected and {h.path for h in expected} == {"mac.rst"}
+            where = {"path": "*.rst", "format": "rst"}
+            expected = local.search(question, limit=4, filters=where)
+            assert searcher.search(question, limit=4, filters=where) == expected
+            assert searcher.search(question, limit=4, filters={"format": "pdf"}) == []
+            with pytest.raises(ValueError, match="unknown filter key"):
+                searcher.search(question, filters={"colour": "red"})
             with pytest.raises(ValueError, match=f"between 1 and {MAX_LIMIT}"):
                 searcher.search(question, limit=MAX_LIMIT + 1)
     finally:
