@@ -23,7 +23,6 @@ from plugin import schema
 from plugin.choices import one_of
 from plugin.store import Match
 
-FILTER_KEYS = ("format", "path", "tags", "title", "author")
 MAX_VALUE = 256
 MAX_PATH_MATCHES = 10_000  # files one path glob may select
 _META_KEY = re.compile(r"^meta\.([A-Za-z][A-Za-z0-9_-]{0,63})$")
@@ -34,6 +33,7 @@ _FIELDS = {
     "title": schema.TITLE,
     "author": f"{schema.META}.author",
 }
+FILTER_KEYS = tuple(_FIELDS)
 _GLOB = re.compile(r"[*?\[]")
 
 Filters = Mapping[str, str | Sequence[str]]

@@ -67,9 +67,9 @@ def make_docx(path: Path) -> Path:
 
 def test_pdf_is_read_page_by_page_with_each_page_start() -> None:
     document = read(DOCUMENTS / "manual.pdf")
-    assert isinstance(document, Document) and document.format == "pdf"
-    assert len(document.pages) == 7 and document.pages[0] == 0
-    pages = [*document.pages, len(document.text)]
+    assert isinstance(document, Document) and document.content.format == "pdf"
+    assert len(document.content.pages) == 7 and document.content.pages[0] == 0
+    pages = [*document.content.pages, len(document.text)]
     for page, sentence in ON_PAGE.items():
         text = document.text[pages[page - 1] : pages[page]]
         assert sentence in " ".join(text.split()), (page, sentence)
@@ -96,24 +96,24 @@ def test_broken_pdfs_are_skipped_with_their_reason(name: str, reason: str) -> No
 
 def test_html_keeps_headings_as_markdown_and_identifiers_as_written() -> None:
     document = read(DOCUMENTS / "library.html")
-    assert isinstance(document, Document) and document.format == "html"
+    assert isinstance(document, Document) and document.content.format == "html"
     headings = [line for line in document.text.splitlines() if line.startswith("#")]
     assert headings[:2] == ["# `bisect` — Array bisection algorithm", "## Performance Notes"]
     assert "bisect.bisect_left(" in document.text and "\\_" not in document.text
     assert "¶" not in document.text
     assert "Navigation" not in headings  # the sidebar is not the page's text
-    assert document.title == "bisect — Array bisection algorithm"
+    assert document.content.title == "bisect — Array bisection algorithm"
 
 
 def test_docx_headings_lists_tables_and_properties(tmp_path: Path) -> None:
     document = read(make_docx(tmp_path / "kettle.docx"))
-    assert isinstance(document, Document) and document.format == "docx"
+    assert isinstance(document, Document) and document.content.format == "docx"
     assert "# Kettle Manual" in document.text and "\n# Descaling\n" in document.text
     assert "- Never immerse the base in water." in document.text
     assert "Power | 2200 W\nCapacity | 1.7 l" in document.text
-    assert document.title == "Kettle Manual"
-    assert document.tags == ("kitchen", "appliance")
-    assert document.meta["author"] == "Ada Lovelace"
+    assert document.content.title == "Kettle Manual"
+    assert document.content.tags == ("kitchen", "appliance")
+    assert document.content.meta["author"] == "Ada Lovelace"
     sections = chunk_text(document.text, tokenizer=_Words(), max_tokens=20)
     assert any(c.text.startswith("# Safety") for c in sections)  # a heading is a cut
 
@@ -211,7 +211,7 @@ def test_chunks_do_not_span_pages_and_carry_their_page(
     run_sync(tmp_path, memory_store, tiny_encoder)
     document = read(tmp_path / "manual.pdf")
     assert isinstance(document, Document)
-    bounds = [*document.pages, len(document.text)]
+    bounds = [*document.content.pages, len(document.text)]
     points = list(memory_store.scroll({}))
     assert points and all(p.payload["format"] == "pdf" for p in points)
     for point in points:

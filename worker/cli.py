@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="only documents whose KEY is VALUE (repeatable; a key twice: either value): "
-        "format (markdown, rst, text, pdf, html, docx), path (a glob: guides/*.pdf), tags, "
+        f"format ({', '.join(schema.FORMATS)}), path (a glob: guides/*.pdf), tags, "
         "title, author, meta.NAME (a front matter field)",
     )
     query.add_argument("--json", action="store_true", help="print the hits as JSON")
@@ -675,9 +675,9 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"{ns.file} is not indexed as text: {document.reason} ({document.detail})", 1)
     assert not isinstance(document, Unchanged)
     if ns.pages:
-        if not document.pages:
-            return _fail(f"{ns.file} has no pages ({document.format})", 1)
-        for number, start in enumerate(document.pages, 1):
+        if not document.content.pages:
+            return _fail(f"{ns.file} has no pages ({document.content.format})", 1)
+        for number, start in enumerate(document.content.pages, 1):
             print(f"p. {number}\t{start}")
         return 0
     end = len(document.text) if ns.end is None else ns.end

@@ -357,7 +357,7 @@ class _Run:
         source = document.source
         root = str(source.root)
         stem = PurePosixPath(source.path).stem
-        title = document.title or find_title(document.text, fallback=stem)
+        title = document.content.title or find_title(document.text, fallback=stem)
         title = clip_title(title, self.encoder)
         budget = min(self.options.chunk_tokens, self.encoder.passage_budget(title))
         if budget < MIN_PASSAGE_TOKENS:
@@ -370,8 +370,8 @@ class _Run:
             tokenizer=self.encoder,
             max_tokens=budget,
             spans=spans,
-            breaks=document.pages,
-            body_start=document.body_start,
+            breaks=document.content.pages,
+            body_start=document.content.body_start,
         )
         version = FileVersion(
             root,
@@ -381,10 +381,10 @@ class _Run:
             self.options.chunker,
             chunks,
             document.stat_key,
-            format=document.format,
-            pages=document.pages,
-            tags=document.tags,
-            meta=document.meta,
+            format=document.content.format,
+            pages=document.content.pages,
+            tags=document.content.tags,
+            meta=document.content.meta,
         )
         existing = (
             self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)

@@ -34,21 +34,11 @@ class IndexedFile:
     chunkers: set[str] = field(default_factory=set)
     counts: set[int] = field(default_factory=set)
 
-    def is_current(self, file_hash: str, chunker: str) -> bool:
-        return (
-            self.file_hashes == {file_hash}
-            and self.chunkers == {chunker}
-            and self.counts == {len(self.ids)}
-        )
-
     def current_hash(self, chunker: str) -> str | None:
         """The file hash its points were all written from, when they are complete and of
-        this chunker: a file whose bytes still hash so needs no extracting."""
-        if len(self.file_hashes) != 1 or self.chunkers != {chunker}:
-            return None
-        if self.counts != {len(self.ids)}:
-            return None
-        return next(iter(self.file_hashes))
+        this chunker: a file whose bytes still hash so is current, and needs no extracting."""
+        complete = self.chunkers == {chunker} and self.counts == {len(self.ids)}
+        return next(iter(self.file_hashes)) if complete and len(self.file_hashes) == 1 else None
 
     def is_unchanged(self, stat_key: str, chunker: str) -> bool:
         """Current without reading the file: every point was written from a file with this
@@ -56,9 +46,7 @@ class IndexedFile:
         return (
             bool(stat_key)
             and self.stat_keys == {stat_key}
-            and len(self.file_hashes) == 1
-            and self.chunkers == {chunker}
-            and self.counts == {len(self.ids)}
+            and self.current_hash(chunker) is not None
         )
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from plugin.schema import content_hash
 from worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
@@ -38,16 +38,13 @@ clock: Callable[[], int] = time.time_ns
 @dataclass(frozen=True)
 class Document:
     source: SourceFile
-    text: str
+    content: Extracted  # the text, and what its format tells: pages, title, tags, metadata
     file_hash: str
-    encoding: str
     stat_key: str = ""  # "" when the file had not settled (see the module docstring)
-    format: str = "text"
-    pages: tuple[int, ...] = ()  # where each page starts in `text` (PDF)
-    body_start: int = 0  # where the content starts (after front matter)
-    title: str = ""  # the document's own title (front matter, properties), if any
-    tags: tuple[str, ...] = ()
-    meta: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.content.text
 
 
 @dataclass(frozen=True)
@@ -109,24 +106,7 @@ def read_document(
             extracted = read_text(raw, kind)
     except Unreadable as exc:
         return Skip(source.path, exc.reason, exc.detail)
-    del raw
-    return _document(source, extracted, file_hash, key)
-
-
-def _document(source: SourceFile, extracted: Extracted, file_hash: str, key: str) -> Document:
-    return Document(
-        source,
-        extracted.text,
-        file_hash,
-        extracted.encoding,
-        key,
-        format=extracted.format,
-        pages=extracted.pages,
-        body_start=extracted.body_start,
-        title=extracted.title,
-        tags=extracted.tags,
-        meta=extracted.meta,
-    )
+    return Document(source, extracted, file_hash, key)
 
 
 def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
