@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plugin.device import resolve_device
+from plugin.embedding.runner import Prepared, Runner, configure_cpu_threads, resolve_precision
 from plugin.errors import ModelLoadError
-from plugin.inference import Prepared, Runner, configure_cpu_threads, resolve_precision
 from plugin.keyword import KeywordEncoder
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
 from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
@@ -154,7 +154,8 @@ class Encoder:
 
     @property
     def query_forward(self) -> str:
-        """How questions are embedded: "lean" (`plugin.lean`) or "model" (its module chain)."""
+        """How questions are embedded: "lean" (`plugin.embedding.lean`) or "model" (its module
+        chain)."""
         return self._runner.query_forward
 
     @property

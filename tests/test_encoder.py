@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, ModelLoadError
-from plugin.inference import (
+from plugin.embedding.runner import (
     StopRequested,
     _budget_groups,
     cpu_has_native_bf16,
     resolve_precision,
 )
+from plugin.encoder import Encoder
+from plugin.errors import ConfigError, ModelLoadError
 from tests.conftest import CORPUS, QUERY_PREFIX, minilm_dir
 
 

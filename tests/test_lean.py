@@ -1,4 +1,4 @@
-"""Questions on a CPU take the lean forward pass (plugin.lean): the model's vectors, less
+"""Questions on a CPU take the lean forward pass (plugin.embedding.lean): the model's vectors, less
 overhead, and the module chain wherever the lean pass does not fit the model."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from plugin import lean
+from plugin.embedding import lean
 from plugin.encoder import Encoder
 from tests.conftest import QUERY_PREFIX, minilm_dir, save_tiny_bert
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from plugin import schema
+from plugin.embedding.runner import Prepared, StopRequested
 from plugin.encoder import Encoder
-from plugin.inference import Prepared, StopRequested
 from plugin.store import Store
 from worker.plan import FilePlan, PlannedPoint, PlannedVector, compact
 

@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from plugin.embedding.runner import available_cpus
 from plugin.errors import ConfigError
-from plugin.inference import available_cpus
 
 log = logging.getLogger("docsync.encoder")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
