@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
 from plugin.errors import ConfigError
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU while the driver is loaded
+
+
+def check_device(spec: str) -> str:
+    """`spec` normalised, or a `ConfigError` for a name that is no device (checked without
+    importing torch; whether the device is there is `resolve_device`'s to say)."""
+    spec = spec.strip().lower()
+    if spec in ("auto", "cpu", "cuda", "mps"):
+        return spec
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        return spec
+    raise ConfigError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def likely_device(spec: str) -> str:
+    """The device `resolve_device(spec)` would choose, guessed without importing torch (a
+    second and more on a small machine): what sizes work before a model is loaded. `auto`
+    is cuda where an NVIDIA driver sees a GPU and torch is not a CPU-only build."""
+    spec = check_device(spec)
+    if spec != "auto":
+        return spec
+    try:
+        cuda_build = "+cpu" not in version("torch")
+    except PackageNotFoundError:
+        cuda_build = False
+    if cuda_build and NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir()):
+        return "cuda"
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "mps"
+    return "cpu"
 
 
 def resolve_device(spec: str) -> str:
@@ -10,7 +46,7 @@ def resolve_device(spec: str) -> str:
     never a silent fallback to the CPU."""
     import torch
 
-    spec = spec.strip().lower()
+    spec = check_device(spec)
     if spec == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -21,9 +57,7 @@ def resolve_device(spec: str) -> str:
         if not _mps_available(torch):
             raise ConfigError("DOCSYNC_DEVICE=mps but this machine has no usable MPS device")
         return "mps"
-    if spec == "cuda" or spec.startswith("cuda:"):
-        return _cuda(torch, spec)
-    raise ConfigError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+    return _cuda(torch, spec)
 
 
 def _cuda(torch: object, spec: str) -> str:

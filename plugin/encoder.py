@@ -7,16 +7,29 @@ sentence-transformers configuration; nothing here overrides them.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plugin.device import resolve_device
-from plugin.embedding.runner import Prepared, Runner, configure_cpu_threads, resolve_precision
+from plugin.device import check_device, likely_device, resolve_device
+from plugin.embedding.card import ModelCard, card_key, plain_tokenizer, read_card, write_card
+from plugin.embedding.questions import QuestionEncoder
+from plugin.embedding.runner import (
+    Prepared,
+    Runner,
+    check_precision,
+    configure_cpu_threads,
+    model_dimension,
+    model_inputs,
+    resolve_precision,
+)
 from plugin.errors import ModelLoadError
 from plugin.keyword import KeywordEncoder
 from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
@@ -25,13 +38,19 @@ from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
 if TYPE_CHECKING:
     from plugin.settings import Settings
 
+log = logging.getLogger("docsync.encoder")
 # Put between a document's title and a passage's text, as the model saw them in training.
 TITLE_SEPARATOR = "\n\n"
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 
 class Encoder:
-    """Embeds questions and passages with one sentence-transformers model."""
+    """Embeds questions and passages with one sentence-transformers model.
+
+    Built from a loaded model, or lazily from the model's card (`plugin.embedding.card`) and
+    a loader: then the tokenizer, the dimension and the profile come from the card, questions
+    are embedded by its ONNX export, and the model is loaded (torch imported) only when
+    passages must be embedded."""
 
     def __init__(
         self,
@@ -48,8 +67,10 @@ class Encoder:
         prefetch: bool | None = None,
         cache: Path | None = None,
         fingerprint: str | None = None,
+        card: ModelCard | None = None,
+        loader: Callable[[], Any] | None = None,
+        device: str = "auto",
     ) -> None:
-        self._model = model
         self.name = name
         self.revision = revision
         self.fingerprint = fingerprint
@@ -57,18 +78,32 @@ class Encoder:
         self.passage_prefix = passage_prefix
         # The keyword door: BM25, no model to load, the same for every dense model.
         self.keyword = KeywordEncoder()
-        self._tokenizer = _offsets_tokenizer(model.tokenizer)
+        self._runner_options: dict[str, Any] = {
+            "precision": precision,
+            "token_budget": token_budget,
+            "max_batch": batch_size,
+            "backend": backend,
+            "prefetch": prefetch,
+            "cache": cache,
+        }
+        self._device_setting = device
+        self._card = card
+        self._loader = loader
+        self._loading = threading.Lock()
+        self._model: Any = None
+        self._runner: Runner | None = None
+        self._questions: QuestionEncoder | None = None
+        if model is not None:
+            self._tokenizer = plain_tokenizer(model.tokenizer)
+            self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
+            self._adopt(model)
+        elif card is not None and loader is not None:
+            self._tokenizer = card.tokenizer()
+            self._special_tokens = card.special_tokens
+            self._questions = QuestionEncoder(card) if card.questions else None
+        else:
+            raise ValueError("an Encoder needs a model, or a card and a loader")
         self._piecewise = cuts_at_whitespace(self._tokenizer)
-        self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
-        self._runner = Runner(
-            model,
-            precision=precision,
-            token_budget=token_budget,
-            max_batch=batch_size,
-            backend=backend,
-            prefetch=prefetch,
-            cache=cache,
-        )
 
     @classmethod
     def load(
@@ -83,38 +118,45 @@ class Encoder:
         batch_size: int | None = None,
         backend: str = "torch",
         cache: Path | None = None,
+        lazy: bool = False,
     ) -> Encoder:
         """Load `name` (a hub name or a local directory) onto `device`, and warm it up.
-        `cache`: docsync's cache folder, where the ONNX backends keep their export (default:
-        `plugin.settings.default_cache()`)."""
-        name = os.fspath(name)
-        resolved = resolve_device(device)
-        resolve_precision(precision, resolved)  # refuse an impossible precision before loading
-        if resolved == "cpu":
-            configure_cpu_threads()
-        source = cls.source(name)
-        local = Path(source).is_dir()
-        try:
-            from sentence_transformers import SentenceTransformer
+        `cache`: docsync's cache folder, where the ONNX backends keep their export and model
+        cards are kept (default: `plugin.settings.default_cache()`).
 
-            with _quiet_loading():
-                model = SentenceTransformer(source, device=resolved)
-        except Exception as exc:  # any loader failure means the same thing to the user
-            raise ModelLoadError(_load_failure(name, exc)) from exc
-        encoder = cls(
-            model,
-            name=source,
-            query_prefix=query_prefix,
-            passage_prefix=passage_prefix,
-            precision=precision,
-            token_budget=token_budget,
-            batch_size=batch_size,
-            backend=backend,
-            cache=cache,
-            fingerprint=model_fingerprint(Path(source)) if local else None,
-        )
-        encoder.embed_query("warm up")  # first calls pay for lazy initialisation: not a user's
-        return encoder
+        `lazy`: where the model has a card, answer an encoder that loads the model only when
+        passages must be embedded; where it has none, load it now and write its card."""
+        name = os.fspath(name)
+        check_device(device)
+        check_precision(precision)
+        source = cls.source(name)
+        fingerprint = model_fingerprint(Path(source)) if Path(source).is_dir() else None
+        options: dict[str, Any] = {
+            "name": source,
+            "query_prefix": query_prefix,
+            "passage_prefix": passage_prefix,
+            "precision": precision,
+            "token_budget": token_budget,
+            "batch_size": batch_size,
+            "backend": backend,
+            "cache": cache,
+            "fingerprint": fingerprint,
+            "device": device,
+        }
+        loader = partial(_load_model, source, device, precision)
+        if not lazy:
+            return cls(loader(), **options).warm()
+        from plugin.settings import default_cache
+
+        folder = cache or default_cache()
+        key = card_key(source, fingerprint)
+        card = read_card(folder, key) if key else None
+        if card is not None:
+            return cls(None, card=card, loader=loader, **options)
+        model = loader()
+        if key is not None:
+            card = _write_card(model, source=source, cache=folder, key=key)
+        return cls(model, card=card, **options).warm()
 
     @staticmethod
     def source(name: str | os.PathLike[str]) -> str:
@@ -122,7 +164,7 @@ class Encoder:
         return _model_source(os.fspath(name))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Encoder:
+    def from_settings(cls, settings: Settings, *, lazy: bool = False) -> Encoder:
         return cls.load(
             settings.model,
             device=settings.device,
@@ -133,30 +175,78 @@ class Encoder:
             batch_size=settings.batch_size,
             backend=settings.backend,
             cache=settings.cache,
+            lazy=lazy,
         )
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (a lazy encoder loads it for its first passages)."""
+        return self._runner is not None
+
+    def warm(self) -> Encoder:
+        """Load the model now if it is not, and run it once: first calls pay for lazy
+        initialisation, which should not be a user's first question."""
+        self._runner_now().embed_one(self.query_input("warm up"))
+        return self
+
+    def _runner_now(self) -> Runner:
+        runner = self._runner
+        if runner is not None:
+            return runner
+        with self._loading:
+            if self._runner is None:
+                assert self._loader is not None
+                model = self._loader()
+                card, dimension = self._card, model_dimension(model)
+                if card is not None and dimension != card.dimension:
+                    raise ModelLoadError(
+                        f"model {self.name!r} gives {dimension}-dimensional vectors but its "
+                        f"card in {card.folder} says {card.dimension}: delete that folder"
+                    )
+                self._adopt(model)
+            assert self._runner is not None
+            return self._runner
+
+    def _adopt(self, model: Any) -> None:
+        self._model = model
+        self._runner = Runner(model, **self._runner_options)
+
+    @property
     def dimension(self) -> int:
-        return self._runner.dimension
+        if self._runner is None and self._card is not None:
+            return self._card.dimension
+        return self._runner_now().dimension
 
     @property
     def max_tokens(self) -> int:
         """The longest input the model reads, special tokens included."""
+        if self._model is None and self._card is not None:
+            return self._card.max_tokens
         return int(self._model.max_seq_length)
 
     @property
     def device(self) -> str:
+        """The model's device; before a lazy encoder loads it, the one it will likely get."""
+        if self._model is None:
+            return likely_device(self._device_setting)
         return str(self._model.device)
 
     @property
     def precision(self) -> str:
+        if self._runner is None:
+            backend = self._runner_options["backend"]
+            if backend != "torch":
+                return "int8" if backend == "onnx-int8" else "fp32"
+            return resolve_precision(self._runner_options["precision"], self.device)
         return self._runner.precision
 
     @property
     def query_forward(self) -> str:
-        """How questions are embedded: "lean" (`plugin.embedding.lean`) or "model" (its module
-        chain)."""
-        return self._runner.query_forward
+        """How questions are embedded: "lean" (`plugin.embedding.lean`), "model" (its module
+        chain), or, before a lazy encoder has loaded the model, "onnx" (the card's export)."""
+        if self._runner is None and self._questions is not None:
+            return "onnx"
+        return self._runner_now().query_forward
 
     @property
     def window(self) -> int:
@@ -168,7 +258,7 @@ class Encoder:
         """The size of the `index`-th window of a run. Where the next window is tokenized
         while one embeds (CUDA), windows start small and double up to `window`, so the
         device waits only for the first small one (a sixteenth) to be tokenized."""
-        if not self._runner.prefetch:
+        if not self._runner_now().prefetch:
             return self.window
         return min(self.window, max(1, self.window // 16) << min(index, 4))
 
@@ -197,15 +287,22 @@ class Encoder:
         return self.passage_prefix + head + text
 
     def embed_query(self, question: str) -> Vectors:
-        return self._runner.embed_one(self.query_input(question))
+        if self._runner is None and self._questions is not None:
+            return self._questions.embed(self.query_input(question))
+        return self._runner_now().embed_one(self.query_input(question))
 
     def embed_queries(self, questions: Sequence[str]) -> Vectors:
-        return self._runner.embed([self.query_input(q) for q in questions])
+        if self._runner is None and self._questions is not None:
+            out = np.empty((len(questions), self.dimension), dtype=np.float32)
+            for row, question in enumerate(questions):
+                out[row] = self.embed_query(question)
+            return out
+        return self._runner_now().embed([self.query_input(q) for q in questions])
 
     def prepare_passages(self, inputs: Sequence[str]) -> Prepared:
         """Passage inputs to be embedded next, by `embed_passages`: on a GPU their tokenizing
         begins now, on a thread, while the device works on earlier ones."""
-        return self._runner.prepare(inputs)
+        return self._runner_now().prepare(inputs)
 
     def embed_passages(
         self, inputs: Sequence[str] | Prepared, should_stop: Callable[[], bool] | None = None
@@ -213,7 +310,7 @@ class Encoder:
         """Embed passage inputs exactly as given (build each with `passage_input`), or what
         `prepare_passages` was given. `should_stop` is asked between batches; when it says
         so, `StopRequested` is raised."""
-        return self._runner.embed(inputs, should_stop)
+        return self._runner_now().embed(inputs, should_stop)
 
     def token_spans(self, text: str) -> TokenSpans:
         """Character offsets of the model's tokens in `text`, special tokens left out."""
@@ -239,7 +336,40 @@ class Encoder:
 
     def tokens(self, inputs: Sequence[str]) -> int:
         """Tokens the model reads for `inputs` (specials in, padding out): what tokens/s count."""
-        return self._runner.tokens(inputs)
+        return self._runner_now().tokens(inputs)
+
+
+def _load_model(source: str, device: str, precision: str) -> Any:
+    """The SentenceTransformer at `source` (a folder or a hub name) on `device`, in fp32 as
+    its files hold it."""
+    resolved = resolve_device(device)
+    resolve_precision(precision, resolved)  # refuse an impossible precision before loading
+    if resolved == "cpu":
+        configure_cpu_threads()
+    log.info("loading model %s", source)
+    if not Path(source).is_dir() and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
+        log.info(
+            "(from the Hugging Face hub or its cache; an unreachable hub is retried for about "
+            "a minute: HF_HUB_OFFLINE=1 skips it, DOCSYNC_MODEL=DIR loads a local copy)"
+        )
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        with _quiet_loading():
+            return SentenceTransformer(source, device=resolved)
+    except Exception as exc:  # any loader failure means the same thing to the user
+        raise ModelLoadError(_load_failure(source, exc)) from exc
+
+
+def _write_card(model: Any, *, source: str, cache: Path, key: str) -> ModelCard | None:
+    return write_card(
+        model,
+        source=source,
+        cache=cache,
+        key=key,
+        inputs=model_inputs(model),
+        dimension=model_dimension(model),
+    )
 
 
 def _model_source(name: str) -> str:
@@ -284,16 +414,3 @@ def _quiet_loading() -> Iterator[None]:
     finally:
         if were_on:
             bars.enable_progress_bar()
-
-
-def _offsets_tokenizer(tokenizer: Any) -> Any:
-    """A private copy of the fast tokenizer with truncation and padding off, for offsets."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        raise ModelLoadError("docsync needs a model with a fast (Rust) tokenizer")
-    from tokenizers import Tokenizer
-
-    copy = Tokenizer.from_str(backend.to_str())
-    copy.no_truncation()
-    copy.no_padding()
-    return copy

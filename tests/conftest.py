@@ -4,11 +4,15 @@ matters), real stores (qdrant-client in memory or on disk), real files in tmp_pa
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub in tests
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Model cards and ONNX exports go to a cache of the test run's own, never the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="docsync-test-cache-")
+os.environ.pop("DOCSYNC_CACHE", None)
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +28,11 @@ from worker.report import SyncReport
 # 29 real reStructuredText documents (Python 3.11 docs sources, PSF licence; see its README).
 CORPUS = Path(__file__).resolve().parent / "corpus" / "python-docs"
 QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+TEST_CACHE = os.environ["XDG_CACHE_HOME"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def minilm_dir() -> Path:

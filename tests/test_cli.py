@@ -121,28 +121,27 @@ def test_sync_lets_the_model_go_before_it_builds_the_index(
     nothing needs any more, has been freed."""
     import weakref
 
-    from worker import cli as cli_module
+    from plugin.encoder import Encoder
 
     models: list[weakref.ref[Any]] = []
-    load = cli_module._load_encoder
+    adopt = Encoder._adopt
 
-    def recorded(settings: Any) -> Any:
-        encoder = load(settings)
-        models.append(weakref.ref(encoder._model))
-        return encoder
+    def recorded(self: Encoder, model: Any) -> None:  # every model an encoder takes on
+        models.append(weakref.ref(model))
+        adopt(self, model)
 
     alive_at_optimize: list[bool] = []
     optimize = EdgeStore.optimize
 
     def observed(self: EdgeStore) -> bool:
-        alive_at_optimize.append(models[0]() is not None)
+        alive_at_optimize.append(any(model() is not None for model in models))
         return optimize(self)
 
-    monkeypatch.setattr(cli_module, "_load_encoder", recorded)
+    monkeypatch.setattr(Encoder, "_adopt", recorded)
     monkeypatch.setattr(EdgeStore, "optimize", observed)
     code, _, err = run(capsys, "sync", str(env))
     assert code == 0, err
-    assert alive_at_optimize == [False]
+    assert models and alive_at_optimize == [False]
 
 
 def test_missing_directory(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -324,16 +324,14 @@ def _store(settings: Settings, *, reading: bool = False) -> Iterator[Store]:
         store.close()
 
 
-def _load_encoder(settings: Settings) -> Any:
+def _load_encoder(settings: Settings, *, warm: bool = False) -> Any:
+    """The encoder, lazy: where the model has a card (its first load wrote one) the model is
+    loaded, and torch imported, only when passages must be embedded. `warm`: load it now."""
     from plugin.encoder import Encoder
 
-    log.info("loading model %s", settings.model)
-    if not Path(settings.model).exists() and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
-        log.info(
-            "(from the Hugging Face hub or its cache; an unreachable hub is retried for about "
-            "a minute: HF_HUB_OFFLINE=1 skips it, DOCSYNC_MODEL=DIR loads a local copy)"
-        )
-    encoder = Encoder.from_settings(settings)
+    encoder = Encoder.from_settings(settings, lazy=True)
+    if warm:
+        encoder.warm()
     settle_heap()
     return encoder
 
@@ -410,7 +408,7 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
 
     store = open_store(settings)  # not pinged: a daemon waits for a server that is down
     try:
-        encoder = _load_encoder(settings)
+        encoder = _load_encoder(settings, warm=True)
         _log_start("watching", roots, store, encoder)
         daemon = Daemon(
             roots,

@@ -6,7 +6,7 @@ products to int8 (dynamic quantization, per channel). int8 is about twice as fas
 but moves the vectors (mean cosine to fp32 about 0.994 on all-MiniLM-L6-v2), which is why it
 is a choice and not the default: `bench/backends.py` measures the trade-off.
 
-Needs the `onnx` extra (onnxruntime to run; onnx and onnxscript to export).
+onnxruntime runs it and onnx exports it, both dependencies of docsync.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def onnx_session(model: Any, keys: list[str], *, int8: bool, cache: Path) -> Any
     path = folder / "model-int8.onnx" if int8 else plain
     with _FILLING:  # torch's exporter keeps global state: one export at a time per process
         if not plain.exists():
-            _export(model, keys, plain)
+            log.info("exporting the model to ONNX (once): %s", plain)
+            export_chain(model, keys, plain)
         if int8 and not path.exists():
             _quantize(plain, path)
     options = ort.SessionOptions()
@@ -58,7 +59,7 @@ def _fingerprint(model: Any) -> str:
     return digest.hexdigest()[:24]
 
 
-def _export(model: Any, keys: list[str], path: Path) -> None:
+def export_chain(model: Any, keys: list[str], path: Path) -> None:
     import torch
 
     class Chain(torch.nn.Module):
@@ -69,8 +70,7 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
         def forward(self, *tensors: Any) -> Any:
             return self.model(dict(zip(keys, tensors, strict=True)))["sentence_embedding"]
 
-    log.info("exporting the model to ONNX (once): %s", path)
-    _private_dirs(path.parent)
+    private_dirs(path.parent)
     sample = torch.ones((2, 8), dtype=torch.int64)
     tmp = _scratch(path)
     axes = {k: {0: "batch", 1: "tokens"} for k in keys}
@@ -78,8 +78,9 @@ def _export(model: Any, keys: list[str], path: Path) -> None:
         with warnings.catch_warnings():
             # The TorchScript exporter is deprecated, but the torch.export one (torch 2.13,
             # onnxscript 0.7) writes an invalid graph for this model (a duplicated output name):
-            # keep the one that works, and its tests will say when it is gone.
-            warnings.simplefilter("ignore", DeprecationWarning)
+            # keep the one that works, and its tests will say when it is gone. Its tracer
+            # warnings are about the model's Python code, nothing a user can act on.
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 Chain().eval(),
                 tuple(sample for _ in keys),
@@ -119,7 +120,7 @@ def _quantize(plain: Path, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _private_dirs(folder: Path) -> None:
+def private_dirs(folder: Path) -> None:
     """Create `folder` and its missing parents owner-only, as docsync's other folders."""
     missing: list[Path] = []
     while not folder.is_dir():

@@ -77,9 +77,7 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def resolve_precision(spec: str, device: str) -> str:
     """`auto`: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32. An explicit
     precision the device cannot run is an error, not a silent change."""
-    spec = spec.strip().lower()
-    if spec not in PRECISIONS:
-        raise ConfigError(f"unknown precision {spec!r}: use {', '.join(PRECISIONS)}")
+    spec = check_precision(spec)
     kind = device.split(":")[0]
     if spec == "auto":
         if kind == "cuda":
@@ -88,6 +86,27 @@ def resolve_precision(spec: str, device: str) -> str:
     if spec == "fp16" and kind == "cpu":
         raise ConfigError("DOCSYNC_PRECISION=fp16 needs a GPU; on a CPU use bf16 or fp32")
     return spec
+
+
+def check_precision(spec: str) -> str:
+    """`spec` normalised, or a `ConfigError` for a name that is no precision."""
+    spec = spec.strip().lower()
+    if spec not in PRECISIONS:
+        raise ConfigError(f"unknown precision {spec!r}: use {', '.join(PRECISIONS)}")
+    return spec
+
+
+def model_inputs(model: Any) -> list[str]:
+    """The input tensors `model` (a SentenceTransformer) takes, of the three BERT-like
+    encoders know."""
+    sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
+    return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+
+
+def model_dimension(model: Any) -> int:
+    """The length of `model`'s sentence embeddings."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
 
 
 def available_cpus() -> int:
@@ -171,8 +190,7 @@ class Runner:
         self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
         self._max_width = int(model.max_seq_length)  # padding never goes past the model's limit
         self._pad = int(model.tokenizer.pad_token_id or 0)
-        sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
-        self._keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+        self._keys = model_inputs(model)
         self._session: Any = None
         self._lean: object = _UNBUILT
         self._lean_lock = threading.Lock()
@@ -275,11 +293,7 @@ class Runner:
 
     @property
     def dimension(self) -> int:
-        get = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
-        return int(get())
+        return model_dimension(self.model)
 
     def _tokenize(self, texts: list[str]) -> _Tokens:
         flats, lengths = [], []
