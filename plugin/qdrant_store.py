@@ -48,8 +48,14 @@ class QdrantClientStore:
         description: str = "qdrant-client",
         server: bool = False,
         attempts: int | None = None,
+        cluster: Mapping[str, int] | None = None,
+        ordering: str = "weak",
     ) -> None:
         self._client = client
+        # Applied when this store creates the collection: shard_number, replication_factor,
+        # write_consistency_factor (`Settings.cluster_settings`).
+        self._cluster = dict(cluster or {})
+        self._ordering = models.WriteOrdering(ordering)
         self.collection = collection
         self.description = description
         # Only a server benefits from payload indexes and from retrying; the embedded
@@ -69,6 +75,8 @@ class QdrantClientStore:
         api_key: str | None = None,
         path: Path | None = None,
         attempts: int | None = None,
+        cluster: Mapping[str, int] | None = None,
+        ordering: str = "weak",
     ) -> QdrantClientStore:
         """A store on a server (`url`, retried `attempts` tries per call, default
         `SERVER_ATTEMPTS`), in memory (`url=":memory:"`) or embedded in `path`."""
@@ -77,7 +85,15 @@ class QdrantClientStore:
         if url:
             client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
             description = f"server {redact(url)}"
-            return cls(client, collection, description=description, server=True, attempts=attempts)
+            return cls(
+                client,
+                collection,
+                description=description,
+                server=True,
+                attempts=attempts,
+                cluster=cluster,
+                ordering=ordering,
+            )
         if path is None:
             raise ValueError("connect() needs a url or a path")
         return cls(_embedded_client(path), collection, description=f"embedded {path}")
@@ -120,19 +136,32 @@ class QdrantClientStore:
         if not points:
             return
         structs = [_struct(p) for p in points]
-        self._call(self._client.upsert, self.collection, points=structs, wait=True)
+        self._call(
+            self._client.upsert, self.collection, points=structs, wait=True, ordering=self._ordering
+        )
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
             return
         selector = models.PointIdsList(points=list(ids))
-        self._call(self._client.delete, self.collection, points_selector=selector, wait=True)
+        self._call(
+            self._client.delete,
+            self.collection,
+            points_selector=selector,
+            wait=True,
+            ordering=self._ordering,
+        )
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if not ids:
             return
         self._call(
-            self._client.set_payload, self.collection, payload=payload, points=list(ids), wait=True
+            self._client.set_payload,
+            self.collection,
+            payload=payload,
+            points=list(ids),
+            wait=True,
+            ordering=self._ordering,
         )
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
@@ -238,13 +267,20 @@ class QdrantClientStore:
             models.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)})
             for pid, v in vectors.items()
         ]
-        self._call(self._client.update_vectors, self.collection, points=points, wait=True)
+        self._call(
+            self._client.update_vectors,
+            self.collection,
+            points=points,
+            wait=True,
+            ordering=self._ordering,
+        )
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
         self._call(
             self._client.update_collection,
             self.collection,
             metadata={METADATA_KEY: profile.to_dict()},
+            **self._cluster,
         )
 
     def count(self, match: Match | None = None) -> int:
@@ -271,6 +307,7 @@ class QdrantClientStore:
                 else None
             ),
             metadata={METADATA_KEY: profile.to_dict()},
+            **self._cluster,
         )
         if self._server:
             for name in INDEXED_FIELDS:

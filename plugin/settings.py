@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from plugin.choices import (
@@ -23,6 +23,7 @@ from plugin.choices import (
     FUSIONS,
     PRECISIONS,
     SEARCH_MODES,
+    WRITE_ORDERINGS,
     one_of,
 )
 
@@ -105,6 +106,18 @@ class Settings(BaseSettings):
         4, ge=1, le=20, description="tries per server call on transient failures (backoff between)"
     )
     collection: str = Field("docsync", min_length=1, description="Qdrant collection name")
+    shard_number: int | None = Field(
+        None, ge=1, le=1000, description="server: shards of a collection docsync creates"
+    )
+    replication_factor: int | None = Field(
+        None, ge=1, le=100, description="server: copies of each shard, in a collection it creates"
+    )
+    write_consistency_factor: int | None = Field(
+        None, ge=1, le=100, description="server: replicas that must confirm each write"
+    )
+    write_ordering: str = Field(
+        "weak", description="server: weak, medium or strong ordering of writes among replicas"
+    )
     include: Annotated[list[str], NoDecode] = Field(
         list(DEFAULT_INCLUDE), description="comma-separated globs of files to index"
     )
@@ -216,6 +229,40 @@ class Settings(BaseSettings):
         if value not in FUSIONS:
             raise ValueError(f"must be {one_of(FUSIONS)}")
         return value
+
+    @field_validator("write_ordering")
+    @classmethod
+    def _check_ordering(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in WRITE_ORDERINGS:
+            raise ValueError(f"must be {one_of(WRITE_ORDERINGS)}")
+        return value
+
+    @field_validator(
+        "shard_number", "replication_factor", "write_consistency_factor", mode="before"
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _consistency_within_replicas(self) -> Settings:
+        wanted, copies = self.write_consistency_factor, self.replication_factor
+        if wanted is not None and wanted > (copies or 1):
+            raise ValueError(
+                f"DOCSYNC_WRITE_CONSISTENCY_FACTOR={wanted} is more than the "
+                f"{copies or 1} replica(s) DOCSYNC_REPLICATION_FACTOR gives"
+            )
+        return self
+
+    def cluster_settings(self) -> dict[str, int]:
+        """The collection settings docsync applies when it creates a collection on a server."""
+        values = {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
     @field_validator("qdrant_url")
     @classmethod

@@ -11,6 +11,7 @@ which the engine weighs by IDF).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,8 @@ from plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
 from plugin.errors import CollectionMissingError, ProfileMismatchError
 from plugin.keyword import SparseVector
 from plugin.profile import EmbeddingProfile
+
+log = logging.getLogger("docsync.store")
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
@@ -161,6 +164,14 @@ def open_store(settings: Settings, *, reading: bool = False) -> Store:
             api_key=key,
             collection=settings.collection,
             attempts=settings.qdrant_retries,
+            cluster=settings.cluster_settings(),
+            ordering=settings.write_ordering,
+        )
+    if settings.cluster_settings():
+        log.warning(
+            "DOCSYNC_SHARD_NUMBER, DOCSYNC_REPLICATION_FACTOR and "
+            "DOCSYNC_WRITE_CONSISTENCY_FACTOR apply to a Qdrant server (DOCSYNC_QDRANT_URL); "
+            "the embedded store has one shard and ignores them"
         )
     from plugin.edge_store import EdgeStore
 

@@ -616,6 +616,7 @@ def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[
         "model": model,
         "fusion": fusion,
         "questions": questions,
+        "via_daemon": isinstance(searcher, DaemonSearcher),
     }
 
 
