@@ -14,14 +14,13 @@ DEFAULT_SEARCH_MODE = "hybrid"
 DEFAULT_CONTEXT_TOKENS = 256
 FUSIONS = ("rrf", "dbsf")  # DOCSYNC_FUSION: how hybrid merges its two rankings
 DEFAULT_FUSION = "dbsf"  # measured best with passages (bench/quality.py)
-DEFAULT_RRF_K = 60
+DEFAULT_RRF_K = 60  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
 # DOCSYNC_WRITE_ORDERING: how a server orders a write among a shard's replicas (Qdrant's
 # names); weak is the server's own default.
-WRITE_ORDERINGS = (
-    "weak",
-    "medium",
-    "strong",
-)  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
+WRITE_ORDERINGS = ("weak", "medium", "strong")
+# DOCSYNC_QUANTIZATION: a compact copy of the vectors that searches scan first (int8: a
+# quarter of the memory), rescored with the originals.
+QUANTIZATIONS = ("none", "int8")
 
 
 def one_of(choices: tuple[str, ...]) -> str:

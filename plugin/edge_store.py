@@ -37,6 +37,9 @@ import fcntl
 import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,7 +52,15 @@ from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreReq
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
 from plugin.schema import INDEXED_FIELDS
-from plugin.store import Fusion, Match, Point, ScoredPoint, check_profile, collection_missing
+from plugin.store import (
+    OVERSAMPLING,
+    Fusion,
+    Match,
+    Point,
+    ScoredPoint,
+    check_profile,
+    collection_missing,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -60,6 +71,11 @@ SCROLL_PAGE = 1024
 OPTIMIZE_MIN_UNINDEXED = 10_000
 PROFILE_FILE = "profile.json"
 SHARD_DIR = "shard"
+# An index built in a child process (`optimize(serving=True)`): the copy it indexes, the
+# mark that it is whole, and the shard it replaces until the swap is done.
+INDEXING_DIR = "shard.indexing"
+READY_MARK = ".indexed"
+REPLACED_DIR = "shard.replaced"
 EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
 # Free space kept before any write: the engine's WAL and metadata grow a page at a time, and
@@ -77,8 +93,11 @@ _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 class EdgeStore:
     """`plugin.store.Store` over an in-process Qdrant Edge shard."""
 
-    def __init__(self, root: Path, collection: str, *, reading: bool = False) -> None:
+    def __init__(
+        self, root: Path, collection: str, *, reading: bool = False, quantization: str = "none"
+    ) -> None:
         self.collection = collection
+        self._quantization = quantization  # for a collection this store creates
         self.description = f"embedded {root}"
         self._root = root
         self._dir = root / collection
@@ -86,15 +105,21 @@ class EdgeStore:
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
         self._lock_fd = None if self._absent else _lock(root, reading=reading)
+        if not reading and self._dir.is_dir():
+            self._recover()
         self._shard: Any = None
         self._search_lock = threading.Lock()
+        self._engine_lock = threading.RLock()
 
     @classmethod
-    def connect(cls, *, path: Path, collection: str, reading: bool = False) -> EdgeStore:
+    def connect(
+        cls, *, path: Path, collection: str, reading: bool = False, quantization: str = "none"
+    ) -> EdgeStore:
         """`reading`: for commands that only read (status, query, export): nothing is
         created, a lock file that cannot be opened for writing is opened read-only, and
-        writes are refused."""
-        return cls(path, collection, reading=reading)
+        writes are refused. `quantization`: "int8" gives a collection it creates int8
+        copies of the vectors, kept in memory, that searches scan before they rescore."""
+        return cls(path, collection, reading=reading, quantization=quantization)
 
     def ping(self) -> None:
         """In-process, so always there; but a collection's files are opened now, so that
@@ -122,32 +147,30 @@ class EdgeStore:
         return EmbeddingProfile.from_dict(data)
 
     def upsert(self, points: Sequence[Point]) -> None:
-        shard = self._writable()
+        self._writable()
         for i in range(0, len(points), WRITE_BATCH):
             chunk = points[i : i + WRITE_BATCH]
             self._ensure_space(sum(_point_bytes(p) for p in chunk))
             batch = [_edge_point(p) for p in chunk]
-            self._call(shard.update, edge.UpdateOperation.upsert_points(batch))
+            self._use("update", edge.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            shard = self._writable()
+            self._writable()
             self._ensure_space(len(ids) * POINT_OVERHEAD)
-            self._call(shard.update, edge.UpdateOperation.delete_points(list(ids)))
+            self._use("update", edge.UpdateOperation.delete_points(list(ids)))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
-            shard = self._writable()
+            self._writable()
             self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
             operation = edge.UpdateOperation.set_payload(list(ids), payload)
-            self._call(shard.update, operation)
+            self._use("update", operation)
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []
-        records = self._call(
-            self._load().retrieve, list(ids), with_payload=True, with_vector=with_vectors
-        )
+        records = self._use("retrieve", list(ids), with_payload=True, with_vector=with_vectors)
         return [_point(r) for r in records]
 
     def scroll(
@@ -158,7 +181,6 @@ class EdgeStore:
         with_vectors: bool = False,
         lacking_keyword: bool = False,
     ) -> Iterator[Point]:
-        shard = self._load()
         offset: Any = None
         payload: bool | list[str] = list(fields) if fields is not None else True
         while True:
@@ -169,7 +191,7 @@ class EdgeStore:
                 with_payload=payload,
                 with_vector=with_vectors,
             )
-            records, offset = self._call(shard.scroll, request)
+            records, offset = self._use("scroll", request)
             yield from (_point(r) for r in records)
             if offset is None:
                 return
@@ -187,20 +209,23 @@ class EdgeStore:
         flt = _filter(match)
         if len(queries) == 1:
             request = edge.QueryRequest(
-                limit=limit, query=queries[0], filter=flt, with_payload=True
+                limit=limit, query=queries[0], filter=flt, with_payload=True, params=_RESCORED
             )
         else:
             fusion = fusion or Fusion()
             depth = fusion.prefetch(limit)
             request = edge.QueryRequest(
                 limit=limit,
-                prefetches=[edge.Prefetch(limit=depth, query=q, filter=flt) for q in queries],
+                prefetches=[
+                    edge.Prefetch(limit=depth, query=q, filter=flt, params=_RESCORED)
+                    for q in queries
+                ],
                 query=_fusion(fusion),
                 filter=flt,
                 with_payload=True,
             )
         with self._search_lock:
-            hits = self._call(self._load().query, request)
+            hits = self._use("query", request)
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in hits
@@ -219,17 +244,17 @@ class EdgeStore:
 
     def add_keyword_vectors(self) -> None:
         """In place: the engine adds a sparse vector to a shard (an empty one per point)."""
-        shard = self._writable()
+        self._writable()
         if not self.has_keyword_vectors():
             self._ensure_space(0)
             operation = edge.UpdateOperation.create_sparse_vector(
                 KEYWORD_VECTOR, modifier=edge.Modifier.Idf
             )
-            self._call(shard.update, operation)
-            self._call(shard.flush)
+            self._use("update", operation)
+            self._use("flush")
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
-        shard = self._writable()
+        self._writable()
         items = list(vectors.items())
         for i in range(0, len(items), WRITE_BATCH):
             chunk = items[i : i + WRITE_BATCH]
@@ -237,13 +262,13 @@ class EdgeStore:
             batch = [
                 edge.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)}) for pid, v in chunk
             ]
-            self._call(shard.update, edge.UpdateOperation.update_vectors(batch))
+            self._use("update", edge.UpdateOperation.update_vectors(batch))
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
         """After the shard's own changes are flushed: a profile never claims more than the
         shard holds."""
-        shard = self._writable()
-        self._call(shard.flush)
+        self._writable()
+        self._use("flush")
         self._ensure_space(0)
         try:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
@@ -252,35 +277,80 @@ class EdgeStore:
 
     def count(self, match: Match | None = None) -> int:
         request = edge.CountRequest(exact=True, filter=_filter(match))
-        return int(self._call(self._load().count, request))
+        return int(self._use("count", request))
 
-    def optimize(self) -> bool:
+    def optimize(
+        self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> bool:
         """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it (the engine
-        may still decide that nothing is worth indexing: False then)."""
+        may still decide that nothing is worth indexing: False then).
+
+        The engine holds the GIL while it builds (a minute per 100k points on 2 cores), so a
+        process that serves searches meanwhile (`serving`, a daemon) builds it in a child
+        process, on a copy of the shard, and swaps the copy in when it is done: searches
+        wait only for the swap. Call it from the thread that writes: no write may land
+        between the copy and the swap. `should_stop` is asked while the child works; when
+        it answers True, the child is stopped and nothing changes."""
         if self._reading:
             return False
-        shard = self._load()
         pending = self.unindexed()
         if pending < OPTIMIZE_MIN_UNINDEXED:
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
-        log.info("indexing %d new points (searches wait until it is done)", pending)
         started = time.monotonic()
-        with self._search_lock:
-            worked = bool(self._call(shard.optimize))
+        if serving:
+            log.info("indexing %d new points in a separate process", pending)
+            worked = self._index_elsewhere(pending, should_stop or (lambda: False))
+        else:
+            log.info("indexing %d new points (searches wait until it is done)", pending)
+            with self._search_lock:
+                worked = bool(self._use("optimize"))
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
+
+    def _index_elsewhere(self, pending: int, should_stop: Callable[[], bool]) -> bool:
+        shard_dir, copy = self._dir / SHARD_DIR, self._dir / INDEXING_DIR
+        shutil.rmtree(copy, ignore_errors=True)
+        self._ensure_space(_folder_bytes(shard_dir) // SPACE_FACTOR)
+        self._use("flush")
+        try:
+            # Searches go on meanwhile: file copies run without the GIL.
+            shutil.copytree(shard_dir, copy)
+            built = _run_indexer(copy, should_stop)
+        except OSError as exc:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise self._os_error(exc) from exc
+        if not built:
+            shutil.rmtree(copy, ignore_errors=True)
+            return False
+        (copy / READY_MARK).touch()
+        self._swap_in(copy)
+        return True
+
+    def _swap_in(self, copy: Path) -> None:
+        """Put the indexed copy where the shard is, and load it; a crash halfway is undone
+        or finished by the next open (`_recover`)."""
+        shard_dir, old = self._dir / SHARD_DIR, self._dir / REPLACED_DIR
+        with self._engine_lock:
+            shard, self._shard = self._shard, None
+            if shard is not None:
+                shard.close()
+            os.rename(shard_dir, old)
+            os.rename(copy, shard_dir)
+            (shard_dir / READY_MARK).unlink()
+            self._load()
+        shutil.rmtree(old, ignore_errors=True)
 
     def unindexed(self) -> int:
         """Points whose dense vector the HNSW index lacks. The engine's count of indexed
         vectors includes every (non-empty) keyword vector, always indexed as it is written:
         those are taken out, or a collection with keyword vectors would never be indexed."""
-        info = self._load().info()
+        info = self._use("info")
         indexed = int(info.indexed_vectors_count)
         if self.has_keyword_vectors():
             with_keyword = edge.Filter(must=[edge.HasVectorCondition(KEYWORD_VECTOR)])
             request = edge.CountRequest(exact=True, filter=with_keyword)
-            indexed -= int(self._call(self._load().count, request))
+            indexed -= int(self._use("count", request))
         return max(0, int(info.points_count) - indexed)
 
     def close(self) -> None:
@@ -298,6 +368,19 @@ class EdgeStore:
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()
 
+    def _recover(self) -> None:
+        """Finish or undo what an index built elsewhere left (a crash between its renames),
+        and drop its scratch copies."""
+        shard_dir, copy, old = (self._dir / n for n in (SHARD_DIR, INDEXING_DIR, REPLACED_DIR))
+        if not shard_dir.exists():
+            if (copy / READY_MARK).exists():
+                os.rename(copy, shard_dir)
+                (shard_dir / READY_MARK).unlink()
+            elif old.is_dir():
+                os.rename(old, shard_dir)
+        for leftover in (copy, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+
     def _create(self, profile: EmbeddingProfile) -> None:
         self._ensure_space(0)
         # The profile goes down first: a shard without one would be refused as foreign.
@@ -308,7 +391,10 @@ class EdgeStore:
             raise self._os_error(exc) from exc
         cold = edge.Memory.Cold
         params = edge.EdgeVectorParams(
-            size=profile.dimension, distance=edge.Distance.Cosine, memory=cold
+            size=profile.dimension,
+            distance=edge.Distance.Cosine,
+            memory=cold,
+            quantization_config=_quantization(self._quantization),
         )
         sparse = (
             {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf, memory=cold)}
@@ -321,7 +407,7 @@ class EdgeStore:
             operation = edge.UpdateOperation.create_field_index(
                 name, edge.PayloadSchemaType.Keyword
             )
-            self._call(self._shard.update, operation)
+            self._use("update", operation)
 
     def _load(self) -> Any:
         if self._shard is None:
@@ -346,6 +432,12 @@ class EdgeStore:
                 f"docsync keeps {_mib(needed)} free before it writes (the engine cannot survive "
                 "a full disk); free some space or move DOCSYNC_QDRANT_PATH to a larger disk"
             )
+
+    def _use(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the shard's `method` under the engine lock, so that a shard swapped in by an
+        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends."""
+        with self._engine_lock:
+            return self._call(getattr(self._load(), method), *args, **kwargs)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The engine raises plain `Exception` (or `ValueError`) for requests it refuses,
@@ -434,6 +526,36 @@ def _json_bytes(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, ensure_ascii=False))
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
+    """Build the index of the shard in `copy` in a child process (`python -m
+    plugin.edge_store`); True once it is done. A child that fails is logged, one stopped
+    by `should_stop` is not."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "plugin.edge_store", str(copy)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while True:
+        try:
+            _, errors = child.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if should_stop():
+                child.kill()
+                child.communicate()
+                return False
+    if child.returncode != 0:
+        last = (errors or "").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
+        return False
+    return True
+
+
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
 
@@ -465,6 +587,22 @@ def _filter(match: Match | None, *, lacking_keyword: bool = False) -> Any:
         [edge.HasVectorCondition(KEYWORD_VECTOR)] if lacking_keyword else None
     )
     return edge.Filter(must=conditions or None, must_not=missing)
+
+
+def _quantization(name: str) -> Any:
+    """The engine's quantization for `name` (`plugin.choices.QUANTIZATIONS`): int8 copies
+    kept in memory (the originals stay cold on disk, read to rescore)."""
+    if name == "none":
+        return None
+    return edge.ScalarQuantizationConfig(
+        type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached
+    )
+
+
+# Ignored by a collection without quantized vectors (and by keyword vectors).
+_RESCORED = edge.SearchParams(
+    quantization=edge.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+)
 
 
 def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> list[Any]:
@@ -506,3 +644,17 @@ def _point(record: Any) -> Point:
         raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
     payload = dict(record.payload or {})
     return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
+
+
+def _index(path: str) -> None:
+    """The child of `optimize(serving=True)`: load the copy at `path`, build its index."""
+    shard = edge.EdgeShard.load(path)
+    try:
+        shard.optimize()
+        shard.flush()
+    finally:
+        shard.close()
+
+
+if __name__ == "__main__":  # python -m plugin.edge_store SHARD_COPY
+    _index(sys.argv[1])

@@ -30,7 +30,15 @@ from plugin.profile import METADATA_KEY, EmbeddingProfile
 from plugin.retry import call_with_retry
 from plugin.schema import INDEXED_FIELDS
 from plugin.settings import redact
-from plugin.store import Fusion, Match, Point, ScoredPoint, check_profile, collection_missing
+from plugin.store import (
+    OVERSAMPLING,
+    Fusion,
+    Match,
+    Point,
+    ScoredPoint,
+    check_profile,
+    collection_missing,
+)
 
 T = TypeVar("T")
 SCROLL_PAGE = 512
@@ -50,8 +58,10 @@ class QdrantClientStore:
         attempts: int | None = None,
         cluster: Mapping[str, int] | None = None,
         ordering: str = "weak",
+        quantization: str = "none",
     ) -> None:
         self._client = client
+        self._quantization = quantization  # for a collection this store creates
         # Applied when this store creates the collection: shard_number, replication_factor,
         # write_consistency_factor (`Settings.cluster_settings`).
         self._cluster = dict(cluster or {})
@@ -77,6 +87,7 @@ class QdrantClientStore:
         attempts: int | None = None,
         cluster: Mapping[str, int] | None = None,
         ordering: str = "weak",
+        quantization: str = "none",
     ) -> QdrantClientStore:
         """A store on a server (`url`, retried `attempts` tries per call, default
         `SERVER_ATTEMPTS`), in memory (`url=":memory:"`) or embedded in `path`."""
@@ -93,6 +104,7 @@ class QdrantClientStore:
                 attempts=attempts,
                 cluster=cluster,
                 ordering=ordering,
+                quantization=quantization,
             )
         if path is None:
             raise ValueError("connect() needs a url or a path")
@@ -213,12 +225,13 @@ class QdrantClientStore:
         queries = _queries(vector, keyword)
         if len(queries) == 1:
             query, using = queries[0]
-            request: dict[str, Any] = {"query": query, "using": using}
+            request: dict[str, Any] = {"query": query, "using": using, "search_params": _RESCORED}
         else:
             fusion = fusion or Fusion()
             depth = fusion.prefetch(limit)
             prefetch = [
-                models.Prefetch(query=q, using=u, filter=flt, limit=depth) for q, u in queries
+                models.Prefetch(query=q, using=u, filter=flt, limit=depth, params=_RESCORED)
+                for q, u in queries
             ]
             request = {"prefetch": prefetch, "query": _fusion(fusion)}
         response = self._call(
@@ -280,6 +293,7 @@ class QdrantClientStore:
             self._client.update_collection,
             self.collection,
             metadata={METADATA_KEY: profile.to_dict()},
+            quantization_config=_quantization(self._quantization),
             **self._cluster,
         )
 
@@ -288,7 +302,9 @@ class QdrantClientStore:
         result = self._call(self._client.count, self.collection, count_filter=flt, exact=True)
         return int(result.count)
 
-    def optimize(self) -> bool:
+    def optimize(
+        self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> bool:
         return False  # a server indexes on its own; the embedded mode has no index
 
     def close(self) -> None:
@@ -307,6 +323,7 @@ class QdrantClientStore:
                 else None
             ),
             metadata={METADATA_KEY: profile.to_dict()},
+            quantization_config=_quantization(self._quantization),
             **self._cluster,
         )
         if self._server:
@@ -388,6 +405,20 @@ def _filter(match: Match | None, *, lacking_keyword: bool = False) -> models.Fil
                 models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
             )
     return models.Filter(must=conditions or None, must_not=missing)
+
+
+def _quantization(name: str) -> models.ScalarQuantization | None:
+    if name == "none":
+        return None
+    config = models.ScalarQuantizationConfig(
+        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+    )
+    return models.ScalarQuantization(scalar=config)
+
+
+_RESCORED = models.SearchParams(
+    quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+)
 
 
 def _queries(

@@ -22,6 +22,7 @@ from plugin.choices import (
     DEFAULT_SEARCH_MODE,
     FUSIONS,
     PRECISIONS,
+    QUANTIZATIONS,
     SEARCH_MODES,
     WRITE_ORDERINGS,
     one_of,
@@ -115,6 +116,11 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, ge=1, le=100, description="server: replicas that must confirm each write"
     )
+    quantization: str = Field(
+        "none",
+        description="none, or int8: searches scan int8 copies of the vectors (a quarter of the "
+        "memory) and rescore with the originals; for collections docsync creates",
+    )
     write_ordering: str = Field(
         "weak", description="server: weak, medium or strong ordering of writes among replicas"
     )
@@ -133,7 +139,7 @@ class Settings(BaseSettings):
         None, ge=64, description="padded tokens per embedding batch (unset: tuned per device)"
     )
     backend: str = Field(
-        "torch", description="torch, or onnx / onnx-int8 (ONNX Runtime on the CPU; the onnx extra)"
+        "torch", description="torch, or onnx / onnx-int8 (ONNX Runtime on the CPU)"
     )
     batch_size: int | None = Field(
         None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
@@ -164,7 +170,7 @@ class Settings(BaseSettings):
     )
     cache: Path = Field(
         default_factory=default_cache,
-        description="docsync's cache folder: ONNX exports (unset: ~/.cache/docsync)",
+        description="docsync's cache folder: model cards, ONNX exports (unset: ~/.cache/docsync)",
     )
     rescan_seconds: float = Field(
         3600.0, ge=0, description="daemon: full reconcile this often (0: never)"
@@ -228,6 +234,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in FUSIONS:
             raise ValueError(f"must be {one_of(FUSIONS)}")
+        return value
+
+    @field_validator("quantization")
+    @classmethod
+    def _check_quantization(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in QUANTIZATIONS:
+            raise ValueError(f"must be {one_of(QUANTIZATIONS)}")
         return value
 
     @field_validator("write_ordering")

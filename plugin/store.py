@@ -12,7 +12,7 @@ which the engine weighs by IDF).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +22,9 @@ from plugin.keyword import SparseVector
 from plugin.profile import EmbeddingProfile
 
 log = logging.getLogger("docsync.store")
+# With quantized vectors, a search takes this many times the hits it needs from the compact
+# copies and rescores them with the originals: what keeps int8's ranking close to fp32's.
+OVERSAMPLING = 2.0
 
 if TYPE_CHECKING:
     from plugin.settings import Settings
@@ -124,9 +127,13 @@ class Store(Protocol):
 
     def count(self, match: Match | None = None) -> int: ...
 
-    def optimize(self) -> bool:
+    def optimize(
+        self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> bool:
         """Build the indexes an engine defers, when enough points wait for them; never while
-        a search runs. True when it did work. Servers index on their own: a no-op there."""
+        a search runs. True when it did work. Servers index on their own: a no-op there.
+        `serving`: the process serves searches meanwhile (a daemon), which must not wait for
+        the build; `should_stop` is asked during a long build, which True abandons."""
 
     def close(self) -> None: ...
 
@@ -166,6 +173,7 @@ def open_store(settings: Settings, *, reading: bool = False) -> Store:
             attempts=settings.qdrant_retries,
             cluster=settings.cluster_settings(),
             ordering=settings.write_ordering,
+            quantization=settings.quantization,
         )
     if settings.cluster_settings():
         log.warning(
@@ -176,5 +184,8 @@ def open_store(settings: Settings, *, reading: bool = False) -> Store:
     from plugin.edge_store import EdgeStore
 
     return EdgeStore.connect(
-        path=settings.qdrant_path, collection=settings.collection, reading=reading
+        path=settings.qdrant_path,
+        collection=settings.collection,
+        reading=reading,
+        quantization=settings.quantization,
     )

@@ -41,7 +41,9 @@ def test_a_collection_is_created_with_the_cluster_settings_and_written_in_order(
     for name in ("create_collection", "upsert", "delete", "set_payload"):
         setattr(client, name, recording(calls, name, getattr(client, name)))
     cluster = {"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 2}
-    store = QdrantClientStore(client, "shared", cluster=cluster, ordering="strong")
+    store = QdrantClientStore(
+        client, "shared", cluster=cluster, ordering="strong", quantization="int8"
+    )
     run_sync(docs, store, tiny_encoder)
     (docs / "howto" / "sockets.rst").unlink()
     run_sync(docs, store, tiny_encoder)
@@ -49,6 +51,7 @@ def test_a_collection_is_created_with_the_cluster_settings_and_written_in_order(
     created = [kwargs for name, kwargs in calls if name == "create_collection"]
     assert len(created) == 1
     assert {k: created[0][k] for k in cluster} == cluster
+    assert created[0]["quantization_config"].scalar.type.value == "int8"
     writes = [(name, kwargs) for name, kwargs in calls if name != "create_collection"]
     assert {name for name, _ in writes} >= {"upsert", "delete"}
     assert all(str(kwargs["ordering"].value) == "strong" for _, kwargs in writes)

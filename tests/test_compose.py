@@ -47,6 +47,32 @@ def test_gpu_profile_reserves_an_nvidia_device() -> None:
     assert "cu" in gpu["build"]["args"]["TORCH_INDEX"]
 
 
+def test_cluster_profile_runs_three_nodes_and_a_worker_that_shards_and_replicates() -> None:
+    services = compose()["services"]
+    nodes = {name: services[name] for name in ("qdrant-node1", "qdrant-node2", "qdrant-node3")}
+    for name, node in nodes.items():
+        assert node["profiles"] == ["cluster"]
+        assert node["environment"]["QDRANT__CLUSTER__ENABLED"] == "true"
+        assert node["image"] == services["qdrant"]["image"]  # the same pinned version
+        assert f"http://{name}:6335" in node["command"]
+        assert any(v.endswith(":/qdrant/storage") for v in node["volumes"])  # one volume each
+    assert len({node["volumes"][0] for node in nodes.values()}) == 3
+    for follower in ("qdrant-node2", "qdrant-node3"):
+        assert "--bootstrap" in nodes[follower]["command"]
+    worker = services["worker-cluster"]
+    assert worker["profiles"] == ["cluster"]
+    assert set(worker["depends_on"]) == set(nodes)
+    env = worker["environment"]
+    assert env["DOCSYNC_QDRANT_URL"] == "http://qdrant-node1:6333"
+    settings = Settings(
+        shard_number=env["DOCSYNC_SHARD_NUMBER"].split(":-")[1].rstrip("}"),
+        replication_factor=env["DOCSYNC_REPLICATION_FACTOR"].split(":-")[1].rstrip("}"),
+        write_consistency_factor=env["DOCSYNC_WRITE_CONSISTENCY_FACTOR"].split(":-")[1].rstrip("}"),
+        write_ordering=env["DOCSYNC_WRITE_ORDERING"].split(":-")[1].rstrip("}"),
+    )
+    assert settings.replication_factor is not None and settings.replication_factor >= 2
+
+
 def test_dockerfile_is_slim_cpu_and_non_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)

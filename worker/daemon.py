@@ -148,7 +148,9 @@ class Daemon:
         if changes:
             self._apply(changes)
         elif not len(self.debouncer) and self.ready.is_set():
-            self.store.optimize()  # idle: build the index, never between a sync's writes
+            # Idle: build the index, never between a sync's writes, and in a way that keeps
+            # searches answering (the embedded engine's build holds the GIL for minutes).
+            self.store.optimize(serving=True, should_stop=self._stop.is_set)
 
     def _initial_sync(self, progress: Progress | None) -> None:
         while not self._stop.is_set():
