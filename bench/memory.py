@@ -118,6 +118,24 @@ def peak_rss_mb(folder: Path, store: Path, model: str | None) -> float:
     return usage.ru_maxrss / 1024  # kilobytes on Linux
 
 
+def tiny_model(work: Path) -> str:
+    """A one-layer random BERT saved under `work`, made in a child process: this one must
+    not import torch, or every sync it starts would inherit torch's pages in its peak RSS
+    (a forked child's high-water mark starts at its parent's)."""
+    code = (
+        "import sys; from pathlib import Path; from tests.conftest import save_tiny_bert; "
+        "print(save_tiny_bert(Path(sys.argv[1])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(work / "tiny-bert")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -132,9 +150,7 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         model = args.model
         if args.tiny_model:
-            from tests.conftest import save_tiny_bert
-
-            model = str(save_tiny_bert(work / "tiny-bert"))
+            model = tiny_model(work)
         folders = make_inputs(work, args.corpus)
         cases = ["small", "large"] if args.skip_many else ["small", "large", "many"]
         peaks = {case: peak_rss_mb(folders[case], work / f"store-{case}", model) for case in cases}

@@ -223,14 +223,16 @@ class QdrantClientStore:
     ) -> list[ScoredPoint]:
         flt = _filter(match)
         queries = _queries(vector, keyword)
+        # The in-process modes search exactly, and warn about any search parameter.
+        rescored = _RESCORED if self._server else None
         if len(queries) == 1:
             query, using = queries[0]
-            request: dict[str, Any] = {"query": query, "using": using, "search_params": _RESCORED}
+            request: dict[str, Any] = {"query": query, "using": using, "search_params": rescored}
         else:
             fusion = fusion or Fusion()
             depth = fusion.prefetch(limit)
             prefetch = [
-                models.Prefetch(query=q, using=u, filter=flt, limit=depth, params=_RESCORED)
+                models.Prefetch(query=q, using=u, filter=flt, limit=depth, params=rescored)
                 for q, u in queries
             ]
             request = {"prefetch": prefetch, "query": _fusion(fusion)}
