@@ -101,8 +101,8 @@ def fill(store: EdgeStore, base: np.ndarray[Any, Any], inputs: list[str], points
             payload.update(start=0, end=len(text), chunk_index=i % 60)
             batch.append(Point(str(uuid.UUID(int=i + 1)), payload, vector.tolist(), None))
         store.upsert(batch)
-        if start % 100_000 == 0:
-            print(f"  {start:,} points written", file=sys.stderr)
+        if (start // BATCH) % 100 == 99:
+            print(f"  {start + len(rows):,} points written", file=sys.stderr)
     return points / (time.perf_counter() - started)
 
 

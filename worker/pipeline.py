@@ -35,7 +35,15 @@ from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from plugin.store import Store
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.embed import VectorJob, finish_vectors, start_vectors
-from worker.plan import FilePlan, FileVersion, IndexedFile, list_files, plan_parts, plan_removal
+from worker.plan import (
+    FilePlan,
+    FileVersion,
+    IndexedFile,
+    list_files,
+    plan_parts,
+    plan_removal,
+    point_ids,
+)
 from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
@@ -295,7 +303,7 @@ class _Run:
             return document
         if isinstance(document, Unchanged):
             assert entry is not None
-            self._stamp(entry, document.stat_key)
+            self._stamp(source, entry, document.stat_key)
             return source.path
         return document, entry is not None
 
@@ -308,12 +316,13 @@ class _Run:
         for _ in range(len(group)):  # no name here holds a planned file's text or spans
             yield from self._plan(*group.pop(0), spans.pop(0))
 
-    def _stamp(self, entry: IndexedFile, stat_key: str) -> None:
+    def _stamp(self, source: SourceFile, entry: IndexedFile, stat_key: str) -> None:
         """Give the points of a current file the stat key they lack (they were written before
         the file had settled, as a daemon writes a file just saved), so that later syncs
         need not read it. Safe half done: mixed keys only mean the file is read next time."""
-        if stat_key and entry.stat_keys != {stat_key}:
-            self.store.set_payload(entry.ids, {schema.FILE_STAT: stat_key})
+        if stat_key and entry.stat_key != stat_key:
+            ids = point_ids(self.store, str(source.root), source.path)
+            self.store.set_payload(ids, {schema.FILE_STAT: stat_key})
 
     def _remove_gone(
         self,
@@ -332,7 +341,9 @@ class _Run:
             self._protect(root, len(indexed))
             return
         for path in gone:
-            self._write(plan_removal(root, path, indexed[path]), deleted_file=True)
+            self._write(
+                plan_removal(root, path, point_ids(self.store, root, path)), deleted_file=True
+            )
 
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
         self.report.skip(root, skip)

@@ -10,7 +10,7 @@ by the next sync.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,45 +24,84 @@ from worker.chunk import Chunk
 ComposeInput = Callable[[str, str], str]
 
 
-@dataclass
-class IndexedFile:
-    """What the collection holds for one path of one root."""
+# What a listed file's points disagree on (a file written halfway, or by two versions).
+MIXED = "\x00mixed"
 
-    ids: list[str] = field(default_factory=list)
-    file_hashes: set[str] = field(default_factory=set)
-    stat_keys: set[str] = field(default_factory=set)
-    chunkers: set[str] = field(default_factory=set)
-    counts: set[int] = field(default_factory=set)
+
+@dataclass(slots=True)
+class IndexedFile:
+    """What the collection holds for one path of one root, in a few words: a tree of a
+    hundred thousand files is listed whole at every sync, so a listed file keeps no point
+    IDs (`point_ids` asks for them, for the few files that change) and one value of each
+    field, `MIXED` where its points disagree."""
+
+    points: int = 0
+    file_hash: str = ""
+    stat_key: str = ""
+    chunker: str = ""
+    count: int = -1
+
+    def add(self, payload: Mapping[str, Any]) -> None:
+        """Take in one more point of the file (its listing fields)."""
+        values = (
+            str(payload.get(schema.FILE_HASH, "")),
+            str(payload.get(schema.FILE_STAT, "")),
+            _shared(str(payload.get(schema.CHUNKER, ""))),
+        )
+        count = int(payload.get(schema.CHUNK_COUNT, -1))
+        if not self.points:
+            self.file_hash, self.stat_key, self.chunker = values
+            self.count = count
+        else:
+            self.file_hash = _same(self.file_hash, values[0])
+            self.stat_key = _same(self.stat_key, values[1])
+            self.chunker = _same(self.chunker, values[2])
+            self.count = self.count if self.count == count else -2
+        self.points += 1
 
     def current_hash(self, chunker: str) -> str | None:
         """The file hash its points were all written from, when they are complete and of
         this chunker: a file whose bytes still hash so is current, and needs no extracting."""
-        complete = self.chunkers == {chunker} and self.counts == {len(self.ids)}
-        return next(iter(self.file_hashes)) if complete and len(self.file_hashes) == 1 else None
+        complete = self.chunker == chunker and self.count == self.points
+        return self.file_hash if complete and self.file_hash != MIXED else None
 
     def is_unchanged(self, stat_key: str, chunker: str) -> bool:
         """Current without reading the file: every point was written from a file with this
         stat key (see worker/read.py), complete and with this chunker."""
         return (
-            bool(stat_key)
-            and self.stat_keys == {stat_key}
-            and self.current_hash(chunker) is not None
+            bool(stat_key) and self.stat_key == stat_key and self.current_hash(chunker) is not None
         )
 
 
 def list_files(store: Store, root: str, scope: str = "") -> dict[str, IndexedFile]:
     """The indexed files of `root`, or of the file or folder `scope` in it."""
     match = {schema.ROOT: root, **({schema.PATH_PREFIXES: scope} if scope else {})}
-    files: dict[str, IndexedFile] = defaultdict(IndexedFile)
+    files: dict[str, IndexedFile] = {}
     for point in store.scroll(match, fields=schema.LISTING_FIELDS):
-        p = point.payload
-        entry = files[str(p.get(schema.PATH, ""))]
-        entry.ids.append(point.id)
-        entry.file_hashes.add(str(p.get(schema.FILE_HASH, "")))
-        entry.stat_keys.add(str(p.get(schema.FILE_STAT, "")))
-        entry.chunkers.add(str(p.get(schema.CHUNKER, "")))
-        entry.counts.add(int(p.get(schema.CHUNK_COUNT, -1)))
-    return dict(files)
+        path = str(point.payload.get(schema.PATH, ""))
+        entry = files.get(path)
+        if entry is None:
+            entry = files[path] = IndexedFile()
+        entry.add(point.payload)
+    return files
+
+
+def point_ids(store: Store, root: str, path: str) -> list[str]:
+    """The IDs of the points of one file."""
+    match = {schema.ROOT: root, schema.PATH: path}
+    return [point.id for point in store.scroll(match, fields=())]
+
+
+def _same(held: str, value: str) -> str:
+    return held if held == value else MIXED
+
+
+_SHARED: dict[str, str] = {}
+
+
+def _shared(value: str) -> str:
+    """One string object for a value that thousands of points repeat (the chunker)."""
+    return _SHARED.setdefault(value, value) if len(_SHARED) < 64 else value
 
 
 # A vector as it travels through the pipeline: an array, made a list only when written (a
@@ -179,8 +218,8 @@ def plan_parts(
     yield plan
 
 
-def plan_removal(root: str, path: str, indexed: IndexedFile) -> FilePlan:
-    return FilePlan(root=root, path=path, deletes=list(indexed.ids))
+def plan_removal(root: str, path: str, ids: list[str]) -> FilePlan:
+    return FilePlan(root=root, path=path, deletes=ids)
 
 
 def _desired_points(version: FileVersion, compose: ComposeInput) -> Iterator[PlannedPoint]:
