@@ -192,9 +192,18 @@ def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> No
     assert (code, heavy) == (0, [])
     cold = json.loads(out)
 
+    out, heavy, code = run_fresh(tmp_path, "query", "--mode", "keyword", "socket")
+    assert (code, heavy) == (0, []) and "sockets.rst" in out
     out, heavy, code = run_fresh(tmp_path, "status", "--json")
     assert (code, heavy) == (0, [])
+    out, heavy, code = run_fresh(tmp_path, "show", str(docs / "enum.rst"))
+    assert (code, heavy) == (0, []) and "Enum" in out
     out, heavy, code = run_fresh(tmp_path, "export", "--vectors")
+    assert (code, heavy) == (0, [])
+    (tmp_path / "export.jsonl").write_text(out)
+    _, heavy, code = run_fresh(
+        tmp_path, "import", "--collection", "copy", str(tmp_path / "export.jsonl")
+    )
     assert (code, heavy) == (0, [])
 
     # The cold query's hits are those of a process that loads the model.
