@@ -37,7 +37,8 @@ def ask_daemon(
     params: Mapping[str, str | list[str]] | None = None,
     timeout: float = 60.0,
 ) -> Any:
-    """GET a route of the daemon behind `socket_path`; OSError when none listens there."""
+    """GET a route of the daemon behind `socket_path`; OSError when none listens there,
+    LookupError for what it does not have (404), StoreError for its other refusals."""
     connection = _UnixConnection(socket_path, timeout)
     try:
         connection.request("GET", route + ("?" + urlencode(params, doseq=True) if params else ""))
@@ -47,6 +48,8 @@ def ask_daemon(
         connection.close()
     if response.status != 200:
         message = body.get("error") if isinstance(body, dict) else None
+        if response.status == 404:  # a file it does not hold (or a route an older one lacks)
+            raise LookupError(message or f"the running daemon has no {route}")
         raise StoreError(f"the running daemon answered {response.status}: {message or body}")
     return body
 

@@ -347,7 +347,8 @@ def connect(
     missing) before the model's seconds of loading, and a reader creates no store folder or
     lock. When another process holds the embedded store and it is a daemon answering on
     its socket, the searcher asks the daemon. `load_encoder`: how to load the model
-    (default `Encoder.from_settings`)."""
+    (default: `Encoder.from_settings`, lazy: from the model's card where it has one, so a
+    question is embedded without torch; see `plugin.embedding.card`)."""
     if not settings.qdrant_url and not settings.qdrant_path.is_dir():
         raise collection_missing(settings.collection, settings.store_description())
     try:
@@ -368,7 +369,7 @@ def connect(
         except CollectionMissingError:
             raise collection_missing(store.collection, store.description) from None
         store.ping()  # a store that cannot be opened fails now, not after the model loaded
-        encoder = (load_encoder or Encoder.from_settings)(settings)
+        encoder = (load_encoder or _lazy_encoder)(settings)
         return Searcher(
             store,
             encoder,
@@ -380,6 +381,10 @@ def connect(
     except BaseException:
         store.close()
         raise
+
+
+def _lazy_encoder(settings: Settings) -> Encoder:
+    return Encoder.from_settings(settings, lazy=True)
 
 
 def fusion(settings: Settings) -> Fusion:

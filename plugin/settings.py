@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         default_factory=default_cache,
         description="docsync's cache folder: model cards, ONNX exports (unset: ~/.cache/docsync)",
     )
+    mcp_description: str = Field(
+        "the documents docsync keeps in sync",
+        min_length=1,
+        description="docsync mcp: what the collection holds, as its tools tell an agent",
+    )
     rescan_seconds: float = Field(
         3600.0, ge=0, description="daemon: full reconcile this often (0: never)"
     )

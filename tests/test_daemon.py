@@ -274,3 +274,19 @@ def test_the_error_counter_is_there_before_the_first_error() -> None:
     assert 'docsync_errors_total{kind="store_unavailable"} 0.0' in text
     assert 'docsync_errors_total{kind="unlistable"} 0.0' in text
     assert 'docsync_errors_total{kind="store_full"} 0.0' in text
+
+
+def test_its_state_says_when_it_last_synced_and_what_waits(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    daemon = daemon_for(docs, edge, tiny_encoder, watcher_factory=Silent)
+    daemon.debouncer.touch(docs, "waiting.md")  # a change seen, not yet synced
+    before = daemon.state()
+    assert (before["ready"], before["last_sync"], before["pending_changes"]) == (False, None, 1)
+    thread = start(daemon)
+    try:
+        state = daemon.state()
+        assert state["ready"] is True and state["roots"] == [str(docs)]
+        assert state["last_sync"] is not None
+    finally:
+        stop(daemon, thread)

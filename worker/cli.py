@@ -232,6 +232,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(command=_show)
 
+    mcp = commands.add_parser(
+        "mcp",
+        parents=[common],
+        help="answer an MCP client (an agent) on stdin/stdout: tools search, read, status",
+    )
+    mcp.set_defaults(command=_mcp)
+
     status = commands.add_parser("status", parents=[common], help="describe the collection")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(command=_status)
@@ -487,7 +494,7 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
         healthy=daemon.healthy,
         ready=daemon.ready.is_set,
         metrics=daemon.metrics.render,
-        status=lambda: collection_status(store),
+        status=lambda: {**collection_status(store), "daemon": daemon.state()},
     )
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
@@ -495,7 +502,7 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
         host, port = endpoints.tcp_address
         guard = "bearer token required" if settings.http_token else "no token"
         log.info(
-            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /status; %s)",
+            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /read /status; %s)",
             host,
             port,
             guard,
@@ -686,6 +693,13 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
             f"(the length of {ns.file}'s text)"
         )
     sys.stdout.write(document.text[ns.start : end] + "\n")
+    return 0
+
+
+def _mcp(ns: argparse.Namespace, settings: Settings) -> int:
+    from worker.mcp_server import serve_stdio
+
+    serve_stdio(settings)
     return 0
 
 

@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from plugin.encoder import Encoder
 from plugin.errors import StoreFullError, StoreUnavailableError
@@ -92,6 +93,7 @@ class Daemon:
         self._next_rescan = self._rescan_after()
         self._failures = 0
         self.heartbeat = clock()
+        self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -124,6 +126,16 @@ class Daemon:
             self._failures = 0
             return True
         return False
+
+    def state(self) -> dict[str, Any]:
+        """What the daemon is doing, for `/status`: the roots it follows, whether its first
+        sync is done, when a sync last finished, and the changes waiting to be synced."""
+        return {
+            "roots": [str(root) for root in self.roots],
+            "ready": self.ready.is_set(),
+            "last_sync": self.last_sync,
+            "pending_changes": len(self.debouncer),
+        }
 
     @property
     def stopping(self) -> bool:
@@ -183,6 +195,7 @@ class Daemon:
             self._retry_later(changes, exc)
             return None
         self._failures = 0
+        self.last_sync = datetime.now(UTC).isoformat(timespec="seconds")
         self.metrics.record(report)
         done = self._clock()
         self.metrics.observe_lag(done - c.first_seen for c in changes)

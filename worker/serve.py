@@ -44,6 +44,7 @@ from plugin.daemon_client import ask_daemon as ask_daemon
 from plugin.errors import ConfigError, DocsyncError, StoreError
 from plugin.filters import parse_where
 from plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
+from plugin.stored_text import read_stored
 
 log = logging.getLogger("docsync.http")
 Response = tuple[int, str, bytes]
@@ -70,6 +71,7 @@ class Api:
             "/readyz": lambda _: self._readyz(),
             "/metrics": lambda _: (200, CONTENT_TYPE_LATEST, self.metrics()),
             "/search": lambda p: self._search(p, wheres),
+            "/read": self._read,
             "/status": lambda _: _json(200, self.status()),
         }
         route = routes.get(url.path)
@@ -120,6 +122,24 @@ class Api:
         except ValueError as exc:
             return _json(400, {"error": str(exc)})
         return _json(200, [hit.to_dict() for hit in hits])
+
+    def _read(self, params: dict[str, str]) -> Response:
+        """More of an indexed file around a hit (`plugin.stored_text`): `path` as hits give
+        it, `start`/`end` in its text, `root` where several roots hold the path."""
+        path = params.get("path", "").strip()
+        if not path:
+            return _json(400, {"error": "missing path (a file as hits name it)"})
+        try:
+            start = _optional_int(params, "start") or 0
+            end = _optional_int(params, "end")
+            text = read_stored(
+                self.searcher.store, path, root=params.get("root") or None, start=start, end=end
+            )
+        except LookupError as exc:
+            return _json(404, {"error": str(exc)})
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        return _json(200, text.to_dict())
 
 
 def _optional_int(params: dict[str, str], name: str) -> int | None:

@@ -1,0 +1,55 @@
+"""LangChain: docsync's collection as a retriever (`pip install 'docsync[langchain]'`).
+
+from plugin.frameworks.langchain import DocsyncRetriever
+
+retriever = DocsyncRetriever.from_settings(k=5)  # DOCSYNC_* settings, as the CLI reads
+docs = retriever.invoke("How do I create a socket?")
+docs[0].page_content, docs[0].metadata["path"], docs[0].metadata["section"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
+
+from plugin.frameworks import hit_id, hit_metadata
+from plugin.search import Hit, Searcher
+from plugin.settings import Settings
+
+
+class DocsyncRetriever(BaseRetriever):
+    """The passages docsync finds for a question, as `Document`s: the passage as
+    `page_content`, the hit's fields as metadata (`path`, `title`, `section`, `page_start`,
+    `page_end`, `start`, `end`, `score`, `root`, `format`, ...)."""
+
+    searcher: Searcher
+    k: int = 5
+    mode: str | None = None  # dense, keyword or hybrid; None: the searcher's
+    filters: dict[str, list[str]] = Field(default_factory=dict)  # {"format": ["pdf"]}
+    path_prefix: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **options: Any) -> DocsyncRetriever:
+        """A retriever over the collection the settings name (read from the environment and
+        `.env` when omitted); through a running daemon when one holds the embedded store."""
+        return cls(searcher=Searcher.from_settings(settings), **options)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        hits = self.searcher.search(
+            query,
+            limit=self.k,
+            path_prefix=self.path_prefix,
+            mode=self.mode,
+            filters=self.filters or None,
+        )
+        return [_document(hit) for hit in hits]
+
+
+def _document(hit: Hit) -> Document:
+    return Document(page_content=hit.text, metadata=hit_metadata(hit), id=hit_id(hit))

@@ -1,0 +1,72 @@
+"""LlamaIndex: docsync's collection as a retriever (`pip install 'docsync[llamaindex]'`).
+
+    from plugin.frameworks.llamaindex import DocsyncRetriever
+
+    retriever = DocsyncRetriever.from_settings(k=5)  # DOCSYNC_* settings, as the CLI reads
+    nodes = retriever.retrieve("How do I create a socket?")
+    nodes[0].score, nodes[0].node.get_content(), nodes[0].node.metadata["path"]
+
+Use it in a query engine: `RetrieverQueryEngine.from_args(retriever, llm=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from plugin.frameworks import CITED, hit_id, hit_metadata
+from plugin.search import Hit, Searcher
+from plugin.settings import Settings
+
+
+class DocsyncRetriever(BaseRetriever):
+    """The passages docsync finds for a question, as `NodeWithScore`s: the passage as the
+    node's text, the hit's fields as its metadata; a language model is shown the path,
+    title, section and pages (`CITED`), the rest (span, root, score) stays out of its text."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        *,
+        k: int = 5,
+        mode: str | None = None,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        path_prefix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.searcher = searcher
+        self.k, self.mode, self.path_prefix = k, mode, path_prefix
+        self.filters = dict(filters or {})
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **options: Any) -> DocsyncRetriever:
+        """A retriever over the collection the settings name (read from the environment and
+        `.env` when omitted); through a running daemon when one holds the embedded store."""
+        return cls(Searcher.from_settings(settings), **options)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self.searcher.search(
+            query_bundle.query_str,
+            limit=self.k,
+            path_prefix=self.path_prefix,
+            mode=self.mode,
+            filters=self.filters or None,
+        )
+        return [_node(hit) for hit in hits]
+
+
+def _node(hit: Hit) -> NodeWithScore:
+    metadata = hit_metadata(hit)
+    hidden = [key for key in metadata if key not in CITED]
+    node = TextNode(
+        text=hit.text,
+        id_=hit_id(hit),
+        metadata=metadata,
+        excluded_embed_metadata_keys=hidden,
+        excluded_llm_metadata_keys=hidden,
+    )
+    return NodeWithScore(node=node, score=hit.score)

@@ -1,0 +1,185 @@
+"""Where applications and agents meet the collection: `docsync mcp` through the official MCP
+SDK's client over stdio, the LangChain and LlamaIndex retrievers, and `read` that serves only
+indexed files. Each route's top hit is `docsync query`'s."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from plugin.edge_store import EdgeStore
+from plugin.encoder import Encoder
+from plugin.search import Searcher
+from plugin.settings import Settings
+from plugin.stored_text import MAX_READ_CHARS, read_stored
+from tests.conftest import CORPUS
+from tests.test_cli import run
+from tests.test_serve import make_api, serving
+from worker.mcp_server import Collection
+
+QUESTION = "How do I create a socket and connect to a web server?"
+
+
+@pytest.fixture
+def synced(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
+    """The tiny model's settings, an embedded store in tmp_path, three documents synced."""
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
+    monkeypatch.setenv("DOCSYNC_MCP_DESCRIPTION", "the Python HOWTOs")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
+        shutil.copy(CORPUS / "howto" / name, docs / name)
+    code, _, err = run(capsys, "sync", str(docs))
+    assert code == 0, err
+    return docs
+
+
+def query_top(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, err = run(capsys, "query", "--json", QUESTION)
+    assert code == 0, err
+    return json.loads(out)[0]  # type: ignore[no-any-return]
+
+
+def place(hit: dict[str, Any]) -> tuple[str, int, int]:
+    return hit["path"], hit["start"], hit["end"]
+
+
+async def mcp_session(calls: list[tuple[str, dict[str, Any]]]) -> tuple[Any, list[Any]]:
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "worker.cli", "mcp"],
+        env=dict(os.environ),
+        cwd=os.getcwd(),
+    )
+    async with Client(params) as client:
+        tools = (await client.list_tools()).tools
+        results = [await client.call_tool(name, arguments) for name, arguments in calls]
+    return tools, results
+
+
+def test_an_agent_searches_reads_and_asks_status_over_stdio(
+    synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    top = query_top(capsys)
+    calls = [
+        ("search", {"question": QUESTION, "limit": 5}),
+        ("read", {"path": top["path"], "start": top["start"], "end": top["end"]}),
+        ("read", {"path": "/etc/passwd"}),
+        ("read", {"path": "../../../etc/passwd"}),
+        ("read", {"path": str(synced / "sockets.rst")}),  # on disk, but not as hits name it
+        ("status", {}),
+    ]
+    tools, results = anyio.run(mcp_session, calls)
+    assert {tool.name for tool in tools} == {"search", "read", "status"}
+    assert all("the Python HOWTOs" in (tool.description or "") for tool in tools)
+
+    search, read, passwd, climbing, absolute, status = results
+    assert not search.is_error
+    hits = search.structured_content["hits"]
+    assert place(hits[0]) == place(top)  # the same top hit as `docsync query`
+    text = search.content[0].text
+    assert text.startswith(f"[1] {top['path']}") and f"characters {top['start']}-" in text
+
+    assert not read.is_error and read.structured_content["text"] == top["text"]
+    for refused in (passwd, climbing, absolute):
+        assert refused.is_error
+        assert "no indexed file" in refused.content[0].text
+        assert "root:" not in refused.content[0].text
+
+    assert not status.is_error and status.structured_content["files"] == 3
+
+
+def test_read_is_bounded_and_says_where_to_go_on(synced: Path) -> None:
+    store = EdgeStore.connect(path=Path("store"), collection="docsync", reading=True)
+    try:
+        whole = read_stored(store, "sockets.rst", start=0, end=10**9)
+        assert len(whole.text) == min(MAX_READ_CHARS, whole.length) and whole.start == 0
+        source = (synced / "sockets.rst").read_text()
+        assert whole.text == source[: whole.end]  # the file's own text, offsets and all
+        tail = read_stored(store, "sockets.rst", start=whole.length - 50)
+        assert tail.text == source[whole.length - 50 : whole.length]
+        with pytest.raises(ValueError):
+            read_stored(store, "sockets.rst", start=10, end=5)
+    finally:
+        store.close()
+
+
+def test_calls_go_through_the_daemon_that_holds_the_store(synced: Path) -> None:
+    settings = Settings()
+    store = EdgeStore.connect(path=settings.qdrant_path, collection=settings.collection)
+    searcher = Searcher(store, Encoder.from_settings(settings))
+    collection = Collection(settings)
+    try:
+        status = {"collection": "docsync", "daemon": {"pending_changes": 2}}
+        api = make_api(searcher, status=lambda: status)
+        with serving(api, socket_path=settings.qdrant_path / "daemon.sock"):
+            hits = collection.search(QUESTION, limit=1)
+            text = collection.read(hits[0].path, hits[0].start, hits[0].end)
+            assert collection.status()["daemon"]["pending_changes"] == 2
+            with pytest.raises(LookupError, match="no indexed file"):
+                collection.read("/etc/passwd")
+    finally:
+        store.close()
+    assert text.text == hits[0].text
+
+
+def test_the_retrievers_return_the_query_s_top_hit_with_its_fields(
+    synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plugin.frameworks.langchain import DocsyncRetriever as LangChainRetriever
+    from plugin.frameworks.llamaindex import DocsyncRetriever as LlamaIndexRetriever
+
+    top = query_top(capsys)
+    chain = LangChainRetriever.from_settings(k=5)  # as the query: fused scores depend on k
+    try:
+        documents = chain.invoke(QUESTION)
+    finally:
+        chain.searcher.close()
+    assert documents[0].page_content == top["text"]
+    meta = documents[0].metadata
+    assert (meta["path"], meta["start"], meta["end"]) == place(top)
+    assert meta["score"] == pytest.approx(top["score"]) and meta["section"] == top["section"]
+
+    index = LlamaIndexRetriever.from_settings(k=5)
+    try:
+        nodes = index.retrieve(QUESTION)
+    finally:
+        index.searcher.close()
+    node = nodes[0]
+    assert node.node.get_content() == top["text"]
+    assert (node.node.metadata["path"], node.node.metadata["start"]) == place(top)[:2]
+    assert node.score == pytest.approx(top["score"])
+    from llama_index.core.schema import MetadataMode
+
+    shown = node.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert f"path: {top['path']}" in shown and "match_start" not in shown
+
+
+def test_the_frameworks_are_imported_only_by_their_modules() -> None:
+    import subprocess
+
+    code = (
+        "import sys, plugin, plugin.frameworks, worker.cli; "
+        "print(sorted(m for m in ('langchain_core', 'llama_index', 'mcp') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
