@@ -7,8 +7,10 @@ chunk's text, path, offsets). One run, one quantization:
 
 - `upsert_points_per_s`: writes through `EdgeStore.upsert`, as a sync makes them;
 - the index, built as a daemon builds it (`optimize(serving=True)`: a child process on a copy)
-  while this process searches every second: `index_s`, and `longest_search_wait_s`, the
-  longest any of those searches took (the bound: 1 s);
+  while this process searches every second: `index_s`, `longest_search_wait_s`, the
+  longest any of those searches took (the bound: 1 s), and `swap_s`, how long putting the
+  rebuilt shard in place took (searches wait for that step: the engine opens a shard
+  holding the GIL);
 - `search_p50_ms` / `search_p99_ms`: dense searches for 10 hits after the build, and
   `recall_at_5`: the share of the exact (brute-force, full-precision) top 5 they return;
 - `reopen_s`: a fresh process (no model in it, as `docsync query` or a daemon's store)
@@ -123,6 +125,15 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
             turn += 1
             done.wait(ASK_EVERY)
 
+    swaps: list[float] = []
+    swap_in = store._swap_in
+
+    def timed_swap(copy: Path) -> None:  # the one step searches wait for
+        began = time.perf_counter()
+        swap_in(copy)
+        swaps.append(time.perf_counter() - began)
+
+    store._swap_in = timed_swap  # type: ignore[method-assign]
     asker = threading.Thread(target=ask)
     asker.start()
     started = time.perf_counter()
@@ -136,6 +147,7 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
         "index_s": round(time.perf_counter() - started, 1),
         "searches_during_index": len(waits),
         "longest_search_wait_s": round(max(waits, default=0.0), 3),
+        "swap_s": round(max(swaps, default=0.0), 3),
         "unindexed_after": store.unindexed(),
     }
 
