@@ -364,6 +364,7 @@ class EdgeStore:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # closing the file releases the lock
                 self._lock_fd = None
+                _OPEN_HERE.discard(_lock_key(self._root))
 
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()
@@ -499,12 +500,27 @@ def _lock(root: Path, *, reading: bool) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         os.close(fd)
+        if _lock_key(root) in _OPEN_HERE:
+            raise StoreLockedError(
+                f"the embedded store {root} is already open in this process: share one "
+                "Searcher (or store) for it, or close the first before opening it again"
+            ) from exc
         raise StoreLockedError(
             f"the embedded store {root} is in use by another process (an embedded store "
             "serves one process at a time); stop that process, or run a Qdrant server and "
             "set DOCSYNC_QDRANT_URL"
         ) from exc
+    _OPEN_HERE.add(_lock_key(root))
     return fd
+
+
+# The stores this process holds (a second flock from the same process is refused too, and
+# its message should not blame another process).
+_OPEN_HERE: set[str] = set()
+
+
+def _lock_key(root: Path) -> str:
+    return os.path.realpath(root)
 
 
 def _private_dirs(path: Path) -> None:

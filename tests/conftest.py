@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub in tests
@@ -14,6 +16,7 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="docsync-test-cache-")
 os.environ.pop("DOCSYNC_CACHE", None)
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,6 +123,30 @@ def state(store: Store) -> set[tuple[str, str, str, int, int]]:
         )
         for p in store.scroll({})
     }
+
+
+@contextmanager
+def held_elsewhere(path: Path, collection: str = "docsync") -> Iterator[None]:
+    """The embedded store at `path` held open by another process while the block runs."""
+    code = (
+        "import sys; from pathlib import Path; from plugin.edge_store import EdgeStore; "
+        "s = EdgeStore.connect(path=Path(sys.argv[1]), collection=sys.argv[2]); "
+        "print('held', flush=True); sys.stdin.read(); s.close()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(path), collection],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 def point_count(store: Store) -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from plugin.edge_store import EdgeStore
 from plugin.search import Hit
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, held_elsewhere
 from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
@@ -168,11 +168,9 @@ def test_hub_model_unavailable_offline(env: Path, capsys: pytest.CaptureFixture[
 def test_store_held_by_another_process(
     env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    holder = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
-    try:
+    EdgeStore.connect(path=tmp_path / "store", collection="docsync").close()  # make it
+    with held_elsewhere(tmp_path / "store"):
         code, _, err = run(capsys, "sync", str(env))
-    finally:
-        holder.close()
     assert code == 2
     assert_one_error_line(err, "in use by another process")
 

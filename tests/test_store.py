@@ -30,7 +30,7 @@ from plugin.errors import (
 from plugin.profile import CHUNKER_VERSION, EmbeddingProfile
 from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Point, Store
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, held_elsewhere
 
 PROFILE = EmbeddingProfile(
     model="test-model",
@@ -189,11 +189,19 @@ def test_bad_request_is_not_retried_and_says_so(store: Store) -> None:
 def test_embedded_store_serves_one_process(tmp_path: Path, kind: str) -> None:
     first = connect(kind, tmp_path / "s", "c")
     try:
-        with pytest.raises(StoreLockedError, match="in use by another process"):
+        # Opened twice in one process: the message says so, and blames no other process.
+        twice = "already open in this process" if kind == "edge" else "in use by another"
+        with pytest.raises(StoreLockedError, match=twice):
             connect(kind, tmp_path / "s", "c")
     finally:
         first.close()
     connect(kind, tmp_path / "s", "c").close()  # free again
+    if kind == "edge":
+        with (
+            held_elsewhere(tmp_path / "s", "c"),
+            pytest.raises(StoreLockedError, match="in use by another process"),
+        ):
+            connect(kind, tmp_path / "s", "c")
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
