@@ -219,3 +219,24 @@ def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> No
     finally:
         store.close()
     assert [(h["path"], h["start"]) for h in cold] == [(h["path"], h["start"]) for h in warm]
+
+
+def test_a_model_on_a_gpu_is_exported_from_the_cpu_and_put_back() -> None:
+    class Model:
+        def __init__(self) -> None:
+            self.device, self.moves = "cuda:0", []
+
+        def to(self, device: str) -> Model:
+            self.moves.append(device)
+            self.device = device
+            return self
+
+    model = Model()
+    seen: list[str] = []
+
+    def export() -> bool:
+        seen.append(model.device)
+        return True
+
+    assert card_module._on_cpu(model, export) is True
+    assert seen == ["cpu"] and model.moves == ["cpu", "cuda:0"] and model.device == "cuda:0"

@@ -29,6 +29,7 @@ import os
 import shutil
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -128,7 +129,9 @@ def write_card(
         scratch.mkdir(mode=0o700)
         tokenizer = plain_tokenizer(model.tokenizer)
         tokenizer.save(str(scratch / "tokenizer.json"))
-        questions = _export_questions(model, inputs, tokenizer, scratch / "question.onnx")
+        questions = _on_cpu(
+            model, lambda: _export_questions(model, inputs, tokenizer, scratch / "question.onnx")
+        )
         data = {
             "version": CARD_VERSION,
             "model": source,  # for people reading the cache
@@ -150,6 +153,19 @@ def write_card(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return read_card(cache, key)
+
+
+def _on_cpu(model: Any, work: Callable[[], bool]) -> bool:
+    """`work` done with `model` on the CPU (where ONNX Runtime will run the export), and the
+    model put back where it was (a GPU, say) after."""
+    device = getattr(model, "device", "cpu")
+    if str(device) == "cpu":
+        return work()
+    model.to("cpu")
+    try:
+        return work()
+    finally:
+        model.to(device)
 
 
 def plain_tokenizer(tokenizer: Any) -> Any:
