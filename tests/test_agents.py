@@ -183,3 +183,48 @@ def test_the_frameworks_are_imported_only_by_their_modules() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def mcp_over_http(url: str) -> tuple[Any, Any]:
+    from mcp import Client
+
+    async with Client(url) as client:
+        tools = (await client.list_tools()).tools
+        result = await client.call_tool("search", {"question": QUESTION, "limit": 5})
+    return tools, result
+
+
+def test_the_daemon_serves_mcp_over_streamable_http(
+    synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import http.client
+
+    from worker.mcp_server import HttpBridge, build_server
+
+    top = query_top(capsys)
+    settings = Settings()
+    store = EdgeStore.connect(path=settings.qdrant_path, collection=settings.collection)
+    searcher = Searcher(store, Encoder.from_settings(settings))
+    status = {"collection": "docsync"}
+    bridge = HttpBridge(
+        build_server(settings, Collection(settings, searcher=searcher, status=lambda: status))
+    )
+    api = make_api(searcher)
+    api.mcp = bridge
+    try:
+        with serving(api) as (_, port):
+            tools, result = anyio.run(mcp_over_http, f"http://127.0.0.1:{port}/mcp")
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/mcp")
+            refused = connection.getresponse().status
+        with serving(api, token="s3cret") as (_, port):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
+            unauthorised = connection.getresponse().status
+    finally:
+        bridge.close()
+        store.close()
+    assert {tool.name for tool in tools} == {"search", "read", "status"}
+    assert not result.is_error and place(result.structured_content["hits"][0]) == place(top)
+    assert refused == 405  # stateless: no stream to GET
+    assert unauthorised == 401  # the endpoint's token guards /mcp as every other route

@@ -440,6 +440,8 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
                 daemon.run(progress=progress)
         finally:
             endpoints.close()
+            if endpoints.api.mcp is not None:
+                endpoints.api.mcp.close()
     finally:
         store.close()
     log.info("stopped")
@@ -489,12 +491,17 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
     from worker.status import collection_status
 
     searcher = Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
+
+    def status() -> dict[str, Any]:
+        return {**collection_status(store), "daemon": daemon.state()}
+
     api = Api(
         searcher=searcher,
         healthy=daemon.healthy,
         ready=daemon.ready.is_set,
         metrics=daemon.metrics.render,
-        status=lambda: {**collection_status(store), "daemon": daemon.state()},
+        status=status,
+        mcp=_mcp_bridge(settings, searcher, status) if tcp is not None else None,
     )
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
@@ -502,12 +509,22 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
         host, port = endpoints.tcp_address
         guard = "bearer token required" if settings.http_token else "no token"
         log.info(
-            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /read /status; %s)",
+            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /read /status "
+            "/mcp; %s)",
             host,
             port,
             guard,
         )
     return endpoints
+
+
+def _mcp_bridge(settings: Settings, searcher: Any, status: Callable[[], dict[str, Any]]) -> Any:
+    """MCP over streamable HTTP on the daemon's endpoint, its tools on the daemon's own
+    searcher and status (the daemon holds the store)."""
+    from worker.mcp_server import Collection, HttpBridge, build_server
+
+    collection = Collection(settings, searcher=searcher, status=status)
+    return HttpBridge(build_server(settings, collection))
 
 
 def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:

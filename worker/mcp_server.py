@@ -19,13 +19,16 @@ descriptions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 
 from plugin.daemon_client import SOCKET_NAME, ask_daemon
@@ -41,10 +44,18 @@ log = logging.getLogger("docsync.mcp")
 
 
 class Collection:
-    """The three tools' work, on the collection the settings name."""
+    """The three tools' work, on the collection the settings name: opened for each call, or,
+    in the daemon that holds it, through its own `searcher` and `status`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        searcher: Searcher | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.settings = settings
+        self._held, self._held_status = searcher, status
         self._encoder: Encoder | None = None
 
     def search(
@@ -56,6 +67,10 @@ class Collection:
         path_prefix: str | None = None,
     ) -> list[Hit]:
         filters = parse_where(where or [])
+        if self._held is not None:
+            return self._held.search(
+                question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
+            )
         with self._searcher() as searcher:
             return searcher.search(
                 question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
@@ -64,6 +79,8 @@ class Collection:
     def read(
         self, path: str, start: int = 0, end: int | None = None, root: str | None = None
     ) -> StoredText:
+        if self._held is not None:
+            return read_stored(self._held.store, path, root=root, start=start, end=end)
         params = {"path": path, "start": str(start), "end": "" if end is None else str(end)}
         answer = self._from_daemon("/read", {**params, "root": root or ""})
         if answer is not None:
@@ -74,6 +91,8 @@ class Collection:
     def status(self) -> dict[str, Any]:
         from worker.status import collection_status
 
+        if self._held_status is not None:
+            return self._held_status()
         answer = self._from_daemon("/status")
         if answer is not None:
             return dict(answer)
@@ -225,3 +244,102 @@ def build_server(settings: Settings, collection: Collection | None = None) -> MC
 def serve_stdio(settings: Settings) -> None:
     """Answer an MCP client on stdin/stdout until it goes away."""
     build_server(settings).run()
+
+
+Response = tuple[int, str, bytes]
+# The longest one MCP request may take through the bridge (a search, a read).
+BRIDGE_SECONDS = 120.0
+
+
+class HttpBridge:
+    """The MCP server's streamable HTTP transport, for the daemon's own HTTP endpoint (a
+    hand-written server, behind its token and Host checks): each POST to `/mcp` is handed
+    to the SDK's ASGI app, stateless and answered in JSON, on an event loop of its own.
+
+    Hand-written because the SDK serves its transport as an ASGI app and the endpoint is
+    not an ASGI server; the bridge is the few lines that turn one request into an ASGI call.
+    """
+
+    def __init__(self, server: MCPServer) -> None:
+        self._app = server.streamable_http_app(
+            streamable_http_path="/mcp",
+            stateless_http=True,
+            json_response=True,
+            # The endpoint checks Host names (and the token) before a request gets here.
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        self._server = server
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="docsync-mcp"
+        )
+        self._thread.start()
+        self._stopped = asyncio.run_coroutine_threadsafe(self._make_stop(), self._loop).result()
+        self._running = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+
+    async def _make_stop(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def _run(self) -> None:
+        async with self._server.session_manager.run():
+            await self._stopped.wait()
+
+    def __call__(self, method: str, headers: Sequence[tuple[str, str]], body: bytes) -> Response:
+        call = _asgi_call(self._app, method, headers, body)
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result(BRIDGE_SECONDS)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        try:
+            self._running.result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+async def _asgi_call(
+    app: Any, method: str, headers: Sequence[tuple[str, str]], body: bytes
+) -> Response:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    done = asyncio.Event()
+    status, content_type, chunks = 500, "application/json", []
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, content_type
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            for name, value in message.get("headers", []):
+                if name.lower() == b"content-type":
+                    content_type = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    try:
+        await app(scope, receive, send)
+    finally:
+        done.set()
+    return status, content_type, b"".join(chunks)

@@ -60,6 +60,9 @@ class Api:
     ready: Callable[[], bool]
     metrics: Callable[[], bytes]
     status: Callable[[], dict[str, Any]]
+    # MCP over streamable HTTP (`worker.mcp_server.HttpBridge`): method, headers, body in,
+    # an answer out; None: no /mcp route.
+    mcp: Callable[[str, Sequence[tuple[str, str]], bytes], Response] | None = None
 
     def answer(self, target: str) -> Response:
         url = urlsplit(target)
@@ -197,6 +200,8 @@ class Access:
 OPEN = Access()  # the Unix socket's: the owner-only file is the guard
 LIMITS = Limits()
 OPEN_ROUTES = frozenset({"/healthz", "/readyz"})  # probes carry no data worth a token
+MCP_ROUTE = "/mcp"
+MCP_MAX_BODY = 1 << 20  # one JSON-RPC message: a question and its options
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
@@ -243,10 +248,45 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:
+        if urlsplit(self.path).path == MCP_ROUTE:
+            self._mcp("GET")
+            return
         refused = self.server.access.refusal(
             self.path, self.headers.get("Host"), self.headers.get("Authorization")
         )
         (status, content_type, body), headers = refused or (self.server.api.answer(self.path), {})
+        self._reply(status, content_type, body, headers)
+
+    def do_POST(self) -> None:
+        self._mcp("POST")
+
+    def do_DELETE(self) -> None:
+        self._mcp("DELETE")
+
+    def _mcp(self, method: str) -> None:
+        """`/mcp`: the MCP server's streamable HTTP transport, stateless: a POST carries one
+        JSON-RPC message and gets its answer; there is no stream to GET or session to end."""
+        refused = self.server.access.refusal(
+            self.path, self.headers.get("Host"), self.headers.get("Authorization")
+        )
+        bridge = self.server.api.mcp
+        if refused is not None:
+            (status, content_type, body), headers = refused
+        elif urlsplit(self.path).path != MCP_ROUTE or bridge is None:
+            (status, content_type, body), headers = _json(404, {"error": "no such route"}), {}
+        elif method != "POST":
+            (status, content_type, body), headers = _json(405, {"error": "POST only"}), {}
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MCP_MAX_BODY:
+                (status, content_type, body), headers = _json(413, {"error": "too large"}), {}
+            else:
+                request = self.rfile.read(length)
+                status, content_type, body = bridge(method, list(self.headers.items()), request)
+                headers = {}
+        self._reply(status, content_type, body, headers)
+
+    def _reply(self, status: int, content_type: str, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -442,6 +482,7 @@ class Endpoints:
         tcp: _Server | None,
         limits: Limits = LIMITS,
     ):
+        self.api = api
         self._servers: list[_Server] = []
         if socket_path is not None:
             self._servers.append(_UnixServer(socket_path, limits=limits))
