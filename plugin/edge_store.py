@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import qdrant_edge as edge
 
 from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
+from plugin.folders import private_dirs
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
 from plugin.schema import INDEXED_FIELDS
@@ -386,7 +387,7 @@ class EdgeStore:
         self._ensure_space(0)
         # The profile goes down first: a shard without one would be refused as foreign.
         try:
-            _private_dirs(self._dir)
+            private_dirs(self._dir)
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
             raise self._os_error(exc) from exc
@@ -481,7 +482,7 @@ def _lock(root: Path, *, reading: bool) -> int | None:
     it read-only (flock works on any descriptor); None when a read-only store has none."""
     try:
         if not reading:
-            _private_dirs(root)
+            private_dirs(root)
         fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         if exc.errno not in _NOT_WRITABLE:
@@ -521,16 +522,6 @@ _OPEN_HERE: set[str] = set()
 
 def _lock_key(root: Path) -> str:
     return os.path.realpath(root)
-
-
-def _private_dirs(path: Path) -> None:
-    """Create `path` and its missing parents owner-only: they will hold the documents' text."""
-    missing: list[Path] = []
-    while not path.is_dir():
-        missing.append(path)
-        path = path.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
 
 
 def _point_bytes(point: Point) -> int:

@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from plugin.embedding.onnx_runtime import export_chain, private_dirs
+from plugin.embedding.onnx_runtime import export_chain
+from plugin.folders import private_dirs
 from plugin.profile import model_fingerprint
 
 log = logging.getLogger("docsync.encoder")

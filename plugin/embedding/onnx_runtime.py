@@ -21,6 +21,7 @@ from typing import Any
 
 from plugin.embedding.runner import available_cpus
 from plugin.errors import ConfigError
+from plugin.folders import private_dirs
 
 log = logging.getLogger("docsync.encoder")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -118,16 +119,6 @@ def _quantize(plain: Path, path: Path) -> None:
         _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def private_dirs(folder: Path) -> None:
-    """Create `folder` and its missing parents owner-only, as docsync's other folders."""
-    missing: list[Path] = []
-    while not folder.is_dir():
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        created.mkdir(mode=0o700, exist_ok=True)
 
 
 def _publish(tmp: Path, path: Path) -> None:
