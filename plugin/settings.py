@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from plugin.choices import (
@@ -29,6 +29,15 @@ from plugin.choices import (
 )
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
+# The settings that take one of a few names, and the names (case and spaces forgiven).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "precision": PRECISIONS,
+    "backend": BACKENDS,
+    "search_mode": SEARCH_MODES,
+    "fusion": FUSIONS,
+    "quantization": QUANTIZATIONS,
+    "write_ordering": WRITE_ORDERINGS,
+}
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 DEFAULT_INCLUDE = (
     "*.md",
@@ -209,52 +218,13 @@ class Settings(BaseSettings):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
-    @field_validator("precision")
+    @field_validator(*CHOICES)
     @classmethod
-    def _check_precision(cls, value: str) -> str:
+    def _check_choice(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip().lower()
-        if value not in PRECISIONS:
-            raise ValueError(f"must be {one_of(PRECISIONS)}")
-        return value
-
-    @field_validator("backend")
-    @classmethod
-    def _check_backend(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in BACKENDS:
-            raise ValueError(f"must be {one_of(BACKENDS)}")
-        return value
-
-    @field_validator("search_mode")
-    @classmethod
-    def _check_search_mode(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in SEARCH_MODES:
-            raise ValueError(f"must be {one_of(SEARCH_MODES)}")
-        return value
-
-    @field_validator("fusion")
-    @classmethod
-    def _check_fusion(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in FUSIONS:
-            raise ValueError(f"must be {one_of(FUSIONS)}")
-        return value
-
-    @field_validator("quantization")
-    @classmethod
-    def _check_quantization(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in QUANTIZATIONS:
-            raise ValueError(f"must be {one_of(QUANTIZATIONS)}")
-        return value
-
-    @field_validator("write_ordering")
-    @classmethod
-    def _check_ordering(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in WRITE_ORDERINGS:
-            raise ValueError(f"must be {one_of(WRITE_ORDERINGS)}")
+        choices = CHOICES[str(info.field_name)]
+        if value not in choices:
+            raise ValueError(f"must be {one_of(choices)}")
         return value
 
     @field_validator(
