@@ -274,14 +274,16 @@ class HttpBridge:
             target=self._loop.run_forever, daemon=True, name="docsync-mcp"
         )
         self._thread.start()
-        self._stopped = asyncio.run_coroutine_threadsafe(self._make_stop(), self._loop).result()
+        self._stopped = asyncio.Event()  # bound to the loop that first waits on it
+        self._serving = threading.Event()
         self._running = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
-
-    async def _make_stop(self) -> asyncio.Event:
-        return asyncio.Event()
+        # The SDK refuses requests until its session manager runs: none may come before.
+        if not self._serving.wait(BRIDGE_SECONDS):
+            raise RuntimeError("the MCP session manager did not start")
 
     async def _run(self) -> None:
         async with self._server.session_manager.run():
+            self._serving.set()
             await self._stopped.wait()
 
     def __call__(self, method: str, headers: Sequence[tuple[str, str]], body: bytes) -> Response:
