@@ -96,6 +96,22 @@ def memory_store() -> Iterator[Store]:
 
 
 @pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """Settings for the tiny model and an embedded store in tmp_path; returns a docs folder."""
+    for name in list(os.environ):
+        if name.startswith("DOCSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
+        shutil.copy(CORPUS / "howto" / name, docs / name)
+    return docs
+
+
+@pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A folder of real multi-section documents (a copy: tests edit it)."""
     root = tmp_path / "docs"

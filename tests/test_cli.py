@@ -15,7 +15,7 @@ import pytest
 
 from plugin.edge_store import EdgeStore
 from plugin.search import Hit
-from tests.conftest import CORPUS, held_elsewhere
+from tests.conftest import held_elsewhere
 from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
@@ -28,22 +28,6 @@ SYNC_KEYS = {
     "points_deleted",
     "seconds",
 }
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> Path:
-    """Settings for the tiny model and an embedded store in tmp_path; returns a docs folder."""
-    for name in list(os.environ):
-        if name.startswith("DOCSYNC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
-        shutil.copy(CORPUS / "howto" / name, docs / name)
-    return docs
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -4,8 +4,6 @@ on a real embedded store synced with the tiny model, directly and through a daem
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.settings import Settings
-from tests.conftest import CORPUS
 from tests.test_cli import assert_one_error_line, run
 from tests.test_serve import make_api, serving
 
@@ -28,24 +25,9 @@ SCORES = {"questions", "hit@1", "hit@5", "file@5", "mrr@10", "ndcg@10", "p50_ms"
 
 
 @pytest.fixture
-def synced(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    tiny_model_dir: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> Path:
+def synced(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """Three documents synced into an embedded store in tmp_path; returns a questions file."""
-    for name in list(os.environ):
-        if name.startswith("DOCSYNC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(tmp_path / "store"))
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
-        shutil.copy(CORPUS / "howto" / name, docs / name)
-    assert run(capsys, "sync", str(docs))[0] == 0
+    assert run(capsys, "sync", str(env))[0] == 0
     return write_questions(tmp_path / "questions.jsonl", QUESTIONS)
 
 
