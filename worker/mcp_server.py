@@ -22,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcp.server import MCPServer
@@ -31,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 
-from plugin.daemon_client import SOCKET_NAME, ask_daemon
+from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from plugin.encoder import Encoder
 from plugin.errors import DocsyncError, StoreLockedError
 from plugin.filters import parse_where
@@ -71,7 +70,7 @@ class Collection:
             return self._held.search(
                 question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
             )
-        with self._searcher() as searcher:
+        with connect(self.settings, load_encoder=self._encoder_for) as searcher:
             return searcher.search(
                 question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
             )
@@ -82,58 +81,42 @@ class Collection:
         if self._held is not None:
             return read_stored(self._held.store, path, root=root, start=start, end=end)
         params = {"path": path, "start": str(start), "end": "" if end is None else str(end)}
-        answer = self._from_daemon("/read", {**params, "root": root or ""})
-        if answer is not None:
-            return StoredText(**answer)
-        with self._store() as store:
-            return read_stored(store, path, root=root, start=start, end=end)
+        answer = self._here_or_daemon(
+            lambda store: read_stored(store, path, root=root, start=start, end=end),
+            "/read",
+            {**params, "root": root or ""},
+        )
+        return answer if isinstance(answer, StoredText) else StoredText(**answer)
 
     def status(self) -> dict[str, Any]:
         from worker.status import collection_status
 
         if self._held_status is not None:
             return self._held_status()
-        answer = self._from_daemon("/status")
-        if answer is not None:
-            return dict(answer)
-        with self._store() as store:
-            return collection_status(store)
-
-    @contextmanager
-    def _searcher(self) -> Iterator[Searcher]:
-        with connect(self.settings, load_encoder=self._encoder_for) as searcher:
-            yield searcher
+        return dict(self._here_or_daemon(collection_status, "/status"))
 
     def _encoder_for(self, settings: Settings) -> Encoder:
         if self._encoder is None:
             self._encoder = Encoder.from_settings(settings, lazy=True)
         return self._encoder
 
-    @contextmanager
-    def _store(self) -> Iterator[Store]:
-        store = open_store(self.settings, reading=True)
-        try:
-            yield store
-        finally:
-            store.close()
-
-    def _from_daemon(self, route: str, params: dict[str, str] | None = None) -> Any:
-        """A daemon's answer when one holds the embedded store, else None. An error it
-        answers is raised as it says it (a 404 for a file it does not hold: LookupError)."""
-        socket_path = self.settings.qdrant_path / SOCKET_NAME
-        if self.settings.qdrant_url or not socket_path.exists():
-            return None
+    def _here_or_daemon(
+        self, here: Callable[[Store], Any], route: str, params: dict[str, str] | None = None
+    ) -> Any:
+        """`here` on the store, opened for this call; when another process holds the
+        embedded store and it is a daemon, the daemon's answer to `route` instead (as
+        `plugin.search.connect` does for searches). A 404 it answers is a LookupError."""
         try:
             store = open_store(self.settings, reading=True)
         except StoreLockedError:
-            pass  # a daemon holds it: ask the daemon
-        else:
-            store.close()
-            return None
-        try:
+            socket_path = self.settings.qdrant_path / SOCKET_NAME
+            if not daemon_answers(socket_path):
+                raise
             return ask_daemon(socket_path, route, params)
-        except OSError:
-            return None
+        try:
+            return here(store)
+        finally:
+            store.close()
 
 
 def hits_text(hits: list[Hit]) -> str:
