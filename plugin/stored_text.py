@@ -15,6 +15,7 @@ from plugin.passages import Passage
 from plugin.store import Store
 
 MAX_READ_CHARS = 8000  # the most one read answers: a few pages, not a whole book
+_PLACES = (schema.ROOT, schema.START, schema.END, schema.TITLE)
 
 
 @dataclass(frozen=True)
@@ -46,23 +47,22 @@ def read_stored(
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"start and end must be 0 <= start <= end, not {start} and {end}")
     match: dict[str, Any] = {schema.PATH: path, **({schema.ROOT: root} if root else {})}
-    chunks = [point.payload for point in store.scroll(match)]
+    # The chunks' places first (a few fields each), then the text of those in the span only:
+    # a long file's other chunks are never read.
+    chunks = [(point.id, point.payload) for point in store.scroll(match, fields=_PLACES)]
     if not chunks:
         raise LookupError(f"no indexed file {path!r}: give a path as hits give it")
-    first_root = str(min(str(c.get(schema.ROOT, "")) for c in chunks))
-    chunks = [c for c in chunks if str(c.get(schema.ROOT, "")) == first_root]
-    length = max(int(c[schema.END]) for c in chunks)
+    first_root = min(str(c.get(schema.ROOT, "")) for _, c in chunks)
+    chunks = [(i, c) for i, c in chunks if str(c.get(schema.ROOT, "")) == first_root]
+    length = max(int(c[schema.END]) for _, c in chunks)
     stop = min(length, start + limit, length if end is None else end)
-    inside = {
-        int(c[schema.CHUNK_INDEX]): c
-        for c in chunks
-        if int(c[schema.END]) > start and int(c[schema.START]) < stop
-    }
+    wanted = [i for i, c in chunks if int(c[schema.END]) > start and int(c[schema.START]) < stop]
+    inside = {int(p.payload[schema.CHUNK_INDEX]): p.payload for p in store.retrieve(wanted)}
     text, first = "", start
     if inside:
         whole = Passage(0.0, first_root, path, "", "", {}, inside)
         offset = int(inside[whole.first][schema.START])
         text = whole.text()[max(0, start - offset) : max(0, stop - offset)]
         first = max(start, offset)
-    title = str(chunks[0].get(schema.TITLE, ""))
+    title = str(chunks[0][1].get(schema.TITLE, ""))
     return StoredText(first_root, path, title, first, first + len(text), length, text)
