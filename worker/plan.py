@@ -9,6 +9,7 @@ by the next sync.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ ComposeInput = Callable[[str, str], str]
 
 # What a listed file's points disagree on (a file written halfway, or by two versions).
 MIXED = "\x00mixed"
+MIXED_COUNT = -2  # never a file's number of points: such a file is not complete
 
 
 @dataclass(slots=True)
@@ -46,7 +48,8 @@ class IndexedFile:
         values = (
             str(payload.get(schema.FILE_HASH, "")),
             str(payload.get(schema.FILE_STAT, "")),
-            _shared(str(payload.get(schema.CHUNKER, ""))),
+            # One string object for the value thousands of points repeat.
+            sys.intern(str(payload.get(schema.CHUNKER, ""))),
         )
         count = int(payload.get(schema.CHUNK_COUNT, -1))
         if not self.points:
@@ -56,7 +59,7 @@ class IndexedFile:
             self.file_hash = _same(self.file_hash, values[0])
             self.stat_key = _same(self.stat_key, values[1])
             self.chunker = _same(self.chunker, values[2])
-            self.count = self.count if self.count == count else -2
+            self.count = self.count if self.count == count else MIXED_COUNT
         self.points += 1
 
     def current_hash(self, chunker: str) -> str | None:
@@ -94,14 +97,6 @@ def point_ids(store: Store, root: str, path: str) -> list[str]:
 
 def _same(held: str, value: str) -> str:
     return held if held == value else MIXED
-
-
-_SHARED: dict[str, str] = {}
-
-
-def _shared(value: str) -> str:
-    """One string object for a value that thousands of points repeat (the chunker)."""
-    return _SHARED.setdefault(value, value) if len(_SHARED) < 64 else value
 
 
 # A vector as it travels through the pipeline: an array, made a list only when written (a
