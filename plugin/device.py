@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -10,17 +11,17 @@ from pathlib import Path
 from plugin.errors import ConfigError
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU while the driver is loaded
+DEVICES = "auto, cpu, cuda, cuda:N or mps"  # DOCSYNC_DEVICE's names, for messages
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def check_device(spec: str) -> str:
     """`spec` normalised, or a `ConfigError` for a name that is no device (checked without
     importing torch; whether the device is there is `resolve_device`'s to say)."""
     spec = spec.strip().lower()
-    if spec in ("auto", "cpu", "cuda", "mps"):
+    if _DEVICE.fullmatch(spec):
         return spec
-    if spec.startswith("cuda:") and spec[5:].isdigit():
-        return spec
-    raise ConfigError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+    raise ConfigError(f"unknown device {spec!r}: use {DEVICES}")
 
 
 def likely_device(spec: str) -> str:

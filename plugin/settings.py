@@ -27,6 +27,8 @@ from plugin.choices import (
     WRITE_ORDERINGS,
     one_of,
 )
+from plugin.device import DEVICES, check_device
+from plugin.errors import ConfigError
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 # The settings that take one of a few names, and the names (case and spaces forgiven).
@@ -53,7 +55,6 @@ DEFAULT_INCLUDE = (
 # VCS folders that are not hidden.
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 # What must never be shown of a URL: its user and password, and an api_key parameter.
@@ -213,10 +214,10 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not _DEVICE.match(value):
-            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
-        return value
+        try:
+            return check_device(value)
+        except ConfigError:
+            raise ValueError(f"must be {DEVICES}") from None
 
     @field_validator(*CHOICES)
     @classmethod
