@@ -6,11 +6,15 @@ slightly moved vectors up to `--points` (as bench/query.py), each with docsync's
 chunk's text, path, offsets). One run, one quantization:
 
 - `upsert_points_per_s`: writes through `EdgeStore.upsert`, as a sync makes them;
-- the index, built as a daemon builds it (`optimize(serving=True)`: a child process on a copy)
+- `serving_upsert_ratio`: the rate of writes through a daemon's store (`serving`: its shard
+  held by a child process, every batch sent over a socket) over the rate in one process,
+  on a fresh store of `SERVING_POINTS` each, in this run;
+- the index, built as a daemon builds it (a store connected `serving`, `optimize(serving=
+  True)`: a child process indexes a copy, a second one opens it while the first answers)
   while this process searches every second: `index_s`, `longest_search_wait_s`, the
-  longest any of those searches took (the bound: 1 s), and `swap_s`, how long putting the
-  rebuilt shard in place took (searches wait for that step: the engine opens a shard
-  holding the GIL);
+  longest any of those searches took (the bound: 1 s), and `swap_s`, how long opening the
+  rebuilt shard and putting it in place took (in a process of its own: searches do not
+  wait for it);
 - `search_p50_ms` / `search_p99_ms`: dense searches for 10 hits after the build, and
   `recall_at_5`: the share of the exact (brute-force, full-precision) top 5 they return;
 - `reopen_s`: a fresh process (no model in it, as `docsync query` or a daemon's store)
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +45,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import qdrant_edge as edge
 from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 from query import QUESTIONS, percentile
@@ -51,6 +55,7 @@ from plugin.settings import Settings
 from plugin.store import Point
 
 BATCH = 1024
+SERVING_POINTS = 20_000
 SEARCHES = 300
 # A search a second while the index builds: as a busy user asks. Until the build is swapped
 # in, each one scans every vector; asked much more often, they would take the CPU the build
@@ -80,6 +85,10 @@ def main(argv: list[str]) -> int:
         store.open(profile, create=True)
         result: dict[str, Any] = {"points": ns.points, "quantization": ns.quantization}
         result["upsert_points_per_s"] = round(fill(store, base, inputs, ns.points))
+        store.close()
+        result["serving_upsert_ratio"] = serving_ratio(Path(tmp), profile, base, inputs)
+        store = EdgeStore.connect(path=Path(tmp) / "store", collection="docsync", serving=True)
+        store.open(profile, create=False)
         result.update(index_while_searching(store, questions))
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         result["index_child_peak_mb"] = round(child / 1024)
@@ -112,6 +121,18 @@ def fill(store: EdgeStore, base: np.ndarray[Any, Any], inputs: list[str], points
     return points / (time.perf_counter() - started)
 
 
+def serving_ratio(tmp: Path, profile: Any, base: np.ndarray[Any, Any], inputs: list[str]) -> float:
+    rates = {}
+    for serving in (False, True):
+        path = tmp / f"serving-{serving}"
+        store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+        store.open(profile, create=True)
+        rates[serving] = fill(store, base, inputs, SERVING_POINTS)
+        store.close()
+        shutil.rmtree(path)
+    return round(rates[True] / rates[False], 3)
+
+
 def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> dict[str, Any]:
     waits: list[float] = []
     done = threading.Event()
@@ -128,10 +149,11 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
     swaps: list[float] = []
     swap_in = store._swap_in
 
-    def timed_swap(copy: Path) -> None:  # the one step searches wait for
+    def timed_swap(copy: Path) -> bool:
         began = time.perf_counter()
-        swap_in(copy)
+        swapped = swap_in(copy)
         swaps.append(time.perf_counter() - began)
+        return swapped
 
     store._swap_in = timed_swap  # type: ignore[method-assign]
     asker = threading.Thread(target=ask)
@@ -191,16 +213,7 @@ def search_figures(store: EdgeStore, queries: list[Any]) -> dict[str, Any]:
         started = time.perf_counter()
         hits = store.search(vector.tolist(), limit=10)
         times.append((time.perf_counter() - started) * 1000)
-        exact = store._use(
-            "query",
-            edge.QueryRequest(
-                limit=5,
-                query=edge.Query.Nearest([float(x) for x in vector]),
-                params=edge.SearchParams(
-                    exact=True, quantization=edge.QuantizationSearchParams(ignore=True)
-                ),
-            ),
-        )
+        exact = store._use("search", vector.tolist(), limit=5, exact=True)
         truth = {str(h.id) for h in exact}
         recalls.append(len(truth & {h.id for h in hits[:5]}) / 5)
     return {

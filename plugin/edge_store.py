@@ -1,30 +1,30 @@
 """The store adapter for Qdrant Edge (`qdrant-edge-py`): Qdrant's own engine in-process, the
-zero-setup default. The only module that imports qdrant_edge.
+zero-setup default. This module keeps the folder, the lock, the profile and the free space;
+`plugin.edge_shard` speaks to the engine, in this process or (for a daemon) in a child
+process of its own (`plugin.edge_host`).
 
 On disk, one folder per collection under the store folder:
 
     <DOCSYNC_QDRANT_PATH>/.lock               held while a process uses the store
     <DOCSYNC_QDRANT_PATH>/<collection>/profile.json   the embedding profile (the engine
                                                       has no collection metadata)
-    <DOCSYNC_QDRANT_PATH>/<collection>/shard/         the Edge shard: segments, WAL, indexes
+    <DOCSYNC_QDRANT_PATH>/<collection>/shard.<n>/     the Edge shard: segments, WAL, indexes
+    <DOCSYNC_QDRANT_PATH>/<collection>/shard -> shard.<n>   the one in use (a relative link)
 
 The engine builds its HNSW index only in `optimize()`, which blocks the whole process (it
 holds the GIL: 60 s for 100k points on 2 cores). `optimize()` here runs it only once enough
 points are unindexed, and never while a search is in flight; writes go in small batches so a
-search between them waits milliseconds, not seconds.
+search between them waits milliseconds, not seconds. A daemon builds it elsewhere: on a copy
+of the shard (`shard.<n+1>`), in a child process; the copy is opened by a second child while
+the first keeps answering, and the link is switched to it (one rename: a crash before it
+keeps the old shard, after it the new one). Stores made before the link had a plain `shard`
+folder: a writer renames it to `shard.0` and links it the first time it opens the store.
 
 The engine maps its files into memory, so a write into a full disk is a SIGBUS that kills
 the process without a word. Every write first checks the free space of the store's file
 system (`StoreFullError` below a margin), and an ENOSPC the engine does report maps to the
 same error. The engine also opens its files for writing even to read them, so a store on a
 read-only mount cannot be opened at all: one `StoreError` says so.
-
-A new collection maps its vectors, keyword vectors and payloads "cold" (`Memory.Cold`: read
-from disk on first use, not loaded into the process when a segment opens). The engine's
-default preloads each segment it opens, and building the index opens a second copy of the
-points beside the first: with cold files that copy no longer counts against the worker's
-memory (a store-only test of 21,000 points: 181 to 150 MB of mapped files at the peak).
-The kernel's page cache still holds what searches read.
 
 The folders docsync creates are owner-only (0700), which also covers every file the engine
 writes inside; the files docsync writes itself (the lock, profile.json) are 0600.
@@ -37,6 +37,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,15 +47,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import qdrant_edge as edge
-
+from plugin.edge_host import HostedShard
+from plugin.edge_shard import LocalShard
 from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
 from plugin.folders import private_dirs
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
-from plugin.schema import INDEXED_FIELDS
 from plugin.store import (
-    OVERSAMPLING,
     Fusion,
     Match,
     Point,
@@ -67,13 +66,13 @@ T = TypeVar("T")
 log = logging.getLogger("docsync.store")
 
 WRITE_BATCH = 64  # points per engine call: keeps each GIL hold to a few milliseconds
-SCROLL_PAGE = 1024
 # Unindexed points searched by brute force cost ~0.1 ms per 1,000; index past this many.
 OPTIMIZE_MIN_UNINDEXED = 10_000
 PROFILE_FILE = "profile.json"
-SHARD_DIR = "shard"
-# An index built in a child process (`optimize(serving=True)`): the copy it indexes, the
-# mark that it is whole, and the shard it replaces until the swap is done.
+SHARD_DIR = "shard"  # the link to the shard in use (a folder, in stores made before it)
+GENERATION = re.compile(r"shard\.(\d+)")
+LINK_TMP = "shard.link"  # the next link, before it is renamed over the first
+# Left by a swap of an earlier docsync (renames, no link): finished or undone on open.
 INDEXING_DIR = "shard.indexing"
 READY_MARK = ".indexed"
 REPLACED_DIR = "shard.replaced"
@@ -89,13 +88,20 @@ POINT_OVERHEAD = 256  # id, versions, index entries of one point, beyond its vec
 OPTIMIZE_BYTES_PER_POINT = 8 << 10
 # Errors that mean "you may not write here": a read-only mount, or a folder not ours.
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+Shard = LocalShard | HostedShard
 
 
 class EdgeStore:
-    """`plugin.store.Store` over an in-process Qdrant Edge shard."""
+    """`plugin.store.Store` over a Qdrant Edge shard."""
 
     def __init__(
-        self, root: Path, collection: str, *, reading: bool = False, quantization: str = "none"
+        self,
+        root: Path,
+        collection: str,
+        *,
+        reading: bool = False,
+        quantization: str = "none",
+        serving: bool = False,
     ) -> None:
         self.collection = collection
         self._quantization = quantization  # for a collection this store creates
@@ -103,24 +109,38 @@ class EdgeStore:
         self._root = root
         self._dir = root / collection
         self._reading = reading
+        self._serving = serving and not reading
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
-        self._lock_fd = None if self._absent else _lock(root, reading=reading)
-        if not reading and self._dir.is_dir():
-            self._recover()
-        self._shard: Any = None
+        self._shard: Shard | None = None
         self._search_lock = threading.Lock()
         self._engine_lock = threading.RLock()
+        self._lock_fd = None if self._absent else _lock(root, reading=reading)
+        if not reading and self._dir.is_dir():
+            try:
+                self._recover()
+            except OSError as exc:
+                self.close()
+                raise self._os_error(exc) from exc
 
     @classmethod
     def connect(
-        cls, *, path: Path, collection: str, reading: bool = False, quantization: str = "none"
+        cls,
+        *,
+        path: Path,
+        collection: str,
+        reading: bool = False,
+        quantization: str = "none",
+        serving: bool = False,
     ) -> EdgeStore:
         """`reading`: for commands that only read (status, query, export): nothing is
         created, a lock file that cannot be opened for writing is opened read-only, and
         writes are refused. `quantization`: "int8" gives a collection it creates int8
-        copies of the vectors, kept in memory, that searches scan before they rescore."""
-        return cls(path, collection, reading=reading, quantization=quantization)
+        copies of the vectors, kept in memory, that searches scan before they rescore.
+        `serving`: for a process that answers searches while it writes (a daemon): the
+        shard is held by a child process (`plugin.edge_host`), so opening a rebuilt one
+        never stops this process."""
+        return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
 
     def ping(self) -> None:
         """In-process, so always there; but a collection's files are opened now, so that
@@ -152,27 +172,25 @@ class EdgeStore:
         for i in range(0, len(points), WRITE_BATCH):
             chunk = points[i : i + WRITE_BATCH]
             self._ensure_space(sum(_point_bytes(p) for p in chunk))
-            batch = [_edge_point(p) for p in chunk]
-            self._use("update", edge.UpdateOperation.upsert_points(batch))
+            self._use("upsert", list(chunk))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             self._writable()
             self._ensure_space(len(ids) * POINT_OVERHEAD)
-            self._use("update", edge.UpdateOperation.delete_points(list(ids)))
+            self._use("delete", list(ids))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
             self._writable()
             self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
-            operation = edge.UpdateOperation.set_payload(list(ids), payload)
-            self._use("update", operation)
+            self._use("set_payload", list(ids), payload)
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []
-        records = self._use("retrieve", list(ids), with_payload=True, with_vector=with_vectors)
-        return [_point(r) for r in records]
+        points: list[Point] = self._use("retrieve", list(ids), with_vectors=with_vectors)
+        return points
 
     def scroll(
         self,
@@ -181,19 +199,20 @@ class EdgeStore:
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
         lacking_keyword: bool = False,
+        exclude: Match | None = None,
     ) -> Iterator[Point]:
         offset: Any = None
-        payload: bool | list[str] = list(fields) if fields is not None else True
         while True:
-            request = edge.ScrollRequest(
+            points, offset = self._use(
+                "scroll_page",
+                match,
                 offset=offset,
-                limit=SCROLL_PAGE,
-                filter=_filter(match, lacking_keyword=lacking_keyword),
-                with_payload=payload,
-                with_vector=with_vectors,
+                fields=fields,
+                with_vectors=with_vectors,
+                lacking_keyword=lacking_keyword,
+                exclude=exclude,
             )
-            records, offset = self._use("scroll", request)
-            yield from (_point(r) for r in records)
+            yield from points
             if offset is None:
                 return
 
@@ -206,31 +225,11 @@ class EdgeStore:
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
-        queries = _queries(vector, keyword)
-        flt = _filter(match)
-        if len(queries) == 1:
-            request = edge.QueryRequest(
-                limit=limit, query=queries[0], filter=flt, with_payload=True, params=_RESCORED
-            )
-        else:
-            fusion = fusion or Fusion()
-            depth = fusion.prefetch(limit)
-            request = edge.QueryRequest(
-                limit=limit,
-                prefetches=[
-                    edge.Prefetch(limit=depth, query=q, filter=flt, params=_RESCORED)
-                    for q in queries
-                ],
-                query=_fusion(fusion),
-                filter=flt,
-                with_payload=True,
-            )
         with self._search_lock:
-            hits = self._use("query", request)
-        return [
-            ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
-            for h in hits
-        ]
+            hits: list[ScoredPoint] = self._use(
+                "search", vector, limit=limit, match=match, keyword=keyword, fusion=fusion
+            )
+        return hits
 
     def has_keyword_vectors(self) -> bool:
         # The shard's own record of its configuration: the engine has no call that says.
@@ -248,10 +247,7 @@ class EdgeStore:
         self._writable()
         if not self.has_keyword_vectors():
             self._ensure_space(0)
-            operation = edge.UpdateOperation.create_sparse_vector(
-                KEYWORD_VECTOR, modifier=edge.Modifier.Idf
-            )
-            self._use("update", operation)
+            self._use("add_keyword_vector")
             self._use("flush")
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
@@ -260,10 +256,7 @@ class EdgeStore:
         for i in range(0, len(items), WRITE_BATCH):
             chunk = items[i : i + WRITE_BATCH]
             self._ensure_space(sum(POINT_OVERHEAD + 8 * len(v.indices) for _, v in chunk))
-            batch = [
-                edge.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)}) for pid, v in chunk
-            ]
-            self._use("update", edge.UpdateOperation.update_vectors(batch))
+            self._use("set_keyword_vectors", chunk)
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
         """After the shard's own changes are flushed: a profile never claims more than the
@@ -277,8 +270,7 @@ class EdgeStore:
             raise self._os_error(exc) from exc
 
     def count(self, match: Match | None = None) -> int:
-        request = edge.CountRequest(exact=True, filter=_filter(match))
-        return int(self._use("count", request))
+        return int(self._use("count", match))
 
     def optimize(
         self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
@@ -289,9 +281,10 @@ class EdgeStore:
         The engine holds the GIL while it builds (a minute per 100k points on 2 cores), so a
         process that serves searches meanwhile (`serving`, a daemon) builds it in a child
         process, on a copy of the shard, and swaps the copy in when it is done: searches
-        wait only for the swap. Call it from the thread that writes: no write may land
-        between the copy and the swap. `should_stop` is asked while the child works; when
-        it answers True, the child is stopped and nothing changes."""
+        wait only for the swap (not at all when this store was connected `serving`: the
+        copy opens in a process of its own). Call it from the thread that writes: no write
+        may land between the copy and the swap. `should_stop` is asked while the child
+        works; when it answers True, the child is stopped and nothing changes."""
         if self._reading:
             return False
         pending = self.unindexed()
@@ -301,7 +294,7 @@ class EdgeStore:
         started = time.monotonic()
         if serving:
             log.info("indexing %d new points in a separate process", pending)
-            worked = self._index_elsewhere(pending, should_stop or (lambda: False))
+            worked = self._index_elsewhere(should_stop or (lambda: False))
         else:
             log.info("indexing %d new points (searches wait until it is done)", pending)
             with self._search_lock:
@@ -309,56 +302,60 @@ class EdgeStore:
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
 
-    def _index_elsewhere(self, pending: int, should_stop: Callable[[], bool]) -> bool:
-        shard_dir, copy = self._dir / SHARD_DIR, self._dir / INDEXING_DIR
+    def _index_elsewhere(self, should_stop: Callable[[], bool]) -> bool:
+        live = self._live()
+        copy = self._dir / f"shard.{max(self._generations(), default=0) + 1}"
         shutil.rmtree(copy, ignore_errors=True)
-        self._ensure_space(_folder_bytes(shard_dir) // SPACE_FACTOR)
+        self._ensure_space(_folder_bytes(live) // SPACE_FACTOR)
         self._use("flush")
         try:
             # Searches go on meanwhile: file copies run without the GIL.
-            shutil.copytree(shard_dir, copy)
+            shutil.copytree(live, copy)
             built = _run_indexer(copy, should_stop)
         except OSError as exc:
             shutil.rmtree(copy, ignore_errors=True)
             raise self._os_error(exc) from exc
-        if not built:
+        if not built or not self._swap_in(copy):
             shutil.rmtree(copy, ignore_errors=True)
             return False
-        (copy / READY_MARK).touch()
-        self._swap_in(copy)
+        shutil.rmtree(live, ignore_errors=True)
         return True
 
-    def _swap_in(self, copy: Path) -> None:
-        """Put the indexed copy where the shard is, and load it; a crash halfway is undone
-        or finished by the next open (`_recover`)."""
-        shard_dir, old = self._dir / SHARD_DIR, self._dir / REPLACED_DIR
+    def _swap_in(self, copy: Path) -> bool:
+        """Open the indexed `copy` and link it as the shard in use. A serving store opens
+        it in a second child while the first answers; the swap is then an assignment."""
+        fresh: Shard | None = None
+        if self._serving:
+            try:
+                fresh = self._call(HostedShard, copy)
+            except StoreError as exc:
+                log.warning("the indexed copy did not open (%s); searches stay exact", exc)
+                return False
         with self._engine_lock:
-            shard, self._shard = self._shard, None
-            if shard is not None:
-                shard.close()
-            os.rename(shard_dir, old)
-            os.rename(copy, shard_dir)
-            (shard_dir / READY_MARK).unlink()
+            if isinstance(self._shard, LocalShard):
+                shard, self._shard = self._shard, None
+                self._call(shard.close)
+            try:
+                _link(self._dir, copy.name)
+            except OSError as exc:
+                if fresh is not None:
+                    fresh.close()
+                raise self._os_error(exc) from exc
+            old, self._shard = self._shard, fresh
             self._load()
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            old.close()
+        return True
 
     def unindexed(self) -> int:
-        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
-        vectors includes every (non-empty) keyword vector, always indexed as it is written:
-        those are taken out, or a collection with keyword vectors would never be indexed."""
-        info = self._use("info")
-        indexed = int(info.indexed_vectors_count)
-        if self.has_keyword_vectors():
-            with_keyword = edge.Filter(must=[edge.HasVectorCondition(KEYWORD_VECTOR)])
-            request = edge.CountRequest(exact=True, filter=with_keyword)
-            indexed -= int(self._use("count", request))
-        return max(0, int(info.points_count) - indexed)
+        """Points whose dense vector the HNSW index lacks."""
+        return int(self._use("unindexed", keyword=self.has_keyword_vectors()))
 
     def close(self) -> None:
         try:
             if self._shard is not None:
                 shard, self._shard = self._shard, None
-                if not self._reading:
+                if isinstance(shard, LocalShard) and not self._reading:
                     self._call(shard.flush)
                 shard.close()
         finally:
@@ -370,18 +367,46 @@ class EdgeStore:
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()
 
+    def _live(self) -> Path:
+        """The folder of the shard in use."""
+        return (self._dir / SHARD_DIR).resolve()
+
+    def _generations(self) -> dict[int, Path]:
+        found = (GENERATION.fullmatch(p.name) for p in self._dir.iterdir())
+        return {int(m[1]): self._dir / m[0] for m in found if m}
+
     def _recover(self) -> None:
-        """Finish or undo what an index built elsewhere left (a crash between its renames),
-        and drop its scratch copies."""
-        shard_dir, copy, old = (self._dir / n for n in (SHARD_DIR, INDEXING_DIR, REPLACED_DIR))
-        if not shard_dir.exists():
+        """Before anything opens the shard: finish or undo what a swap left (a crash between
+        its steps), drop scratch copies, and give a store made before the link its link."""
+        folder = self._dir
+        shard, copy, old = (folder / n for n in (SHARD_DIR, INDEXING_DIR, REPLACED_DIR))
+        if not os.path.lexists(shard):  # an earlier docsync's swap, cut between its renames
             if (copy / READY_MARK).exists():
-                os.rename(copy, shard_dir)
-                (shard_dir / READY_MARK).unlink()
+                os.rename(copy, shard)
+                (shard / READY_MARK).unlink()
             elif old.is_dir():
-                os.rename(old, shard_dir)
+                os.rename(old, shard)
         for leftover in (copy, old):
             shutil.rmtree(leftover, ignore_errors=True)
+        if os.path.lexists(folder / LINK_TMP):
+            os.unlink(folder / LINK_TMP)
+        if shard.is_symlink() and not shard.exists():
+            shard.unlink()
+        generations = self._generations()
+        if not os.path.lexists(shard):
+            if not generations:
+                return  # no shard at all: `open` creates one
+            # Cut between the two steps below, or in `_create`: the oldest is the whole one
+            # (a newer one can be a copy whose index was never finished).
+            _link(folder, generations[min(generations)].name)
+        elif not shard.is_symlink():
+            first = folder / f"shard.{max(generations, default=-1) + 1}"
+            os.rename(shard, first)
+            _link(folder, first.name)
+        live = self._live()
+        for path in self._generations().values():
+            if path != live:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _create(self, profile: EmbeddingProfile) -> None:
         self._ensure_space(0)
@@ -391,34 +416,44 @@ class EdgeStore:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
             raise self._os_error(exc) from exc
-        cold = edge.Memory.Cold
-        params = edge.EdgeVectorParams(
-            size=profile.dimension,
-            distance=edge.Distance.Cosine,
-            memory=cold,
-            quantization_config=_quantization(self._quantization),
+        first = self._dir / "shard.0"
+        created = self._call(
+            LocalShard.create,
+            str(first),
+            dimension=profile.dimension,
+            keyword=bool(profile.keyword),
+            quantization=self._quantization,
         )
-        sparse = (
-            {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf, memory=cold)}
-            if profile.keyword
-            else None
-        )
-        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse, payload_memory=cold)
-        self._shard = self._call(edge.EdgeShard.create, str(self._dir / SHARD_DIR), config)
-        for name in INDEXED_FIELDS:
-            operation = edge.UpdateOperation.create_field_index(
-                name, edge.PayloadSchemaType.Keyword
-            )
-            self._use("update", operation)
+        try:
+            _link(self._dir, first.name)
+        except OSError as exc:
+            created.close()
+            raise self._os_error(exc) from exc
+        if self._serving:  # the child opens it again: one process holds it at a time
+            created.close()
+            self._shard = self._call(HostedShard, first)
+        else:
+            self._shard = created
 
-    def _load(self) -> Any:
-        if self._shard is None:
+    def _load(self) -> Shard:
+        shard = self._shard
+        if isinstance(shard, HostedShard) and not shard.alive:
+            log.warning("the process holding the shard ended; starting another")
+            shard.close()
+            shard = self._shard = None
+        if shard is None:
             if not self._exists():
                 raise collection_missing(self.collection, self.description, hint=False)
-            self._shard = self._call(edge.EdgeShard.load, str(self._dir / SHARD_DIR))
-        return self._shard
+            live = self._live()
+            shard = (
+                self._call(HostedShard, live)
+                if self._serving
+                else self._call(LocalShard.load, str(live))
+            )
+            self._shard = shard
+        return shard
 
-    def _writable(self) -> Any:
+    def _writable(self) -> Shard:
         if self._reading:
             raise StoreError(f"the {self.description} store was opened for reading only")
         return self._load()
@@ -474,6 +509,20 @@ class EdgeStore:
                 "write (copy the store to one and point DOCSYNC_QDRANT_PATH there)"
             )
         return StoreError(f"the embedded store {self._root}: {exc.strerror or exc}")
+
+
+def _link(folder: Path, target: str) -> None:
+    """Point `folder/shard` at `folder/target`, in one rename (and durably)."""
+    tmp = folder / LINK_TMP
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, folder / SHARD_DIR)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _lock(root: Path, *, reading: bool) -> int | None:
@@ -539,10 +588,10 @@ def _folder_bytes(folder: Path) -> int:
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
-    plugin.edge_store`); True once it is done. A child that fails is logged, one stopped
+    plugin.edge_shard`); True once it is done. A child that fails is logged, one stopped
     by `should_stop` is not."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "plugin.edge_store", str(copy)],
+        [sys.executable, "-m", "plugin.edge_shard", str(copy)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -580,92 +629,3 @@ def _write_atomically(path: Path, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
-
-
-def _filter(match: Match | None, *, lacking_keyword: bool = False) -> Any:
-    if not match and not lacking_keyword:
-        return None
-    conditions: list[Any] = []
-    for key, value in (match or {}).items():
-        values: Any = list(value)  # all strings or all integers
-        condition = edge.MatchValue(value) if isinstance(value, str) else edge.MatchAny(values)
-        conditions.append(edge.FieldCondition(key=key, match=condition))
-    missing: list[Any] | None = (
-        [edge.HasVectorCondition(KEYWORD_VECTOR)] if lacking_keyword else None
-    )
-    return edge.Filter(must=conditions or None, must_not=missing)
-
-
-def _quantization(name: str) -> Any:
-    """The engine's quantization for `name` (`plugin.choices.QUANTIZATIONS`): int8 copies in
-    memory that searches walk (the originals are read only to rescore the best candidates)."""
-    if name == "none":
-        return None
-    # Cached: loaded into memory when the shard opens. Measured at a million points
-    # (bench/million.py): search p50 2.5 ms cached against 19.5 ms cold (read from disk on
-    # use), for a shard that opens in 10.5 s against 1.6 s. Searches run all the time, a
-    # shard opens at a start and when a daemon swaps in a rebuilt index: cached wins.
-    return edge.ScalarQuantizationConfig(
-        type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached
-    )
-
-
-# Ignored by a collection without quantized vectors (and by keyword vectors).
-_RESCORED = edge.SearchParams(
-    quantization=edge.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-)
-
-
-def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> list[Any]:
-    queries = []
-    if vector is not None:
-        queries.append(edge.Query.Nearest([float(x) for x in vector]))
-    if keyword is not None:
-        queries.append(edge.Query.Nearest(_sparse(keyword), using=KEYWORD_VECTOR))
-    if not queries:
-        raise ValueError("a search needs a dense vector, a keyword vector or both")
-    return queries
-
-
-def _fusion(fusion: Fusion) -> Any:
-    return edge.Fusion.Dbsf() if fusion.method == "dbsf" else edge.Fusion.Rrf(k=fusion.k)
-
-
-def _sparse(vector: SparseVector) -> Any:
-    return edge.SparseVector(indices=vector.indices, values=vector.values)
-
-
-def _edge_point(point: Point) -> Any:
-    if point.vector is None:
-        raise StoreRequestError(f"point {point.id} has no vector")
-    if point.keyword is None:
-        return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
-    vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
-    return edge.Point(id=point.id, vector=vectors, payload=point.payload)
-
-
-def _point(record: Any) -> Point:
-    vector, keyword = record.vector, None
-    if isinstance(vector, dict):
-        sparse = vector.get(KEYWORD_VECTOR)
-        if sparse is not None:
-            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
-        vector = vector.get("")
-    if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
-    payload = dict(record.payload or {})
-    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
-
-
-def _index(path: str) -> None:
-    """The child of `optimize(serving=True)`: load the copy at `path`, build its index."""
-    shard = edge.EdgeShard.load(path)
-    try:
-        shard.optimize()
-        shard.flush()
-    finally:
-        shard.close()
-
-
-if __name__ == "__main__":  # python -m plugin.edge_store SHARD_COPY
-    _index(sys.argv[1])

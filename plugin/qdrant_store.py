@@ -195,6 +195,7 @@ class QdrantClientStore:
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
         lacking_keyword: bool = False,
+        exclude: Match | None = None,
     ) -> Iterator[Point]:
         offset: Any = None
         payload: bool | list[str] = list(fields) if fields is not None else True
@@ -202,7 +203,7 @@ class QdrantClientStore:
             records, offset = self._call(
                 self._client.scroll,
                 self.collection,
-                scroll_filter=_filter(match, lacking_keyword=lacking_keyword),
+                scroll_filter=_filter(match, lacking_keyword=lacking_keyword, exclude=exclude),
                 limit=SCROLL_PAGE,
                 offset=offset,
                 with_payload=payload,
@@ -392,12 +393,18 @@ def _reason(exc: BaseException) -> str:
     return str(source or inner or exc) or type(exc).__name__
 
 
-def _filter(match: Match | None, *, lacking_keyword: bool = False) -> models.Filter | None:
-    if not match and not lacking_keyword:
+def _filter(
+    match: Match | None, *, lacking_keyword: bool = False, exclude: Match | None = None
+) -> models.Filter | None:
+    if not match and not lacking_keyword and not exclude:
         return None
-    missing: list[models.Condition] | None = (
-        [models.HasVectorCondition(has_vector=KEYWORD_VECTOR)] if lacking_keyword else None
-    )
+    excluded = _conditions(exclude)
+    if lacking_keyword:
+        excluded.append(models.HasVectorCondition(has_vector=KEYWORD_VECTOR))
+    return models.Filter(must=_conditions(match) or None, must_not=excluded or None)
+
+
+def _conditions(match: Match | None) -> list[models.Condition]:
     conditions: list[models.Condition] = []
     for key, value in (match or {}).items():
         if isinstance(value, str):
@@ -406,7 +413,7 @@ def _filter(match: Match | None, *, lacking_keyword: bool = False) -> models.Fil
             conditions.append(
                 models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
             )
-    return models.Filter(must=conditions or None, must_not=missing)
+    return conditions
 
 
 def _quantization(name: str) -> models.ScalarQuantization | None:

@@ -96,9 +96,10 @@ class Store(Protocol):
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
         lacking_keyword: bool = False,
+        exclude: Match | None = None,
     ) -> Iterator[Point]:
-        """Every point matching `match` (and, with `lacking_keyword`, without a keyword
-        vector); `fields` limits the payload returned."""
+        """Every point matching `match` and none of the conditions of `exclude` (and, with
+        `lacking_keyword`, without a keyword vector); `fields` limits the payload returned."""
 
     def search(
         self,
@@ -158,10 +159,13 @@ def check_profile(
     profile.ensure_matches(stored, collection=collection)
 
 
-def open_store(settings: Settings, *, reading: bool = False) -> Store:
+def open_store(settings: Settings, *, reading: bool = False, serving: bool = False) -> Store:
     """The store the settings name: a Qdrant server by URL, else the embedded engine
     (Qdrant Edge) in the folder `qdrant_path`. `reading`: for a command that only reads
-    (an embedded store is then opened without creating anything, and refuses writes)."""
+    (an embedded store is then opened without creating anything, and refuses writes).
+    `serving`: for a process that answers searches while it syncs (a daemon): an embedded
+    store's shard is then held by a child process, so that opening a rebuilt index never
+    stops the searches."""
     if settings.qdrant_url:
         from plugin.qdrant_store import QdrantClientStore
 
@@ -188,4 +192,5 @@ def open_store(settings: Settings, *, reading: bool = False) -> Store:
         collection=settings.collection,
         reading=reading,
         quantization=settings.quantization,
+        serving=serving,
     )

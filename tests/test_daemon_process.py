@@ -180,6 +180,49 @@ def test_live_changes_endpoints_and_clean_stop(
         store.close()
 
 
+def shard_hosts(parent: int) -> list[int]:
+    """The processes holding an embedded shard (`plugin.edge_host`) that `parent` started."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or one that ended meanwhile
+        if ppid == parent and b"plugin.edge_host" in command:
+            found.append(int(proc.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_shard_is_held_by_a_child_that_ends_with_the_daemon(
+    daemon: tuple[Daemon, Path], tmp_path: Path
+) -> None:
+    """A daemon's store lives in a child process (opening a rebuilt shard there stops no
+    search); killed without a word, the daemon takes it along, and nothing written is lost."""
+    d, docs = daemon
+    hosts = shard_hosts(d.proc.pid)
+    assert len(hosts) == 1
+    (docs / "late.md").write_text("# Late\n\nThe heron counted seven lanterns.\n")
+    poll(lambda: d.has("late.md", "seven lanterns"), what="late file")
+    _, points = d.get("/status")
+    d.proc.kill()
+    d.proc.wait()
+    poll(lambda: not alive(hosts[0]), what="the shard's process ends with the daemon")
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", reading=True)
+    try:
+        assert store.count() == points["points"] and store.count({"path": "late.md"}) == 1
+    finally:
+        store.close()
+
+
 def test_burst_of_writes_is_embedded_at_most_three_times(daemon: tuple[Daemon, Path]) -> None:
     d, docs = daemon
     target = docs / "burst.md"

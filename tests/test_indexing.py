@@ -1,6 +1,7 @@
 """A daemon's index builds in a child process, on a copy of the shard, so searches keep
-answering (the embedded engine holds the GIL while it builds); the copy is swapped in, and a
-crash at any step leaves a store that opens whole."""
+answering (the embedded engine holds the GIL while it builds); the copy is opened by a second
+child while the first answers and linked in, and a crash at any step leaves a store that
+opens whole."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from plugin import edge_store
+from plugin.edge_host import HostedShard
 from plugin.edge_store import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
 from plugin.profile import EmbeddingProfile
 from plugin.store import Point
@@ -30,18 +32,28 @@ def vectors() -> list[list[float]]:
     return np.random.default_rng(3).standard_normal((POINTS, DIMENSION)).tolist()  # type: ignore[no-any-return]
 
 
+def filled(path: Path, vectors: list[list[float]], *, serving: bool = False) -> EdgeStore:
+    store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+    store.open(PROFILE, create=True)
+    store.upsert(
+        [Point(str(uuid.UUID(int=i + 1)), {"n": i}, v, None) for i, v in enumerate(vectors)]
+    )
+    return store
+
+
 @pytest.fixture
 def store(
     tmp_path: Path, vectors: list[list[float]], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[EdgeStore]:
     monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", POINTS // 2)
-    store = EdgeStore.connect(path=tmp_path / "edge", collection="docsync")
-    store.open(PROFILE, create=True)
-    store.upsert(
-        [Point(str(uuid.UUID(int=i + 1)), {"n": i}, v, None) for i, v in enumerate(vectors)]
-    )
+    store = filled(tmp_path / "edge", vectors)
     yield store
     store.close()
+
+
+def layout(folder: Path) -> tuple[list[str], str]:
+    """The collection folder's entries, and the one its `shard` link names."""
+    return sorted(p.name for p in folder.iterdir()), os.readlink(folder / SHARD_DIR)
 
 
 def nearest(store: EdgeStore, vector: list[float]) -> str:
@@ -62,7 +74,7 @@ def test_searches_answer_while_the_child_builds_and_the_copy_is_swapped_in(
         asker.start()
         asker.join(timeout=60)
         assert not asker.is_alive()
-        assert copy.is_dir() and (store._dir / SHARD_DIR).is_dir()
+        assert copy.is_dir() and layout(store._dir)[1] == "shard.0"
         children.append(run_indexer(copy, should_stop))
         return children[-1]
 
@@ -72,8 +84,7 @@ def test_searches_answer_while_the_child_builds_and_the_copy_is_swapped_in(
     assert answered == [str(uuid.UUID(int=43))] and children == [True]
     assert store.unindexed() == 0  # the swapped-in shard is the indexed copy
     assert nearest(store, vectors[7]) == str(uuid.UUID(int=8))
-    folder = store._dir
-    assert sorted(p.name for p in folder.iterdir()) == ["profile.json", SHARD_DIR]
+    assert layout(store._dir) == (["profile.json", SHARD_DIR, "shard.1"], "shard.1")
     # It is a working shard: writes and reopening after the swap.
     store.upsert([Point(str(uuid.UUID(int=10**6)), {"n": -1}, vectors[0], None)])
     assert store.count() == POINTS + 1
@@ -84,7 +95,7 @@ def test_a_daemon_stopping_abandons_the_build_and_keeps_its_shard(
 ) -> None:
     assert store.optimize(serving=True, should_stop=lambda: True) is False
     assert store.unindexed() == POINTS and store.count() == POINTS
-    assert not (store._dir / INDEXING_DIR).exists()
+    assert layout(store._dir) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
     assert nearest(store, vectors[5]) == str(uuid.UUID(int=6))
 
 
@@ -100,36 +111,130 @@ def test_a_child_that_fails_changes_nothing(
     assert store.optimize(serving=True) is False
     assert "the engine said no" in caplog.text
     assert store.unindexed() == POINTS
-    assert not (store._dir / INDEXING_DIR).exists()
+    assert layout(store._dir) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
 
 
-@pytest.mark.parametrize("crash_after", ["copy made", "copy marked", "shard moved aside"])
+@pytest.mark.parametrize("crash_after", ["copy made", "link switched"])
 def test_a_crash_during_the_swap_leaves_a_store_that_opens_whole(
     store: EdgeStore, vectors: list[list[float]], crash_after: str
 ) -> None:
     """The folders a crash can leave, rebuilt by hand from a real indexed copy."""
     folder, path = store._dir, store._root
-    copy = folder / INDEXING_DIR
-
     store._use("flush")
-    shutil.copytree(folder / SHARD_DIR, copy)
-    assert edge_store._run_indexer(copy, lambda: False)
+    shutil.copytree(folder / "shard.0", folder / "shard.1")
+    assert edge_store._run_indexer(folder / "shard.1", lambda: False)
     store.close()
-    if crash_after != "copy made":
-        (copy / READY_MARK).touch()
-    if crash_after == "shard moved aside":
-        os.rename(folder / SHARD_DIR, folder / REPLACED_DIR)
+    if crash_after == "link switched":
+        edge_store._link(folder, "shard.1")
+    (folder / edge_store.LINK_TMP).symlink_to("shard.1")  # a link the rename never took
 
     reopened = EdgeStore.connect(path=path, collection="docsync")
     try:
         reopened.open(PROFILE, create=False)
         assert reopened.count() == POINTS
         assert nearest(reopened, vectors[9]) == str(uuid.UUID(int=10))
-        indexed = crash_after == "shard moved aside"  # only then was the copy taken
+        indexed = crash_after == "link switched"  # only then was the copy taken
         assert (reopened.unindexed() == 0) is indexed
-        assert sorted(p.name for p in folder.iterdir()) == ["profile.json", SHARD_DIR]
+        live = "shard.1" if indexed else "shard.0"
+        assert layout(folder) == (["profile.json", SHARD_DIR, live], live)
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize("left", ["no swap", "copy marked", "shard moved aside"])
+def test_a_store_made_before_the_link_gets_one_and_an_old_swap_is_finished(
+    store: EdgeStore, vectors: list[list[float]], left: str
+) -> None:
+    """A shard in a plain `shard` folder, as docsync kept it before, and what its swap
+    (two renames) could leave: the next writer finishes or undoes that swap and links the
+    shard as `shard.0`. A reader opens such a store as it is."""
+    folder, path = store._dir, store._root
+    store._use("flush")
+    store.close()
+    os.rename(folder / "shard.0", folder / "plain")
+    os.unlink(folder / SHARD_DIR)
+    os.rename(folder / "plain", folder / SHARD_DIR)
+    if left != "no swap":
+        copy = folder / INDEXING_DIR
+        shutil.copytree(folder / SHARD_DIR, copy)
+        assert edge_store._run_indexer(copy, lambda: False)
+        (copy / READY_MARK).touch()
+        if left == "shard moved aside":
+            os.rename(folder / SHARD_DIR, folder / REPLACED_DIR)
+    if left == "no swap":
+        reader = EdgeStore.connect(path=path, collection="docsync", reading=True)
+        assert reader.count() == POINTS and not (folder / SHARD_DIR).is_symlink()
+        reader.close()
+
+    reopened = EdgeStore.connect(path=path, collection="docsync")
+    try:
+        reopened.open(PROFILE, create=False)
+        assert reopened.count() == POINTS
+        assert nearest(reopened, vectors[9]) == str(uuid.UUID(int=10))
+        assert (reopened.unindexed() == 0) is (left == "shard moved aside")
+        assert layout(folder) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
+    finally:
+        reopened.close()
+
+
+def test_a_serving_store_opens_the_indexed_copy_while_the_old_shard_answers(
+    tmp_path: Path, vectors: list[list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's store: its shard is held by a child process, and the indexed copy is
+    opened by a second one (the engine holds the GIL while it opens a shard: seconds at a
+    million points), while searches go to the first, under no lock of the store's."""
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", POINTS // 2)
+    answered: list[str] = []
+
+    class SearchedWhileItOpens(HostedShard):
+        def _answer(self) -> Any:
+            if not hasattr(self, "_opened"):  # the child's "opened" message is next
+                self._opened = True
+                if self.path.name == "shard.1":
+                    asker = threading.Thread(
+                        target=lambda: answered.append(nearest(store, vectors[42]))
+                    )
+                    asker.start()
+                    asker.join(timeout=60)
+                    assert not asker.is_alive()
+            return super()._answer()
+
+    monkeypatch.setattr(edge_store, "HostedShard", SearchedWhileItOpens)
+    store = filled(tmp_path / "edge", vectors, serving=True)
+    try:
+        first = store._shard
+        assert isinstance(first, HostedShard) and first.alive
+        assert store.optimize(serving=True) is True
+        assert answered == [str(uuid.UUID(int=43))]
+        assert not first.alive  # the old child is gone, a new one holds the indexed copy
+        second = store._shard
+        assert isinstance(second, HostedShard) and second.path.name == "shard.1"
+        assert store.unindexed() == 0 and nearest(store, vectors[7]) == str(uuid.UUID(int=8))
+        assert layout(store._dir) == (["profile.json", SHARD_DIR, "shard.1"], "shard.1")
+        store.upsert([Point(str(uuid.UUID(int=10**6)), {"n": -1}, vectors[0], None)])
+    finally:
+        store.close()
+    reopened = EdgeStore.connect(path=tmp_path / "edge", collection="docsync", reading=True)
+    try:  # closing the child flushed the last write
+        assert reopened.count() == POINTS + 1
+    finally:
+        reopened.close()
+
+
+def test_a_serving_store_whose_child_dies_starts_another(
+    tmp_path: Path, vectors: list[list[float]]
+) -> None:
+    store = filled(tmp_path / "edge", vectors[:100], serving=True)
+    try:
+        assert isinstance(store._shard, HostedShard)
+        store._shard._child.kill()
+        store._shard._child.wait()
+        assert store.count() == 100  # a new child, on the same shard
+        # A request the engine refuses is its error, as in one process.
+        with pytest.raises(edge_store.StoreRequestError, match="Qdrant Edge refused"):
+            store.search([1.0, 2.0], limit=1)
+    finally:
+        store.close()
 
 
 def test_int8_copies_are_searched_and_rescored_with_the_originals(
@@ -149,3 +254,18 @@ def test_int8_copies_are_searched_and_rescored_with_the_originals(
         assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     finally:
         store.close()
+
+
+def test_a_shard_the_child_cannot_open_is_the_engines_error_and_leaves_no_child(
+    tmp_path: Path,
+) -> None:
+    children: list[Any] = []
+
+    class Watched(HostedShard):
+        def _answer(self) -> Any:
+            children.append(self._child)
+            return super()._answer()
+
+    with pytest.raises(Exception, match="cannot load edge shard"):
+        Watched(tmp_path / "nothing here")
+    assert children and children[0].poll() is not None

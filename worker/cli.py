@@ -413,7 +413,7 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
     from worker.daemon import Daemon, DaemonOptions
     from worker.progress import progress_bar
 
-    store = open_store(settings)  # not pinged: a daemon waits for a server that is down
+    store = open_store(settings, serving=True)  # not pinged: it waits for a server that is down
     try:
         encoder = _load_encoder(settings, warm=True)
         _log_start("watching", roots, store, encoder)

@@ -1,0 +1,174 @@
+"""A shard held by a child process, for a process that answers searches all the time (a
+daemon).
+
+The engine holds the GIL while it opens a shard: about a second per million points, ten
+with int8 copies (measured, `bench/million.py`). A daemon reopens its shard whenever it
+swaps in an index built elsewhere (`EdgeStore.optimize(serving=True)`); opened in the
+daemon's own process, that would stop every search (and every HTTP answer) for as long. So
+a serving store keeps its shard in a child (`python -m plugin.edge_host PATH FD`) and asks
+it over a socket: the next shard opens in a second child while the first still answers, and
+the swap is one assignment.
+
+Hand-written, not `multiprocessing.Manager`: its proxies start the child by re-importing
+the parent's main module, and hide which process died; here the child imports only the
+engine adapter, and the protocol is one request, one answer (pickled, over a socketpair).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from plugin.errors import StoreError
+
+# Only these names cross the socket: the child calls nothing else.
+METHODS = frozenset(
+    {
+        "upsert",
+        "delete",
+        "set_payload",
+        "add_keyword_vector",
+        "set_keyword_vectors",
+        "flush",
+        "optimize",
+        "retrieve",
+        "scroll_page",
+        "search",
+        "count",
+        "unindexed",
+    }
+)
+STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
+
+
+class HostedShard:
+    """The methods of `plugin.edge_shard.LocalShard`, answered by a child process that holds
+    the shard. Not thread-safe on its own: `EdgeStore` calls it under its engine lock."""
+
+    def __init__(self, path: Path) -> None:
+        """Start the child and wait until it has opened the shard at `path` (the engine's
+        error, raised here, when it cannot)."""
+        self.path = path
+        ours, theirs = socket.socketpair()
+        self._conn = Connection(ours.detach())
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "plugin.edge_host", str(path), str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+        )
+        theirs.close()
+        self._lock = threading.Lock()
+        try:
+            self._answer()
+        except BaseException:
+            self.close()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in METHODS:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._ask(name, args, kwargs)
+
+    @property
+    def alive(self) -> bool:
+        return self._child.poll() is None and not self._conn.closed
+
+    def close(self) -> None:
+        """Ask the child to flush and close its shard, and wait for it to end."""
+        if not self._conn.closed:
+            # Already gone, it says so: the engine's own log (its WAL) holds the last writes.
+            with contextlib.suppress(StoreError):
+                self._ask("close", (), {})
+            self._conn.close()
+        try:
+            self._child.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+
+    def _ask(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            try:
+                self._conn.send((name, args, kwargs))
+            except OSError as exc:
+                raise self._gone() from exc
+            return self._answer()
+
+    def _answer(self) -> Any:
+        try:
+            ok, value = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._gone() from exc
+        if not ok:
+            raise value
+        return value
+
+    def _gone(self) -> StoreError:
+        self._conn.close()
+        try:
+            status = self._child.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            status = self._child.wait()
+        how = f"signal {-status}" if status < 0 else f"exit status {status}"
+        return StoreError(
+            f"the process that held the embedded store's shard {self.path} ended ({how}); "
+            "it is started again on the next request"
+        )
+
+
+def _serve(path: str, fd: int) -> None:
+    """The child: open the shard, then answer requests until the parent asks it to close
+    or goes away."""
+    from plugin.edge_shard import LocalShard
+
+    # Stopped by its parent (or by the end of its socket), never by a signal meant for the
+    # whole service: a half-done write is what it would leave.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(fd)
+    try:
+        shard = LocalShard.load(path)
+    except Exception as exc:
+        conn.send((False, _portable(exc)))
+        return
+    conn.send((True, None))
+    try:
+        while True:
+            try:
+                name, args, kwargs = conn.recv()
+            except EOFError:
+                return  # the parent died: the engine's WAL holds what it wrote
+            if name == "close":
+                break
+            try:
+                conn.send((True, getattr(shard, name)(*args, **kwargs)))
+            except Exception as exc:
+                conn.send((False, _portable(exc)))
+    finally:
+        shard.flush()
+        shard.close()
+    conn.send((True, None))
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc`, if it survives pickling whole (the engine's plain Exception and OSError do);
+    else an Exception with its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return Exception(str(exc))
+    return exc
+
+
+if __name__ == "__main__":  # python -m plugin.edge_host SHARD_PATH FD
+    _serve(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,279 @@
+"""One Qdrant Edge shard, with docsync's data in and out: the only module that speaks the
+engine's request types (`qdrant-edge-py`).
+
+`EdgeStore` (`plugin.edge_store`) keeps the folder, the lock, the profile and the free
+space; it calls a `LocalShard` in its own process, or the same methods on a shard held by a
+child process (`plugin.edge_host`). Every argument and answer here is plain Python (points,
+ids, filters as mappings), so the child's can cross a pipe. The engine's own errors pass
+through unchanged: `EdgeStore` turns them into docsync's.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import qdrant_edge as edge
+
+from plugin.errors import StoreRequestError
+from plugin.keyword import KEYWORD_VECTOR, SparseVector
+from plugin.schema import INDEXED_FIELDS
+from plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
+
+SCROLL_PAGE = 1024
+
+
+class LocalShard:
+    """An Edge shard opened in this process. The engine holds the GIL for each call: an
+    open (a second per million points, ten with int8 copies) and an index build (minutes)
+    stop every other thread of the process meanwhile."""
+
+    def __init__(self, shard: Any) -> None:
+        self._shard = shard
+
+    @classmethod
+    def load(cls, path: str) -> LocalShard:
+        return cls(edge.EdgeShard.load(path))
+
+    @classmethod
+    def create(cls, path: str, *, dimension: int, keyword: bool, quantization: str) -> LocalShard:
+        """A new shard of cosine vectors of `dimension`, with the keyword vector when
+        `keyword`, and keyword indexes on `plugin.schema.INDEXED_FIELDS`.
+
+        Vectors, keyword vectors and payloads are mapped "cold" (`Memory.Cold`: read from
+        disk on first use, not loaded when a segment opens). The engine's default preloads
+        each segment it opens, and building the index opens a second copy of the points
+        beside the first: with cold files that copy no longer counts against the worker's
+        memory (a store-only test of 21,000 points: 181 to 150 MB of mapped files at the
+        peak). The kernel's page cache still holds what searches read."""
+        cold = edge.Memory.Cold
+        params = edge.EdgeVectorParams(
+            size=dimension,
+            distance=edge.Distance.Cosine,
+            memory=cold,
+            quantization_config=_quantization(quantization),
+        )
+        sparse = (
+            {KEYWORD_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf, memory=cold)}
+            if keyword
+            else None
+        )
+        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse, payload_memory=cold)
+        shard = cls(edge.EdgeShard.create(path, config))
+        for name in INDEXED_FIELDS:
+            operation = edge.UpdateOperation.create_field_index(
+                name, edge.PayloadSchemaType.Keyword
+            )
+            shard._shard.update(operation)
+        return shard
+
+    # writes -------------------------------------------------------------------------------
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        batch = [_edge_point(p) for p in points]
+        self._shard.update(edge.UpdateOperation.upsert_points(batch))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._shard.update(edge.UpdateOperation.delete_points(list(ids)))
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self._shard.update(edge.UpdateOperation.set_payload(list(ids), payload))
+
+    def add_keyword_vector(self) -> None:
+        operation = edge.UpdateOperation.create_sparse_vector(
+            KEYWORD_VECTOR, modifier=edge.Modifier.Idf
+        )
+        self._shard.update(operation)
+
+    def set_keyword_vectors(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        batch = [
+            edge.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)}) for pid, v in vectors
+        ]
+        self._shard.update(edge.UpdateOperation.update_vectors(batch))
+
+    def flush(self) -> None:
+        self._shard.flush()
+
+    def optimize(self) -> bool:
+        return bool(self._shard.optimize())
+
+    def close(self) -> None:
+        self._shard.close()
+
+    # reads --------------------------------------------------------------------------------
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+        records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        return [_point(r) for r in records]
+
+    def scroll_page(
+        self,
+        match: Match | None,
+        *,
+        offset: Any = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        lacking_keyword: bool = False,
+        exclude: Match | None = None,
+    ) -> tuple[list[Point], Any]:
+        """One page of the points matching `match` and none of `exclude`, and the offset of
+        the next (None: the last page)."""
+        request = edge.ScrollRequest(
+            offset=offset,
+            limit=SCROLL_PAGE,
+            filter=_filter(match, lacking_keyword=lacking_keyword, exclude=exclude),
+            with_payload=list(fields) if fields is not None else True,
+            with_vector=with_vectors,
+        )
+        records, following = self._shard.scroll(request)
+        return [_point(r) for r in records], following
+
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        exact: bool = False,
+    ) -> list[ScoredPoint]:
+        """`exact`: every point compared with the full vectors (a benchmark's truth)."""
+        queries = _queries(vector, keyword)
+        flt = _filter(match)
+        params = _EXACT if exact else _RESCORED
+        if len(queries) == 1:
+            request = edge.QueryRequest(
+                limit=limit, query=queries[0], filter=flt, with_payload=True, params=params
+            )
+        else:
+            fusion = fusion or Fusion()
+            depth = fusion.prefetch(limit)
+            request = edge.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    edge.Prefetch(limit=depth, query=q, filter=flt, params=params) for q in queries
+                ],
+                query=_fusion(fusion),
+                filter=flt,
+                with_payload=True,
+            )
+        return [
+            ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
+            for h in self._shard.query(request)
+        ]
+
+    def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int:
+        flt = _filter(match, lacking_keyword=lacking_keyword)
+        return int(self._shard.count(edge.CountRequest(exact=True, filter=flt)))
+
+    def unindexed(self, *, keyword: bool) -> int:
+        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
+        vectors includes every (non-empty) keyword vector, always indexed as it is written
+        (`keyword`: the shard has them): those are taken out, or a collection with keyword
+        vectors would never be indexed."""
+        info = self._shard.info()
+        indexed = int(info.indexed_vectors_count)
+        if keyword:
+            with_keyword = edge.Filter(must=[edge.HasVectorCondition(KEYWORD_VECTOR)])
+            indexed -= int(self._shard.count(edge.CountRequest(exact=True, filter=with_keyword)))
+        return max(0, int(info.points_count) - indexed)
+
+
+def _filter(
+    match: Match | None, *, lacking_keyword: bool = False, exclude: Match | None = None
+) -> Any:
+    if not match and not lacking_keyword and not exclude:
+        return None
+    excluded = _conditions(exclude)
+    if lacking_keyword:
+        excluded.append(edge.HasVectorCondition(KEYWORD_VECTOR))
+    return edge.Filter(must=_conditions(match) or None, must_not=excluded or None)
+
+
+def _conditions(match: Match | None) -> list[Any]:
+    conditions: list[Any] = []
+    for key, value in (match or {}).items():
+        values: Any = list(value)  # all strings or all integers
+        condition = edge.MatchValue(value) if isinstance(value, str) else edge.MatchAny(values)
+        conditions.append(edge.FieldCondition(key=key, match=condition))
+    return conditions
+
+
+def _quantization(name: str) -> Any:
+    """The engine's quantization for `name` (`plugin.choices.QUANTIZATIONS`): int8 copies in
+    memory that searches walk (the originals are read only to rescore the best candidates)."""
+    if name == "none":
+        return None
+    # Cached: loaded into memory when the shard opens. Measured at a million points
+    # (bench/million.py): search p50 2.5 ms cached against 19.5 ms cold (read from disk on
+    # use), for a shard that opens in 10.5 s against 1.6 s. Searches run all the time, a
+    # shard opens at a start and when a daemon swaps in a rebuilt index (in a process of
+    # its own, `plugin.edge_host`, so no search waits for it): cached wins.
+    return edge.ScalarQuantizationConfig(
+        type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached
+    )
+
+
+# Ignored by a collection without quantized vectors (and by keyword vectors).
+_RESCORED = edge.SearchParams(
+    quantization=edge.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+)
+_EXACT = edge.SearchParams(exact=True, quantization=edge.QuantizationSearchParams(ignore=True))
+
+
+def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> list[Any]:
+    queries = []
+    if vector is not None:
+        queries.append(edge.Query.Nearest([float(x) for x in vector]))
+    if keyword is not None:
+        queries.append(edge.Query.Nearest(_sparse(keyword), using=KEYWORD_VECTOR))
+    if not queries:
+        raise ValueError("a search needs a dense vector, a keyword vector or both")
+    return queries
+
+
+def _fusion(fusion: Fusion) -> Any:
+    return edge.Fusion.Dbsf() if fusion.method == "dbsf" else edge.Fusion.Rrf(k=fusion.k)
+
+
+def _sparse(vector: SparseVector) -> Any:
+    return edge.SparseVector(indices=vector.indices, values=vector.values)
+
+
+def _edge_point(point: Point) -> Any:
+    if point.vector is None:
+        raise StoreRequestError(f"point {point.id} has no vector")
+    if point.keyword is None:
+        return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
+    vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
+    return edge.Point(id=point.id, vector=vectors, payload=point.payload)
+
+
+def _point(record: Any) -> Point:
+    vector, keyword = record.vector, None
+    if isinstance(vector, dict):
+        sparse = vector.get(KEYWORD_VECTOR)
+        if sparse is not None:
+            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
+        vector = vector.get("")
+    if vector is not None and not isinstance(vector, list):
+        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
+    payload = dict(record.payload or {})
+    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
+
+
+def build_index(path: str) -> None:
+    """Load the shard at `path`, build its index, close it (the child `EdgeStore` runs to
+    index a copy while a daemon keeps serving)."""
+    shard = LocalShard.load(path)
+    try:
+        shard.optimize()
+        shard.flush()
+    finally:
+        shard.close()
+
+
+if __name__ == "__main__":  # python -m plugin.edge_shard SHARD_COPY
+    build_index(sys.argv[1])
