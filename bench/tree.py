@@ -7,6 +7,10 @@ folder. Each size is synced once first (its model card written then, into a temp
 cache), then synced again, unchanged: the measured run.
 
     DOCSYNC_MODEL=/path/to/model python bench/tree.py [--files 100000] [--json] [--tiny-model]
+        [--whole]
+
+`--whole`: the no-op sync again with every root listed whole (as before a large root was
+listed a folder at a time), for the ratios `noop_time_ratio` and `peak_ratio`.
 
 `--tiny-model`: the first sync embeds with a one-layer random BERT that has the real
 tokenizer (needs the test extra): minutes of embedding saved, the no-op sync the same.
@@ -41,9 +45,20 @@ def make_tree(folder: Path, count: int) -> None:
         (sub / f"note-{i:06d}.md").write_text(body, encoding="utf-8")
 
 
-def sync(folder: Path, env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
+# `docsync sync` with every root listed whole, as before folder-at-a-time listings: the
+# baseline of `--whole`.
+WHOLE = (
+    "import sys; from worker import pipeline; from worker.cli import main; "
+    "pipeline.WHOLE_LISTING_POINTS = 1 << 62; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def sync(
+    folder: Path, env: dict[str, str], *, whole: bool = False
+) -> tuple[dict[str, Any], float, float]:
     """One `docsync sync --json`: its report, wall seconds and peak RSS in MB."""
-    command = [sys.executable, "-m", "worker.cli", "sync", "--json", str(folder)]
+    start = ["-c", WHOLE] if whole else ["-m", "worker.cli"]
+    command = [sys.executable, *start, "sync", "--json", str(folder)]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
@@ -55,7 +70,7 @@ def sync(folder: Path, env: dict[str, str]) -> tuple[dict[str, Any], float, floa
     return json.loads(out), seconds, usage.ru_maxrss / 1024
 
 
-def measure(work: Path, count: int, model: str | None) -> dict[str, float]:
+def measure(work: Path, count: int, model: str | None, whole: bool) -> dict[str, float]:
     folder = work / f"tree-{count}"
     make_tree(folder, count)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -66,7 +81,12 @@ def measure(work: Path, count: int, model: str | None) -> dict[str, float]:
     _, first_s, _ = sync(folder, env)
     report, seconds, peak = sync(folder, env)
     assert report["files_scanned"] == count and report["chunks_embedded"] == 0, report
-    return {"first_sync_s": round(first_s, 1), "noop_sync_s": round(seconds, 2), "peak_mb": peak}
+    result = {"first_sync_s": round(first_s, 1), "noop_sync_s": round(seconds, 2), "peak_mb": peak}
+    if whole:
+        report, seconds, peak = sync(folder, env, whole=True)
+        assert report["chunks_embedded"] == 0, report
+        result.update(whole_noop_sync_s=round(seconds, 2), whole_peak_mb=peak)
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +94,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--tiny-model", action="store_true")
+    parser.add_argument(
+        "--whole", action="store_true", help="also time the no-op sync with whole listings"
+    )
     args = parser.parse_args(argv)
     small = max(1000, args.files // 10)
     with tempfile.TemporaryDirectory(prefix="docsync-tree-") as tmp:
@@ -81,8 +104,8 @@ def main(argv: list[str]) -> int:
         model = None
         if args.tiny_model:
             model = tiny_model(work)
-        few = measure(work, small, model)
-        many = measure(work, args.files, model)
+        few = measure(work, small, model, args.whole)
+        many = measure(work, args.files, model, args.whole)
     per_10k = (many["peak_mb"] - few["peak_mb"]) / ((args.files - small) / 10_000)
     result = {
         "files": args.files,
@@ -93,6 +116,11 @@ def main(argv: list[str]) -> int:
         "mb_per_10k_files": round(per_10k, 1),
         "first_sync_s": many["first_sync_s"],
     }
+    if args.whole:
+        result["whole_noop_sync_s"] = many["whole_noop_sync_s"]
+        result["whole_peak_rss_mb"] = round(many["whole_peak_mb"], 1)
+        result["noop_time_ratio"] = round(many["noop_sync_s"] / many["whole_noop_sync_s"], 3)
+        result["peak_ratio"] = round(many["peak_mb"] / many["whole_peak_mb"], 3)
     emit(result, as_json=args.json)
     return 0
 

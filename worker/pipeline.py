@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -43,6 +43,7 @@ from worker.plan import (
     plan_parts,
     plan_removal,
     point_ids,
+    scope_match,
 )
 from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
 from worker.report import Skip, SyncReport
@@ -57,6 +58,10 @@ MIN_PASSAGE_TOKENS = 16
 PLAN_GROUP_FILES = 64
 PLAN_GROUP_CHARS = 1_000_000
 PAYLOAD_VERSION = 4
+# A scope whose points number more than this is reconciled a folder at a time (its own files,
+# then each folder in it, split again while it is this large), so that no sync holds the
+# listing of a whole large tree: 20,000 listed files take about 7 MB.
+WHOLE_LISTING_POINTS = 50_000
 
 
 class Progress(Protocol):
@@ -172,12 +177,11 @@ class Syncer:
         run.started = started  # the report's seconds include an upgrade's
         run.report.keyword_vectors_added = added
         ordered = sorted(scopes, key=lambda s: not (s[0] / s[1]).exists())
-        scans = [scan_root(root, self.rules, scope) for root, scope in ordered]
-        run.progress.set_total(sum(scan.candidates for scan in scans))
         try:
-            for (root, scope), scan in zip(ordered, scans, strict=True):
-                run.report.files_not_included.update(scan.not_included)
-                run.sync_scope(root, scope, scan)
+            for root, scope in ordered:
+                run.sync_scope(root, scope)
+            if not self.should_stop():
+                run.remove_gone()  # last: a file moved elsewhere found its vectors
             run.writer.drain()
         finally:
             run.close()
@@ -222,6 +226,8 @@ class _Run:
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
         self.full_window = self.options.window_chunks or self.encoder.window
+        self.scanned = 0  # files found so far (the progress total grows with each part)
+        self.gone: list[_Gone] = []
         self.writer = Writer(
             self.store,
             self._written,
@@ -236,17 +242,51 @@ class _Run:
         finally:
             self.starter.shutdown(wait=True, cancel_futures=True)
 
-    def sync_scope(self, root_path: Path, scope: str, scan: Scan) -> None:
-        """Files are read, chunked and planned on a thread ahead of this one, which embeds;
-        the writer thread writes behind it."""
+    def sync_scope(self, root_path: Path, scope: str) -> None:
+        """Reconcile one scope, in parts (`_parts`); the files gone from it are removed by
+        `remove_gone`, once every scope is done."""
         root = str(root_path)
-        # A scope whose name is not UTF-8 can hold no indexed file (nor be asked about).
-        indexed = list_files(self.store, root, scope) if storable(scope) else {}
-        self.report.files_scanned += scan.candidates
+        gone = _Gone(root_path, scope)
+        for part in self._parts(root_path, scope):
+            self.scanned += part.scan.candidates
+            self.progress.set_total(self.scanned)
+            self.report.files_scanned += part.scan.candidates
+            self.report.files_not_included.update(part.scan.not_included)
+            gone.candidates += part.scan.candidates
+            gone.indexed += len(part.indexed)
+            keep = self._sync_part(root, part)
+            if self.syncer.should_stop():
+                return
+            gone.paths.extend(
+                p for p in part.indexed if p not in keep and not part.scan.covers_unlisted(p)
+            )
+        if gone.paths:
+            self.gone.append(gone)
+
+    def _parts(self, root_path: Path, scope: str) -> Iterator[_Part]:
+        """The scope whole, when it holds at most `WHOLE_LISTING_POINTS` points; else the
+        files directly in its folder (with those of its folders that are gone or excluded
+        now), then each of its folders, split again while they are that large."""
+        root, rules = str(root_path), self.syncer.rules
+        if not storable(scope):  # a name not UTF-8 can hold no indexed file
+            yield _Part(scan_root(root_path, rules, scope), {})
+            return
+        if self.store.count(scope_match(root, scope)) <= WHOLE_LISTING_POINTS:
+            yield _Part(scan_root(root_path, rules, scope), list_files(self.store, root, scope))
+            return
+        own = scan_root(root_path, rules, scope, descend=False)
+        folders, own.folders = own.folders, []
+        yield _Part(own, list_files(self.store, root, scope, outside=folders))
+        for folder in folders:
+            yield from self._parts(root_path, folder)
+
+    def _sync_part(self, root: str, part: _Part) -> set[str]:
+        """Files are read, chunked and planned on a thread ahead of this one, which embeds;
+        the writer thread writes behind it. The paths of the part's files that stay."""
         keep: set[str] = set()
         # Planned about a window ahead of the embedding (in points, not files: a few big files
         # would otherwise keep tens of thousands of points waiting).
-        plans = self._plans(scan, indexed)
+        plans = self._plans(part.scan, part.indexed)
         planned = ahead(plans, depth=self.full_window, name="docsync-plan", weight=_weight)
         for event in planned:
             if isinstance(event, Skip):
@@ -259,8 +299,7 @@ class _Run:
                 self._queue(event)
         self._flush()
         self._flush()  # the window the first flush started
-        if not self.syncer.should_stop():
-            self._remove_gone(root_path, scope, scan, indexed, keep)
+        return keep
 
     def _plans(
         self, scan: Scan, indexed: dict[str, IndexedFile]
@@ -324,26 +363,19 @@ class _Run:
             ids = point_ids(self.store, str(source.root), source.path)
             self.store.set_payload(ids, {schema.FILE_STAT: stat_key})
 
-    def _remove_gone(
-        self,
-        root_path: Path,
-        scope: str,
-        scan: Scan,
-        indexed: dict[str, IndexedFile],
-        keep: set[str],
-    ) -> None:
-        root = str(root_path)
-        gone = [p for p in indexed if p not in keep and not scan.covers_unlisted(p)]
-        if not gone:
-            return
-        looks_unmounted = scan.candidates == 0 if not scope else not _has_entries(root_path)
-        if looks_unmounted and not self.options.allow_empty_roots:
-            self._protect(root, len(indexed))
-            return
-        for path in gone:
-            self._write(
-                plan_removal(root, path, point_ids(self.store, root, path)), deleted_file=True
-            )
+    def remove_gone(self) -> None:
+        """Delete the points of the files gone from each scope; none of a root that looks
+        unmounted (no file at all where the collection holds some)."""
+        for gone in self.gone:
+            root = str(gone.root)
+            # A whole root with no file at all; a folder in a root that is empty.
+            looks_unmounted = not _has_entries(gone.root) if gone.scope else not gone.candidates
+            if looks_unmounted and not self.options.allow_empty_roots:
+                self._protect(root, gone.indexed)
+                continue
+            for path in gone.paths:
+                plan = plan_removal(root, path, point_ids(self.store, root, path))
+                self._write(plan, deleted_file=True)
 
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
         self.report.skip(root, skip)
@@ -465,6 +497,25 @@ class _Run:
             plan.embedded,
             extra={"path": plan.path, "embedded": plan.embedded},
         )
+
+
+@dataclass
+class _Part:
+    """Part of a scope: what is on disk there, and what the collection holds there."""
+
+    scan: Scan
+    indexed: dict[str, IndexedFile]
+
+
+@dataclass
+class _Gone:
+    """The files gone from one scope, removed once the sync is otherwise done."""
+
+    root: Path
+    scope: str
+    paths: list[str] = field(default_factory=list)
+    candidates: int = 0  # files found in the scope
+    indexed: int = 0  # files the collection held there
 
 
 def _weight(event: Skip | str | FilePlan) -> int:

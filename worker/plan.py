@@ -76,11 +76,20 @@ class IndexedFile:
         )
 
 
-def list_files(store: Store, root: str, scope: str = "") -> dict[str, IndexedFile]:
-    """The indexed files of `root`, or of the file or folder `scope` in it."""
-    match = {schema.ROOT: root, **({schema.PATH_PREFIXES: scope} if scope else {})}
+def scope_match(root: str, scope: str = "") -> dict[str, str]:
+    """The points of `root`, or of the file or folder `scope` in it."""
+    return {schema.ROOT: root, **({schema.PATH_PREFIXES: scope} if scope else {})}
+
+
+def list_files(
+    store: Store, root: str, scope: str = "", *, outside: Sequence[str] = ()
+) -> dict[str, IndexedFile]:
+    """The indexed files of `root`, or of the file or folder `scope` in it; none of those
+    in the folders `outside`."""
+    exclude = {schema.PATH_PREFIXES: list(outside)} if outside else None
     files: dict[str, IndexedFile] = {}
-    for point in store.scroll(match, fields=schema.LISTING_FIELDS):
+    points = store.scroll(scope_match(root, scope), fields=schema.LISTING_FIELDS, exclude=exclude)
+    for point in points:
         path = str(point.payload.get(schema.PATH, ""))
         entry = files.get(path)
         if entry is None:

@@ -49,6 +49,8 @@ class Scan:
     unlisted: list[str] = field(default_factory=list)
     # files that no include rule selects (and no exclude rule names), by extension
     not_included: Counter[str] = field(default_factory=Counter)
+    # the folders a scan that does not descend found (selected ones: not excluded, not links)
+    folders: list[str] = field(default_factory=list)
 
     @property
     def candidates(self) -> int:
@@ -120,13 +122,14 @@ class Rules:
         return any(regex.match(path if anchored else name) for anchored, regex in self._include)
 
 
-def scan_root(root: Path, rules: Rules, scope: str = "") -> Scan:
+def scan_root(root: Path, rules: Rules, scope: str = "", *, descend: bool = True) -> Scan:
     """Every selected file under `root` (or only at or under `scope`, a relative path), in
     path order, with the ones that cannot be indexed set aside as skips. A folder that
     cannot be listed is a failure (`unlistable`) whose files keep their points: not seeing
-    them is no evidence that they are gone."""
+    them is no evidence that they are gone. Without `descend`, only the files directly in
+    the scope's folder, and its folders in `Scan.folders`."""
     scan = Scan(root=root)
-    for found in _scope_entries(root, scope, rules, scan):
+    for found in _scope_entries(root, scope, rules, scan, descend):
         if isinstance(found, Skip):
             scan.skipped.append(found)
             continue
@@ -154,9 +157,11 @@ def printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _scope_entries(root: Path, scope: str, rules: Rules, scan: Scan) -> Iterator[Found]:
+def _scope_entries(
+    root: Path, scope: str, rules: Rules, scan: Scan, descend: bool
+) -> Iterator[Found]:
     if not scope:
-        yield from _walk(root, "", rules, scan)
+        yield from _walk(root, "", rules, scan, descend)
         return
     if rules.excluded(scope):
         return
@@ -174,12 +179,12 @@ def _scope_entries(root: Path, scope: str, rules: Rules, scan: Scan) -> Iterator
         return
     kind = _kind(entry)
     if kind == "folder":
-        yield from _walk(root, scope, rules, scan)
+        yield from _walk(root, scope, rules, scan, descend)
     elif kind == "file":
         yield from _file(rel=scope, entry=entry, rules=rules, scan=scan)
 
 
-def _walk(root: Path, prefix: str, rules: Rules, scan: Scan) -> Iterator[Found]:
+def _walk(root: Path, prefix: str, rules: Rules, scan: Scan, descend: bool) -> Iterator[Found]:
     try:
         with os.scandir(root / prefix if prefix else root) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -192,8 +197,12 @@ def _walk(root: Path, prefix: str, rules: Rules, scan: Scan) -> Iterator[Found]:
         rel = f"{prefix}/{entry.name}" if prefix else entry.name
         kind = _kind(entry)
         if kind == "folder":
-            if not rules.excluded(rel):
-                yield from _walk(root, rel, rules, scan)
+            if rules.excluded(rel):
+                continue
+            if descend:
+                yield from _walk(root, rel, rules, scan, descend)
+            else:
+                scan.folders.append(rel)
         elif kind == "linked_folder":
             log.debug("not following symlinked folder %s", printable(rel))
         else:
