@@ -17,6 +17,7 @@ from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Store
 from tests.conftest import run_sync, state
 from worker import pipeline
+from worker.pipeline import sync
 from worker.plan import IndexedFile
 
 LIMIT = 5  # points: a folder of more is split
@@ -56,6 +57,20 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
+class Counted:
+    def __init__(self) -> None:
+        self.total = self.done = 0
+
+    def set_total(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def more(self, files: int) -> None:
+        self.total += files
+
+    def advance(self, files: int = 1) -> None:
+        self.done += files
+
+
 def fresh(root: Path, encoder: Encoder, **options: Any) -> set[Any]:
     store = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")
     run_sync(root, store, encoder, **options)
@@ -68,8 +83,10 @@ def test_a_no_op_sync_of_a_large_tree_lists_a_folder_at_a_time(
     first = run_sync(tree, memory_store, tiny_encoder)
     assert first.files_changed == 21 and memory_store.count() == 21
     listings.clear()
-    again = run_sync(tree, memory_store, tiny_encoder)
+    progress = Counted()
+    again = sync([tree], store=memory_store, encoder=tiny_encoder, progress=progress)
     assert again.ok and again.files_scanned == 21
+    assert progress.total == progress.done == 21  # the total grew part by part
     assert again.files_changed == again.files_deleted == again.chunks_embedded == 0
     # The root's own files, then each folder (f1 split again: its own, then f1/deep).
     assert sorted(listings) == [2, 3, 4, 4, 4, 4]

@@ -68,8 +68,9 @@ def test_searcher_from_client(tiny_encoder: Encoder) -> None:
 
 def test_progress_bar_on_a_terminal_only(capsys: pytest.CaptureFixture[str]) -> None:
     with progress_bar(enabled=True) as bar:
-        bar.set_total(3)
+        bar.set_total(2)
         bar.advance()
+        bar.more(1)  # found later (a large tree, a folder at a time)
         bar.advance(2)
     out, err = capsys.readouterr()
     assert "3/3" in err and out == ""

@@ -65,13 +65,20 @@ WHOLE_LISTING_POINTS = 50_000
 
 
 class Progress(Protocol):
-    def set_total(self, total: int) -> None: ...
+    def set_total(self, total: int) -> None:
+        """Start again at 0 of `total`."""
+
+    def more(self, files: int) -> None:
+        """`files` more to do (a large tree is found a folder at a time)."""
 
     def advance(self, files: int = 1) -> None: ...
 
 
 class _NoProgress:
     def set_total(self, total: int) -> None:
+        pass
+
+    def more(self, files: int) -> None:
         pass
 
     def advance(self, files: int = 1) -> None:
@@ -219,6 +226,7 @@ class _Run:
         self.encoder = syncer.encoder
         self.options = syncer.options
         self.progress = progress
+        progress.set_total(0)  # grows as each part of each scope is found
         self.report = SyncReport()
         self.window: list[FilePlan] = []  # plans collecting for the next window
         self.window_texts = 0  # of their points, those that need a vector
@@ -226,7 +234,6 @@ class _Run:
         self.job: Future[VectorJob] | None = None  # the started window, embedded next flush
         self.started = time.monotonic()
         self.full_window = self.options.window_chunks or self.encoder.window
-        self.scanned = 0  # files found so far (the progress total grows with each part)
         self.gone: list[_Gone] = []
         self.writer = Writer(
             self.store,
@@ -248,8 +255,7 @@ class _Run:
         root = str(root_path)
         gone = _Gone(root_path, scope)
         for part in self._parts(root_path, scope):
-            self.scanned += part.scan.candidates
-            self.progress.set_total(self.scanned)
+            self.progress.more(part.scan.candidates)
             self.report.files_scanned += part.scan.candidates
             self.report.files_not_included.update(part.scan.not_included)
             gone.candidates += part.scan.candidates

@@ -17,12 +17,19 @@ class _Bar:
     def set_total(self, total: int) -> None:
         self._bar.reset(total=total)
 
+    def more(self, files: int) -> None:
+        self._bar.total += files
+        self._bar.refresh()
+
     def advance(self, files: int = 1) -> None:
         self._bar.update(files)
 
 
 class _Silent:
     def set_total(self, total: int) -> None:
+        pass
+
+    def more(self, files: int) -> None:
         pass
 
     def advance(self, files: int = 1) -> None:
