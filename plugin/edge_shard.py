@@ -19,7 +19,7 @@ import qdrant_edge as edge
 from plugin.errors import StoreRequestError
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.schema import INDEXED_FIELDS
-from plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
+from plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
 
 SCROLL_PAGE = 1024
 
@@ -105,7 +105,7 @@ class LocalShard:
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
-        return [_point(r) for r in records]
+        return [point_from_record(r) for r in records]
 
     def scroll_page(
         self,
@@ -127,7 +127,7 @@ class LocalShard:
             with_vector=with_vectors,
         )
         records, following = self._shard.scroll(request)
-        return [_point(r) for r in records], following
+        return [point_from_record(r) for r in records], following
 
     def search(
         self,
@@ -249,19 +249,6 @@ def _edge_point(point: Point) -> Any:
         return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
     vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
     return edge.Point(id=point.id, vector=vectors, payload=point.payload)
-
-
-def _point(record: Any) -> Point:
-    vector, keyword = record.vector, None
-    if isinstance(vector, dict):
-        sparse = vector.get(KEYWORD_VECTOR)
-        if sparse is not None:
-            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
-        vector = vector.get("")
-    if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
-    payload = dict(record.payload or {})
-    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
 
 
 def build_index(path: str) -> None:

@@ -38,6 +38,7 @@ from plugin.store import (
     ScoredPoint,
     check_profile,
     collection_missing,
+    point_from_record,
 )
 
 T = TypeVar("T")
@@ -186,7 +187,7 @@ class QdrantClientStore:
             with_payload=True,
             with_vectors=with_vectors,
         )
-        return [_point(r) for r in records]
+        return [point_from_record(r) for r in records]
 
     def scroll(
         self,
@@ -209,7 +210,7 @@ class QdrantClientStore:
                 with_payload=payload,
                 with_vectors=with_vectors,
             )
-            yield from (_point(r) for r in records)
+            yield from (point_from_record(r) for r in records)
             if offset is None:
                 return
 
@@ -459,16 +460,3 @@ def _struct(point: Point) -> models.PointStruct:
         return models.PointStruct(id=point.id, vector=point.vector, payload=point.payload)
     vectors: dict[str, Any] = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
     return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
-
-
-def _point(record: Any) -> Point:
-    vector, keyword = record.vector, None
-    if isinstance(vector, dict):
-        sparse = vector.get(KEYWORD_VECTOR)
-        if sparse is not None:
-            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
-        vector = vector.get("")
-    if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
-    payload = dict(record.payload or {})
-    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)

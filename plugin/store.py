@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
-from plugin.errors import CollectionMissingError, ProfileMismatchError
-from plugin.keyword import SparseVector
+from plugin.errors import CollectionMissingError, ProfileMismatchError, StoreRequestError
+from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
 
 log = logging.getLogger("docsync.store")
@@ -194,3 +194,19 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
         quantization=settings.quantization,
         serving=serving,
     )
+
+
+def point_from_record(record: Any) -> Point:
+    """A `Point` from either engine's record (`id`, `payload`, and `vector`: a list, or a
+    mapping of names to vectors where the dense one is "" and sparse ones have `indices`
+    and `values`), as both Qdrant libraries return them."""
+    vector, keyword = record.vector, None
+    if isinstance(vector, dict):
+        sparse = vector.get(KEYWORD_VECTOR)
+        if sparse is not None:
+            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
+        vector = vector.get("")
+    if vector is not None and not isinstance(vector, list):
+        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
+    payload = dict(record.payload or {})
+    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
