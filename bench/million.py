@@ -49,6 +49,7 @@ from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 from query import QUESTIONS, percentile
 
+from plugin import edge_store
 from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.settings import Settings
@@ -134,7 +135,12 @@ def serving_ratio(tmp: Path, profile: Any, base: np.ndarray[Any, Any], inputs: l
 
 
 def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> dict[str, Any]:
-    waits: list[float] = []
+    """Index as a daemon does while one search a second is asked, each one's wait recorded
+    with the step of the build it fell in: `scan` (before the build starts), `copy` (the
+    shard copied), `build` (the child indexes the copy), `open` (a second child opens it,
+    the link is switched, the first child closes), `after`."""
+    waits: list[tuple[float, float]] = []  # (when asked, seconds)
+    marks: list[tuple[float, str]] = [(0.0, "scan")]
     done = threading.Event()
 
     def ask() -> None:
@@ -142,20 +148,37 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
         while not done.is_set():
             started = time.perf_counter()
             store.search(questions[turn % len(questions)].tolist(), limit=10)
-            waits.append(time.perf_counter() - started)
+            waits.append((started, time.perf_counter() - started))
             turn += 1
             done.wait(ASK_EVERY)
 
+    def mark(step: str) -> None:
+        marks.append((time.perf_counter(), step))
+
     swaps: list[float] = []
-    swap_in = store._swap_in
+    index_elsewhere, swap_in = store._index_elsewhere, store._swap_in
+    run_indexer = edge_store._run_indexer
+
+    def marked_index(should_stop: Any) -> bool:
+        mark("copy")
+        return index_elsewhere(should_stop)
+
+    def marked_indexer(copy: Path, should_stop: Any) -> bool:
+        mark("build")
+        built = run_indexer(copy, should_stop)
+        mark("open")
+        return built
 
     def timed_swap(copy: Path) -> bool:
         began = time.perf_counter()
         swapped = swap_in(copy)
         swaps.append(time.perf_counter() - began)
+        mark("after")
         return swapped
 
+    store._index_elsewhere = marked_index  # type: ignore[method-assign]
     store._swap_in = timed_swap  # type: ignore[method-assign]
+    edge_store._run_indexer = marked_indexer
     asker = threading.Thread(target=ask)
     asker.start()
     started = time.perf_counter()
@@ -165,10 +188,16 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
     finally:
         done.set()
         asker.join()
+        edge_store._run_indexer = run_indexer
+    by_step: dict[str, float] = {}
+    for asked, seconds in waits:
+        step = [name for at, name in marks if at <= asked][-1]
+        by_step[step] = round(max(by_step.get(step, 0.0), seconds), 3)
     return {
         "index_s": round(time.perf_counter() - started, 1),
         "searches_during_index": len(waits),
-        "longest_search_wait_s": round(max(waits, default=0.0), 3),
+        "longest_search_wait_s": round(max((w for _, w in waits), default=0.0), 3),
+        "longest_wait_by_step_s": by_step,
         "swap_s": round(max(swaps, default=0.0), 3),
         "unindexed_after": store.unindexed(),
     }

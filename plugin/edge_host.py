@@ -50,7 +50,8 @@ STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is k
 
 class HostedShard:
     """The methods of `plugin.edge_shard.LocalShard`, answered by a child process that holds
-    the shard. Not thread-safe on its own: `EdgeStore` calls it under its engine lock."""
+    the shard, one request at a time. The engine's errors are raised here as it raised them
+    there; a child that died is a `StoreError` (and `alive` is False from then on)."""
 
     def __init__(self, path: Path) -> None:
         """Start the child and wait until it has opened the shard at `path` (the engine's

@@ -10,6 +10,7 @@ through unchanged: `EdgeStore` turns them into docsync's.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -253,7 +254,9 @@ def _edge_point(point: Point) -> Any:
 
 def build_index(path: str) -> None:
     """Load the shard at `path`, build its index, close it (the child `EdgeStore` runs to
-    index a copy while a daemon keeps serving)."""
+    index a copy while a daemon keeps serving). At the lowest CPU priority: the searches
+    the daemon answers meanwhile (from the shard's own process) go first."""
+    os.nice(19)
     shard = LocalShard.load(path)
     try:
         shard.optimize()
