@@ -187,6 +187,7 @@ class Syncer:
         try:
             for root, scope in ordered:
                 run.sync_scope(root, scope)
+            run.flush_windows()
             if not self.should_stop():
                 run.remove_gone()  # last: a file moved elsewhere found its vectors
             run.writer.drain()
@@ -286,9 +287,15 @@ class _Run:
         for folder in folders:
             yield from self._parts(root_path, folder)
 
+    def flush_windows(self) -> None:
+        """Embed and write what the windows still hold."""
+        self._flush()
+        self._flush()  # the window the first flush started
+
     def _sync_part(self, root: str, part: _Part) -> set[str]:
         """Files are read, chunked and planned on a thread ahead of this one, which embeds;
-        the writer thread writes behind it. The paths of the part's files that stay."""
+        the writer thread writes behind it (a window may span parts: `flush_windows` ends
+        the last). The paths of the part's files that stay."""
         keep: set[str] = set()
         # Planned about a window ahead of the embedding (in points, not files: a few big files
         # would otherwise keep tens of thousands of points waiting).
@@ -303,8 +310,6 @@ class _Run:
             else:
                 keep.add(event.path)
                 self._queue(event)
-        self._flush()
-        self._flush()  # the window the first flush started
         return keep
 
     def _plans(
