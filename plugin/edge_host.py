@@ -137,6 +137,7 @@ def _serve(path: str, fd: int) -> None:
     conn = Connection(fd)
     try:
         shard = LocalShard.load(path)
+        shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
     except Exception as exc:
         conn.send((False, _portable(exc)))
         return
