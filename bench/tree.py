@@ -49,7 +49,7 @@ def make_tree(folder: Path, count: int) -> None:
 # baseline of `--whole`.
 WHOLE = (
     "import sys; from worker import pipeline; from worker.cli import main; "
-    "pipeline.WHOLE_LISTING_POINTS = 1 << 62; sys.exit(main(sys.argv[1:]))"
+    "pipeline.WHOLE_LISTING_POINTS = 1 << 62; sys.argv[0] = 'docsync'; main()"
 )
 
 
