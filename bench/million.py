@@ -49,11 +49,11 @@ from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 from query import QUESTIONS, percentile
 
-from plugin import edge_store
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.settings import Settings
 from plugin.store import Point
+from plugin.stores import edge as edge_store
+from plugin.stores.edge import EdgeStore
 
 BATCH = 1024
 SERVING_POINTS = 20_000

@@ -38,12 +38,12 @@ from corpus import DEFAULT_CORPUS, SUFFIXES
 from output import emit
 
 from plugin.choices import DEFAULT_CONTEXT_TOKENS
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
 from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.store import Fusion
+from plugin.stores.edge import EdgeStore
 from worker import plan
 from worker.chunk import clip_title
 from worker.pipeline import SyncOptions, sync

@@ -31,11 +31,11 @@ from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 
 from plugin.choices import SEARCH_MODES
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.store import Point
+from plugin.stores.edge import EdgeStore
 
 QUESTIONS = [
     "How do I create a socket and connect to a web server?",

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from plugin.edge_store import EdgeStore
 from plugin.profile import CHUNKER_VERSION, EmbeddingProfile
-from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Point, Store
+from plugin.stores.edge import EdgeStore
+from plugin.stores.qdrant import QdrantClientStore
 
 DIM = 384
 BATCH = 256

@@ -28,10 +28,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
 from corpus import DEFAULT_CORPUS, SUFFIXES, synthetic_chunks
 from output import emit
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.settings import Settings
 from plugin.store import Point
+from plugin.stores.edge import EdgeStore
 from tests.fakes import HashModel
 from worker.chunk import chunk_text, clip_title, find_title
 from worker.pipeline import SyncOptions, sync

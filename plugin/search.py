@@ -151,7 +151,7 @@ class Searcher:
         fusion: Fusion | None = None,
     ) -> Searcher:
         """Use an existing `qdrant_client.QdrantClient`."""
-        from plugin.qdrant_store import QdrantClientStore
+        from plugin.stores.qdrant import QdrantClientStore
 
         return cls(QdrantClientStore(client, collection), encoder, mode=mode, fusion=fusion)
 

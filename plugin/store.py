@@ -167,7 +167,7 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
     store's shard is then held by a child process, so that opening a rebuilt index never
     stops the searches."""
     if settings.qdrant_url:
-        from plugin.qdrant_store import QdrantClientStore
+        from plugin.stores.qdrant import QdrantClientStore
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return QdrantClientStore.connect(
@@ -185,7 +185,7 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
             "DOCSYNC_WRITE_CONSISTENCY_FACTOR apply to a Qdrant server (DOCSYNC_QDRANT_URL); "
             "the embedded store has one shard and ignores them"
         )
-    from plugin.edge_store import EdgeStore
+    from plugin.stores.edge import EdgeStore
 
     return EdgeStore.connect(
         path=settings.qdrant_path,

@@ -23,8 +23,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from plugin.encoder import Encoder
-from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Store
+from plugin.stores.qdrant import QdrantClientStore
 from worker.pipeline import SyncOptions, sync
 from worker.report import SyncReport
 
@@ -145,7 +145,7 @@ def state(store: Store) -> set[tuple[str, str, str, int, int]]:
 def held_elsewhere(path: Path, collection: str = "docsync") -> Iterator[None]:
     """The embedded store at `path` held open by another process while the block runs."""
     code = (
-        "import sys; from pathlib import Path; from plugin.edge_store import EdgeStore; "
+        "import sys; from pathlib import Path; from plugin.stores.edge import EdgeStore; "
         "s = EdgeStore.connect(path=Path(sys.argv[1]), collection=sys.argv[2]); "
         "print('held', flush=True); sys.stdin.read(); s.close()"
     )

@@ -13,11 +13,11 @@ from typing import Any
 import anyio
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.stored_text import MAX_READ_CHARS, read_stored
+from plugin.stores.edge import EdgeStore
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
 from worker.mcp_server import Collection

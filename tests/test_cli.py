@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.search import Hit
+from plugin.stores.edge import EdgeStore
 from tests.conftest import held_elsewhere
 from worker.cli import _excerpt, cli
 

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from qdrant_client import QdrantClient
 
 from plugin.encoder import Encoder
-from plugin.qdrant_store import QdrantClientStore
 from plugin.settings import Settings
 from plugin.store import Store, open_store
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, run_sync, state
 
 SERVER_URL = os.environ.get("DOCSYNC_TEST_QDRANT_URL")

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, minilm_dir
 from tests.fakes import HashModel
 from tests.host import CpuSteal

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, state
 from tests.test_sync import fresh_state
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import StoreUnavailableError
 from plugin.store import Store
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, state
 from tests.test_sync import fresh_state
 from worker.daemon import Daemon, DaemonOptions

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from plugin.choices import SEARCH_MODES
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.settings import Settings
+from plugin.stores.edge import EdgeStore
 from tests.test_cli import assert_one_error_line, run
 from tests.test_serve import make_api, serving
 

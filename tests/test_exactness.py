@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plugin.encoder import Encoder
-from plugin.qdrant_store import QdrantClientStore
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import run_sync
 from tests.test_sync import assert_exact
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.store import Store
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_daemon import FAST, Silent, poll, start, stop
 from tests.test_sync import fresh_state

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import StoreRequestError
 from plugin.keyword import KEYWORD_PROFILE, KeywordEncoder
 from plugin.profile import EmbeddingProfile
-from plugin.qdrant_store import QdrantClientStore
 from plugin.search import Searcher, fusion
 from plugin.settings import Settings
 from plugin.store import Fusion, Point, Store
+from plugin.stores.edge import EdgeStore
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, run_sync
 from worker.cli import cli
 from worker.serve import Api
@@ -376,7 +376,7 @@ def test_edge_builds_the_dense_index_of_points_with_keyword_vectors(
 ) -> None:
     import numpy as np
 
-    monkeypatch.setattr("plugin.edge_store.OPTIMIZE_MIN_UNINDEXED", 5000)
+    monkeypatch.setattr("plugin.stores.edge.OPTIMIZE_MIN_UNINDEXED", 5000)
     profile = EmbeddingProfile("m", None, 384, "cosine", "", "", "c", keyword=KEYWORD_PROFILE)
     vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
     keyword = KeywordEncoder()

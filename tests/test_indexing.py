@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from plugin import edge_store
-from plugin.edge_host import HostedShard
-from plugin.edge_store import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
 from plugin.profile import EmbeddingProfile
 from plugin.store import Point
+from plugin.stores import edge as edge_store
+from plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
+from plugin.stores.edge_host import HostedShard
 
 POINTS = 8000  # 12 MB of vectors: past the engine's own indexing threshold
 DIMENSION = 384

@@ -13,8 +13,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from plugin.encoder import Encoder
-from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Store
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import run_sync, state
 from worker import pipeline
 from worker.pipeline import sync

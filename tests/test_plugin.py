@@ -10,10 +10,10 @@ import pytest
 from qdrant_client import QdrantClient
 
 from plugin import Searcher, Settings
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import CollectionMissingError
-from plugin.qdrant_store import QdrantClientStore
+from plugin.stores.edge import EdgeStore
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, run_sync
 from worker.progress import progress_bar
 

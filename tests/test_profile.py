@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import plugin.profile
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import ProfileMismatchError
 from plugin.profile import EmbeddingProfile, model_fingerprint
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, run_sync
 
 

@@ -17,9 +17,9 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from plugin.encoder import Encoder
 from plugin.errors import StoreUnavailableError
-from plugin.qdrant_store import SERVER_ATTEMPTS, QdrantClientStore
 from plugin.settings import Settings
 from plugin.store import open_store
+from plugin.stores.qdrant import SERVER_ATTEMPTS, QdrantClientStore
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_sync import fresh_state
 
@@ -70,9 +70,9 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
         "call_with_retry",
         lambda fn, *, attempts, **_: real(fn, attempts=attempts, initial=0.001, maximum=0.004),
     )
-    import plugin.qdrant_store
+    import plugin.stores.qdrant
 
-    monkeypatch.setattr(plugin.qdrant_store, "call_with_retry", plugin.retry.call_with_retry)
+    monkeypatch.setattr(plugin.stores.qdrant, "call_with_retry", plugin.retry.call_with_retry)
 
 
 def server_store(client: FaultyClient) -> QdrantClientStore:

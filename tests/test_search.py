@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.search import Searcher
+from plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, minilm_dir
 
 DOCSYNC = str(Path(sys.executable).with_name("docsync"))

@@ -54,7 +54,7 @@ def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) ->
 def searcher(tiny_encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from qdrant_client import QdrantClient
 
-    from plugin.qdrant_store import QdrantClientStore
+    from plugin.stores.qdrant import QdrantClientStore
 
     docs = tmp_path_factory.mktemp("serve-docs")
     shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")

@@ -16,8 +16,8 @@ from sentence_transformers import SentenceTransformer
 
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
-from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Point, Store
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import QUERY_PREFIX, run_sync, state
 
 INSERTED = (

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from plugin.edge_store import EdgeStore
 from plugin.encoder import Encoder
 from plugin.errors import ConfigError, ProfileMismatchError
-from plugin.qdrant_store import QdrantClientStore
 from plugin.store import Store
+from plugin.stores.edge import EdgeStore
+from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, run_sync
 from worker.transfer import export_points, import_points
 

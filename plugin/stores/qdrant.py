@@ -1,6 +1,6 @@
 """The store adapter for qdrant-client: a Qdrant server or cluster by URL (and `:memory:`, the
 server's stand-in in tests). qdrant-client's own embedded mode by folder is kept for
-comparison (bench/store.py); the embedded default is `plugin.edge_store`. The only module
+comparison (bench/store.py); the embedded default is `plugin.stores.edge`. The only module
 that imports qdrant-client.
 
 Foreign exceptions are mapped here, at the boundary: unreachable, timeouts, 5xx and 429

@@ -1,9 +1,9 @@
 """One Qdrant Edge shard, with docsync's data in and out: the only module that speaks the
 engine's request types (`qdrant-edge-py`).
 
-`EdgeStore` (`plugin.edge_store`) keeps the folder, the lock, the profile and the free
+`EdgeStore` (`plugin.stores.edge`) keeps the folder, the lock, the profile and the free
 space; it calls a `LocalShard` in its own process, or the same methods on a shard held by a
-child process (`plugin.edge_host`). Every argument and answer here is plain Python (points,
+child process (`plugin.stores.edge_host`). Every argument and answer here is plain Python (points,
 ids, filters as mappings), so the child's can cross a pipe. The engine's own errors pass
 through unchanged: `EdgeStore` turns them into docsync's.
 """
@@ -221,7 +221,7 @@ def _quantization(name: str) -> Any:
     # (bench/million.py): search p50 2.5 ms cached against 19.5 ms cold (read from disk on
     # use), for a shard that opens in 10.5 s against 1.6 s. Searches run all the time, a
     # shard opens at a start and when a daemon swaps in a rebuilt index (in a process of
-    # its own, `plugin.edge_host`, so no search waits for it): cached wins.
+    # its own, `plugin.stores.edge_host`, so no search waits for it): cached wins.
     return edge.ScalarQuantizationConfig(
         type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached
     )
@@ -275,5 +275,5 @@ def build_index(path: str) -> None:
         shard.close()
 
 
-if __name__ == "__main__":  # python -m plugin.edge_shard SHARD_COPY
+if __name__ == "__main__":  # python -m plugin.stores.edge_shard SHARD_COPY
     build_index(sys.argv[1])

@@ -1,7 +1,7 @@
 """The store adapter for Qdrant Edge (`qdrant-edge-py`): Qdrant's own engine in-process, the
 zero-setup default. This module keeps the folder, the lock, the profile and the free space;
-`plugin.edge_shard` speaks to the engine, in this process or (for a daemon) in a child
-process of its own (`plugin.edge_host`).
+`plugin.stores.edge_shard` speaks to the engine, in this process or (for a daemon) in a child
+process of its own (`plugin.stores.edge_host`).
 
 On disk, one folder per collection under the store folder:
 
@@ -47,8 +47,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plugin.edge_host import HostedShard
-from plugin.edge_shard import LocalShard
 from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
 from plugin.folders import private_dirs
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
@@ -61,6 +59,8 @@ from plugin.store import (
     check_profile,
     collection_missing,
 )
+from plugin.stores.edge_host import HostedShard
+from plugin.stores.edge_shard import LocalShard
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -138,7 +138,7 @@ class EdgeStore:
         writes are refused. `quantization`: "int8" gives a collection it creates int8
         copies of the vectors, kept in memory, that searches scan before they rescore.
         `serving`: for a process that answers searches while it writes (a daemon): the
-        shard is held by a child process (`plugin.edge_host`), so opening a rebuilt one
+        shard is held by a child process (`plugin.stores.edge_host`), so opening a rebuilt one
         never stops this process."""
         return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
 
@@ -588,10 +588,10 @@ def _folder_bytes(folder: Path) -> int:
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
-    plugin.edge_shard`); True once it is done. A child that fails is logged, one stopped
+    plugin.stores.edge_shard`); True once it is done. A child that fails is logged, one stopped
     by `should_stop` is not."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "plugin.edge_shard", str(copy)],
+        [sys.executable, "-m", "plugin.stores.edge_shard", str(copy)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,7 @@ The engine holds the GIL while it opens a shard: about a second per million poin
 with int8 copies (measured, `bench/million.py`). A daemon reopens its shard whenever it
 swaps in an index built elsewhere (`EdgeStore.optimize(serving=True)`); opened in the
 daemon's own process, that would stop every search (and every HTTP answer) for as long. So
-a serving store keeps its shard in a child (`python -m plugin.edge_host PATH FD`) and asks
+a serving store keeps its shard in a child (`python -m plugin.stores.edge_host PATH FD`) and asks
 it over a socket: the next shard opens in a second child while the first still answers, and
 the swap is one assignment.
 
@@ -49,7 +49,7 @@ STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is k
 
 
 class HostedShard:
-    """The methods of `plugin.edge_shard.LocalShard`, answered by a child process that holds
+    """The methods of `plugin.stores.edge_shard.LocalShard`, answered by a child process that holds
     the shard, one request at a time. The engine's errors are raised here as it raised them
     there; a child that died is a `StoreError` (and `alive` is False from then on)."""
 
@@ -60,7 +60,7 @@ class HostedShard:
         ours, theirs = socket.socketpair()
         self._conn = Connection(ours.detach())
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "plugin.edge_host", str(path), str(theirs.fileno())],
+            [sys.executable, "-m", "plugin.stores.edge_host", str(path), str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
         )
@@ -128,7 +128,7 @@ class HostedShard:
 def _serve(path: str, fd: int) -> None:
     """The child: open the shard, then answer requests until the parent asks it to close
     or goes away."""
-    from plugin.edge_shard import LocalShard
+    from plugin.stores.edge_shard import LocalShard
 
     # Stopped by its parent (or by the end of its socket), never by a signal meant for the
     # whole service: a half-done write is what it would leave.
@@ -172,5 +172,5 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
-if __name__ == "__main__":  # python -m plugin.edge_host SHARD_PATH FD
+if __name__ == "__main__":  # python -m plugin.stores.edge_host SHARD_PATH FD
     _serve(sys.argv[1], int(sys.argv[2]))
