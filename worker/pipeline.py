@@ -282,9 +282,8 @@ class _Run:
             yield _Part(scan_root(root_path, rules, scope), list_files(self.store, root, scope))
             return
         own = scan_root(root_path, rules, scope, descend=False)
-        folders, own.folders = own.folders, []
-        yield _Part(own, list_files(self.store, root, scope, outside=folders))
-        for folder in folders:
+        yield _Part(own, list_files(self.store, root, scope, outside=own.folders))
+        for folder in own.folders:
             yield from self._parts(root_path, folder)
 
     def flush_windows(self) -> None:

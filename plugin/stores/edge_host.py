@@ -17,6 +17,7 @@ engine adapter, and the protocol is one request, one answer (pickled, over a soc
 from __future__ import annotations
 
 import contextlib
+import pickle
 import signal
 import socket
 import subprocess
@@ -27,24 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from plugin.errors import StoreError
+from plugin.stores.edge_shard import LocalShard
 
-# Only these names cross the socket: the child calls nothing else.
-METHODS = frozenset(
-    {
-        "upsert",
-        "delete",
-        "set_payload",
-        "add_keyword_vector",
-        "set_keyword_vectors",
-        "flush",
-        "optimize",
-        "retrieve",
-        "scroll_page",
-        "search",
-        "count",
-        "unindexed",
-    }
-)
+# Only these names cross the socket: the shard's public methods, less those that open and
+# close it (the child does both itself).
+METHODS = frozenset(name for name in vars(LocalShard) if not name.startswith("_")) - {
+    "load",
+    "create",
+    "close",
+}
 STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
 
 
@@ -88,11 +80,7 @@ class HostedShard:
             with contextlib.suppress(StoreError):
                 self._ask("close", (), {})
             self._conn.close()
-        try:
-            self._child.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._child.kill()
-            self._child.wait()
+        self._reap()
 
     def _ask(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         with self._lock:
@@ -111,13 +99,17 @@ class HostedShard:
             raise value
         return value
 
-    def _gone(self) -> StoreError:
-        self._conn.close()
+    def _reap(self) -> int:
+        """Wait for the child to end (killed if it does not); its exit status."""
         try:
-            status = self._child.wait(STOP_SECONDS)
+            return self._child.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self._child.kill()
-            status = self._child.wait()
+            return self._child.wait()
+
+    def _gone(self) -> StoreError:
+        self._conn.close()
+        status = self._reap()
         how = f"signal {-status}" if status < 0 else f"exit status {status}"
         return StoreError(
             f"the process that held the embedded store's shard {self.path} ended ({how}); "
@@ -128,8 +120,6 @@ class HostedShard:
 def _serve(path: str, fd: int) -> None:
     """The child: open the shard, then answer requests until the parent asks it to close
     or goes away."""
-    from plugin.stores.edge_shard import LocalShard
-
     # Stopped by its parent (or by the end of its socket), never by a signal meant for the
     # whole service: a half-done write is what it would leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -163,8 +153,6 @@ def _serve(path: str, fd: int) -> None:
 def _portable(exc: Exception) -> Exception:
     """`exc`, if it survives pickling whole (the engine's plain Exception and OSError do);
     else an Exception with its text."""
-    import pickle
-
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
