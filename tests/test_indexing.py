@@ -269,3 +269,19 @@ def test_a_shard_the_child_cannot_open_is_the_engines_error_and_leaves_no_child(
     with pytest.raises(Exception, match="cannot load edge shard"):
         Watched(tmp_path / "nothing here")
     assert children and children[0].poll() is not None
+
+
+def test_a_store_at_a_relative_path_keeps_its_shard_when_a_writer_opens_it_again(
+    tmp_path: Path, vectors: list[list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default store folder is relative (`.docsync/qdrant`): the shard in use is told
+    from stale copies by its name, not by a path that is absolute on one side only."""
+    monkeypatch.chdir(tmp_path)
+    filled(Path(".docsync") / "qdrant", vectors[:50]).close()
+    again = EdgeStore.connect(path=Path(".docsync") / "qdrant", collection="docsync")
+    try:
+        again.open(PROFILE, create=False)
+        assert again.count() == 50
+        assert layout(again._dir) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
+    finally:
+        again.close()

@@ -403,9 +403,11 @@ class EdgeStore:
             first = folder / f"shard.{max(generations, default=-1) + 1}"
             os.rename(shard, first)
             _link(folder, first.name)
-        live = self._live()
+        # By name: the store's folder may be given relative (the default `.docsync/qdrant`),
+        # the link's target is resolved.
+        live = self._live().name
         for path in self._generations().values():
-            if path != live:
+            if path.name != live:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _create(self, profile: EmbeddingProfile) -> None:
