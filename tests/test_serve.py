@@ -29,6 +29,7 @@ from tests.conftest import CORPUS, run_sync
 from worker.cli import cli
 from worker.serve import (
     LIMITS,
+    MCP_MAX_BODY,
     Api,
     Endpoints,
     Limits,
@@ -196,6 +197,62 @@ def test_the_listen_backlog_is_not_five(searcher: Searcher) -> None:
         assert server.request_queue_size >= 128
     finally:
         server.server_close()
+
+
+def mcp_api(searcher: Searcher, bodies: list[bytes]) -> Api:
+    """An endpoint whose /mcp bridge only records the bodies it is handed."""
+
+    def bridge(method: str, headers: Any, body: bytes) -> tuple[int, str, bytes]:
+        bodies.append(body)
+        return 200, "application/json", b"{}"
+
+    api = make_api(searcher)
+    api.mcp = bridge
+    return api
+
+
+def post_headers(port: int, *headers: str) -> tuple[int, Any]:
+    """POST /mcp's request line and headers, and not a byte of a body: the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+        lines = ["POST /mcp HTTP/1.1", "Host: localhost", *headers, "", ""]
+        sock.sendall("\r\n".join(lines).encode())
+        response = http.client.HTTPResponse(sock)
+        response.begin()  # socket.timeout here: the server waits for a body
+        return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (["Content-Length: -1"], 400),  # rfile.read(-1) read to the end of the stream
+        (["Content-Length: abc"], 400),  # int() raised: the connection ended unanswered
+        (["Content-Length: +5"], 400),
+        (["Content-Length: 5", "Content-Length: 6"], 400),
+        ([f"Content-Length: {MCP_MAX_BODY + 1}"], 413),
+        (["Content-Length: " + "9" * 5000], 413),  # beyond the digits int() takes
+        (["Transfer-Encoding: chunked"], 411),  # chunks have no length up front
+    ],
+    ids=["negative", "not-a-number", "signed", "two-lengths", "too-large", "huge", "chunked"],
+)
+def test_a_body_is_refused_by_its_declared_length_before_it_is_read(
+    searcher: Searcher, headers: list[str], status: int
+) -> None:
+    bodies: list[bytes] = []
+    # A request timeout longer than the client waits: the answer cannot be a timeout's.
+    with serving(mcp_api(searcher, bodies), limits=Limits(request_seconds=60)) as (_, port):
+        answer = post_headers(port, *headers)
+    assert answer[0] == status and "error" in answer[1]
+    assert bodies == []
+
+
+def test_a_body_within_its_bound_reaches_mcp(searcher: Searcher) -> None:
+    bodies: list[bytes] = []
+    with serving(mcp_api(searcher, bodies)) as (_, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+        connection.request("POST", "/mcp", body=b'{"jsonrpc": "2.0"}')
+        assert connection.getresponse().status == 200
+        connection.close()
+    assert bodies == [b'{"jsonrpc": "2.0"}']
 
 
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:

@@ -14,7 +14,8 @@ reach a daemon that holds the store.
 Guards on TCP: a Host header that names this endpoint (against DNS rebinding; any Host once a
 token is set); with `DOCSYNC_HTTP_TOKEN`, `Authorization: Bearer <token>` on every route but
 the two probes; no listening beyond loopback without a token unless the user opts out. On
-both transports: each request must arrive within a few seconds, and connections are bounded.
+both transports: each request must arrive within a few seconds, its body is bounded before
+it is read (`body_length`), and connections are bounded.
 The Unix socket is the owner's alone (mode 0600) and needs neither Host nor token.
 """
 
@@ -31,6 +32,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,33 @@ class Access:
         return _json(401, {"error": message}), {"WWW-Authenticate": 'Bearer realm="docsync"'}
 
 
+class BodyRefused(Exception):
+    """A request body refused before a byte of it was read, with the answer that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.response = _json(status, {"error": message})
+
+
+def body_length(headers: Message, limit: int) -> int:
+    """The length of the body a request declares, checked before any of it is read:
+    BodyRefused (400) for a Content-Length that is not one whole number, (413) beyond
+    `limit`, (411) for a Transfer-Encoding, whose chunks would have no length up front."""
+    if headers.get("Transfer-Encoding") is not None:
+        raise BodyRefused(411, "send the body with a Content-Length (no Transfer-Encoding)")
+    values = {value.strip() for value in headers.get_all("Content-Length") or ()}
+    if not values:
+        return 0
+    value = values.pop()
+    # Only ASCII digits: int() would also take "-1" (read to the end), "+1", "1_0" or Arabic digits.
+    if values or not (value.isascii() and value.isdigit()):
+        raise BodyRefused(400, "Content-Length must be one whole number of bytes")
+    # The digits are counted before int(), which refuses more than 4,300 of them.
+    if len(value.lstrip("0")) > len(str(limit)) or int(value) > limit:
+        raise BodyRefused(413, f"the body is larger than {limit} bytes")
+    return int(value)
+
+
 OPEN = Access()  # the Unix socket's: the owner-only file is the guard
 LIMITS = Limits()
 OPEN_ROUTES = frozenset({"/healthz", "/readyz"})  # probes carry no data worth a token
@@ -277,14 +306,28 @@ class _Handler(BaseHTTPRequestHandler):
         elif method != "POST":
             (status, content_type, body), headers = _json(405, {"error": "POST only"}), {}
         else:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MCP_MAX_BODY:
-                (status, content_type, body), headers = _json(413, {"error": "too large"}), {}
+            try:
+                request = self._body(MCP_MAX_BODY)
+            except BodyRefused as refusal:
+                (status, content_type, body), headers = refusal.response, {}
             else:
-                request = self.rfile.read(length)
                 status, content_type, body = bridge(method, list(self.headers.items()), request)
                 headers = {}
         self._reply(status, content_type, body, headers)
+
+    def _body(self, limit: int) -> bytes:
+        """The request's body: the one place a body is read, so that every route bounds it
+        before reading it. BodyRefused (see `body_length`) before a byte is read; the body a
+        refusal leaves unread is never read, so the connection closes after the answer."""
+        try:
+            length = body_length(self.headers, limit)
+        except BodyRefused:
+            self.close_connection = True
+            raise
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionAbortedError("the client hung up before the end of its body")
+        return body
 
     def _reply(self, status: int, content_type: str, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
