@@ -255,6 +255,81 @@ def test_a_body_within_its_bound_reaches_mcp(searcher: Searcher) -> None:
     assert bodies == [b'{"jsonrpc": "2.0"}']
 
 
+def partial_post(port: int, head: bytes = b"Content-Length: 1000\r\n\r\nx") -> socket.socket:
+    """A client that sends POST /mcp's request line and `head` (by default its headers and
+    the first byte of a body), then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n" + head)
+    return sock
+
+
+def test_slow_bodies_beyond_the_bound_do_not_lock_out_healthz(searcher: Searcher) -> None:
+    bodies: list[bytes] = []
+    limits = Limits(request_seconds=60, max_connections=4)  # the deadline cannot help here
+    with serving(mcp_api(searcher, bodies), limits=limits) as (_, port):
+        slow = [partial_post(port) for _ in range(8)]
+        try:
+            status, _, body = get(port, "/healthz")
+            assert (status, body) == (200, {"status": "ok"})
+            # A request whose body is not all in makes room as an idle one does: of 8 slow
+            # ones and the probe on 4 slots, only the 3 newest slow ones can still be open.
+            poll(lambda: sum(map(closed_by_server, slow)) >= 5, "oldest slow ones closed")
+            assert [closed_by_server(sock) for sock in slow] == [True] * 5 + [False] * 3
+        finally:
+            for sock in slow:
+                sock.close()
+    assert bodies == []
+
+
+class Clock:
+    """The request deadline's clock, moved by the test; `read` once the server has read it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.read = threading.Event()
+
+    def __call__(self) -> float:
+        self.read.set()
+        return self.now
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_request_trickled_a_byte_at_a_time_is_dropped_at_its_deadline(
+    searcher: Searcher, part: str
+) -> None:
+    bodies: list[bytes] = []
+    clock = Clock()
+    # Each byte comes long before a 60 s timeout of one read: only a deadline for the whole
+    # request, past once the clock is moved, drops this client.
+    limits = Limits(request_seconds=60, clock=clock)
+    head = b"X-Slow: " if part == "headers" else b"Content-Length: 100000\r\n\r\n"
+    dropped = threading.Event()
+    with (
+        serving(mcp_api(searcher, bodies), limits=limits) as (_, port),
+        partial_post(port, head) as sock,
+    ):
+
+        def trickle() -> None:
+            while not dropped.wait(0.02):
+                try:
+                    sock.sendall(b"x")
+                except OSError:  # reset or broken pipe: the server hung up
+                    dropped.set()
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        try:
+            # Moved only once the server has set the request's deadline by it.
+            assert clock.read.wait(DEADLINE), "the server never read the clock"
+            clock.now = 60.5
+            assert dropped.wait(DEADLINE), "the trickling client was never dropped"
+            assert get(port, "/healthz")[0] == 200
+        finally:
+            dropped.set()
+            sender.join(DEADLINE)
+    assert bodies == []
+
+
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:
     with serving(make_api(searcher), extra_hosts=["Docs.Internal"]) as (_, port):
         for host in ("evil.example", f"evil.example:{port}", "127.0.0.2", "localhost.evil"):

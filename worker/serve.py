@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -30,12 +31,13 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -47,6 +49,9 @@ from plugin.errors import ConfigError, DocsyncError, StoreError
 from plugin.filters import parse_where
 from plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
 from plugin.stored_text import read_stored
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("docsync.http")
 Response = tuple[int, str, bytes]
@@ -167,14 +172,16 @@ def _flag(ok: bool, good: str, bad: str) -> Response:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one client may hold. A connection that has not sent its whole request within
-    `request_seconds` of quiet is dropped; at most `max_connections` are open at once, and
-    when all are taken the oldest one still waiting for its request makes room, so that
-    slow or idle clients can neither use up the process's file descriptors nor lock out
-    a health check."""
+    """What one client may hold. A connection that has not sent its whole request (headers
+    and body) within `request_seconds` of being accepted is dropped, however steadily it
+    trickles; at most `max_connections` are open at once, and when all are taken the oldest
+    one whose request is not yet all in makes room, so that slow or idle clients can neither
+    use up the process's file descriptors nor lock out a health check. `clock`: the deadline's
+    (monotonic seconds), for tests."""
 
     request_seconds: float = 5.0
     max_connections: int = 64
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -261,22 +268,45 @@ def allowed_hosts(*names: str, extra: Sequence[str] = ()) -> frozenset[str]:
     return LOCAL_NAMES | bound | {host_name(name) for name in extra if name.strip()}
 
 
+class _Deadline(io.RawIOBase):
+    """A connection's bytes until the deadline of its whole request. A socket timeout bounds
+    one read only, and each byte starts it again: a client sending one a second would hold
+    its thread and slot for ever. Past the deadline a read raises TimeoutError, on which
+    `BaseHTTPRequestHandler` drops the connection."""
+
+    def __init__(self, connection: socket.socket, limits: Limits) -> None:
+        self._connection, self._clock = connection, limits.clock
+        self._deadline = limits.clock() + limits.request_seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive within its deadline")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        # The socket timeout bounds each read: a client that goes quiet mid-request is
-        # dropped instead of holding its thread and descriptor for ever.
         super().setup()
+        # The request is read through its deadline; one request a connection (HTTP/1.0).
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_Deadline(self.connection, self.server.limits))
+
+    def _request_read(self) -> None:
+        """The whole request is in (headers, and the body a route reads): the connection
+        is no longer the first to make room, and the timeout bounds each write of the
+        answer instead of what was left of the request's deadline."""
+        self.server.received(self.connection)
         self.connection.settimeout(self.server.limits.request_seconds)
 
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        self.server.received(self.connection)  # the whole request is in: no longer evictable
-        return True
-
     def do_GET(self) -> None:
+        self._request_read()  # no body is read on a GET
         if urlsplit(self.path).path == MCP_ROUTE:
             self._mcp("GET")
             return
@@ -311,6 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
             except BodyRefused as refusal:
                 (status, content_type, body), headers = refusal.response, {}
             else:
+                self._request_read()
                 status, content_type, body = bridge(method, list(self.headers.items()), request)
                 headers = {}
         self._reply(status, content_type, body, headers)
@@ -372,7 +403,7 @@ class _Server(ThreadingHTTPServer):
         self.access, self.limits = access, limits
         self._slots = threading.BoundedSemaphore(limits.max_connections)
         self._lock = threading.Lock()
-        self._waiting: dict[socket.socket, None] = {}  # oldest first: not yet sent a request
+        self._waiting: dict[socket.socket, None] = {}  # oldest first: request not yet all in
         super().__init__(address, _Handler)
 
     @property
@@ -423,7 +454,7 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 oldest.shutdown(socket.SHUT_RDWR)
         log.debug(
-            "http: all %d connections taken: dropped the oldest idle one",
+            "http: all %d connections taken: dropped the oldest one still sending its request",
             self.limits.max_connections,
         )
         return True
