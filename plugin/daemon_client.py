@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from plugin.errors import StoreError
+from plugin.errors import DaemonUnavailableError, StoreError
 
 SOCKET_NAME = "daemon.sock"
 
@@ -37,13 +37,22 @@ def ask_daemon(
     params: Mapping[str, str | list[str]] | None = None,
     timeout: float = 60.0,
 ) -> Any:
-    """GET a route of the daemon behind `socket_path`; OSError when none listens there,
-    LookupError for what it does not have (404), StoreError for its other refusals."""
+    """GET a route of the daemon behind `socket_path`; DaemonUnavailableError when none
+    answers there, LookupError for what it does not have (404), StoreError for its other
+    refusals."""
     connection = _UnixConnection(socket_path, timeout)
     try:
         connection.request("GET", route + ("?" + urlencode(params, doseq=True) if params else ""))
         response = connection.getresponse()
         body = json.loads(response.read() or b"null")
+    except (OSError, http.client.HTTPException) as exc:
+        # The socket gone (FileNotFoundError), one left by a killed daemon (refused), a
+        # daemon that hung up or took longer than `timeout`: all say it is not there.
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise DaemonUnavailableError(
+            f"the docsync daemon does not answer on {socket_path} ({reason}): "
+            "has `docsync run` stopped?"
+        ) from exc
     finally:
         connection.close()
     if response.status != 200:
@@ -60,7 +69,7 @@ def daemon_answers(socket_path: Path, timeout: float = 5.0) -> bool:
         return False
     try:
         ask_daemon(socket_path, "/healthz", timeout=timeout)
-    except OSError:
+    except DaemonUnavailableError:
         return False
     except StoreError:
         return True  # it answered, if only to say its loop has stalled

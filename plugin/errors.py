@@ -5,7 +5,8 @@
     ├── ModelLoadError         the embedding model could not be loaded
     └── StoreError             anything about the Qdrant store
         ├── StoreUnavailableError   unreachable, timed out, 5xx or 429: worth retrying
-        │   └── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
+        │   ├── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
+        │   └── DaemonUnavailableError  no daemon answers on the store's socket (it stopped)
         ├── StoreLockedError        the embedded store's folder is held by another process
         ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
         ├── CollectionMissingError  the collection does not exist (and we may not create it)
@@ -38,6 +39,11 @@ class StoreUnavailableError(StoreError):
 class StoreFullError(StoreUnavailableError):
     """Too little free space under the embedded store to write safely. An outage like any
     other to the daemon: its changes stay pending and are retried once space is back."""
+
+
+class DaemonUnavailableError(StoreUnavailableError):
+    """The `docsync run` that holds the embedded store does not answer on its socket: it
+    stopped (the socket is gone or left behind), or it is too busy to answer in time."""
 
 
 class StoreLockedError(StoreError):

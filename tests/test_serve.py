@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from plugin.daemon_client import daemon_answers
 from plugin.encoder import Encoder
-from plugin.errors import ConfigError
-from plugin.search import Searcher
+from plugin.errors import ConfigError, StoreUnavailableError
+from plugin.search import DaemonSearcher, Searcher
 from plugin.settings import Settings
 from plugin.store import Store
 from tests.conftest import CORPUS, run_sync
@@ -364,6 +365,26 @@ def test_the_unix_socket_answers_the_cli_client_and_is_owner_only(
         assert len(hits) == 2
         assert get(port, "/status")[0] == 401  # while TCP asks for the token
     assert not sock_path.exists()
+
+
+def test_a_searcher_of_a_daemon_that_stopped_fails_with_one_store_error(
+    searcher: Searcher, tmp_path: Path
+) -> None:
+    sock_path = tmp_path / "daemon.sock"
+    remote = DaemonSearcher(sock_path)
+    with serving(make_api(searcher), socket_path=sock_path):
+        assert len(remote.search("socket", limit=2)) == 2
+        assert daemon_answers(sock_path)
+    # The daemon stopped (its socket is gone), then one killed left its socket behind.
+    for state in ("gone", "left behind"):
+        if state == "left behind":
+            with socket.socket(socket.AF_UNIX) as left:
+                left.bind(str(sock_path))
+        with pytest.raises(StoreUnavailableError, match="daemon does not answer") as caught:
+            remote.search("socket", limit=2)
+        assert isinstance(caught.value.__cause__, OSError), state
+        assert "\n" not in str(caught.value) and str(sock_path) in str(caught.value)
+        assert not daemon_answers(sock_path), state
 
 
 def test_the_token_guards_every_route_but_the_probes(searcher: Searcher) -> None:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from plugin import schema
 from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
-from plugin.errors import DocsyncError
+from plugin.errors import DaemonUnavailableError, DocsyncError
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
 from plugin.filters import parse_where
 from plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
@@ -751,7 +751,7 @@ def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None =
         return None
     try:
         return ask_daemon(socket_path, route, params)
-    except OSError:
+    except DaemonUnavailableError:
         return None  # a socket left by a daemon that was killed: nobody answers
 
 
