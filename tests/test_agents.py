@@ -5,6 +5,7 @@ indexed files. Each route's top hit is `docsync query`'s."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -175,6 +176,30 @@ async def mcp_over_http(url: str) -> tuple[Any, Any]:
         tools = (await client.list_tools()).tools
         result = await client.call_tool("search", {"question": QUESTION, "limit": 5})
     return tools, result
+
+
+def test_mcp_over_http_logs_no_line_a_request(caplog: pytest.LogCaptureFixture) -> None:
+    from worker.mcp_server import HttpBridge, build_server
+
+    sdk_log = "mcp.server.streamable_http"
+    caplog.set_level(logging.INFO)
+    logging.getLogger(sdk_log).setLevel(logging.NOTSET)  # as a fresh process has it
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    bridge = HttpBridge(build_server(settings, Collection(settings, status=dict)))
+    headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    try:
+        answers = [bridge("POST", headers, request) for _ in range(3)]
+    finally:
+        bridge.close()
+    assert [status for status, _, _ in answers] == [200] * 3
+    assert {tool["name"] for tool in json.loads(answers[0][2])["result"]["tools"]} == {
+        "search",
+        "read",
+        "status",
+    }
+    said = [r.getMessage() for r in caplog.records if r.name == sdk_log]
+    assert said == []  # was "Terminating session: None" at INFO for every request
 
 
 def test_the_daemon_serves_mcp_over_streamable_http(

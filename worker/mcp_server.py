@@ -232,6 +232,9 @@ def serve_stdio(settings: Settings) -> None:
 Response = tuple[int, str, bytes]
 # The longest one MCP request may take through the bridge (a search, a read).
 BRIDGE_SECONDS = 120.0
+# The SDK's transport, which ends its stateless "session" after every request and says so
+# at INFO ("Terminating session: None"): a line a request that tells the daemon's log nothing.
+SDK_SESSION_LOG = "mcp.server.streamable_http"
 
 
 class HttpBridge:
@@ -244,6 +247,8 @@ class HttpBridge:
     """
 
     def __init__(self, server: MCPServer) -> None:
+        if not log.isEnabledFor(logging.DEBUG):  # kept for whoever debugs the daemon
+            logging.getLogger(SDK_SESSION_LOG).setLevel(logging.WARNING)
         self._app = server.streamable_http_app(
             streamable_http_path="/mcp",
             stateless_http=True,
