@@ -5,7 +5,8 @@
     ├── ModelLoadError         the embedding model could not be loaded
     └── StoreError             anything about the Qdrant store
         ├── StoreUnavailableError   unreachable, timed out, 5xx or 429: worth retrying
-        │   └── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
+        │   ├── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
+        │   └── ShardProcessError   the child process holding the embedded shard died twice
         ├── StoreLockedError        the embedded store's folder is held by another process
         ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
         ├── CollectionMissingError  the collection does not exist (and we may not create it)
@@ -38,6 +39,12 @@ class StoreUnavailableError(StoreError):
 class StoreFullError(StoreUnavailableError):
     """Too little free space under the embedded store to write safely. An outage like any
     other to the daemon: its changes stay pending and are retried once space is back."""
+
+
+class ShardProcessError(StoreUnavailableError):
+    """The child process holding the embedded store's shard ended in the middle of a request
+    (killed, out of memory, a bus error). The store starts another and asks again once; a
+    second death is an outage like any other to the daemon: its changes stay pending."""
 
 
 class StoreLockedError(StoreError):

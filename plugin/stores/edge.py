@@ -47,7 +47,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
+from plugin.errors import (
+    ShardProcessError,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+    StoreRequestError,
+)
 from plugin.folders import private_dirs
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
@@ -474,9 +480,21 @@ class EdgeStore:
 
     def _use(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the shard's `method` under the engine lock, so that a shard swapped in by an
-        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends."""
+        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends.
+
+        A child holding the shard that dies meanwhile (killed, out of memory, a bus error)
+        is started again and asked again, once: every request is safe to repeat (writes are
+        by point ID, the rest only read). A second death raises `ShardProcessError`, which
+        a daemon retries later like any outage; a nearly full disk (what a bus error in the
+        engine usually means) is `StoreFullError` before the child is started again."""
         with self._engine_lock:
-            return self._call(getattr(self._load(), method), *args, **kwargs)
+            try:
+                return self._call(getattr(self._load(), method), *args, **kwargs)
+            except ShardProcessError as exc:
+                log.warning("%s during %s; starting another and asking again", exc, method)
+                self._shard = None
+                self._ensure_space(0)
+                return self._call(getattr(self._load(), method), *args, **kwargs)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The engine raises plain `Exception` (or `ValueError`) for requests it refuses,
