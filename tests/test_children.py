@@ -7,7 +7,9 @@ retries, never an error that ends it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,11 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from plugin.errors import ShardProcessError, StoreUnavailableError
+from plugin.encoder import Encoder
+from plugin.errors import ShardProcessError, StoreFullError, StoreUnavailableError
 from plugin.profile import EmbeddingProfile
 from plugin.store import Point
+from plugin.stores import edge as edge_store
 from plugin.stores.edge import EdgeStore
 from plugin.stores.edge_host import HostedShard
+from tests.conftest import CORPUS
+from tests.test_daemon import FAST, Silent, exact
+from worker.daemon import Daemon
+from worker.pipeline import SyncOptions
 
 DIMENSION = 8
 PROFILE = EmbeddingProfile("m", None, DIMENSION, "cosine", "", "", "c")
@@ -112,3 +120,101 @@ def test_a_child_that_dies_again_is_an_outage_to_retry(
     monkeypatch.setattr(HostedShard, "_answer", real_answer)
     serving.upsert(points(10, 10))
     assert serving.count() == 20
+
+
+def test_the_daemon_outlives_its_shard_process(
+    tmp_path: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", docs)
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    daemon = Daemon(
+        [docs], store=store, encoder=tiny_encoder, sync_options=SyncOptions(), options=FAST
+    )
+    real_answer = HostedShard._answer
+    kills = [0]
+
+    def dying(self: HostedShard) -> Any:
+        # Each child dies in its second request: every write meets a death, some two.
+        if kills[0] < 8 and getattr(self, "_asked", 0) == 1:
+            kills[0] += 1
+            os.kill(self._child.pid, signal.SIGKILL)
+        self._asked = getattr(self, "_asked", 0) + 1  # type: ignore[attr-defined]
+        return real_answer(self)
+
+    monkeypatch.setattr(HostedShard, "_answer", dying)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        poll(daemon.ready.is_set)
+        (docs / "mac.rst").write_text("Macs\n====\n\nRewritten while its store dies.\n")
+        (docs / "unix.rst").unlink()
+        poll(lambda: kills[0] >= 8 and exact(store, docs, tiny_encoder))
+        assert thread.is_alive()
+    finally:
+        daemon.stop()
+        thread.join(timeout=60)
+        store.close()
+    assert not thread.is_alive()
+
+
+class FailingBuilds:
+    """A store whose index builds fail with `error` (the rest is the real store)."""
+
+    def __init__(self, inner: EdgeStore, error: Exception) -> None:
+        self._inner = inner
+        self.error = error
+        self.builds = 0
+
+    def optimize(self, **_: Any) -> bool:
+        self.builds += 1
+        raise self.error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(
+    "error", [StoreFullError("out of space"), ShardProcessError("ended (signal 7)")]
+)
+def test_a_failed_index_build_backs_off_and_never_ends_the_daemon(
+    tmp_path: Path, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    now = [0.0]
+    store = FailingBuilds(EdgeStore.connect(path=tmp_path / "store", collection="c"), error)
+    daemon = Daemon(
+        [tmp_path],
+        store=store,  # type: ignore[arg-type]
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+        clock=lambda: now[0],
+    )
+    daemon.ready.set()
+    for _ in range(3):
+        daemon.step()  # raises nothing
+    assert store.builds == 1
+    waits = []
+    for _ in range(8):  # 0.01, 0.02, ... up to FAST.backoff_max
+        start, builds = now[0], store.builds
+        while store.builds == builds:
+            now[0] += 0.005
+            daemon.step()
+        waits.append(round(now[0] - start, 3))
+    assert waits[:4] == pytest.approx([0.01, 0.02, 0.04, 0.08], abs=0.006)
+    assert max(waits) <= FAST.backoff_max + 0.006
+    said = [r for r in caplog.records if "index build failed" in r.getMessage()]
+    assert len(said) == 1 and str(error) in said[0].getMessage()
+    store.close()
+
+
+def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -> None:
+    """The engine's files are sparse: what a copy needs is what they take on disk."""
+    folder = tmp_path / "shard.0"
+    (folder / "segments").mkdir(parents=True)
+    with open(folder / "segments" / "vectors.mmap", "wb") as sparse:
+        sparse.truncate(1 << 30)  # 1 GiB apparent, nothing allocated
+        sparse.write(b"x" * 8192)
+    (folder / "wal").write_bytes(b"y" * 100_000)
+    assert 100_000 <= edge_store._folder_bytes(folder) < 1 << 20
