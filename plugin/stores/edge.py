@@ -316,7 +316,7 @@ class EdgeStore:
         self._use("flush")
         try:
             # Searches go on meanwhile: file copies run without the GIL.
-            shutil.copytree(live, copy)
+            shutil.copytree(live, copy, copy_function=_copy_sparse)
             built = _run_indexer(copy, should_stop)
         except OSError as exc:
             shutil.rmtree(copy, ignore_errors=True)
@@ -604,6 +604,48 @@ def _folder_bytes(folder: Path) -> int:
     engine's files are sparse (a segment file of 32 MiB may hold a few pages): by apparent
     size a 160-point store asked for 238 MiB free before a build."""
     return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def _copy_sparse(source: str, target: str) -> str:
+    """Copy the file `source` to `target` leaving its holes holes (for `shutil.copytree`).
+
+    The engine's files are sparse: it sizes a segment's memory-mapped files ahead and
+    fills them a page at a time. `shutil.copy2` writes every byte it reads, zeros of the
+    holes included, so one swap made a 916 KB store take 207 MB. No installed library
+    copies holes, and `cp --sparse=always` would tie the store to GNU coreutils: this walks
+    the data extents with SEEK_DATA / SEEK_HOLE (a file system without them reports one
+    extent, the whole file) and copies each in the kernel (`os.copy_file_range`, which may
+    even share the blocks), then sets the size, so a hole at the end stays one too."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left
+                    raise
+                break
+            offset = os.lseek(src.fileno(), start, os.SEEK_HOLE)
+            _copy_range(src.fileno(), dst.fileno(), start, offset)
+        os.ftruncate(dst.fileno(), size)
+    shutil.copymode(source, target)
+    return target
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    """Bytes `start` to `end` of `src` into the same place in `dst`."""
+    while start < end:
+        try:
+            done = os.copy_file_range(src, dst, end - start, start, start)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(src, min(end - start, 1 << 20), start)  # a kernel without it
+            done = os.pwrite(dst, data, start) if data else 0
+        if done == 0:
+            return  # the file got shorter meanwhile: nothing more to copy
+        start += done
 
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
