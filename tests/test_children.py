@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from plugin.store import Point
 from plugin.stores import edge as edge_store
 from plugin.stores.edge import EdgeStore
 from plugin.stores.edge_host import HostedShard
+from plugin.stores.edge_shard import LocalShard
 from tests.conftest import CORPUS
 from tests.test_daemon import FAST, Silent, exact
 from worker.daemon import Daemon
@@ -218,3 +221,80 @@ def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -
         sparse.write(b"x" * 8192)
     (folder / "wal").write_bytes(b"y" * 100_000)
     assert 100_000 <= edge_store._folder_bytes(folder) < 1 << 20
+
+
+def builders_of(shard: Path) -> list[int]:
+    """The pids of the index builders working on `shard` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"plugin.stores.edge_shard" in argv and str(shard).encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux)")
+def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    n, dimension = 8000, 384  # a build of some seconds: it is killed long before its end
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
+    store.open(EmbeddingProfile("m", None, dimension, "cosine", "", "", "c"), create=True)
+    vectors = np.random.default_rng(5).standard_normal((n, dimension)).tolist()
+    store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
+    shard = store._live()
+    store.close()
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from plugin.stores.edge import _run_indexer; "
+            "_run_indexer(Path(sys.argv[1]), lambda: False)",
+            str(shard),
+        ]
+    )
+    poll(lambda: bool(builders_of(shard)))
+    assert edge_store._held(shard)  # a restarted daemon would leave this folder alone
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait()
+    poll(lambda: not builders_of(shard))
+    assert not edge_store._held(shard)
+    built = LocalShard.load(str(shard))
+    try:  # it was killed, not left to finish the build
+        assert built.unindexed(keyword=False) == n
+    finally:
+        built.close()
+
+
+def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 20))
+    store.close()
+    folder = path / "docsync"
+    shutil.copytree(folder / "shard.0", folder / "shard.1")
+    held = edge_store._hold(folder / "shard.1")  # as a builder of a killed daemon would
+    copies: list[str] = []
+
+    def recorded(copy: Path, should_stop: Callable[[], bool]) -> bool:
+        copies.append(copy.name)
+        return False
+
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
+    monkeypatch.setattr(edge_store, "_run_indexer", recorded)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        assert (folder / "shard.1").is_dir()
+        store.open(PROFILE, create=False)
+        store.optimize(serving=True)
+        assert copies == ["shard.2"] and (folder / "shard.1").is_dir()
+    finally:
+        store.close()
+        edge_store._release(folder / "shard.1", held)
+    EdgeStore.connect(path=path, collection="docsync").close()
+    assert sorted(p.name for p in folder.iterdir()) == ["profile.json", "shard", "shard.0"]

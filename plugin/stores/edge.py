@@ -81,6 +81,7 @@ LINK_TMP = "shard.link"  # the next link, before it is renamed over the first
 # Left by a swap of an earlier docsync (renames, no link): finished or undone on open.
 INDEXING_DIR = "shard.indexing"
 READY_MARK = ".indexed"
+BUILDING_SUFFIX = ".lock"  # shard.<n>.lock: held by the child building the index of shard.<n>
 REPLACED_DIR = "shard.replaced"
 EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
@@ -310,8 +311,10 @@ class EdgeStore:
 
     def _index_elsewhere(self, should_stop: Callable[[], bool]) -> bool:
         live = self._live()
-        copy = self._dir / f"shard.{max(self._generations(), default=0) + 1}"
-        shutil.rmtree(copy, ignore_errors=True)
+        self._drop_unused()
+        # A number no folder and no lock has: a copy a live builder holds is never reused.
+        taken = (GENERATION.match(p.name) for p in self._dir.iterdir())
+        copy = self._dir / f"shard.{max((int(m[1]) for m in taken if m), default=0) + 1}"
         self._ensure_space(_folder_bytes(live) // SPACE_FACTOR)
         self._use("flush")
         try:
@@ -409,12 +412,22 @@ class EdgeStore:
             first = folder / f"shard.{max(generations, default=-1) + 1}"
             os.rename(shard, first)
             _link(folder, first.name)
+        self._drop_unused()
+
+    def _drop_unused(self) -> None:
+        """Delete the shard folders not in use (copies a crash or a failed build left) and
+        their locks; never one a live index builder holds (a daemon killed while it built:
+        the builder is ending, and may still write there)."""
         # By name: the store's folder may be given relative (the default `.docsync/qdrant`),
         # the link's target is resolved.
         live = self._live().name
         for path in self._generations().values():
-            if path.name != live:
+            if path.name != live and not _held(path):
                 shutil.rmtree(path, ignore_errors=True)
+        for lock in self._dir.glob(f"shard.*{BUILDING_SUFFIX}"):
+            shard = lock.with_name(lock.name.removesuffix(BUILDING_SUFFIX))
+            if not shard.exists() and not _held(shard):
+                lock.unlink(missing_ok=True)
 
     def _create(self, profile: EmbeddingProfile) -> None:
         self._ensure_space(0)
@@ -652,26 +665,75 @@ def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
     plugin.stores.edge_shard`); True once it is done. A child that fails is logged, one stopped
     by `should_stop` is not."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "plugin.stores.edge_shard", str(copy)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The child holds the copy's lock as long as it lives (it inherits the descriptor), so
+    # a daemon restarted meanwhile leaves that folder alone; and it dies with this thread,
+    # which waits for it throughout (`edge_shard.die_with_parent`).
+    held = _hold(copy)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "plugin.stores.edge_shard", str(copy), str(os.getpid())],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(held,),
+        )
+        errors = _wait(child, should_stop)
+    finally:
+        _release(copy, held)
+    if errors is None:
+        return False
+    if child.returncode != 0:
+        last = errors.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
+        return False
+    return True
+
+
+def _wait(child: subprocess.Popen[str], should_stop: Callable[[], bool]) -> str | None:
+    """Wait for `child` to end, its stderr; None when `should_stop` stopped it first."""
     while True:
         try:
-            _, errors = child.communicate(timeout=0.5)
-            break
+            return child.communicate(timeout=0.5)[1] or ""
         except subprocess.TimeoutExpired:
             if should_stop():
                 child.kill()
                 child.communicate()
-                return False
-    if child.returncode != 0:
-        last = (errors or "").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
+                return None
+
+
+def _lock_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + BUILDING_SUFFIX)
+
+
+def _hold(shard: Path) -> int:
+    """Take the lock of the copy `shard` (an flock on `shard.<n>.lock` beside it)."""
+    fd = os.open(_lock_path(shard), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _release(shard: Path, fd: int) -> None:
+    _lock_path(shard).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _held(shard: Path) -> bool:
+    """Whether a live builder (of this process or another) holds the copy `shard`."""
+    try:
+        fd = os.open(_lock_path(shard), os.O_RDWR)
+    except FileNotFoundError:
         return False
-    return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _mib(size: int) -> str:
