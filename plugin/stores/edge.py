@@ -65,6 +65,7 @@ from plugin.store import (
     check_profile,
     collection_missing,
 )
+from plugin.stores.edge_count import IndexLedger
 from plugin.stores.edge_host import HostedShard
 from plugin.stores.edge_shard import LocalShard
 
@@ -120,6 +121,7 @@ class EdgeStore:
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
         self._shard: Shard | None = None
+        self._ledger: IndexLedger | None = None  # read when first needed
         self._search_lock = threading.Lock()
         self._engine_lock = threading.RLock()
         self._lock_fd = None if self._absent else _lock(root, reading=reading)
@@ -180,6 +182,7 @@ class EdgeStore:
             chunk = points[i : i + WRITE_BATCH]
             self._ensure_space(sum(_point_bytes(p) for p in chunk))
             self._use("upsert", list(chunk))
+            self._written().wrote(len(chunk))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -192,6 +195,7 @@ class EdgeStore:
             self._writable()
             self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
             self._use("set_payload", list(ids), payload)
+            self._written().wrote(len(ids))  # the engine moves them out of the index
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
@@ -264,6 +268,7 @@ class EdgeStore:
             chunk = items[i : i + WRITE_BATCH]
             self._ensure_space(sum(POINT_OVERHEAD + 8 * len(v.indices) for _, v in chunk))
             self._use("set_keyword_vectors", chunk)
+            self._written().wrote(len(chunk))
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
         """After the shard's own changes are flushed: a profile never claims more than the
@@ -296,6 +301,7 @@ class EdgeStore:
             return False
         pending = self.unindexed()
         if pending < OPTIMIZE_MIN_UNINDEXED:
+            self._written().save()  # idle: a good time to write the count down
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
         started = time.monotonic()
@@ -306,6 +312,8 @@ class EdgeStore:
             log.info("indexing %d new points (searches wait until it is done)", pending)
             with self._search_lock:
                 worked = bool(self._use("optimize"))
+        if worked or not serving:
+            self._written().built(self._live().stat().st_ino)
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
 
@@ -357,11 +365,14 @@ class EdgeStore:
         return True
 
     def unindexed(self) -> int:
-        """Points whose dense vector the HNSW index lacks."""
-        return int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+        """Points whose dense vector the HNSW index lacks (`plugin.stores.edge_count`)."""
+        engine = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+        return self._written().unindexed(engine)
 
     def close(self) -> None:
         try:
+            if self._ledger is not None and not self._reading:
+                self._ledger.save()
             if self._shard is not None:
                 shard, self._shard = self._shard, None
                 if isinstance(shard, LocalShard) and not self._reading:
@@ -372,6 +383,11 @@ class EdgeStore:
                 os.close(self._lock_fd)  # closing the file releases the lock
                 self._lock_fd = None
                 _OPEN_HERE.discard(_lock_key(self._root))
+
+    def _written(self) -> IndexLedger:
+        if self._ledger is None:
+            self._ledger = IndexLedger(self._dir, self._live().stat().st_ino)
+        return self._ledger
 
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()

@@ -182,10 +182,12 @@ class LocalShard:
         return int(self._shard.count(edge.CountRequest(exact=True, filter=flt)))
 
     def unindexed(self, *, keyword: bool) -> int:
-        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
-        vectors includes every (non-empty) keyword vector, always indexed as it is written
-        (`keyword`: the shard has them): those are taken out, or a collection with keyword
-        vectors would never be indexed."""
+        """Points whose dense vector the HNSW index lacks, by the engine's counts: at least
+        this many (the count of indexed vectors keeps deleted and rewritten points until a
+        build drops them; `EdgeStore` adds what it wrote, `plugin.stores.edge_count`). The
+        engine's count of indexed vectors includes every (non-empty) keyword vector, always
+        indexed as it is written (`keyword`: the shard has them): those are taken out, or a
+        collection with keyword vectors would never be indexed."""
         info = self._shard.info()
         indexed = int(info.indexed_vectors_count)
         if keyword:
