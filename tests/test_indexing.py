@@ -339,3 +339,51 @@ def test_points_written_after_deletes_are_counted_unindexed_and_get_their_index(
         assert store.unindexed() == 0 and store.count() == POINTS + 2000
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("serving", [True, False])
+def test_a_build_the_engine_declines_is_not_repeated_until_many_more_points_lack_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving: bool
+) -> None:
+    """Small vectors (32 dimensions: 80,000 fit the engine's indexing threshold) are never
+    indexed: a daemon copied its shard and built nothing every 4-5 s, for ever."""
+    dimension, n = 32, edge_store.OPTIMIZE_MIN_UNINDEXED + 2000
+    rng = np.random.default_rng(6)
+
+    def more(first: int, count: int) -> list[Point]:
+        vectors = rng.standard_normal((count, dimension)).tolist()
+        return [
+            Point(str(uuid.UUID(int=first + i + 1)), {}, v, None) for i, v in enumerate(vectors)
+        ]
+
+    builds: list[str] = []
+    run_indexer, local_build = edge_store._run_indexer, edge_store.LocalShard.optimize
+
+    def counted(copy: Path, should_stop: Callable[[], bool]) -> bool:
+        builds.append(copy.name)
+        return run_indexer(copy, should_stop)
+
+    def counted_here(shard: edge_store.LocalShard) -> bool:
+        builds.append("here")
+        return local_build(shard)
+
+    monkeypatch.setattr(edge_store, "_run_indexer", counted)
+    monkeypatch.setattr(edge_store.LocalShard, "optimize", counted_here)
+    path = tmp_path / "edge"
+    store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+    try:
+        store.open(EmbeddingProfile("m", None, dimension, "cosine", "", "", "c"), create=True)
+        store.upsert(more(0, n))
+        for _ in range(3):
+            store.optimize(serving=serving)
+        assert len(builds) == 1
+        assert store.unindexed() == n  # still said: the engine left them unindexed
+        store.close()
+        store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+        store.optimize(serving=serving)
+        assert len(builds) == 1  # a restart does not forget it
+        store.upsert(more(n, edge_store.OPTIMIZE_MIN_UNINDEXED))
+        store.optimize(serving=serving)
+        assert len(builds) == 2  # many more points: worth asking the engine again
+    finally:
+        store.close()

@@ -287,8 +287,9 @@ class EdgeStore:
     def optimize(
         self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
     ) -> bool:
-        """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it (the engine
-        may still decide that nothing is worth indexing: False then).
+        """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it, beyond those
+        the last build left (the engine may decide that nothing is worth indexing: False
+        then, and no build until that many more lack it; `plugin.stores.edge_count`).
 
         The engine holds the GIL while it builds (a minute per 100k points on 2 cores), so a
         process that serves searches meanwhile (`serving`, a daemon) builds it in a child
@@ -300,7 +301,7 @@ class EdgeStore:
         if self._reading:
             return False
         pending = self.unindexed()
-        if pending < OPTIMIZE_MIN_UNINDEXED:
+        if self._written().beyond_last_build(pending) < OPTIMIZE_MIN_UNINDEXED:
             self._written().save()  # idle: a good time to write the count down
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
@@ -313,7 +314,8 @@ class EdgeStore:
             with self._search_lock:
                 worked = bool(self._use("optimize"))
         if worked or not serving:
-            self._written().built(self._live().stat().st_ino)
+            left = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+            self._written().built(self._live().stat().st_ino, left)
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
 

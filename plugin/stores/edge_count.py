@@ -11,6 +11,12 @@ the index), kept in `indexing.json` in the collection's folder; the points lacki
 index are the larger of the two counts. It is a cache: lost, it counts from 0 again. It
 names the shard folder it counts for (by inode: renames keep it, a copy has its own), so a
 copy swapped in by a build that a crash cut before the count was reset starts from 0.
+
+It also keeps what the last build left unindexed: the engine indexes a segment only past
+its own threshold (`indexing_threshold`, 10,000 KB of vectors by default: 80,000 vectors of
+32 dimensions), so with a small model a build may index nothing, and a store that built
+whenever 10,000 points lacked the index copied its shard every few seconds for ever. The
+next build waits for that many more.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ class IndexLedger:
         data = _read(self._path)
         mine = data.get("shard") == shard
         self.written = data.get("written", 0) if mine else 0
-        self._saved = self.written if mine else -1  # another shard's count: replace it
+        self.left = data.get("left", 0) if mine else 0  # unindexed after the last build
+        self._saved: tuple[int, int] | None = (self.written, self.left) if mine else None
 
     def wrote(self, points: int) -> None:
         self.written += points
@@ -44,28 +51,36 @@ class IndexLedger:
         """The points lacking the index, given the engine's count (`engine`)."""
         return max(engine, self.written)
 
-    def built(self, shard: int) -> None:
-        """An index build just ended, and `shard` is the shard in use: what it left
-        unindexed, the engine counts right."""
+    def beyond_last_build(self, unindexed: int) -> int:
+        """Of `unindexed` points lacking the index, those beyond what the last build left."""
+        self.left = min(self.left, unindexed)  # some were deleted since
+        return unindexed - self.left
+
+    def built(self, shard: int, left: int) -> None:
+        """An index build just ended, `shard` is the shard in use, and the engine counts
+        `left` points it did not index (what it counts after a build is right)."""
         self._shard = shard
         self.written = 0
-        self._saved = -1
+        self.left = left
+        self._saved = None
         self.save()
 
     def save(self) -> None:
         """Write the count down when it changed (a cache: failing to is no error)."""
-        if self.written == self._saved:
+        if (self.written, self.left) == self._saved:
             return
         tmp = self._path.with_name(LEDGER_FILE + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps({"shard": self._shard, "written": self.written}))
+                handle.write(
+                    json.dumps({"shard": self._shard, "written": self.written, "left": self.left})
+                )
             os.replace(tmp, self._path)
         except OSError as exc:
             log.debug("could not write %s: %s", self._path, exc)
             return
-        self._saved = self.written
+        self._saved = (self.written, self.left)
 
 
 def _read(path: Path) -> dict[str, int]:
