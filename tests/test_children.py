@@ -300,3 +300,78 @@ def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
     EdgeStore.connect(path=path, collection="docsync").close()
     left = sorted(p.name for p in folder.iterdir() if p.name != LEDGER_FILE)
     assert left == ["profile.json", "shard", "shard.0"]
+
+
+def low_disk(monkeypatch: pytest.MonkeyPatch, free: dict[str, int]) -> None:
+    """The store's file system has `free["bytes"]` free (what statvfs says, at the seam)."""
+    real = os.statvfs
+
+    def statvfs(path: object) -> os.statvfs_result:
+        s = real(path)  # type: ignore[arg-type]
+        return os.statvfs_result((*s[:4], free["bytes"] // s.f_frsize, *s[5:]))
+
+    monkeypatch.setattr(edge_store.os, "statvfs", statvfs)
+
+
+def test_a_full_disk_is_found_before_a_shard_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a shard writes: on a full disk the engine died of a bus error in the shard
+    process, and the daemon with it."""
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 10))
+    store.close()
+    free = {"bytes": 1 << 20}
+    low_disk(monkeypatch, free)
+    started: list[Path] = []
+    real_init = HostedShard.__init__
+
+    def recorded(self: HostedShard, shard: Path) -> None:
+        started.append(shard)
+        real_init(self, shard)
+
+    monkeypatch.setattr(HostedShard, "__init__", recorded)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        with pytest.raises(StoreFullError, match="out of space"):
+            store.open(PROFILE, create=False)
+        assert started == []
+        free["bytes"] = 1 << 40
+        store.open(PROFILE, create=False)
+        store.upsert(points(10, 10))
+        assert store.count() == 20 and len(started) == 1
+    finally:
+        store.close()
+
+
+def test_a_shard_process_that_dies_of_a_bus_error_is_survived(
+    serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a full disk does to the engine (SIGBUS on a page it cannot get): asked again on
+    a new process while there is room, refused as "out of space" (pending, to the daemon)
+    once there is not."""
+    free = {"bytes": 1 << 40}
+    low_disk(monkeypatch, free)
+    real_answer = HostedShard._answer
+    bus_errors = [1]
+    fills = [False]
+
+    def bus_error(self: HostedShard) -> Any:
+        if bus_errors[0]:
+            bus_errors[0] -= 1
+            os.kill(self._child.pid, signal.SIGBUS)
+            if fills[0]:
+                free["bytes"] = 1 << 20  # the disk filled up during the request
+        return real_answer(self)
+
+    serving.upsert(points(0, 10))
+    monkeypatch.setattr(HostedShard, "_answer", bus_error)
+    serving.upsert(points(10, 10))  # the first process died; the second wrote it
+    bus_errors[0], fills[0] = 1, True
+    with pytest.raises(StoreFullError):
+        serving.upsert(points(20, 10))
+    free["bytes"] = 1 << 40
+    serving.upsert(points(20, 10))
+    assert serving.count() == 30

@@ -274,8 +274,8 @@ class EdgeStore:
         """After the shard's own changes are flushed: a profile never claims more than the
         shard holds."""
         self._writable()
+        self._ensure_space(0)  # a flush writes too
         self._use("flush")
-        self._ensure_space(0)
         try:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
@@ -483,6 +483,10 @@ class EdgeStore:
         if shard is None:
             if not self._exists():
                 raise collection_missing(self.collection, self.description, hint=False)
+            if not self._reading:
+                # Opening a shard writes (the engine replays its WAL into memory-mapped
+                # files): on a full disk that is a bus error in the opening process.
+                self._ensure_space(0)
             live = self._live()
             shard = (
                 self._call(HostedShard, live)
@@ -499,8 +503,7 @@ class EdgeStore:
 
     def _ensure_space(self, expected: int) -> None:
         """Refuse a write that could fill the disk: the engine would die of it (SIGBUS)."""
-        stats = os.statvfs(self._root)
-        free = stats.f_bavail * stats.f_frsize
+        free = _free_bytes(self._root)
         needed = FREE_FLOOR + SPACE_FACTOR * expected
         if free < needed:
             raise StoreFullError(
@@ -547,10 +550,9 @@ class EdgeStore:
 
     def _os_error(self, exc: OSError) -> StoreError:
         if exc.errno == errno.ENOSPC:
-            stats = os.statvfs(self._root)
             return StoreFullError(
                 f"the embedded store {self._root} is out of space "
-                f"({_mib(stats.f_bavail * stats.f_frsize)} free); free some space or move "
+                f"({_mib(_free_bytes(self._root))} free); free some space or move "
                 "DOCSYNC_QDRANT_PATH to a larger disk"
             )
         if exc.errno in _NOT_WRITABLE:
@@ -752,6 +754,12 @@ def _held(shard: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _free_bytes(folder: Path) -> int:
+    """The space free for this user on the file system of `folder` (the tests' seam)."""
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
 
 
 def _mib(size: int) -> str:
