@@ -6,6 +6,7 @@
     └── StoreError             anything about the Qdrant store
         ├── StoreUnavailableError   unreachable, timed out, 5xx or 429: worth retrying
         │   ├── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
+        │   ├── ShardProcessError   the child process holding the embedded shard died twice
         │   └── DaemonUnavailableError  no daemon answers on the store's socket (it stopped)
         ├── StoreLockedError        the embedded store's folder is held by another process
         ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
@@ -39,6 +40,12 @@ class StoreUnavailableError(StoreError):
 class StoreFullError(StoreUnavailableError):
     """Too little free space under the embedded store to write safely. An outage like any
     other to the daemon: its changes stay pending and are retried once space is back."""
+
+
+class ShardProcessError(StoreUnavailableError):
+    """The child process holding the embedded store's shard ended in the middle of a request
+    (killed, out of memory, a bus error). The store starts another and asks again once; a
+    second death is an outage like any other to the daemon: its changes stay pending."""
 
 
 class DaemonUnavailableError(StoreUnavailableError):

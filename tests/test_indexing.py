@@ -20,6 +20,7 @@ from plugin.profile import EmbeddingProfile
 from plugin.store import Point
 from plugin.stores import edge as edge_store
 from plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
+from plugin.stores.edge_count import LEDGER_FILE
 from plugin.stores.edge_host import HostedShard
 
 POINTS = 8000  # 12 MB of vectors: past the engine's own indexing threshold
@@ -52,8 +53,10 @@ def store(
 
 
 def layout(folder: Path) -> tuple[list[str], str]:
-    """The collection folder's entries, and the one its `shard` link names."""
-    return sorted(p.name for p in folder.iterdir()), os.readlink(folder / SHARD_DIR)
+    """The collection folder's entries (less the count of writes since the last build),
+    and the one its `shard` link names."""
+    names = sorted(p.name for p in folder.iterdir() if p.name != LEDGER_FILE)
+    return names, os.readlink(folder / SHARD_DIR)
 
 
 def nearest(store: EdgeStore, vector: list[float]) -> str:
@@ -285,3 +288,102 @@ def test_a_store_at_a_relative_path_keeps_its_shard_when_a_writer_opens_it_again
         assert layout(again._dir) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
     finally:
         again.close()
+
+
+def test_the_copy_a_build_swaps_in_keeps_the_engines_sparse_files_sparse(
+    tmp_path: Path, vectors: list[list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine sizes its files ahead and fills them a page at a time: a copy that wrote
+    their holes out made a 916 KB store take 207 MB after one swap."""
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
+    store = filled(tmp_path / "edge", vectors[:160])
+    sizes: list[tuple[int, int]] = []
+
+    def measured(copy: Path, should_stop: Callable[[], bool]) -> bool:
+        sizes.append((edge_store._folder_bytes(store._live()), edge_store._folder_bytes(copy)))
+        return True
+
+    monkeypatch.setattr(edge_store, "_run_indexer", measured)
+    try:
+        store.optimize(serving=True)
+        ((live, copy),) = sizes
+        assert copy <= live + (64 << 10)
+        assert store.count() == 160 and nearest(store, vectors[7]) == str(uuid.UUID(int=8))
+        apparent = sum(p.stat().st_size for p in store._live().rglob("*") if p.is_file())
+        assert apparent > 4 * copy  # the engine's files are sparse, and stayed so
+    finally:
+        store.close()
+
+
+def test_points_written_after_deletes_are_counted_unindexed_and_get_their_index(
+    tmp_path: Path, vectors: list[list[float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's count of indexed vectors keeps the deleted points until a build drops
+    them: 26,956 points beside 77,404 indexed vectors read as 0 unindexed, for ever."""
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 2000)
+    path = tmp_path / "edge"
+    store = filled(path, vectors)
+    assert store.optimize() is True and store.unindexed() == 0
+    store.delete([str(uuid.UUID(int=i + 1)) for i in range(6000)])
+    fresh = np.random.default_rng(4).standard_normal((POINTS, DIMENSION)).tolist()
+    store.upsert([Point(str(uuid.UUID(int=10**6 + i)), {}, v, None) for i, v in enumerate(fresh)])
+    try:
+        assert store.unindexed() == POINTS
+    finally:
+        store.close()
+    store = EdgeStore.connect(path=path, collection="docsync")  # the count is kept
+    try:
+        store.open(PROFILE, create=False)
+        assert store.unindexed() == POINTS
+        assert store.optimize() is True
+        assert store.unindexed() == 0 and store.count() == POINTS + 2000
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("serving", [True, False])
+def test_a_build_the_engine_declines_is_not_repeated_until_many_more_points_lack_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving: bool
+) -> None:
+    """Small vectors (32 dimensions: 80,000 fit the engine's indexing threshold) are never
+    indexed: a daemon copied its shard and built nothing every 4-5 s, for ever."""
+    dimension, n = 32, edge_store.OPTIMIZE_MIN_UNINDEXED + 2000
+    rng = np.random.default_rng(6)
+
+    def more(first: int, count: int) -> list[Point]:
+        vectors = rng.standard_normal((count, dimension)).tolist()
+        return [
+            Point(str(uuid.UUID(int=first + i + 1)), {}, v, None) for i, v in enumerate(vectors)
+        ]
+
+    builds: list[str] = []
+    run_indexer, local_build = edge_store._run_indexer, edge_store.LocalShard.optimize
+
+    def counted(copy: Path, should_stop: Callable[[], bool]) -> bool:
+        builds.append(copy.name)
+        return run_indexer(copy, should_stop)
+
+    def counted_here(shard: edge_store.LocalShard) -> bool:
+        builds.append("here")
+        return local_build(shard)
+
+    monkeypatch.setattr(edge_store, "_run_indexer", counted)
+    monkeypatch.setattr(edge_store.LocalShard, "optimize", counted_here)
+    path = tmp_path / "edge"
+    store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+    try:
+        store.open(EmbeddingProfile("m", None, dimension, "cosine", "", "", "c"), create=True)
+        store.upsert(more(0, n))
+        for _ in range(3):
+            store.optimize(serving=serving)
+        assert len(builds) == 1
+        assert store.unindexed() == n  # still said: the engine left them unindexed
+        store.close()
+        store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+        store.optimize(serving=serving)
+        assert len(builds) == 1  # a restart does not forget it
+        store.upsert(more(n, edge_store.OPTIMIZE_MIN_UNINDEXED))
+        store.optimize(serving=serving)
+        assert len(builds) == 2  # many more points: worth asking the engine again
+    finally:
+        store.close()

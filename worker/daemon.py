@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from plugin.encoder import Encoder
-from plugin.errors import StoreFullError, StoreUnavailableError
+from plugin.errors import StoreError, StoreFullError, StoreUnavailableError
 from plugin.store import Store
 from worker.embed import Interrupted
 from worker.metrics import Metrics
@@ -92,6 +92,8 @@ class Daemon:
         self._present = {root: _present(root) is not False for root in self.roots}
         self._next_rescan = self._rescan_after()
         self._failures = 0
+        self._index_failures = 0
+        self._index_after = clock()  # no index build before this (backoff after a failed one)
         self.heartbeat = clock()
         self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
 
@@ -159,10 +161,29 @@ class Daemon:
         self.metrics.pending.set(len(self.debouncer) + len(changes))
         if changes:
             self._apply(changes)
-        elif not len(self.debouncer) and self.ready.is_set():
-            # Idle: build the index, never between a sync's writes, and in a way that keeps
-            # searches answering (the embedded engine's build holds the GIL for minutes).
+        elif not len(self.debouncer) and self.ready.is_set() and self._clock() >= self._index_after:
+            self._build_index()
+
+    def _build_index(self) -> None:
+        """Idle: build the index, never between a sync's writes, and in a way that keeps
+        searches answering (the embedded engine's build holds the GIL for minutes). A build
+        that fails (a full disk, a store that went away) costs nothing but the index:
+        searches stay exact, and it is tried again after a backoff, said once."""
+        try:
             self.store.optimize(serving=True, should_stop=self._stop.is_set)
+        except StoreError as exc:
+            self._index_failures += 1
+            delay = min(
+                self.options.backoff_max, self.options.backoff_min * 2 ** (self._index_failures - 1)
+            )
+            self._index_after = self._clock() + delay
+            self.metrics.errors.labels(kind="index_build").inc()
+            if self._index_failures == 1:
+                log.warning("the index build failed (%s); searches stay exact; retrying", exc)
+            return
+        if self._index_failures:
+            log.info("the index build works again")
+        self._index_failures = 0
 
     def _initial_sync(self, progress: Progress | None) -> None:
         while not self._stop.is_set():

@@ -47,7 +47,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plugin.errors import StoreError, StoreFullError, StoreLockedError, StoreRequestError
+from plugin.errors import (
+    ShardProcessError,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+    StoreRequestError,
+)
 from plugin.folders import private_dirs
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.profile import EmbeddingProfile
@@ -59,6 +65,7 @@ from plugin.store import (
     check_profile,
     collection_missing,
 )
+from plugin.stores.edge_count import IndexLedger
 from plugin.stores.edge_host import HostedShard
 from plugin.stores.edge_shard import LocalShard
 
@@ -75,6 +82,7 @@ LINK_TMP = "shard.link"  # the next link, before it is renamed over the first
 # Left by a swap of an earlier docsync (renames, no link): finished or undone on open.
 INDEXING_DIR = "shard.indexing"
 READY_MARK = ".indexed"
+BUILDING_SUFFIX = ".lock"  # shard.<n>.lock: held by the child building the index of shard.<n>
 REPLACED_DIR = "shard.replaced"
 EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
@@ -113,6 +121,7 @@ class EdgeStore:
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
         self._shard: Shard | None = None
+        self._ledger: IndexLedger | None = None  # read when first needed
         self._search_lock = threading.Lock()
         self._engine_lock = threading.RLock()
         self._lock_fd = None if self._absent else _lock(root, reading=reading)
@@ -173,6 +182,7 @@ class EdgeStore:
             chunk = points[i : i + WRITE_BATCH]
             self._ensure_space(sum(_point_bytes(p) for p in chunk))
             self._use("upsert", list(chunk))
+            self._written().wrote(len(chunk))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -185,6 +195,7 @@ class EdgeStore:
             self._writable()
             self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
             self._use("set_payload", list(ids), payload)
+            self._written().wrote(len(ids))  # the engine moves them out of the index
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
@@ -257,13 +268,14 @@ class EdgeStore:
             chunk = items[i : i + WRITE_BATCH]
             self._ensure_space(sum(POINT_OVERHEAD + 8 * len(v.indices) for _, v in chunk))
             self._use("set_keyword_vectors", chunk)
+            self._written().wrote(len(chunk))
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
         """After the shard's own changes are flushed: a profile never claims more than the
         shard holds."""
         self._writable()
+        self._ensure_space(0)  # a flush writes too
         self._use("flush")
-        self._ensure_space(0)
         try:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
@@ -275,8 +287,9 @@ class EdgeStore:
     def optimize(
         self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
     ) -> bool:
-        """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it (the engine
-        may still decide that nothing is worth indexing: False then).
+        """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it, beyond those
+        the last build left (the engine may decide that nothing is worth indexing: False
+        then, and no build until that many more lack it; `plugin.stores.edge_count`).
 
         The engine holds the GIL while it builds (a minute per 100k points on 2 cores), so a
         process that serves searches meanwhile (`serving`, a daemon) builds it in a child
@@ -288,7 +301,8 @@ class EdgeStore:
         if self._reading:
             return False
         pending = self.unindexed()
-        if pending < OPTIMIZE_MIN_UNINDEXED:
+        if self._written().beyond_last_build(pending) < OPTIMIZE_MIN_UNINDEXED:
+            self._written().save()  # idle: a good time to write the count down
             return False
         self._ensure_space(pending * OPTIMIZE_BYTES_PER_POINT // SPACE_FACTOR)
         started = time.monotonic()
@@ -299,18 +313,23 @@ class EdgeStore:
             log.info("indexing %d new points (searches wait until it is done)", pending)
             with self._search_lock:
                 worked = bool(self._use("optimize"))
+        if worked or not serving:
+            left = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+            self._written().built(self._live().stat().st_ino, left)
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
 
     def _index_elsewhere(self, should_stop: Callable[[], bool]) -> bool:
         live = self._live()
-        copy = self._dir / f"shard.{max(self._generations(), default=0) + 1}"
-        shutil.rmtree(copy, ignore_errors=True)
+        self._drop_unused()
+        # A number no folder and no lock has: a copy a live builder holds is never reused.
+        taken = (GENERATION.match(p.name) for p in self._dir.iterdir())
+        copy = self._dir / f"shard.{max((int(m[1]) for m in taken if m), default=0) + 1}"
         self._ensure_space(_folder_bytes(live) // SPACE_FACTOR)
         self._use("flush")
         try:
             # Searches go on meanwhile: file copies run without the GIL.
-            shutil.copytree(live, copy)
+            shutil.copytree(live, copy, copy_function=_copy_sparse)
             built = _run_indexer(copy, should_stop)
         except OSError as exc:
             shutil.rmtree(copy, ignore_errors=True)
@@ -348,11 +367,14 @@ class EdgeStore:
         return True
 
     def unindexed(self) -> int:
-        """Points whose dense vector the HNSW index lacks."""
-        return int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+        """Points whose dense vector the HNSW index lacks (`plugin.stores.edge_count`)."""
+        engine = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+        return self._written().unindexed(engine)
 
     def close(self) -> None:
         try:
+            if self._ledger is not None and not self._reading:
+                self._ledger.save()
             if self._shard is not None:
                 shard, self._shard = self._shard, None
                 if isinstance(shard, LocalShard) and not self._reading:
@@ -363,6 +385,11 @@ class EdgeStore:
                 os.close(self._lock_fd)  # closing the file releases the lock
                 self._lock_fd = None
                 _OPEN_HERE.discard(_lock_key(self._root))
+
+    def _written(self) -> IndexLedger:
+        if self._ledger is None:
+            self._ledger = IndexLedger(self._dir, self._live().stat().st_ino)
+        return self._ledger
 
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()
@@ -403,12 +430,22 @@ class EdgeStore:
             first = folder / f"shard.{max(generations, default=-1) + 1}"
             os.rename(shard, first)
             _link(folder, first.name)
+        self._drop_unused()
+
+    def _drop_unused(self) -> None:
+        """Delete the shard folders not in use (copies a crash or a failed build left) and
+        their locks; never one a live index builder holds (a daemon killed while it built:
+        the builder is ending, and may still write there)."""
         # By name: the store's folder may be given relative (the default `.docsync/qdrant`),
         # the link's target is resolved.
         live = self._live().name
         for path in self._generations().values():
-            if path.name != live:
+            if path.name != live and not _held(path):
                 shutil.rmtree(path, ignore_errors=True)
+        for lock in self._dir.glob(f"shard.*{BUILDING_SUFFIX}"):
+            shard = lock.with_name(lock.name.removesuffix(BUILDING_SUFFIX))
+            if not shard.exists() and not _held(shard):
+                lock.unlink(missing_ok=True)
 
     def _create(self, profile: EmbeddingProfile) -> None:
         self._ensure_space(0)
@@ -446,6 +483,10 @@ class EdgeStore:
         if shard is None:
             if not self._exists():
                 raise collection_missing(self.collection, self.description, hint=False)
+            if not self._reading:
+                # Opening a shard writes (the engine replays its WAL into memory-mapped
+                # files): on a full disk that is a bus error in the opening process.
+                self._ensure_space(0)
             live = self._live()
             shard = (
                 self._call(HostedShard, live)
@@ -462,8 +503,7 @@ class EdgeStore:
 
     def _ensure_space(self, expected: int) -> None:
         """Refuse a write that could fill the disk: the engine would die of it (SIGBUS)."""
-        stats = os.statvfs(self._root)
-        free = stats.f_bavail * stats.f_frsize
+        free = _free_bytes(self._root)
         needed = FREE_FLOOR + SPACE_FACTOR * expected
         if free < needed:
             raise StoreFullError(
@@ -474,9 +514,21 @@ class EdgeStore:
 
     def _use(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the shard's `method` under the engine lock, so that a shard swapped in by an
-        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends."""
+        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends.
+
+        A child holding the shard that dies meanwhile (killed, out of memory, a bus error)
+        is started again and asked again, once: every request is safe to repeat (writes are
+        by point ID, the rest only read). A second death raises `ShardProcessError`, which
+        a daemon retries later like any outage; a nearly full disk (what a bus error in the
+        engine usually means) is `StoreFullError` before the child is started again."""
         with self._engine_lock:
-            return self._call(getattr(self._load(), method), *args, **kwargs)
+            try:
+                return self._call(getattr(self._load(), method), *args, **kwargs)
+            except ShardProcessError as exc:
+                log.warning("%s during %s; starting another and asking again", exc, method)
+                self._shard = None
+                self._ensure_space(0)
+                return self._call(getattr(self._load(), method), *args, **kwargs)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The engine raises plain `Exception` (or `ValueError`) for requests it refuses,
@@ -498,10 +550,9 @@ class EdgeStore:
 
     def _os_error(self, exc: OSError) -> StoreError:
         if exc.errno == errno.ENOSPC:
-            stats = os.statvfs(self._root)
             return StoreFullError(
                 f"the embedded store {self._root} is out of space "
-                f"({_mib(stats.f_bavail * stats.f_frsize)} free); free some space or move "
+                f"({_mib(_free_bytes(self._root))} free); free some space or move "
                 "DOCSYNC_QDRANT_PATH to a larger disk"
             )
         if exc.errno in _NOT_WRITABLE:
@@ -581,33 +632,134 @@ def _json_bytes(payload: dict[str, Any]) -> int:
 
 
 def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    """The disk space the files under `folder` take: their allocated blocks (`st_blocks` is
+    in 512-byte units whatever the file system's block size), not their apparent size. The
+    engine's files are sparse (a segment file of 32 MiB may hold a few pages): by apparent
+    size a 160-point store asked for 238 MiB free before a build."""
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def _copy_sparse(source: str, target: str) -> str:
+    """Copy the file `source` to `target` leaving its holes holes (for `shutil.copytree`).
+
+    The engine's files are sparse: it sizes a segment's memory-mapped files ahead and
+    fills them a page at a time. `shutil.copy2` writes every byte it reads, zeros of the
+    holes included, so one swap made a 916 KB store take 207 MB. No installed library
+    copies holes, and `cp --sparse=always` would tie the store to GNU coreutils: this walks
+    the data extents with SEEK_DATA / SEEK_HOLE (a file system without them reports one
+    extent, the whole file) and copies each in the kernel (`os.copy_file_range`, which may
+    even share the blocks), then sets the size, so a hole at the end stays one too."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left
+                    raise
+                break
+            offset = os.lseek(src.fileno(), start, os.SEEK_HOLE)
+            _copy_range(src.fileno(), dst.fileno(), start, offset)
+        os.ftruncate(dst.fileno(), size)
+    shutil.copymode(source, target)
+    return target
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    """Bytes `start` to `end` of `src` into the same place in `dst`."""
+    while start < end:
+        try:
+            done = os.copy_file_range(src, dst, end - start, start, start)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(src, min(end - start, 1 << 20), start)  # a kernel without it
+            done = os.pwrite(dst, data, start) if data else 0
+        if done == 0:
+            return  # the file got shorter meanwhile: nothing more to copy
+        start += done
 
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
     plugin.stores.edge_shard`); True once it is done. A child that fails is logged, one stopped
     by `should_stop` is not."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "plugin.stores.edge_shard", str(copy)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The child holds the copy's lock as long as it lives (it inherits the descriptor), so
+    # a daemon restarted meanwhile leaves that folder alone; and it dies with this thread,
+    # which waits for it throughout (`edge_shard.die_with_parent`).
+    held = _hold(copy)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "plugin.stores.edge_shard", str(copy), str(os.getpid())],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(held,),
+        )
+        errors = _wait(child, should_stop)
+    finally:
+        _release(copy, held)
+    if errors is None:
+        return False
+    if child.returncode != 0:
+        last = errors.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
+        return False
+    return True
+
+
+def _wait(child: subprocess.Popen[str], should_stop: Callable[[], bool]) -> str | None:
+    """Wait for `child` to end, its stderr; None when `should_stop` stopped it first."""
     while True:
         try:
-            _, errors = child.communicate(timeout=0.5)
-            break
+            return child.communicate(timeout=0.5)[1] or ""
         except subprocess.TimeoutExpired:
             if should_stop():
                 child.kill()
                 child.communicate()
-                return False
-    if child.returncode != 0:
-        last = (errors or "").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
+                return None
+
+
+def _lock_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + BUILDING_SUFFIX)
+
+
+def _hold(shard: Path) -> int:
+    """Take the lock of the copy `shard` (an flock on `shard.<n>.lock` beside it)."""
+    fd = os.open(_lock_path(shard), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _release(shard: Path, fd: int) -> None:
+    _lock_path(shard).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _held(shard: Path) -> bool:
+    """Whether a live builder (of this process or another) holds the copy `shard`."""
+    try:
+        fd = os.open(_lock_path(shard), os.O_RDWR)
+    except FileNotFoundError:
         return False
-    return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _free_bytes(folder: Path) -> int:
+    """The space free for this user on the file system of `folder` (the tests' seam)."""
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
 
 
 def _mib(size: int) -> str:

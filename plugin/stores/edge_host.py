@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from plugin.errors import StoreError
+from plugin.errors import ShardProcessError, StoreError
 from plugin.stores.edge_shard import LocalShard
 
 # Only these names cross the socket: the shard's public methods, less those that open and
@@ -43,7 +43,8 @@ STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is k
 class HostedShard:
     """The methods of `plugin.stores.edge_shard.LocalShard`, answered by a child process that holds
     the shard, one request at a time. The engine's errors are raised here as it raised them
-    there; a child that died is a `StoreError` (and `alive` is False from then on)."""
+    there; a child that died is a `ShardProcessError` (and `alive` is False from then on):
+    `EdgeStore` starts another and asks again."""
 
     def __init__(self, path: Path) -> None:
         """Start the child and wait until it has opened the shard at `path` (the engine's
@@ -107,13 +108,12 @@ class HostedShard:
             self._child.kill()
             return self._child.wait()
 
-    def _gone(self) -> StoreError:
+    def _gone(self) -> ShardProcessError:
         self._conn.close()
         status = self._reap()
         how = f"signal {-status}" if status < 0 else f"exit status {status}"
-        return StoreError(
-            f"the process that held the embedded store's shard {self.path} ended ({how}); "
-            "it is started again on the next request"
+        return ShardProcessError(
+            f"the process that held the embedded store's shard {self.path} ended ({how})"
         )
 
 

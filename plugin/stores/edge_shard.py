@@ -10,7 +10,9 @@ through unchanged: `EdgeStore` turns them into docsync's.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -180,10 +182,12 @@ class LocalShard:
         return int(self._shard.count(edge.CountRequest(exact=True, filter=flt)))
 
     def unindexed(self, *, keyword: bool) -> int:
-        """Points whose dense vector the HNSW index lacks. The engine's count of indexed
-        vectors includes every (non-empty) keyword vector, always indexed as it is written
-        (`keyword`: the shard has them): those are taken out, or a collection with keyword
-        vectors would never be indexed."""
+        """Points whose dense vector the HNSW index lacks, by the engine's counts: at least
+        this many (the count of indexed vectors keeps deleted and rewritten points until a
+        build drops them; `EdgeStore` adds what it wrote, `plugin.stores.edge_count`). The
+        engine's count of indexed vectors includes every (non-empty) keyword vector, always
+        indexed as it is written (`keyword`: the shard has them): those are taken out, or a
+        collection with keyword vectors would never be indexed."""
         info = self._shard.info()
         indexed = int(info.indexed_vectors_count)
         if keyword:
@@ -262,10 +266,13 @@ def _edge_point(point: Point) -> Any:
     return edge.Point(id=point.id, vector=vectors, payload=point.payload)
 
 
-def build_index(path: str) -> None:
+def build_index(path: str, parent: int | None = None) -> None:
     """Load the shard at `path`, build its index, close it (the child `EdgeStore` runs to
     index a copy while a daemon keeps serving). At the lowest CPU priority: the searches
-    the daemon answers meanwhile (from the shard's own process) go first."""
+    the daemon answers meanwhile (from the shard's own process) go first. It ends with
+    `parent` (the pid of the process that started it), whose copy it is building."""
+    if parent is not None:
+        die_with_parent(parent)
     os.nice(19)
     shard = LocalShard.load(path)
     try:
@@ -275,5 +282,24 @@ def build_index(path: str) -> None:
         shard.close()
 
 
-if __name__ == "__main__":  # python -m plugin.stores.edge_shard SHARD_COPY
-    build_index(sys.argv[1])
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process (SIGKILL) when `parent` ends: a builder that
+    outlived a daemon killed with -9 went on writing for 15-18 s in a folder the restarted
+    daemon deletes and copies into. Linux only (`prctl(PR_SET_PDEATHSIG)`), elsewhere a
+    no-op. The signal comes when the *thread* that started this process ends, so only a
+    parent thread that waits for the child throughout may rely on it (`_run_indexer` does);
+    and a parent that ended before the call is seen by `getppid`."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)  # the parent is already gone: its copy is nobody's
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+if __name__ == "__main__":  # python -m plugin.stores.edge_shard SHARD_COPY [PARENT_PID]
+    build_index(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -1,0 +1,377 @@
+"""DESIGN invariant 12, the embedded store's children: the process holding a daemon's shard
+(`plugin.stores.edge_host`) and the index builder (`python -m plugin.stores.edge_shard`) may
+die at any moment (kill -9, out of memory, a bus error on a full disk); the store starts
+another, asks again, and nothing is lost; what it cannot survive is an outage the daemon
+retries, never an error that ends it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from plugin.encoder import Encoder
+from plugin.errors import ShardProcessError, StoreFullError, StoreUnavailableError
+from plugin.profile import EmbeddingProfile
+from plugin.store import Point
+from plugin.stores import edge as edge_store
+from plugin.stores.edge import EdgeStore
+from plugin.stores.edge_count import LEDGER_FILE
+from plugin.stores.edge_host import HostedShard
+from plugin.stores.edge_shard import LocalShard
+from tests.conftest import CORPUS
+from tests.test_daemon import FAST, Silent, exact
+from worker.daemon import Daemon
+from worker.pipeline import SyncOptions
+
+DIMENSION = 8
+PROFILE = EmbeddingProfile("m", None, DIMENSION, "cosine", "", "", "c")
+
+
+def poll(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)
+
+
+def points(first: int, n: int) -> list[Point]:
+    rng = np.random.default_rng(first)
+    vectors = rng.standard_normal((n, DIMENSION)).tolist()
+    return [
+        Point(str(uuid.UUID(int=first + i + 1)), {"n": first + i}, v, None)
+        for i, v in enumerate(vectors)
+    ]
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[EdgeStore]:
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    store.open(PROFILE, create=True)
+    yield store
+    store.close()
+
+
+def child_of(store: EdgeStore) -> int:
+    shard = store._shard
+    assert isinstance(shard, HostedShard) and shard.alive
+    return shard._child.pid
+
+
+def test_writes_land_when_the_shard_process_is_killed_between_them(serving: EdgeStore) -> None:
+    serving.upsert(points(0, 100))
+    os.kill(child_of(serving), signal.SIGKILL)
+    serving.upsert(points(100, 100))
+    os.kill(child_of(serving), signal.SIGKILL)
+    serving.delete([p.id for p in points(0, 10)])
+    os.kill(child_of(serving), signal.SIGKILL)
+    serving.set_payload([p.id for p in points(10, 10)], {"tag": "x"})
+    assert serving.count() == 190
+    assert serving.count({"tag": "x"}) == 10
+
+
+def test_writes_land_when_the_shard_process_is_killed_during_them(
+    serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child is killed after a request was sent, before it answered (whether it applied
+    it or not: the request is asked again)."""
+    real_answer = HostedShard._answer
+    asked = [0]
+
+    def killed_while_answering(self: HostedShard) -> Any:
+        asked[0] += 1
+        if asked[0] % 7 == 0:
+            os.kill(self._child.pid, signal.SIGKILL)
+        return real_answer(self)
+
+    monkeypatch.setattr(HostedShard, "_answer", killed_while_answering)
+    serving.upsert(points(0, 1000))  # 16 batches: two of them meet a dead child
+    serving.delete([p.id for p in points(0, 100)])
+    assert asked[0] > 14
+    assert serving.count() == 900
+    assert {p.id for p in serving.retrieve([p.id for p in points(900, 100)])} == {
+        p.id for p in points(900, 100)
+    }
+
+
+def test_a_child_that_dies_again_is_an_outage_to_retry(
+    serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_answer = HostedShard._answer
+
+    def always_killed(self: HostedShard) -> Any:
+        os.kill(self._child.pid, signal.SIGKILL)
+        return real_answer(self)
+
+    serving.upsert(points(0, 10))
+    monkeypatch.setattr(HostedShard, "_answer", always_killed)
+    with pytest.raises(StoreUnavailableError) as raised:
+        serving.upsert(points(10, 10))
+    assert isinstance(raised.value, ShardProcessError)
+    assert "signal 9" in str(raised.value)
+    monkeypatch.setattr(HostedShard, "_answer", real_answer)
+    serving.upsert(points(10, 10))
+    assert serving.count() == 20
+
+
+def test_the_daemon_outlives_its_shard_process(
+    tmp_path: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", docs)
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    daemon = Daemon(
+        [docs], store=store, encoder=tiny_encoder, sync_options=SyncOptions(), options=FAST
+    )
+    real_answer = HostedShard._answer
+    kills = [0]
+
+    def dying(self: HostedShard) -> Any:
+        # Each child dies in its second request: every write meets a death, some two.
+        if kills[0] < 8 and getattr(self, "_asked", 0) == 1:
+            kills[0] += 1
+            os.kill(self._child.pid, signal.SIGKILL)
+        self._asked = getattr(self, "_asked", 0) + 1  # type: ignore[attr-defined]
+        return real_answer(self)
+
+    monkeypatch.setattr(HostedShard, "_answer", dying)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        poll(daemon.ready.is_set)
+        (docs / "mac.rst").write_text("Macs\n====\n\nRewritten while its store dies.\n")
+        (docs / "unix.rst").unlink()
+        poll(lambda: kills[0] >= 8 and exact(store, docs, tiny_encoder))
+        assert thread.is_alive()
+    finally:
+        daemon.stop()
+        thread.join(timeout=60)
+        store.close()
+    assert not thread.is_alive()
+
+
+class FailingBuilds:
+    """A store whose index builds fail with `error` (the rest is the real store)."""
+
+    def __init__(self, inner: EdgeStore, error: Exception) -> None:
+        self._inner = inner
+        self.error = error
+        self.builds = 0
+
+    def optimize(self, **_: Any) -> bool:
+        self.builds += 1
+        raise self.error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(
+    "error", [StoreFullError("out of space"), ShardProcessError("ended (signal 7)")]
+)
+def test_a_failed_index_build_backs_off_and_never_ends_the_daemon(
+    tmp_path: Path, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    now = [0.0]
+    store = FailingBuilds(EdgeStore.connect(path=tmp_path / "store", collection="c"), error)
+    daemon = Daemon(
+        [tmp_path],
+        store=store,  # type: ignore[arg-type]
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+        clock=lambda: now[0],
+    )
+    daemon.ready.set()
+    for _ in range(3):
+        daemon.step()  # raises nothing
+    assert store.builds == 1
+    waits = []
+    for _ in range(8):  # 0.01, 0.02, ... up to FAST.backoff_max
+        start, builds = now[0], store.builds
+        while store.builds == builds:
+            now[0] += 0.005
+            daemon.step()
+        waits.append(round(now[0] - start, 3))
+    assert waits[:4] == pytest.approx([0.01, 0.02, 0.04, 0.08], abs=0.006)
+    assert max(waits) <= FAST.backoff_max + 0.006
+    said = [r for r in caplog.records if "index build failed" in r.getMessage()]
+    assert len(said) == 1 and str(error) in said[0].getMessage()
+    store.close()
+
+
+def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -> None:
+    """The engine's files are sparse: what a copy needs is what they take on disk."""
+    folder = tmp_path / "shard.0"
+    (folder / "segments").mkdir(parents=True)
+    with open(folder / "segments" / "vectors.mmap", "wb") as sparse:
+        sparse.truncate(1 << 30)  # 1 GiB apparent, nothing allocated
+        sparse.write(b"x" * 8192)
+    (folder / "wal").write_bytes(b"y" * 100_000)
+    assert 100_000 <= edge_store._folder_bytes(folder) < 1 << 20
+
+
+def builders_of(shard: Path) -> list[int]:
+    """The pids of the index builders working on `shard` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"plugin.stores.edge_shard" in argv and str(shard).encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux)")
+def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    n, dimension = 8000, 384  # a build of some seconds: it is killed long before its end
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
+    store.open(EmbeddingProfile("m", None, dimension, "cosine", "", "", "c"), create=True)
+    vectors = np.random.default_rng(5).standard_normal((n, dimension)).tolist()
+    store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
+    shard = store._live()
+    store.close()
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from plugin.stores.edge import _run_indexer; "
+            "_run_indexer(Path(sys.argv[1]), lambda: False)",
+            str(shard),
+        ]
+    )
+    poll(lambda: bool(builders_of(shard)))
+    assert edge_store._held(shard)  # a restarted daemon would leave this folder alone
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait()
+    poll(lambda: not builders_of(shard))
+    assert not edge_store._held(shard)
+    built = LocalShard.load(str(shard))
+    try:  # it was killed, not left to finish the build
+        assert built.unindexed(keyword=False) == n
+    finally:
+        built.close()
+
+
+def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 20))
+    store.close()
+    folder = path / "docsync"
+    shutil.copytree(folder / "shard.0", folder / "shard.1")
+    held = edge_store._hold(folder / "shard.1")  # as a builder of a killed daemon would
+    copies: list[str] = []
+
+    def recorded(copy: Path, should_stop: Callable[[], bool]) -> bool:
+        copies.append(copy.name)
+        return False
+
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
+    monkeypatch.setattr(edge_store, "_run_indexer", recorded)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        assert (folder / "shard.1").is_dir()
+        store.open(PROFILE, create=False)
+        store.optimize(serving=True)
+        assert copies == ["shard.2"] and (folder / "shard.1").is_dir()
+    finally:
+        store.close()
+        edge_store._release(folder / "shard.1", held)
+    EdgeStore.connect(path=path, collection="docsync").close()
+    left = sorted(p.name for p in folder.iterdir() if p.name != LEDGER_FILE)
+    assert left == ["profile.json", "shard", "shard.0"]
+
+
+def low_disk(monkeypatch: pytest.MonkeyPatch, free: dict[str, int]) -> None:
+    """The store's file system has `free["bytes"]` free (what statvfs says, at the seam)."""
+    real = os.statvfs
+
+    def statvfs(path: object) -> os.statvfs_result:
+        s = real(path)  # type: ignore[arg-type]
+        return os.statvfs_result((*s[:4], free["bytes"] // s.f_frsize, *s[5:]))
+
+    monkeypatch.setattr(edge_store.os, "statvfs", statvfs)
+
+
+def test_a_full_disk_is_found_before_a_shard_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a shard writes: on a full disk the engine died of a bus error in the shard
+    process, and the daemon with it."""
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 10))
+    store.close()
+    free = {"bytes": 1 << 20}
+    low_disk(monkeypatch, free)
+    started: list[Path] = []
+    real_init = HostedShard.__init__
+
+    def recorded(self: HostedShard, shard: Path) -> None:
+        started.append(shard)
+        real_init(self, shard)
+
+    monkeypatch.setattr(HostedShard, "__init__", recorded)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        with pytest.raises(StoreFullError, match="out of space"):
+            store.open(PROFILE, create=False)
+        assert started == []
+        free["bytes"] = 1 << 40
+        store.open(PROFILE, create=False)
+        store.upsert(points(10, 10))
+        assert store.count() == 20 and len(started) == 1
+    finally:
+        store.close()
+
+
+def test_a_shard_process_that_dies_of_a_bus_error_is_survived(
+    serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a full disk does to the engine (SIGBUS on a page it cannot get): asked again on
+    a new process while there is room, refused as "out of space" (pending, to the daemon)
+    once there is not."""
+    free = {"bytes": 1 << 40}
+    low_disk(monkeypatch, free)
+    real_answer = HostedShard._answer
+    bus_errors = [1]
+    fills = [False]
+
+    def bus_error(self: HostedShard) -> Any:
+        if bus_errors[0]:
+            bus_errors[0] -= 1
+            os.kill(self._child.pid, signal.SIGBUS)
+            if fills[0]:
+                free["bytes"] = 1 << 20  # the disk filled up during the request
+        return real_answer(self)
+
+    serving.upsert(points(0, 10))
+    monkeypatch.setattr(HostedShard, "_answer", bus_error)
+    serving.upsert(points(10, 10))  # the first process died; the second wrote it
+    bus_errors[0], fills[0] = 1, True
+    with pytest.raises(StoreFullError):
+        serving.upsert(points(20, 10))
+    free["bytes"] = 1 << 40
+    serving.upsert(points(20, 10))
+    assert serving.count() == 30
