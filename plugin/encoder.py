@@ -254,11 +254,22 @@ class Encoder:
         (on a GPU, enough to keep it busy)."""
         return 32768 if self.device.startswith("cuda") else 512
 
+    @property
+    def prefetch(self) -> bool:
+        """Whether the next window is tokenized while one embeds; before a lazy encoder has
+        loaded the model, decided as its `Runner` will decide it, on the likely device: a
+        sync that embeds nothing (renames, metadata edits) sizes its windows by this and must
+        not load the model for it (DESIGN: light until needed)."""
+        if self._runner is not None:
+            return self._runner.prefetch
+        option: bool | None = self._runner_options["prefetch"]
+        return self.device.startswith("cuda") if option is None else option
+
     def window_at(self, index: int) -> int:
         """The size of the `index`-th window of a run. Where the next window is tokenized
         while one embeds (CUDA), windows start small and double up to `window`, so the
         device waits only for the first small one (a sixteenth) to be tokenized."""
-        if not self._runner_now().prefetch:
+        if not self.prefetch:
             return self.window
         return min(self.window, max(1, self.window // 16) << min(index, 4))
 

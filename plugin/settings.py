@@ -182,6 +182,9 @@ class Settings(BaseSettings):
         default_factory=default_cache,
         description="docsync's cache folder: model cards, ONNX exports (unset: ~/.cache/docsync)",
     )
+    progress_seconds: float = Field(
+        30.0, gt=0, le=86400, description="seconds between progress lines where stderr is no TTY"
+    )
     mcp_description: str = Field(
         "the documents docsync keeps in sync",
         min_length=1,

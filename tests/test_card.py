@@ -240,3 +240,29 @@ def test_a_model_on_a_gpu_is_exported_from_the_cpu_and_put_back() -> None:
 
     assert card_module._on_cpu(model, export) is True
     assert seen == ["cpu"] and model.moves == ["cpu", "cuda:0"] and model.device == "cuda:0"
+
+
+def test_a_sync_of_renames_and_metadata_edits_never_imports_torch(tmp_path: Path) -> None:
+    """Renamed files reuse their stored vectors and a front-matter edit only changes payload:
+    with no chunk to embed, the model is not loaded (deciding the window size used to load
+    it, and import torch, for nothing)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")
+    body = (CORPUS / "howto" / "enum.rst").read_text()
+    note = docs / "enum.md"
+    note.write_text(f"---\ntags: [python]\nowner: ann\n---\n{body}")
+    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    assert code == 0 and "torch" in heavy and json.loads(out)["chunks_embedded"] > 0
+
+    (docs / "sockets.rst").rename(docs / "networking.rst")
+    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    report = json.loads(out)
+    assert (code, report["chunks_embedded"], report["files_changed"]) == (0, 0, 1)
+    assert heavy == []
+
+    note.write_text(f"---\ntags: [python, enum]\nowner: bob\n---\n{body}")
+    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    report = json.loads(out)
+    assert (code, report["chunks_embedded"], report["files_changed"]) == (0, 0, 1)
+    assert heavy == []

@@ -290,3 +290,55 @@ def test_its_state_says_when_it_last_synced_and_what_waits(
         assert state["last_sync"] is not None
     finally:
         stop(daemon, thread)
+
+
+def swap_for_a_copy(root: Path) -> None:
+    """What deploy tools and rsync do: a copy of the folder takes its path, the folder
+    itself moved away (two renames: the daemon never sees the path missing)."""
+    shutil.copytree(root, root.with_name("docs.new"))
+    root.rename(root.with_name("docs.old"))
+    root.with_name("docs.new").rename(root)
+
+
+class Recording(Silent):
+    """A watcher that delivers no event, and counts how many were made."""
+
+    made = 0
+
+    def __init__(self, *_: Any) -> None:
+        type(self).made += 1
+
+
+def test_a_replaced_root_is_watched_anew_and_resynced(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No event arrives (the watcher is silent, rescans are off): only the daemon's own
+    check of the root's identity can find the swap, watch the new folder and reconcile it."""
+    Recording.made = 0
+    daemon = daemon_for(docs, edge, tiny_encoder, watcher_factory=Recording)
+    thread = start(daemon)
+    assert Recording.made == 1
+    with caplog.at_level(logging.WARNING, logger="docsync.daemon"):
+        swap_for_a_copy(docs)
+        (docs / "new-runbook.md").write_text("# Runbook\n\nWritten into the new folder.\n")
+        poll(lambda: exact(edge, docs, tiny_encoder))
+    assert Recording.made == 2
+    assert caplog.text.count("is another folder now") == 1
+    stop(daemon, thread)
+
+
+def test_a_replaced_root_is_followed_by_the_real_watcher(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    """`mv docs docs.old && cp -a docs.old docs` under a daemon with inotify: files written
+    into the new folder sync, and changes to the old one no longer count."""
+    daemon = daemon_for(docs, edge, tiny_encoder)
+    thread = start(daemon)
+    swap_for_a_copy(docs)
+    (docs / "notes").mkdir()
+    (docs / "notes" / "new-runbook.md").write_text("# Runbook\n\nA word: quokkaphant.\n")
+    poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+    (docs / "notes" / "second.md").write_text("# Second\n\nWritten after the swap was seen.\n")
+    (docs.with_name("docs.old") / "mac.rst").unlink()  # the old folder is not the root
+    poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+    stop(daemon, thread)

@@ -70,6 +70,9 @@ class Counted:
     def advance(self, files: int = 1) -> None:
         self.done += files
 
+    def embedded(self, chunks: int) -> None:
+        pass
+
 
 def fresh(root: Path, encoder: Encoder, **options: Any) -> set[Any]:
     store = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")

@@ -379,7 +379,7 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     with _store(settings) as store:
         encoder = _load_encoder(settings)
         _log_start("syncing", roots, store, encoder)
-        with progress_bar() as progress:
+        with progress_bar(interval=settings.progress_seconds) as progress:
             report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
         # The index is built after the model is let go: building it is a large sync's
         # memory peak (the engine copies its segments), and nothing is embedded any more.
@@ -436,7 +436,7 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
         store.open(encoder.profile(), create=True)  # refuse another profile before anything
         endpoints = _endpoints(settings, daemon, store, encoder, tcp)
         try:
-            with progress_bar() as progress:
+            with progress_bar(interval=settings.progress_seconds) as progress:
                 daemon.run(progress=progress)
         finally:
             endpoints.close()

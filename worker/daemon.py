@@ -30,6 +30,7 @@ from worker.watch import Change, Debouncer, Watcher
 
 log = logging.getLogger("docsync.daemon")
 Clock = Callable[[], float]
+Identity = tuple[int, int]  # (st_dev, st_ino): which folder a root's path names
 # A loop that has not come round for this long is reported unhealthy by /healthz.
 STALL_SECONDS = 300.0
 
@@ -88,7 +89,8 @@ class Daemon:
         )
         self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
         self._watcher_factory = watcher_factory
-        self.watcher = watcher_factory(self.roots, self.debouncer.touch, self.options.polling)
+        self._watched: dict[Path, Identity | None] = {}  # each root's folder when watched
+        self.watcher = self._new_watcher()
         self._present = {root: _present(root) is not False for root in self.roots}
         self._next_rescan = self._rescan_after()
         self._failures = 0
@@ -249,24 +251,51 @@ class Daemon:
         self._stop.wait(delay)
 
     def _check_roots(self) -> None:
-        for root in self.roots:
-            present = _present(root)
-            if present is None or present == self._present[root]:
-                continue
-            self._present[root] = present
-            if present:
-                log.info("root %s is back: resyncing it", root)
-                self.watcher.stop()
-                self.watcher = self._watcher_factory(
-                    self.roots, self.debouncer.touch, self.options.polling
-                )
-                self.watcher.start()
-                self.debouncer.touch(root, "")
-            else:
-                log.warning(
-                    "root %s is gone or empty: keeping its points, waiting for it to return",
-                    root,
-                )
+        """Follow each root's path, not the folder first watched there: a root that came
+        back, or that another folder replaced (deploy tools and rsync move the old one away
+        and put a copy in its place; inotify keeps watching the old one), gets a new watcher
+        and is reconciled whole, since its events until now went elsewhere."""
+        changed = [root for root in self.roots if self._root_changed(root)]
+        if not changed:
+            return
+        self.watcher.stop()
+        self.watcher = self._new_watcher()
+        self.watcher.start()
+        for root in changed:
+            self.debouncer.touch(root, "")
+
+    def _root_changed(self, root: Path) -> bool:
+        """Whether `root` needs watching anew: it is back, or is another folder now. One
+        stat and one directory read per root each turn of the loop: cheap."""
+        came_back = self._came_back(root)
+        identity, watched = _identity(root), self._watched.get(root)
+        if identity is None or identity == watched:
+            return came_back
+        if watched is not None and not came_back:
+            log.warning(
+                "root %s is another folder now (the one watched was moved away or "
+                "replaced): watching the new one and resyncing it",
+                root,
+            )
+        return True
+
+    def _came_back(self, root: Path) -> bool:
+        present = _present(root)
+        if present is None or present == self._present[root]:
+            return False
+        self._present[root] = present
+        if present:
+            log.info("root %s is back: resyncing it", root)
+        else:
+            log.warning(
+                "root %s is gone or empty: keeping its points, waiting for it to return", root
+            )
+        return present
+
+    def _new_watcher(self) -> WatcherLike:
+        # Identities first: a folder swapped in after this is noticed on the next turn.
+        self._watched = {root: _identity(root) for root in self.roots}
+        return self._watcher_factory(self.roots, self.debouncer.touch, self.options.polling)
 
     def _rescan_after(self) -> float:
         seconds = self.options.rescan_seconds
@@ -274,6 +303,15 @@ class Daemon:
 
     def _idle_wait(self) -> float:
         return max(0.05, min(1.0, self._next_rescan - self._clock()))
+
+
+def _identity(root: Path) -> Identity | None:
+    """The folder at `root` now (device and inode), or None when nothing can be told."""
+    try:
+        status = os.stat(root)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _present(root: Path) -> bool | None:

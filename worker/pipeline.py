@@ -73,6 +73,9 @@ class Progress(Protocol):
 
     def advance(self, files: int = 1) -> None: ...
 
+    def embedded(self, chunks: int) -> None:
+        """`chunks` more passages embedded (vectors computed, not reused)."""
+
 
 class _NoProgress:
     def set_total(self, total: int) -> None:
@@ -82,6 +85,9 @@ class _NoProgress:
         pass
 
     def advance(self, files: int = 1) -> None:
+        pass
+
+    def embedded(self, chunks: int) -> None:
         pass
 
 
@@ -470,6 +476,7 @@ class _Run:
             previous, encoder=self.encoder, should_stop=self.syncer.should_stop
         )
         self.report.chunks_embedded += embedded.embedded
+        self.progress.embedded(embedded.embedded)
         self.report.vectors_reused += embedded.reused
         self.report.embed_seconds += embedded.seconds
         for plan in previous.plans:
