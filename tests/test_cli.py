@@ -366,3 +366,30 @@ def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[
         assert code == 2
         assert_one_error_line(err, fragment)
         assert not (env.parent / "store").exists()  # no store folder, no collection
+
+
+def test_an_unreadable_model_file_is_one_error_line(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run(capsys, "sync", str(env))  # a collection for the query to open
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "modules.json"
+    weights.chmod(0)
+    if os.geteuid() == 0:  # root reads a mode-0 file: refuse it as the kernel would anyone else
+        real_open = Path.open
+
+        def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == weights:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", refusing_open)
+    for command in (("sync", str(env)), ("query", "hello")):
+        code, _, err = run(capsys, *command, "--model", str(model))
+        assert code == 2, err
+        assert_one_error_line(err, "cannot read model file", str(weights), "Permission denied")
