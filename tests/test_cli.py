@@ -393,3 +393,21 @@ def test_an_unreadable_model_file_is_one_error_line(
         code, _, err = run(capsys, *command, "--model", str(model))
         assert code == 2, err
         assert_one_error_line(err, "cannot read model file", str(weights), "Permission denied")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--collection", "../../../escaped", "DOCSYNC_COLLECTION"),
+        ("--qdrant-url", "ftp://example", "DOCSYNC_QDRANT_URL: 'ftp://example'"),
+        ("--qdrant-url", "http://[bad", "DOCSYNC_QDRANT_URL: 'http://[bad' is not a URL"),
+    ],
+)
+def test_a_collection_or_url_that_escapes_is_one_error_line(
+    env: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, fragment: str
+) -> None:
+    for command in (("sync", str(env)), ("query", "hello"), ("status",)):
+        code, _, err = run(capsys, *command, flag, value)
+        assert code == 2, err
+        assert_one_error_line(err, fragment)
+    assert not (env.parent / "escaped").exists() and not (env.parent / "store").exists()
