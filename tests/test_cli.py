@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from plugin import device as device_module
 from plugin.search import Hit
 from plugin.stores.edge import EdgeStore
 from tests.conftest import held_elsewhere
@@ -411,3 +412,20 @@ def test_a_collection_or_url_that_escapes_is_one_error_line(
         assert code == 2, err
         assert_one_error_line(err, fragment)
     assert not (env.parent / "escaped").exists() and not (env.parent / "store").exists()
+
+
+def test_a_missing_cuda_device_is_refused_by_every_command(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A query embeds its question without the model, and a sync with nothing changed
+    loads none: both took --device cuda and went on (on the CPU, the log said cuda)."""
+    monkeypatch.setattr(device_module, "NVIDIA_GPUS", tmp_path / "no-nvidia-driver")
+    assert run(capsys, "sync", str(env))[0] == 0
+    for command in (("sync", str(env)), ("query", "socket"), ("status",)):
+        code, out, err = run(capsys, *command, "--device", "cuda")
+        assert code == 2 and not out, err
+        assert_one_error_line(err, "DOCSYNC_DEVICE=cuda but no CUDA device is available")
+        assert "loading model" not in err and "syncing" not in err

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from plugin import schema
 from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
+from plugin.device import check_present
 from plugin.errors import DocsyncError
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
 from plugin.filters import parse_where
@@ -72,6 +73,9 @@ def cli(*args: str) -> int:
     try:
         flags = {k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k, None) is not None}
         settings = Settings(**flags)
+        # Every command takes --device: one that is not there is refused now, also by a
+        # command that would never load the model (DESIGN: never a silent fallback).
+        check_present(settings.device)
         command: Callable[[argparse.Namespace, Settings], int] = ns.command
         return command(ns, settings)
     except ValidationError as exc:
