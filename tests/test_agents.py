@@ -157,6 +157,37 @@ def test_the_retrievers_return_the_query_s_top_hit_with_its_fields(
     assert f"path: {top['path']}" in shown and "match_start" not in shown
 
 
+@pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
+def test_a_retriever_takes_the_readme_s_filters_and_lets_the_store_go_when_refused(
+    synced: Path, framework: str
+) -> None:
+    """`from_settings(k=3, filters={"format": "pdf"})`, the README's form, was refused by
+    LangChain's retriever, and the searcher it had opened kept the embedded store: the next
+    retriever in the process found it locked."""
+    import importlib
+
+    retriever_class = importlib.import_module(f"plugin.frameworks.{framework}").DocsyncRetriever
+    for refused in ({"filters": {"colour": "red"}}, {"k": 0}, {"mode": "fuzzy"}):
+        with pytest.raises(ValueError):  # pydantic's ValidationError is one too
+            retriever_class.from_settings(**refused)
+    retriever = retriever_class.from_settings(k=3, filters={"format": "rst"})
+    try:
+        found = (
+            [d.metadata for d in retriever.invoke(QUESTION)]
+            if framework == "langchain"
+            else [n.node.metadata for n in retriever.retrieve(QUESTION)]
+        )
+        assert retriever.filters == {"format": ["rst"]}
+    finally:
+        retriever.searcher.close()
+    assert len(found) == 3 and {hit["format"] for hit in found} == {"rst"}
+    empty = retriever_class.from_settings(k=3, filters={"format": "pdf"})
+    try:
+        assert (empty.invoke if framework == "langchain" else empty.retrieve)(QUESTION) == []
+    finally:
+        empty.searcher.close()
+
+
 def test_the_frameworks_are_imported_only_by_their_modules() -> None:
     import subprocess
 
