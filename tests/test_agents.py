@@ -18,6 +18,7 @@ from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.stored_text import MAX_READ_CHARS, read_stored
 from plugin.stores.edge import EdgeStore
+from tests.conftest import HANG
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
 from worker.mcp_server import Collection
@@ -230,11 +231,11 @@ def test_the_daemon_serves_mcp_over_streamable_http(
     try:
         with serving(api) as (_, port):
             tools, result = anyio.run(mcp_over_http, f"http://127.0.0.1:{port}/mcp")
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
             connection.request("GET", "/mcp")
             refused = connection.getresponse().status
         with serving(api, token="s3cret") as (_, port):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
             connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
             unauthorised = connection.getresponse().status
     finally:

@@ -16,7 +16,7 @@ import pytest
 from plugin import device as device_module
 from plugin.search import Hit
 from plugin.stores.edge import EdgeStore
-from tests.conftest import held_elsewhere
+from tests.conftest import HANG, held_elsewhere
 from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
@@ -264,7 +264,7 @@ def test_export_into_a_reader_that_stops_early(
     assert len(export.stdout.read(100)) == 100
     export.stdout.close()  # far more than a pipe's buffer is still to come
     err = export.stderr.read().decode()
-    assert export.wait(timeout=60) == 141
+    assert export.wait(timeout=HANG) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
