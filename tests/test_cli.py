@@ -16,7 +16,7 @@ import pytest
 from plugin import device as device_module
 from plugin.search import Hit
 from plugin.stores.edge import EdgeStore
-from tests.conftest import HANG, held_elsewhere
+from tests.conftest import CORPUS, HANG, held_elsewhere
 from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
@@ -237,6 +237,21 @@ def test_emptied_root_exits_nonzero(env: Path, capsys: pytest.CaptureFixture[str
     assert "not deleting" in err
     code, out, _ = run(capsys, "sync", str(env), "--json", "--allow-empty")
     assert code == 0 and json.loads(out)["files_deleted"] == 3
+
+
+def test_rules_that_drop_most_files_exit_nonzero(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(CORPUS / "howto", env / "howto")
+    assert run(capsys, "sync", str(env))[0] == 0
+    monkeypatch.setenv("DOCSYNC_INCLUDE", "sockets.rst")
+    code, out, err = run(capsys, "sync", str(env), "--json")
+    assert (
+        code == 1 and json.loads(out)["protected_roots"] and json.loads(out)["files_deleted"] == 0
+    )
+    assert "no longer select 16 of the 18 files" in err and "not deleting" in err
+    code, out, _ = run(capsys, "sync", str(env), "--json", "--allow-mass-delete")
+    assert code == 0 and json.loads(out)["files_deleted"] == 16
 
 
 def test_console_script_help() -> None:

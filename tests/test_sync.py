@@ -306,6 +306,31 @@ def test_changed_rules_remove_excluded_files(
     assert_exact(memory_store, docs, tiny_encoder, exclude=[".*", "using"])
 
 
+def test_rules_that_drop_most_of_a_root_are_held_back(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`DOCSYNC_INCLUDE='sockets.rst'` deleted 28 of 29 files' points and exited 0."""
+    run_sync(docs, memory_store, tiny_encoder)
+    before = state(memory_store)
+    (docs / "using" / "mac.rst").unlink()  # really gone: deleted even while the rest is held
+    held = run_sync(docs, memory_store, tiny_encoder, include=["sockets.rst"])
+    assert held.protected_roots == [str(docs.resolve())] and not held.ok
+    assert held.files_deleted == 1 and {p for _, p, *_ in state(memory_store)} == {
+        p for _, p, *_ in before if p != "using/mac.rst"
+    }
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "no longer select 19 of the 21 files" in said and "--allow-mass-delete" in said
+    assert "(howto/annotations.rst, howto/argparse.rst, howto/clinic.rst, " in said
+    assert "and 14 more): not deleting them" in said
+    # the not-included warning names files too, not only their extensions
+    assert "(19 .rst: howto/annotations.rst, howto/argparse.rst" in said
+    report = run_sync(
+        docs, memory_store, tiny_encoder, include=["sockets.rst"], allow_mass_delete=True
+    )
+    assert report.ok and report.files_deleted == 19
+    assert_exact(memory_store, docs, tiny_encoder, include=["sockets.rst"])
+
+
 def test_changed_chunk_size_rechunks(
     docs: Path, memory_store: Store, tiny_encoder: Encoder
 ) -> None:

@@ -139,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         help="let a folder with no files delete its points (refused by default: it may be "
         "an unmounted volume)",
     )
+    sync.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let new include/exclude rules remove most of a folder's files from the "
+        "collection (refused by default: a mistyped DOCSYNC_INCLUDE would empty it)",
+    )
     sync.set_defaults(command=_sync)
 
     run = commands.add_parser(
@@ -159,6 +165,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--allow-empty", action="store_true", help="let an emptied folder delete its points"
+    )
+    run.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let new include/exclude rules remove most of a folder's files",
     )
     run.set_defaults(command=_run)
 
@@ -379,7 +390,7 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.progress import progress_bar
 
     roots = check_roots(ns.dirs)
-    options = _sync_options(settings, allow_empty=ns.allow_empty)
+    options = _sync_options(settings, allow_empty=ns.allow_empty, mass_delete=ns.allow_mass_delete)
     with _store(settings) as store:
         encoder = _load_encoder(settings)
         _log_start("syncing", roots, store, encoder)
@@ -425,7 +436,9 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
             roots,
             store=store,
             encoder=encoder,
-            sync_options=_sync_options(settings, allow_empty=ns.allow_empty),
+            sync_options=_sync_options(
+                settings, allow_empty=ns.allow_empty, mass_delete=ns.allow_mass_delete
+            ),
             options=DaemonOptions(
                 rescan_seconds=settings.rescan_seconds,
                 debounce_seconds=settings.debounce_seconds,
@@ -531,7 +544,7 @@ def _mcp_bridge(settings: Settings, searcher: Any, status: Callable[[], dict[str
     return HttpBridge(build_server(settings, collection))
 
 
-def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
+def _sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -> Any:
     from worker.pipeline import SyncOptions
 
     return SyncOptions(
@@ -540,6 +553,7 @@ def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
         max_file_bytes=settings.max_file_bytes,
         chunk_tokens=settings.chunk_tokens,
         allow_empty_roots=allow_empty,
+        allow_mass_delete=mass_delete,
         read_timeout=settings.read_timeout,
     )
 

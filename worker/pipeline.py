@@ -46,7 +46,7 @@ from worker.plan import (
     scope_match,
 )
 from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
-from worker.report import Skip, SyncReport
+from worker.report import Skip, SyncReport, first_names, named
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
@@ -62,6 +62,12 @@ PAYLOAD_VERSION = 4
 # then each folder in it, split again while it is this large), so that no sync holds the
 # listing of a whole large tree: 20,000 listed files take about 7 MB.
 WHOLE_LISTING_POINTS = 50_000
+# A sync that would drop more than this share of a root's indexed files (of a root holding at
+# least MASS_DELETE_MIN_FILES) although they are still on disk, because the include/exclude
+# rules no longer select them, is held back like an emptied root: a mistyped DOCSYNC_INCLUDE
+# would otherwise empty the collection without a word (SyncOptions.allow_mass_delete).
+MASS_DELETE_SHARE = 0.5
+MASS_DELETE_MIN_FILES = 10
 
 
 class Progress(Protocol):
@@ -94,6 +100,8 @@ class SyncOptions:
     # Sync a root that has no files at all although the collection holds some of its files.
     # Off by default: an unmounted volume looks exactly like that.
     allow_empty_roots: bool = False
+    # Let new include/exclude rules drop most of a root's files (see MASS_DELETE_SHARE).
+    allow_mass_delete: bool = False
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
     read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
 
@@ -258,7 +266,7 @@ class _Run:
         for part in self._parts(root_path, scope):
             self.progress.more(part.scan.candidates)
             self.report.files_scanned += part.scan.candidates
-            self.report.files_not_included.update(part.scan.not_included)
+            self.report.not_included(part.scan.not_included, part.scan.not_included_names)
             gone.candidates += part.scan.candidates
             gone.indexed += len(part.indexed)
             keep = self._sync_part(root, part)
@@ -383,9 +391,31 @@ class _Run:
             if looks_unmounted and not self.options.allow_empty_roots:
                 self._protect(root, gone.indexed)
                 continue
-            for path in gone.paths:
+            for path in self._deletable(gone):
                 plan = plan_removal(root, path, point_ids(self.store, root, path))
                 self._write(plan, deleted_file=True)
+
+    def _deletable(self, gone: _Gone) -> list[str]:
+        """The gone paths to delete: all of them, but those the rules no longer select (still
+        on disk) when they are most of a whole root's files and that was not allowed."""
+        if gone.scope or self.options.allow_mass_delete:
+            return gone.paths  # a daemon's scoped sync never changes the rules
+        rules = self.syncer.rules
+        dropped = [p for p in gone.paths if not rules.selects(p) and os.path.lexists(gone.root / p)]
+        if len(dropped) <= MASS_DELETE_SHARE * gone.indexed or gone.indexed < MASS_DELETE_MIN_FILES:
+            return gone.paths
+        log.warning(
+            "root %s: the include/exclude rules no longer select %d of the %d files the "
+            "collection holds from it (%s): not deleting them (DOCSYNC_INCLUDE or "
+            "DOCSYNC_EXCLUDE changed?); pass --allow-mass-delete if the new rules are meant",
+            gone.root,
+            len(dropped),
+            gone.indexed,
+            named(first_names(dropped), len(dropped)),
+        )
+        self.report.protected_roots.append(str(gone.root))
+        kept = set(dropped)
+        return [p for p in gone.paths if p not in kept]
 
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
         self.report.skip(root, skip)
