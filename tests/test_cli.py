@@ -254,6 +254,19 @@ def test_rules_that_drop_most_files_exit_nonzero(
     assert code == 0 and json.loads(out)["files_deleted"] == 16
 
 
+def test_a_skip_is_said_by_one_sync_of_many(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (env / "blob.md").write_bytes(b"\x00\x01" * 100)
+    code, out, err = run(capsys, "sync", str(env), "--json")
+    assert code == 0 and "skipped" in err and "blob.md" in err
+    for _ in range(2):
+        code, out, err = run(capsys, "sync", str(env), "--json")
+        assert code == 0 and json.loads(out)["files_skipped"] == {"binary": 1}
+        assert "blob.md" not in err  # said by the first sync; unchanged since
+    (env / "blob.md").write_bytes(b"\x00\x02" * 200)
+    code, out, err = run(capsys, "sync", str(env))
+    assert code == 0 and "skipped" in err and "blob.md" in err
+
+
 def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("docsync")
     for program in ([str(exe)], [sys.executable, "-m", "worker.cli"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
 from plugin.store import Point, Store
 from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import QUERY_PREFIX, run_sync, state
+from worker.pipeline import Syncer, SyncOptions
 
 INSERTED = (
     "A paragraph added by an editor near the top of the file. It introduces a topic the "
@@ -329,6 +331,38 @@ def test_rules_that_drop_most_of_a_root_are_held_back(
     )
     assert report.ok and report.files_deleted == 19
     assert_exact(memory_store, docs, tiny_encoder, include=["sockets.rst"])
+
+
+def skip_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The files named by this sync's skip warnings, and forget them."""
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    caplog.clear()
+    return sorted(m.split(":")[0].rsplit("/", 1)[-1] for m in said if m.startswith("skipped"))
+
+
+def test_a_skip_is_said_once_until_its_file_changes(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon's Syncer: its rescans repeated every skip warning, each time."""
+    caplog.set_level(logging.DEBUG, logger="docsync.sync")
+    (docs / "blob.md").write_bytes(b"\x00\x01" * 100)
+    (docs / "empty.md").write_text("")
+    syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
+    scopes = [(docs.resolve(), "")]
+    first = syncer.sync_scopes(scopes)
+    assert first.files_skipped == {"binary": 1, "empty": 1}
+    assert skip_warnings(caplog) == ["blob.md", "empty.md"]
+    again = syncer.sync_scopes(scopes)
+    assert again.files_skipped == first.files_skipped  # still counted, not said
+    assert skip_warnings(caplog) == []
+    (docs / "blob.md").write_bytes(b"\x00\x02" * 300)  # changed, still binary
+    syncer.sync_scopes(scopes)
+    assert skip_warnings(caplog) == ["blob.md"]
+    (docs / "empty.md").write_text("# Not empty\n\nNow it has words in it.\n")
+    syncer.sync_scopes(scopes)
+    (docs / "empty.md").write_text("")  # empty once more: said once more
+    syncer.sync_scopes(scopes)
+    assert skip_warnings(caplog) == ["empty.md"]
 
 
 def test_changed_chunk_size_rechunks(

@@ -388,14 +388,25 @@ def _malloc_trim() -> None:
 def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.pipeline import check_roots, sync
     from worker.progress import progress_bar
+    from worker.skips import SkipMemory
 
     roots = check_roots(ns.dirs)
+    # A skip is said once, not on every run of a cron job: remembered in the cache folder.
+    where = settings.qdrant_url or str(settings.qdrant_path.resolve())
+    skips = SkipMemory.for_collection(settings.cache, where, settings.collection)
     options = _sync_options(settings, allow_empty=ns.allow_empty, mass_delete=ns.allow_mass_delete)
     with _store(settings) as store:
         encoder = _load_encoder(settings)
         _log_start("syncing", roots, store, encoder)
         with progress_bar() as progress:
-            report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
+            report = sync(
+                roots,
+                store=store,
+                encoder=encoder,
+                options=options,
+                progress=progress,
+                skips=skips,
+            )
         # The index is built after the model is let go: building it is a large sync's
         # memory peak (the engine copies its segments), and nothing is embedded any more.
         del encoder

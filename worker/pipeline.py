@@ -48,6 +48,7 @@ from worker.plan import (
 from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
 from worker.report import Skip, SyncReport, first_names, named
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.skips import SkipMemory
 from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
 
@@ -144,10 +145,12 @@ def sync(
     encoder: Encoder,
     options: SyncOptions | None = None,
     progress: Progress | None = None,
+    skips: SkipMemory | None = None,
 ) -> SyncReport:
-    """Make the collection hold exactly the chunks of the selected files under `roots`."""
+    """Make the collection hold exactly the chunks of the selected files under `roots`.
+    `skips`: the skips said by earlier syncs (default: none, every skip is said)."""
     checked = check_roots(roots)
-    syncer = Syncer(store, encoder, options or SyncOptions())
+    syncer = Syncer(store, encoder, options or SyncOptions(), skips=skips)
     return syncer.sync_scopes([(root, "") for root in checked], progress=progress)
 
 
@@ -161,8 +164,11 @@ class Syncer:
         options: SyncOptions,
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        skips: SkipMemory | None = None,
     ) -> None:
         self.store = store
+        # Which skips were said: kept for the Syncer's life (a daemon's), or in a file.
+        self.skips = skips or SkipMemory()
         self.encoder = encoder
         self.options = options
         self.rules = Rules(options.include, options.exclude)
@@ -204,6 +210,9 @@ class Syncer:
         run.report.seconds = time.monotonic() - run.started
         if all(not scope for _, scope in scopes):
             self._tell_not_included(run.report)
+            if not self.should_stop():
+                self.skips.forget_unseen([str(root) for root, _ in scopes])
+        self.skips.save()
         return run.report
 
     def _open(self) -> int:
@@ -418,7 +427,11 @@ class _Run:
         return [p for p in gone.paths if p not in kept]
 
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
-        self.report.skip(root, skip)
+        # A rule skip is said once until its file changes; a failure on every sync.
+        said = not skip.is_failure and not self.syncer.skips.first_time(
+            root, skip.path, skip.reason
+        )
+        self.report.skip(root, skip, said=said)
         if skip.is_failure:
             keep.add(skip.path)  # a failure keeps what was indexed before
         self.progress.advance()

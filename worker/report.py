@@ -84,15 +84,17 @@ class SyncReport:
         """Every file synced or was skipped by a rule, and no root was held back."""
         return not self.failures and not self.protected_roots
 
-    def skip(self, root: str, skip: Skip) -> None:
-        """Count a skip or a failure, with its one log line."""
+    def skip(self, root: str, skip: Skip, *, said: bool = False) -> None:
+        """Count a skip or a failure, with its one log line (`said`: the skip was warned
+        about before, its file unchanged since: a debug line)."""
         where = f"{root}/{skip.path}" if skip.path else root
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
             log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
         else:
             self.files_skipped[skip.reason] += 1
-            log.warning("skipped %s: %s (%s)", where, skip.reason, skip.detail)
+            level = logging.DEBUG if said else logging.WARNING
+            log.log(level, "skipped %s: %s (%s)", where, skip.reason, skip.detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {
