@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import sys
@@ -24,6 +25,71 @@ def check_device(spec: str) -> str:
     raise ConfigError(f"unknown device {spec!r}: use {DEVICES}")
 
 
+def check_present(spec: str) -> str:
+    """`spec` normalised, or the `ConfigError` `resolve_device` would give when the model
+    loads, for a device that is plainly not there: asked at start by every command, so one
+    that never loads the model (a question embedded by the model card's export, a sync with
+    nothing to embed) refuses it too instead of ignoring it. Judged without importing torch
+    (an NVIDIA driver that sees the GPU, a torch built for CUDA; MPS on Apple silicon);
+    `resolve_device` still checks exactly when the model loads."""
+    spec = check_device(spec)
+    if spec in ("auto", "cpu") or sys.platform not in ("linux", "darwin"):
+        return spec  # elsewhere there is no cheap sign of a GPU: the model's load decides
+    if spec == "mps":
+        if not _apple_silicon():
+            raise ConfigError("DOCSYNC_DEVICE=mps but this machine has no usable MPS device")
+        return spec
+    gpus = _visible_gpus()
+    if not _cuda_build() or gpus == 0:
+        raise ConfigError(
+            f"DOCSYNC_DEVICE={spec} but no CUDA device is available ({_why_no_cuda()})"
+        )
+    _, _, index = spec.partition(":")
+    if index and int(index) >= gpus:
+        raise ConfigError(f"DOCSYNC_DEVICE={spec} but only {gpus} CUDA device(s) are present")
+    return spec
+
+
+def _cuda_build() -> bool:
+    try:
+        return "+cpu" not in version("torch")
+    except PackageNotFoundError:
+        return False
+
+
+def _visible_gpus() -> int:
+    """GPUs the NVIDIA driver sees (one folder each), as many as CUDA_VISIBLE_DEVICES lets
+    through where it is set (CUDA stops at its first invalid entry, such as -1)."""
+    try:
+        gpus = sum(1 for _ in NVIDIA_GPUS.iterdir())
+    except OSError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus
+    listed = 0
+    for entry in visible.split(","):
+        if not entry.strip() or entry.strip().startswith("-"):
+            break
+        listed += 1
+    return min(gpus, listed)
+
+
+def _why_no_cuda() -> str:
+    if not _cuda_build():
+        try:
+            return f"torch {version('torch')} is built without CUDA"
+        except PackageNotFoundError:
+            return "torch is not installed"
+    if not NVIDIA_GPUS.is_dir():
+        return f"no NVIDIA driver is loaded: {NVIDIA_GPUS} does not exist"
+    return "the NVIDIA driver sees no GPU, or CUDA_VISIBLE_DEVICES hides them"
+
+
+def _apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
 def likely_device(spec: str) -> str:
     """The device `resolve_device(spec)` would choose, guessed without importing torch (a
     second and more on a small machine): what sizes work before a model is loaded. `auto`
@@ -31,13 +97,9 @@ def likely_device(spec: str) -> str:
     spec = check_device(spec)
     if spec != "auto":
         return spec
-    try:
-        cuda_build = "+cpu" not in version("torch")
-    except PackageNotFoundError:
-        cuda_build = False
-    if cuda_build and NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir()):
+    if _cuda_build() and NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir()):
         return "cuda"
-    if sys.platform == "darwin" and platform.machine() == "arm64":
+    if _apple_silicon():
         return "mps"
     return "cpu"
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plugin.device import check_device, likely_device, resolve_device
+from plugin.device import check_present, likely_device, resolve_device
 from plugin.embedding.card import ModelCard, card_key, plain_tokenizer, read_card, write_card
 from plugin.embedding.questions import QuestionEncoder
 from plugin.embedding.runner import (
@@ -127,7 +127,7 @@ class Encoder:
         `lazy`: where the model has a card, answer an encoder that loads the model only when
         passages must be embedded; where it has none, load it now and write its card."""
         name = os.fspath(name)
-        check_device(device)
+        check_present(device)  # also when the model is never loaded (a lazy encoder)
         check_precision(precision)
         source = cls.source(name)
         fingerprint = model_fingerprint(Path(source)) if Path(source).is_dir() else None

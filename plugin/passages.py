@@ -84,8 +84,8 @@ def passages(
     per_file: int | None = None,
 ) -> list[Passage]:
     """At most `limit` passages from `points` (best first): each matched chunk grown to
-    about `budget` tokens (0: the chunk alone), overlapping ones merged, at most
-    `per_file` from one file."""
+    about `budget` tokens (0: the chunk alone, never merged with another), overlapping
+    ones merged, at most `per_file` from one file."""
     found: list[Passage] = []
     for point in points:
         payload = point.payload
@@ -106,7 +106,9 @@ def passages(
         )
         if budget > 0:
             _grow(passage, budget, neighbours, count_tokens)
-        merged = next((p for p in found if _touches(p, passage)), None)
+        # A budget of 0 asks for each chunk alone: two adjacent hits stay two hits (merged,
+        # they would be a passage of neighbours, across a section's end as well).
+        merged = next((p for p in found if _touches(p, passage)), None) if budget > 0 else None
         if merged is not None:
             merged.chunks.update(passage.chunks)  # the better (earlier) one keeps its match
             continue

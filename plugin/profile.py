@@ -18,7 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from plugin.errors import ProfileMismatchError
+from plugin.errors import ModelLoadError, ProfileMismatchError
 
 # Bump when worker/chunk.py changes where it cuts text: chunks from different chunker
 # versions must not mix in one collection.
@@ -104,10 +104,18 @@ def model_fingerprint(folder: Path) -> str:
     path, size and content. Hidden files, READMEs and licences are left out, and so are
     folders no module names (`onnx/`, `openvino/`): a copy without them is the same model."""
     digest = hashlib.sha256()
-    for path in _model_files(folder):
-        name = path.relative_to(folder).as_posix()
-        digest.update(f"{name}\0{path.stat().st_size}\0".encode())
-        digest.update(_file_digest(path))
+    try:
+        for path in _model_files(folder):
+            name = path.relative_to(folder).as_posix()
+            digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+            digest.update(_file_digest(path))
+    except OSError as exc:
+        # An unreadable file (or folder) is a model that cannot load: one line naming it.
+        where = exc.filename or folder
+        raise ModelLoadError(
+            f"cannot read model file {where}: {exc.strerror or exc}. DOCSYNC_MODEL must be a "
+            "folder whose files docsync can read"
+        ) from exc
     return "sha256:" + digest.hexdigest()
 
 

@@ -312,12 +312,18 @@ def check_query(
     question: str, limit: int, path_prefix: str | None = None, mode: str | None = None
 ) -> None:
     """The rules for a search, the same for every client: `ValueError` when broken."""
+    check_options(limit, path_prefix, mode)
+    if not question.strip():
+        raise ValueError("the question is empty")
+
+
+def check_options(limit: int, path_prefix: str | None = None, mode: str | None = None) -> None:
+    """`check_query`'s rules but the question's, for a client that takes them before its
+    questions (a framework's retriever)."""
     if mode is not None:
         check_mode(mode)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    if not question.strip():
-        raise ValueError("the question is empty")
     if path_prefix and path_prefix.strip().startswith("/"):
         raise ValueError(
             f"the path prefix {path_prefix!r} is absolute; it is a path relative to a synced "

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +57,12 @@ DEFAULT_INCLUDE = (
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
+# What Qdrant refuses in a collection name (the server's rule, as qdrant-client's local mode
+# copies it): both engines keep a collection in a folder named after it, so a '/' or '..'
+# would put it outside the store. The limit is in bytes, as a folder name's is.
+_NAME_CHARS = frozenset('<>:"/\\|?*\0\x1f')
+_NAME_BYTES = 255
+_URL_SCHEMES = ("http", "https")
 
 # What must never be shown of a URL: its user and password, and an api_key parameter.
 _USERINFO = re.compile(r"(//)[^/?#\s@]*@")
@@ -73,6 +80,37 @@ def default_cache() -> Path:
     `~/.cache/docsync`."""
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "docsync"
+
+
+def check_collection_name(name: str) -> str:
+    """`name` if Qdrant would accept it for a new collection, else a `ValueError` saying why."""
+    bad = sorted(_NAME_CHARS.intersection(name))
+    if bad:
+        raise ValueError(
+            f"{name!r} contains {bad[0]!r}; a collection name cannot hold any of "
+            '< > : " / \\ | ? * or control characters NUL and 0x1f'
+        )
+    if name in ("", ".", ".."):
+        raise ValueError(f"{name!r} is not a collection name")
+    if len(name.encode("utf-8")) > _NAME_BYTES:
+        raise ValueError(f"is longer than {_NAME_BYTES} bytes")
+    return name
+
+
+def check_url(url: str) -> str:
+    """`url` if it names a Qdrant server by http or https (a bare `host:port` is taken as
+    http, as qdrant-client takes it), else a `ValueError` (never quoting credentials)."""
+    full = url if "://" in url else f"http://{url}"
+    try:
+        parts = urlsplit(full)
+        parts.port  # noqa: B018 (parsed here: a port out of range raises ValueError)
+    except ValueError as exc:
+        raise ValueError(f"{redact(url)!r} is not a URL ({exc})") from None
+    if parts.scheme.lower() not in _URL_SCHEMES:
+        raise ValueError(f"{redact(url)!r}: the scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"{redact(url)!r} names no host")
+    return url
 
 
 def _split_globs(value: object) -> object:
@@ -259,10 +297,15 @@ class Settings(BaseSettings):
 
     @field_validator("qdrant_url")
     @classmethod
-    def _empty_url_is_none(cls, value: str | None) -> str | None:
+    def _check_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        return value.strip()
+        return check_url(value.strip())
+
+    @field_validator("collection")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        return check_collection_name(value)
 
     @field_validator("http_token", mode="before")
     @classmethod

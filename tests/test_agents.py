@@ -19,6 +19,7 @@ from plugin.search import Searcher
 from plugin.settings import Settings
 from plugin.stored_text import MAX_READ_CHARS, read_stored
 from plugin.stores.edge import EdgeStore
+from tests.conftest import HANG
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
 from worker.mcp_server import Collection
@@ -158,6 +159,37 @@ def test_the_retrievers_return_the_query_s_top_hit_with_its_fields(
     assert f"path: {top['path']}" in shown and "match_start" not in shown
 
 
+@pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
+def test_a_retriever_takes_the_readme_s_filters_and_lets_the_store_go_when_refused(
+    synced: Path, framework: str
+) -> None:
+    """`from_settings(k=3, filters={"format": "pdf"})`, the README's form, was refused by
+    LangChain's retriever, and the searcher it had opened kept the embedded store: the next
+    retriever in the process found it locked."""
+    import importlib
+
+    retriever_class = importlib.import_module(f"plugin.frameworks.{framework}").DocsyncRetriever
+    for refused in ({"filters": {"colour": "red"}}, {"k": 0}, {"mode": "fuzzy"}):
+        with pytest.raises(ValueError):  # pydantic's ValidationError is one too
+            retriever_class.from_settings(**refused)
+    retriever = retriever_class.from_settings(k=3, filters={"format": "rst"})
+    try:
+        found = (
+            [d.metadata for d in retriever.invoke(QUESTION)]
+            if framework == "langchain"
+            else [n.node.metadata for n in retriever.retrieve(QUESTION)]
+        )
+        assert retriever.filters == {"format": ["rst"]}
+    finally:
+        retriever.searcher.close()
+    assert len(found) == 3 and {hit["format"] for hit in found} == {"rst"}
+    empty = retriever_class.from_settings(k=3, filters={"format": "pdf"})
+    try:
+        assert (empty.invoke if framework == "langchain" else empty.retrieve)(QUESTION) == []
+    finally:
+        empty.searcher.close()
+
+
 def test_the_frameworks_are_imported_only_by_their_modules() -> None:
     import subprocess
 
@@ -224,11 +256,11 @@ def test_the_daemon_serves_mcp_over_streamable_http(
     try:
         with serving(api) as (_, port):
             tools, result = anyio.run(mcp_over_http, f"http://127.0.0.1:{port}/mcp")
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
             connection.request("GET", "/mcp")
             refused = connection.getresponse().status
         with serving(api, token="s3cret") as (_, port):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
             connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
             unauthorised = connection.getresponse().status
     finally:

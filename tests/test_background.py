@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from plugin.background import ahead
+from tests.conftest import HANG
 
 
 def test_items_arrive_in_order_and_errors_are_raised_here() -> None:
@@ -33,7 +34,7 @@ def test_weight_bounds_how_far_the_producer_runs_ahead() -> None:
     stream = ahead(items(), depth=7, weight=lambda size: size)
     assert next(stream) == 3
     # Two items of 3 wait (6 <= 7); the 50 is made but held back, so the 1 is never asked for.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG
     while len(produced) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert produced == [3, 3, 3, 50]

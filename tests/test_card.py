@@ -20,7 +20,7 @@ from plugin.embedding import card as card_module
 from plugin.embedding.card import AGREEMENT, card_key, read_card
 from plugin.encoder import Encoder
 from plugin.profile import model_fingerprint
-from tests.conftest import CORPUS, QUERY_PREFIX, minilm_dir
+from tests.conftest import CORPUS, HANG, QUERY_PREFIX, minilm_dir
 
 QUESTIONS = (
     "How do I create a socket and connect to a web server?",
@@ -168,7 +168,7 @@ def run_fresh(tmp_path: Path, *args: str) -> tuple[str, list[str], int]:
         text=True,
         env=env,
         cwd=tmp_path,
-        timeout=600,
+        timeout=HANG,
     )
     line = next(x for x in result.stderr.splitlines() if x.startswith("HEAVY "))
     heavy, code = json.loads(line.removeprefix("HEAVY "))

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from plugin import device as device_module
 from plugin.search import Hit
 from plugin.stores.edge import EdgeStore
-from tests.conftest import held_elsewhere
+from tests.conftest import CORPUS, HANG, held_elsewhere
 from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
@@ -238,6 +239,34 @@ def test_emptied_root_exits_nonzero(env: Path, capsys: pytest.CaptureFixture[str
     assert code == 0 and json.loads(out)["files_deleted"] == 3
 
 
+def test_rules_that_drop_most_files_exit_nonzero(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(CORPUS / "howto", env / "howto")
+    assert run(capsys, "sync", str(env))[0] == 0
+    monkeypatch.setenv("DOCSYNC_INCLUDE", "sockets.rst")
+    code, out, err = run(capsys, "sync", str(env), "--json")
+    assert (
+        code == 1 and json.loads(out)["protected_roots"] and json.loads(out)["files_deleted"] == 0
+    )
+    assert "no longer select 16 of the 18 files" in err and "not deleting" in err
+    code, out, _ = run(capsys, "sync", str(env), "--json", "--allow-mass-delete")
+    assert code == 0 and json.loads(out)["files_deleted"] == 16
+
+
+def test_a_skip_is_said_by_one_sync_of_many(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (env / "blob.md").write_bytes(b"\x00\x01" * 100)
+    code, out, err = run(capsys, "sync", str(env), "--json")
+    assert code == 0 and "skipped" in err and "blob.md" in err
+    for _ in range(2):
+        code, out, err = run(capsys, "sync", str(env), "--json")
+        assert code == 0 and json.loads(out)["files_skipped"] == {"binary": 1}
+        assert "blob.md" not in err  # said by the first sync; unchanged since
+    (env / "blob.md").write_bytes(b"\x00\x02" * 200)
+    code, out, err = run(capsys, "sync", str(env))
+    assert code == 0 and "skipped" in err and "blob.md" in err
+
+
 def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("docsync")
     for program in ([str(exe)], [sys.executable, "-m", "worker.cli"]):
@@ -263,7 +292,7 @@ def test_export_into_a_reader_that_stops_early(
     assert len(export.stdout.read(100)) == 100
     export.stdout.close()  # far more than a pipe's buffer is still to come
     err = export.stderr.read().decode()
-    assert export.wait(timeout=60) == 141
+    assert export.wait(timeout=HANG) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
@@ -366,3 +395,65 @@ def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[
         assert code == 2
         assert_one_error_line(err, fragment)
         assert not (env.parent / "store").exists()  # no store folder, no collection
+
+
+def test_an_unreadable_model_file_is_one_error_line(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run(capsys, "sync", str(env))  # a collection for the query to open
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "modules.json"
+    weights.chmod(0)
+    if os.geteuid() == 0:  # root reads a mode-0 file: refuse it as the kernel would anyone else
+        real_open = Path.open
+
+        def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == weights:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", refusing_open)
+    for command in (("sync", str(env)), ("query", "hello")):
+        code, _, err = run(capsys, *command, "--model", str(model))
+        assert code == 2, err
+        assert_one_error_line(err, "cannot read model file", str(weights), "Permission denied")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--collection", "../../../escaped", "DOCSYNC_COLLECTION"),
+        ("--qdrant-url", "ftp://example", "DOCSYNC_QDRANT_URL: 'ftp://example'"),
+        ("--qdrant-url", "http://[bad", "DOCSYNC_QDRANT_URL: 'http://[bad' is not a URL"),
+    ],
+)
+def test_a_collection_or_url_that_escapes_is_one_error_line(
+    env: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, fragment: str
+) -> None:
+    for command in (("sync", str(env)), ("query", "hello"), ("status",)):
+        code, _, err = run(capsys, *command, flag, value)
+        assert code == 2, err
+        assert_one_error_line(err, fragment)
+    assert not (env.parent / "escaped").exists() and not (env.parent / "store").exists()
+
+
+def test_a_missing_cuda_device_is_refused_by_every_command(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A query embeds its question without the model, and a sync with nothing changed
+    loads none: both took --device cuda and went on (on the CPU, the log said cuda)."""
+    monkeypatch.setattr(device_module, "NVIDIA_GPUS", tmp_path / "no-nvidia-driver")
+    assert run(capsys, "sync", str(env))[0] == 0
+    for command in (("sync", str(env)), ("query", "socket"), ("status",)):
+        code, out, err = run(capsys, *command, "--device", "cuda")
+        assert code == 2 and not out, err
+        assert_one_error_line(err, "DOCSYNC_DEVICE=cuda but no CUDA device is available")
+        assert "loading model" not in err and "syncing" not in err

@@ -20,7 +20,7 @@ from plugin.encoder import Encoder
 from plugin.settings import Settings
 from plugin.store import Store, open_store
 from plugin.stores.qdrant import QdrantClientStore
-from tests.conftest import CORPUS, run_sync, state
+from tests.conftest import CORPUS, HANG, run_sync, state
 
 SERVER_URL = os.environ.get("DOCSYNC_TEST_QDRANT_URL")
 
@@ -114,7 +114,7 @@ def test_two_workers_write_one_collection_without_touching_each_others_points(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=600)
+            thread.join(timeout=HANG)
         assert not errors and not any(t.is_alive() for t in threads)
         theirs = points_of(store, second)
         assert {p[1] for p in theirs} == {"argparse.rst", "annotations.rst"}

@@ -19,7 +19,7 @@ from typing import Any
 
 from plugin.encoder import Encoder
 from plugin.stores.edge import EdgeStore
-from tests.conftest import CORPUS, state
+from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
 
 SEEDS = range(20)
@@ -90,17 +90,17 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         proc = context.Process(target=run_cli, args=(env, str(log), "sync", str(docs)))
         proc.start()
         try:
-            started = wait_for_text(log, "syncing", proc, timeout=120)
+            started = wait_for_text(log, "syncing", proc, timeout=HANG)
             assert started or proc.exitcode == 0, f"seed {seed}: {log.read_text()}"
             time.sleep(rng.uniform(0.0, 1.0))  # the random moment of the crash
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGKILL)
                 killed_mid_sync += 1
         finally:
-            proc.join(timeout=60)
+            proc.join(timeout=HANG)
     final = context.Process(target=run_cli, args=(env, str(log), "sync", str(docs)))
     final.start()
-    final.join(timeout=300)
+    final.join(timeout=HANG)
     assert final.exitcode == 0, log.read_text()
     assert killed_mid_sync >= 10  # most crashes hit a running sync, not a finished one
 

@@ -16,7 +16,7 @@ from plugin.encoder import Encoder
 from plugin.errors import StoreUnavailableError
 from plugin.store import Store
 from plugin.stores.edge import EdgeStore
-from tests.conftest import CORPUS, state
+from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
 from worker.daemon import Daemon, DaemonOptions
 from worker.pipeline import SyncOptions
@@ -30,7 +30,7 @@ FAST = DaemonOptions(
 )
 
 
-def poll(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+def poll(condition: Callable[[], bool], timeout: float = HANG) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -113,7 +113,7 @@ def start(daemon: Daemon) -> threading.Thread:
 
 def stop(daemon: Daemon, thread: threading.Thread) -> None:
     daemon.stop()
-    thread.join(timeout=10)
+    thread.join(timeout=HANG)
     assert not thread.is_alive()
 
 
@@ -146,7 +146,7 @@ def test_outage_and_lost_acknowledgements_lose_nothing(
         flaky.fail("upsert", 2)
         flaky.fail("scroll", 2)
         flaky.fail("delete", 1)
-        poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+        poll(lambda: exact(edge, docs, tiny_encoder))
         stop(daemon, thread)
     retries = [r for r in caplog.records if "store unavailable" in r.getMessage()]
     assert len(retries) >= flaky.failures >= 9
@@ -234,7 +234,7 @@ def test_stop_in_the_middle_of_a_batch(docs: Path, edge: EdgeStore, tiny_encoder
     poll(lambda: edge.count() > 0 if edge._shard is not None else False)
     started = time.monotonic()
     daemon.stop()
-    thread.join(timeout=10)
+    thread.join(timeout=HANG)
     assert not thread.is_alive() and time.monotonic() - started < 10
     assert not daemon.ready.is_set() or edge.count() > 0
 

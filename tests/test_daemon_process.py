@@ -22,13 +22,13 @@ import pytest
 
 from plugin.encoder import Encoder
 from plugin.stores.edge import EdgeStore
-from tests.conftest import CORPUS, state
+from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
 
 DOCSYNC = str(Path(sys.executable).with_name("docsync"))
 
 
-def poll(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+def poll(condition: Callable[[], bool], timeout: float = HANG, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -69,6 +69,7 @@ class Daemon:
         if params:
             url += "?" + urllib.parse.urlencode(params)
         try:
+            # fixed: a poll asks again after a timeout (OSError below)
             with urllib.request.urlopen(url, timeout=10) as response:
                 body = response.read()
                 status = response.status
@@ -93,7 +94,7 @@ class Daemon:
     def terminate(self) -> tuple[int, float]:
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=HANG)
         return code, time.monotonic() - started
 
 
@@ -103,7 +104,7 @@ def daemon(tmp_path: Path, tiny_model_dir: Path) -> Iterator[tuple[Daemon, Path]
     shutil.copytree(CORPUS / "using", docs)
     process = Daemon(tmp_path, docs, tiny_model_dir)
     try:
-        poll(lambda: process.get("/readyz")[0] == 200, timeout=90, what="ready")
+        poll(lambda: process.get("/readyz")[0] == 200, what="ready")
         yield process, docs
     finally:
         if process.proc.poll() is None:
@@ -156,7 +157,7 @@ def test_live_changes_endpoints_and_clean_stop(
         cwd=d.work,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG,
     )
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout)[0]["text"] == "Mac\n===\n\nAtomically replaced content."
@@ -166,7 +167,7 @@ def test_live_changes_endpoints_and_clean_stop(
         cwd=d.work,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG,
     )
     assert json.loads(status_cli.stdout)["files"] == len(list(docs.rglob("*.*")))
 
@@ -245,7 +246,7 @@ def test_sigterm_during_the_initial_sync_exits_cleanly(
         shutil.copytree(CORPUS, docs / f"copy{copy}")
     d = Daemon(tmp_path, docs, tiny_model_dir)
     try:
-        poll(lambda: "initial sync of" in d.log.read_text(), timeout=90, what="initial sync")
+        poll(lambda: "initial sync of" in d.log.read_text(), what="initial sync")
         poll(lambda: any(r.get("embedded") for r in d.records()), what="a first batch written")
         assert d.get("/readyz")[0] == 503  # still syncing
         code, seconds = d.terminate()

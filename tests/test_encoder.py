@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
+from plugin import device as device_module
+from plugin.device import check_present
 from plugin.embedding.runner import (
     StopRequested,
     _budget_groups,
@@ -97,6 +100,41 @@ def test_missing_device_is_an_error_not_a_fallback(tiny_model_dir: Path) -> None
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):
         Encoder.load(str(tiny_model_dir), device="cuda")
+
+
+@pytest.fixture
+def gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for the NVIDIA driver's GPU list (empty: no GPU), a CUDA build of torch."""
+    folder = tmp_path / "gpus"
+    folder.mkdir()
+    monkeypatch.setattr(device_module, "NVIDIA_GPUS", folder)
+    monkeypatch.setattr(device_module, "version", lambda _: "2.13.0+cu128")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return folder
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the driver's GPU list is Linux's")
+def test_a_device_that_is_not_there_is_refused_before_any_model_loads(
+    gpus: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    for spec in ("auto", "cpu"):
+        assert check_present(spec) == spec
+    with pytest.raises(ConfigError, match="no CUDA device is available"):
+        check_present("cuda")
+    for card in ("0000:01:00.0", "0000:02:00.0"):
+        (gpus / card).mkdir()
+    assert check_present("CUDA") == "cuda" and check_present("cuda:1") == "cuda:1"
+    with pytest.raises(ConfigError, match="only 2 CUDA device"):
+        check_present("cuda:2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    with pytest.raises(ConfigError, match="only 1 CUDA device"):
+        check_present("cuda:1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    with pytest.raises(ConfigError, match="CUDA_VISIBLE_DEVICES"):
+        check_present("cuda")
+    monkeypatch.setattr(device_module, "version", lambda _: "2.13.0+cpu")
+    with pytest.raises(ConfigError, match="built without CUDA"):
+        Encoder.load(str(tiny_model_dir), device="cuda:0", lazy=True)
 
 
 def test_fast_path_matches_stock_encode_in_fp32() -> None:

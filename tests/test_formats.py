@@ -13,7 +13,7 @@ import pytest
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.store import Store
-from tests.conftest import run_sync
+from tests.conftest import HANG, run_sync
 from worker.chunk import chunk_text
 from worker.formats import Unreadable, format_of
 from worker.formats.isolated import ReaderProcess
@@ -32,7 +32,7 @@ ON_PAGE = {
 
 
 def read(path: Path, max_bytes: int = 10_000_000) -> Document | Skip:
-    result = read_document(SourceFile(path.parent, path.name), max_bytes=max_bytes, timeout=60)
+    result = read_document(SourceFile(path.parent, path.name), max_bytes=max_bytes, timeout=HANG)
     assert isinstance(result, Document | Skip)
     return result
 
@@ -151,9 +151,9 @@ def test_a_reader_that_overruns_is_killed_and_the_next_file_is_read() -> None:
     try:
         # A millisecond: the child cannot even start in that time.
         with pytest.raises(Unreadable) as caught:
-            reader.extract("pdf", raw, timeout=0.001)
+            reader.extract("pdf", raw, timeout=0.001)  # fixed: it must fire
         assert caught.value.reason == "timeout"
-        extracted = reader.extract("pdf", raw, timeout=60)
+        extracted = reader.extract("pdf", raw, timeout=HANG)
         assert len(extracted.pages) == 7
     finally:
         reader.close()

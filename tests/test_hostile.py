@@ -273,7 +273,8 @@ def test_files_no_rule_includes_are_counted_and_said_once(
     said = [r.getMessage() for r in caplog.records if "no include rule" in r.getMessage()]
     assert said == [
         "5 file(s) matched no include rule and were not indexed (2 .odt, 1 .PDF, 1 .epub, "
-        "1 no extension); DOCSYNC_INCLUDE chooses what is read"
+        "1 no extension: Makefile, a.odt, b.odt, d.epub, sub/c.PDF); DOCSYNC_INCLUDE chooses "
+        "what is read"
     ]
     syncer.sync_scopes([(docs.resolve(), "")])  # a daemon's rescan: nothing new to say
     assert len([r for r in caplog.records if "no include rule" in r.getMessage()]) == 1

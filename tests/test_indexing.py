@@ -22,6 +22,7 @@ from plugin.stores import edge as edge_store
 from plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
 from plugin.stores.edge_count import LEDGER_FILE
 from plugin.stores.edge_host import HostedShard
+from tests.conftest import HANG
 
 POINTS = 8000  # 12 MB of vectors: past the engine's own indexing threshold
 DIMENSION = 384
@@ -75,7 +76,7 @@ def test_searches_answer_while_the_child_builds_and_the_copy_is_swapped_in(
         # daemon's HTTP thread asks) must be answered now, not after the build.
         asker = threading.Thread(target=lambda: answered.append(nearest(store, vectors[42])))
         asker.start()
-        asker.join(timeout=60)
+        asker.join(timeout=HANG)
         assert not asker.is_alive()
         assert copy.is_dir() and layout(store._dir)[1] == "shard.0"
         children.append(run_indexer(copy, should_stop))
@@ -198,7 +199,7 @@ def test_a_serving_store_opens_the_indexed_copy_while_the_old_shard_answers(
                         target=lambda: answered.append(nearest(store, vectors[42]))
                     )
                     asker.start()
-                    asker.join(timeout=60)
+                    asker.join(timeout=HANG)
                     assert not asker.is_alive()
             return super()._answer()
 

@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tests.conftest import HANG
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,7 @@ def test_the_wheel_holds_every_package(tmp_path: Path) -> None:
         [*build, "-w", str(tmp_path), str(tree)],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=HANG,
     )
     (wheel,) = tmp_path.glob("docsync-*.whl")
     packaged = {n.rsplit("/", 1)[0] for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}

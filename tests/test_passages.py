@@ -73,6 +73,13 @@ def test_overlapping_passages_merge_and_keep_the_better_match() -> None:
     assert found[0].score == 0.9
 
 
+def test_no_context_keeps_adjacent_hits_apart_even_across_sections() -> None:
+    found = grow([hit(FILE[5], 0.9), hit(FILE[6], 0.8), hit(FILE[4], 0.7)], budget=0)
+    assert [sorted(p.chunks) for p in found] == [[5], [6], [4]]
+    assert [p.section for p in found] == ["T > A", "T > B", "T > A"]
+    assert [p.text() for p in found] == [FILE[5]["text"], FILE[6]["text"], FILE[4]["text"]]
+
+
 def test_wordless_chunks_never_stand_alone_and_files_can_be_limited() -> None:
     found = grow([hit(BORDER, 0.99), hit(OTHER[0], 0.5)], budget=0)
     assert [p.match for p in found] == [OTHER[0]]

@@ -17,7 +17,7 @@ import pytest
 from plugin.encoder import Encoder
 from plugin.search import Searcher
 from plugin.stores.edge import EdgeStore
-from tests.conftest import CORPUS, minilm_dir
+from tests.conftest import CORPUS, HANG, minilm_dir
 
 DOCSYNC = str(Path(sys.executable).with_name("docsync"))
 
@@ -70,7 +70,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
         cwd=work,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -81,7 +81,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
 def docsync(synced: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess[str]:
     work, env = synced
     return subprocess.run(
-        [DOCSYNC, *args], env=env, cwd=work, capture_output=True, text=True, timeout=300
+        [DOCSYNC, *args], env=env, cwd=work, capture_output=True, text=True, timeout=HANG
     )
 
 

@@ -26,7 +26,7 @@ from plugin.errors import ConfigError, StoreUnavailableError
 from plugin.search import DaemonSearcher, Searcher
 from plugin.settings import Settings
 from plugin.store import Store
-from tests.conftest import CORPUS, run_sync
+from tests.conftest import CORPUS, HANG, run_sync
 from worker.cli import cli
 from worker.serve import (
     LIMITS,
@@ -41,7 +41,7 @@ from worker.serve import (
 )
 
 TOKEN = "s3cret-token-for-tests"
-DEADLINE = 10.0  # seconds any one condition may take; the tests never wait for it to pass
+DEADLINE = HANG  # seconds any one condition may take; the tests never wait for it to pass
 
 
 def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:

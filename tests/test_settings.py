@@ -69,6 +69,19 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DOCSYNC_INCLUDE", ",, ,"),
         ("DOCSYNC_INCLUDE", "[]"),
         ("DOCSYNC_INCLUDE", '["*.md"'),
+        ("DOCSYNC_COLLECTION", "../../../escaped"),
+        ("DOCSYNC_COLLECTION", ".."),
+        ("DOCSYNC_COLLECTION", "."),
+        ("DOCSYNC_COLLECTION", "a/b"),
+        ("DOCSYNC_COLLECTION", "a\\b"),
+        ("DOCSYNC_COLLECTION", "notes:v2"),
+        ("DOCSYNC_COLLECTION", "x" * 256),
+        ("DOCSYNC_COLLECTION", "é" * 128),  # 256 bytes: too long for a folder's name
+        ("DOCSYNC_QDRANT_URL", "ftp://example"),
+        ("DOCSYNC_QDRANT_URL", "http://[bad"),
+        ("DOCSYNC_QDRANT_URL", "http://:6333"),
+        ("DOCSYNC_QDRANT_URL", "http://qdrant:99999"),
+        ("DOCSYNC_QDRANT_URL", "file:///tmp/qdrant"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -82,3 +95,25 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `(DOCSYNC_[A-Z_]+)`", readme, re.MULTILINE))
     assert table == {f"DOCSYNC_{name.upper()}" for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("name", ["docsync", "my-docs_v2", "notes.2024", "x" * 255, "é" * 127])
+def test_collection_names_qdrant_accepts(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("DOCSYNC_COLLECTION", name)
+    assert Settings().collection == name
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:6333", "https://user:pw@qdrant.example:443/", "qdrant:6333"]
+)
+def test_server_urls_qdrant_client_accepts(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DOCSYNC_QDRANT_URL", f"  {url} ")
+    assert Settings().qdrant_url == url
+
+
+def test_a_bad_url_is_refused_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCSYNC_QDRANT_URL", "ftp://admin:s3cret@example")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = refused.value.errors()[0]["msg"]  # what the CLI prints
+    assert "http or https" in message and "s3cret" not in message

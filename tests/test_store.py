@@ -227,6 +227,7 @@ def test_edge_optimizes_only_when_enough_points_wait(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_is_transient_and_bounded() -> None:
+    # fixed: nothing listens on port 9, the timeout only bounds the refusal
     client = QdrantClient(url="http://127.0.0.1:9", timeout=2, check_compatibility=False)
     store = QdrantClientStore(client, "c", description="server", server=True, attempts=2)
     with pytest.raises(StoreUnavailableError, match="unreachable"):

@@ -13,6 +13,7 @@ import pytest
 import plugin.stores.edge
 from plugin.encoder import Encoder
 from plugin.stores.edge import EdgeStore
+from tests.conftest import HANG
 from tests.test_daemon import Silent, daemon_for, poll
 
 
@@ -47,6 +48,6 @@ def test_daemon_waits_out_a_full_disk(
         assert store.count() > 0
     finally:
         daemon.stop()
-        thread.join(timeout=10)
+        thread.join(timeout=HANG)
         store.close()
     assert not thread.is_alive()

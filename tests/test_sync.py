@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
 from plugin.store import Point, Store
 from plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import QUERY_PREFIX, run_sync, state
+from worker.pipeline import Syncer, SyncOptions
 
 INSERTED = (
     "A paragraph added by an editor near the top of the file. It introduces a topic the "
@@ -304,6 +306,63 @@ def test_changed_rules_remove_excluded_files(
     assert report.files_deleted == 6
     assert memory_store.count({"path_prefixes": "using"}) == 0
     assert_exact(memory_store, docs, tiny_encoder, exclude=[".*", "using"])
+
+
+def test_rules_that_drop_most_of_a_root_are_held_back(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`DOCSYNC_INCLUDE='sockets.rst'` deleted 28 of 29 files' points and exited 0."""
+    run_sync(docs, memory_store, tiny_encoder)
+    before = state(memory_store)
+    (docs / "using" / "mac.rst").unlink()  # really gone: deleted even while the rest is held
+    held = run_sync(docs, memory_store, tiny_encoder, include=["sockets.rst"])
+    assert held.protected_roots == [str(docs.resolve())] and not held.ok
+    assert held.files_deleted == 1 and {p for _, p, *_ in state(memory_store)} == {
+        p for _, p, *_ in before if p != "using/mac.rst"
+    }
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "no longer select 19 of the 21 files" in said and "--allow-mass-delete" in said
+    assert "(howto/annotations.rst, howto/argparse.rst, howto/clinic.rst, " in said
+    assert "and 14 more): not deleting them" in said
+    # the not-included warning names files too, not only their extensions
+    assert "(19 .rst: howto/annotations.rst, howto/argparse.rst" in said
+    report = run_sync(
+        docs, memory_store, tiny_encoder, include=["sockets.rst"], allow_mass_delete=True
+    )
+    assert report.ok and report.files_deleted == 19
+    assert_exact(memory_store, docs, tiny_encoder, include=["sockets.rst"])
+
+
+def skip_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The files named by this sync's skip warnings, and forget them."""
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    caplog.clear()
+    return sorted(m.split(":")[0].rsplit("/", 1)[-1] for m in said if m.startswith("skipped"))
+
+
+def test_a_skip_is_said_once_until_its_file_changes(
+    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon's Syncer: its rescans repeated every skip warning, each time."""
+    caplog.set_level(logging.DEBUG, logger="docsync.sync")
+    (docs / "blob.md").write_bytes(b"\x00\x01" * 100)
+    (docs / "empty.md").write_text("")
+    syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
+    scopes = [(docs.resolve(), "")]
+    first = syncer.sync_scopes(scopes)
+    assert first.files_skipped == {"binary": 1, "empty": 1}
+    assert skip_warnings(caplog) == ["blob.md", "empty.md"]
+    again = syncer.sync_scopes(scopes)
+    assert again.files_skipped == first.files_skipped  # still counted, not said
+    assert skip_warnings(caplog) == []
+    (docs / "blob.md").write_bytes(b"\x00\x02" * 300)  # changed, still binary
+    syncer.sync_scopes(scopes)
+    assert skip_warnings(caplog) == ["blob.md"]
+    (docs / "empty.md").write_text("# Not empty\n\nNow it has words in it.\n")
+    syncer.sync_scopes(scopes)
+    (docs / "empty.md").write_text("")  # empty once more: said once more
+    syncer.sync_scopes(scopes)
+    assert skip_warnings(caplog) == ["empty.md"]
 
 
 def test_changed_chunk_size_rechunks(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import HANG
 from worker.watch import Debouncer, Watcher
 
 
@@ -120,7 +121,7 @@ def test_real_observer_reports_relative_paths(tmp_path: Path) -> None:
         (tmp_path / "sub" / "a.md").write_text("hello")
         (tmp_path / "sub" / "a.md").rename(tmp_path / "b.md")
         (tmp_path / "c.md").write_text("written")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG
         # Events inside a folder created a moment ago can be missed (the watch on it comes
         # later): the folder's own event is there, and the daemon reconciles the folder.
         wanted = {"sub", "b.md", "c.md"}

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from plugin.store import Point
+from tests.conftest import HANG
 from worker.plan import FilePlan, PlannedPoint
 from worker.write import Writer
 
@@ -22,7 +23,7 @@ class GatedStore:
         self.paths: list[str] = []
 
     def upsert(self, points: Sequence[Point]) -> None:
-        assert self.gate.wait(timeout=10)
+        assert self.gate.wait(timeout=HANG)
         self.paths.extend(p.payload["path"] for p in points)
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -51,10 +52,10 @@ def test_submissions_wait_while_too_many_points_are_pending() -> None:
 
     feeder = threading.Thread(target=submit_all)
     feeder.start()
-    feeder.join(timeout=0.5)  # bounded: the feeder must still be held back after it
+    feeder.join(timeout=0.5)  # fixed: the feeder must still be held back after it
     assert feeder.is_alive() and submitted == ["f0.md", "f1.md"]
     store.gate.set()
-    feeder.join(timeout=10)
+    feeder.join(timeout=HANG)
     writer.drain()
     writer.close()
     assert written == [p.path for p in plans]

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from plugin import schema
 from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
+from plugin.device import check_present
 from plugin.errors import DaemonUnavailableError, DocsyncError
 from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
 from plugin.filters import parse_where
@@ -72,6 +73,9 @@ def cli(*args: str) -> int:
     try:
         flags = {k: getattr(ns, k) for k in _SETTING_FLAGS if getattr(ns, k, None) is not None}
         settings = Settings(**flags)
+        # Every command takes --device: one that is not there is refused now, also by a
+        # command that would never load the model (DESIGN: never a silent fallback).
+        check_present(settings.device)
         command: Callable[[argparse.Namespace, Settings], int] = ns.command
         return command(ns, settings)
     except ValidationError as exc:
@@ -135,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         help="let a folder with no files delete its points (refused by default: it may be "
         "an unmounted volume)",
     )
+    sync.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let new include/exclude rules remove most of a folder's files from the "
+        "collection (refused by default: a mistyped DOCSYNC_INCLUDE would empty it)",
+    )
     sync.set_defaults(command=_sync)
 
     run = commands.add_parser(
@@ -155,6 +165,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--allow-empty", action="store_true", help="let an emptied folder delete its points"
+    )
+    run.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let new include/exclude rules remove most of a folder's files",
     )
     run.set_defaults(command=_run)
 
@@ -373,14 +388,25 @@ def _malloc_trim() -> None:
 def _sync(ns: argparse.Namespace, settings: Settings) -> int:
     from worker.pipeline import check_roots, sync
     from worker.progress import progress_bar
+    from worker.skips import SkipMemory
 
     roots = check_roots(ns.dirs)
-    options = _sync_options(settings, allow_empty=ns.allow_empty)
+    # A skip is said once, not on every run of a cron job: remembered in the cache folder.
+    where = settings.qdrant_url or str(settings.qdrant_path.resolve())
+    skips = SkipMemory.for_collection(settings.cache, where, settings.collection)
+    options = _sync_options(settings, allow_empty=ns.allow_empty, mass_delete=ns.allow_mass_delete)
     with _store(settings) as store:
         encoder = _load_encoder(settings)
         _log_start("syncing", roots, store, encoder)
         with progress_bar(interval=settings.progress_seconds) as progress:
-            report = sync(roots, store=store, encoder=encoder, options=options, progress=progress)
+            report = sync(
+                roots,
+                store=store,
+                encoder=encoder,
+                options=options,
+                progress=progress,
+                skips=skips,
+            )
         # The index is built after the model is let go: building it is a large sync's
         # memory peak (the engine copies its segments), and nothing is embedded any more.
         del encoder
@@ -421,7 +447,9 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
             roots,
             store=store,
             encoder=encoder,
-            sync_options=_sync_options(settings, allow_empty=ns.allow_empty),
+            sync_options=_sync_options(
+                settings, allow_empty=ns.allow_empty, mass_delete=ns.allow_mass_delete
+            ),
             options=DaemonOptions(
                 rescan_seconds=settings.rescan_seconds,
                 debounce_seconds=settings.debounce_seconds,
@@ -527,7 +555,7 @@ def _mcp_bridge(settings: Settings, searcher: Any, status: Callable[[], dict[str
     return HttpBridge(build_server(settings, collection))
 
 
-def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
+def _sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -> Any:
     from worker.pipeline import SyncOptions
 
     return SyncOptions(
@@ -536,6 +564,7 @@ def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
         max_file_bytes=settings.max_file_bytes,
         chunk_tokens=settings.chunk_tokens,
         allow_empty_roots=allow_empty,
+        allow_mass_delete=mass_delete,
         read_timeout=settings.read_timeout,
     )
 

@@ -46,8 +46,9 @@ from worker.plan import (
     scope_match,
 )
 from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
-from worker.report import Skip, SyncReport
+from worker.report import Skip, SyncReport, first_names, named
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.skips import SkipMemory
 from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
 
@@ -62,6 +63,12 @@ PAYLOAD_VERSION = 4
 # then each folder in it, split again while it is this large), so that no sync holds the
 # listing of a whole large tree: 20,000 listed files take about 7 MB.
 WHOLE_LISTING_POINTS = 50_000
+# A sync that would drop more than this share of a root's indexed files (of a root holding at
+# least MASS_DELETE_MIN_FILES) although they are still on disk, because the include/exclude
+# rules no longer select them, is held back like an emptied root: a mistyped DOCSYNC_INCLUDE
+# would otherwise empty the collection without a word (SyncOptions.allow_mass_delete).
+MASS_DELETE_SHARE = 0.5
+MASS_DELETE_MIN_FILES = 10
 
 
 class Progress(Protocol):
@@ -100,6 +107,8 @@ class SyncOptions:
     # Sync a root that has no files at all although the collection holds some of its files.
     # Off by default: an unmounted volume looks exactly like that.
     allow_empty_roots: bool = False
+    # Let new include/exclude rules drop most of a root's files (see MASS_DELETE_SHARE).
+    allow_mass_delete: bool = False
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
     read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
 
@@ -142,10 +151,12 @@ def sync(
     encoder: Encoder,
     options: SyncOptions | None = None,
     progress: Progress | None = None,
+    skips: SkipMemory | None = None,
 ) -> SyncReport:
-    """Make the collection hold exactly the chunks of the selected files under `roots`."""
+    """Make the collection hold exactly the chunks of the selected files under `roots`.
+    `skips`: the skips said by earlier syncs (default: none, every skip is said)."""
     checked = check_roots(roots)
-    syncer = Syncer(store, encoder, options or SyncOptions())
+    syncer = Syncer(store, encoder, options or SyncOptions(), skips=skips)
     return syncer.sync_scopes([(root, "") for root in checked], progress=progress)
 
 
@@ -159,8 +170,11 @@ class Syncer:
         options: SyncOptions,
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        skips: SkipMemory | None = None,
     ) -> None:
         self.store = store
+        # Which skips were said: kept for the Syncer's life (a daemon's), or in a file.
+        self.skips = skips or SkipMemory()
         self.encoder = encoder
         self.options = options
         self.rules = Rules(options.include, options.exclude)
@@ -202,6 +216,9 @@ class Syncer:
         run.report.seconds = time.monotonic() - run.started
         if all(not scope for _, scope in scopes):
             self._tell_not_included(run.report)
+            if not self.should_stop():
+                self.skips.forget_unseen([str(root) for root, _ in scopes])
+        self.skips.save()
         return run.report
 
     def _open(self) -> int:
@@ -264,7 +281,7 @@ class _Run:
         for part in self._parts(root_path, scope):
             self.progress.more(part.scan.candidates)
             self.report.files_scanned += part.scan.candidates
-            self.report.files_not_included.update(part.scan.not_included)
+            self.report.not_included(part.scan.not_included, part.scan.not_included_names)
             gone.candidates += part.scan.candidates
             gone.indexed += len(part.indexed)
             keep = self._sync_part(root, part)
@@ -389,12 +406,38 @@ class _Run:
             if looks_unmounted and not self.options.allow_empty_roots:
                 self._protect(root, gone.indexed)
                 continue
-            for path in gone.paths:
+            for path in self._deletable(gone):
                 plan = plan_removal(root, path, point_ids(self.store, root, path))
                 self._write(plan, deleted_file=True)
 
+    def _deletable(self, gone: _Gone) -> list[str]:
+        """The gone paths to delete: all of them, but those the rules no longer select (still
+        on disk) when they are most of a whole root's files and that was not allowed."""
+        if gone.scope or self.options.allow_mass_delete:
+            return gone.paths  # a daemon's scoped sync never changes the rules
+        rules = self.syncer.rules
+        dropped = [p for p in gone.paths if not rules.selects(p) and os.path.lexists(gone.root / p)]
+        if len(dropped) <= MASS_DELETE_SHARE * gone.indexed or gone.indexed < MASS_DELETE_MIN_FILES:
+            return gone.paths
+        log.warning(
+            "root %s: the include/exclude rules no longer select %d of the %d files the "
+            "collection holds from it (%s): not deleting them (DOCSYNC_INCLUDE or "
+            "DOCSYNC_EXCLUDE changed?); pass --allow-mass-delete if the new rules are meant",
+            gone.root,
+            len(dropped),
+            gone.indexed,
+            named(first_names(dropped), len(dropped)),
+        )
+        self.report.protected_roots.append(str(gone.root))
+        kept = set(dropped)
+        return [p for p in gone.paths if p not in kept]
+
     def _skip(self, root: str, skip: Skip, keep: set[str]) -> None:
-        self.report.skip(root, skip)
+        # A rule skip is said once until its file changes; a failure on every sync.
+        said = not skip.is_failure and not self.syncer.skips.first_time(
+            root, skip.path, skip.reason
+        )
+        self.report.skip(root, skip, said=said)
         if skip.is_failure:
             keep.add(skip.path)  # a failure keeps what was indexed before
         self.progress.advance()

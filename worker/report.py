@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("docsync.sync")
+NAMED = 5  # files a warning names before "and N more"
 
 # Skips by rule: the file is not (or no longer) indexable, and its points are removed.
 # Everything else that goes wrong with a file is a failure: its points are kept as they were,
@@ -28,6 +30,19 @@ SKIP_REASONS = frozenset(
         "vanished",
     }
 )
+
+
+def first_names(names: Iterable[str]) -> list[str]:
+    """The first `NAMED` of `names` in name order: the same ones whatever order a folder
+    lists its files in, so that a warning reads the same on every sync."""
+    return sorted(names)[:NAMED]
+
+
+def named(names: Sequence[str], total: int) -> str:
+    """`a.md, b.md and 3 more`: the names given (the first few), then how many are not."""
+    shown = ", ".join(names[:NAMED])
+    rest = total - len(names[:NAMED])
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class SyncReport:
     protected_roots: list[str] = field(default_factory=list)
     # files no include rule selects, by extension: not skipped, but worth a word
     files_not_included: Counter[str] = field(default_factory=Counter)
+    not_included_names: list[str] = field(default_factory=list)  # the first few of them
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
 
     @property
@@ -68,15 +84,17 @@ class SyncReport:
         """Every file synced or was skipped by a rule, and no root was held back."""
         return not self.failures and not self.protected_roots
 
-    def skip(self, root: str, skip: Skip) -> None:
-        """Count a skip or a failure, with its one log line."""
+    def skip(self, root: str, skip: Skip, *, said: bool = False) -> None:
+        """Count a skip or a failure, with its one log line (`said`: the skip was warned
+        about before, its file unchanged since: a debug line)."""
         where = f"{root}/{skip.path}" if skip.path else root
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
             log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
         else:
             self.files_skipped[skip.reason] += 1
-            log.warning("skipped %s: %s (%s)", where, skip.reason, skip.detail)
+            level = logging.DEBUG if said else logging.WARNING
+            log.log(level, "skipped %s: %s (%s)", where, skip.reason, skip.detail)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +129,11 @@ class SyncReport:
         more = f", {len(counts) - 5} more kinds" if len(counts) > 5 else ""
         total = self.files_not_included.total()
         return (
-            f"{total} file(s) matched no include rule and were not indexed ({kinds}{more}); "
-            "DOCSYNC_INCLUDE chooses what is read"
+            f"{total} file(s) matched no include rule and were not indexed ({kinds}{more}: "
+            f"{named(self.not_included_names, total)}); DOCSYNC_INCLUDE chooses what is read"
         )
+
+    def not_included(self, counts: Counter[str], names: Iterable[str]) -> None:
+        """Count files a scan found that no include rule selects."""
+        self.files_not_included.update(counts)
+        self.not_included_names = first_names([*self.not_included_names, *names])

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from worker.report import Skip
+from worker.report import Skip, first_names
 
 log = logging.getLogger("docsync.scan")
 
@@ -49,6 +49,8 @@ class Scan:
     unlisted: list[str] = field(default_factory=list)
     # files that no include rule selects (and no exclude rule names), by extension
     not_included: Counter[str] = field(default_factory=Counter)
+    # and the first of them by name (`report.NAMED` at most), for a warning to show
+    not_included_names: list[str] = field(default_factory=list)
     # the folders a scan that does not descend found (selected ones: not excluded, not links)
     folders: list[str] = field(default_factory=list)
 
@@ -230,6 +232,7 @@ def _file(*, rel: str, entry: os.DirEntry[str], rules: Rules, scan: Scan) -> Ite
             yield Skip(printable(rel), "undecodable_name", "the name is not UTF-8: rename it")
     elif not rules.excluded(rel):
         scan.not_included[_extension(entry.name)] += 1
+        scan.not_included_names[:] = first_names([*scan.not_included_names, printable(rel)])
 
 
 def _extension(name: str) -> str:

@@ -13,9 +13,16 @@ model's query instruction is applied as docsync applies it, and both give a hit'
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from plugin.search import Hit
+from plugin.filters import Filters, check_filters
+from plugin.search import Hit, Searcher, check_options
+
+if TYPE_CHECKING:
+    from plugin.settings import Settings
+
+Retriever = TypeVar("Retriever")
 
 # What a language model reading a passage is shown besides its text: where it comes from.
 CITED = ("path", "title", "section", "page_start", "page_end")
@@ -31,3 +38,24 @@ def hit_metadata(hit: Hit) -> dict[str, Any]:
 def hit_id(hit: Hit) -> str:
     """A passage's stable identity: its file and span (the same passage, the same ID)."""
     return f"{hit.root}/{hit.path}:{hit.start}-{hit.end}"
+
+
+def check_retriever(
+    k: int, mode: str | None, filters: Filters | None, path_prefix: str | None
+) -> dict[str, list[str]]:
+    """A retriever's options checked when it is made, not at its first question
+    (`ValueError`): its filters as `Searcher.search` takes them (`{"format": "pdf"}` as
+    well as `{"format": ["pdf"]}`)."""
+    check_options(k, path_prefix, mode)
+    return check_filters(filters or {})
+
+
+def over_settings(settings: Settings | None, build: Callable[[Searcher], Retriever]) -> Retriever:
+    """`build(searcher)` with a searcher opened from the settings, closed again when `build`
+    fails: it holds the embedded store, and left open it would lock out the next try."""
+    searcher = Searcher.from_settings(settings)
+    try:
+        return build(searcher)
+    except BaseException:
+        searcher.close()
+        raise

@@ -14,9 +14,9 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from plugin.frameworks import hit_id, hit_metadata
+from plugin.frameworks import check_retriever, hit_id, hit_metadata, over_settings
 from plugin.search import Hit, Searcher
 from plugin.settings import Settings
 
@@ -29,14 +29,22 @@ class DocsyncRetriever(BaseRetriever):
     searcher: Searcher
     k: int = 5
     mode: str | None = None  # dense, keyword or hybrid; None: the searcher's
-    filters: dict[str, list[str]] = Field(default_factory=dict)  # {"format": ["pdf"]}
+    # {"format": "pdf"}, or several values of a key: {"format": ["pdf", "html"]}
+    filters: dict[str, str | list[str]] = Field(default_factory=dict)
     path_prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _check_options(self) -> DocsyncRetriever:
+        self.filters = dict(check_retriever(self.k, self.mode, self.filters, self.path_prefix))
+        return self
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> DocsyncRetriever:
         """A retriever over the collection the settings name (read from the environment and
-        `.env` when omitted); through a running daemon when one holds the embedded store."""
-        return cls(searcher=Searcher.from_settings(settings), **options)
+        `.env` when omitted); through a running daemon when one holds the embedded store.
+        Its searcher is the retriever's (`retriever.searcher.close()` lets the store go);
+        closed at once when an option is refused."""
+        return over_settings(settings, lambda searcher: cls(searcher=searcher, **options))
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

@@ -17,7 +17,7 @@ from typing import Any
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from plugin.frameworks import CITED, hit_id, hit_metadata
+from plugin.frameworks import CITED, check_retriever, hit_id, hit_metadata, over_settings
 from plugin.search import Hit, Searcher
 from plugin.settings import Settings
 
@@ -37,16 +37,18 @@ class DocsyncRetriever(BaseRetriever):
         path_prefix: str | None = None,
         **kwargs: Any,
     ) -> None:
+        self.filters = check_retriever(k, mode, filters, path_prefix)
         self.searcher = searcher
         self.k, self.mode, self.path_prefix = k, mode, path_prefix
-        self.filters = dict(filters or {})
         super().__init__(**kwargs)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **options: Any) -> DocsyncRetriever:
         """A retriever over the collection the settings name (read from the environment and
-        `.env` when omitted); through a running daemon when one holds the embedded store."""
-        return cls(Searcher.from_settings(settings), **options)
+        `.env` when omitted); through a running daemon when one holds the embedded store.
+        Its searcher is the retriever's (`retriever.searcher.close()` lets the store go);
+        closed at once when an option is refused."""
+        return over_settings(settings, lambda searcher: cls(searcher, **options))
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.searcher.search(
