@@ -30,7 +30,7 @@ from plugin.stores.edge import EdgeStore
 from plugin.stores.edge_count import LEDGER_FILE
 from plugin.stores.edge_host import HostedShard
 from plugin.stores.edge_shard import LocalShard
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, HANG
 from tests.test_daemon import FAST, Silent, exact
 from worker.daemon import Daemon
 from worker.pipeline import SyncOptions
@@ -157,7 +157,7 @@ def test_the_daemon_outlives_its_shard_process(
         assert thread.is_alive()
     finally:
         daemon.stop()
-        thread.join(timeout=60)
+        thread.join(timeout=HANG)
         store.close()
     assert not thread.is_alive()
 

@@ -337,8 +337,8 @@ def test_a_replaced_root_is_followed_by_the_real_watcher(
     swap_for_a_copy(docs)
     (docs / "notes").mkdir()
     (docs / "notes" / "new-runbook.md").write_text("# Runbook\n\nA word: quokkaphant.\n")
-    poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+    poll(lambda: exact(edge, docs, tiny_encoder))
     (docs / "notes" / "second.md").write_text("# Second\n\nWritten after the swap was seen.\n")
     (docs.with_name("docs.old") / "mac.rst").unlink()  # the old folder is not the root
-    poll(lambda: exact(edge, docs, tiny_encoder), timeout=60)
+    poll(lambda: exact(edge, docs, tiny_encoder))
     stop(daemon, thread)
