@@ -3,7 +3,7 @@ a random child every few seconds, a full disk for a while, and searches over the
 socket and HTTP from two threads; afterwards its collection must equal a from-scratch sync.
 
     python bench/chaos.py [--minutes 3 | --short] [--seed N] [--full-disk] [--json]
-                          [--model PATH | --minilm]
+                          [--model PATH | --minilm] [--kinds shard_host,index_builder,reader]
 
 The daemon runs as a subprocess (`python -m worker.cli run DOCS --http-port PORT`) on an
 embedded store in a temporary folder; by default it embeds with a one-layer random BERT
@@ -19,6 +19,7 @@ their command line (`/proc/<pid>/cmdline`):
 
 Each kill goes to one of the kinds running at that moment, the one killed least so far
 (ties drawn at random): the index builder runs only now and then and still gets its share.
+`--kinds` limits the kills to some kinds (to see what the others do while one is broken).
 `--full-disk` (root only; skipped with a reason otherwise) puts the store on a small tmpfs
 and fills it with a ballast file for `--full-disk-seconds` in the middle of the run.
 
@@ -347,14 +348,21 @@ class Searches:
     answered: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     bad: Counter[str] = field(default_factory=Counter)
-    slowest_s: float = 0.0
+    bad_first_at_s: dict[str, float] = field(default_factory=dict)
+    slowest: dict[str, Any] = field(default_factory=lambda: {"s": 0.0})
+    started: float = field(default_factory=now)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, seconds: float, refused: str | None = None, bad: str | None = None) -> None:
+    def record(
+        self, via: str, seconds: float, refused: str | None = None, bad: str | None = None
+    ) -> None:
+        at = round(now() - self.started, 1)
         with self.lock:
-            self.slowest_s = max(self.slowest_s, seconds)
+            if seconds > self.slowest["s"]:
+                self.slowest = {"s": round(seconds, 2), "via": via, "ended_at_s": at}
             if bad is not None:
                 self.bad[bad[:300]] += 1
+                self.bad_first_at_s.setdefault(bad[:300], at)
             elif refused is not None:
                 self.refused[refused[:300]] += 1
             else:
@@ -373,11 +381,11 @@ def search_socket(searcher: Any, rng: random.Random, searches: Searches) -> None
         searcher.search(rng.choice(QUESTIONS), limit=5, mode=rng.choice(MODES))
     except DocsyncError as exc:
         kind = "refused" if one_line(str(exc)) else "bad"
-        searches.record(now() - started, **{kind: f"socket {type(exc).__name__}: {exc}"})
+        searches.record("socket", now() - started, **{kind: f"socket {type(exc).__name__}: {exc}"})
     except Exception as exc:  # anything else is what this harness is here to find
-        searches.record(now() - started, bad=f"socket {type(exc).__name__}: {exc}")
+        searches.record("socket", now() - started, bad=f"socket {type(exc).__name__}: {exc}")
     else:
-        searches.record(now() - started)
+        searches.record("socket", now() - started)
 
 
 def search_http(port: int, rng: random.Random, searches: Searches) -> None:
@@ -398,11 +406,11 @@ def search_http(port: int, rng: random.Random, searches: Searches) -> None:
         except (ValueError, AttributeError):
             message = raw.decode(errors="replace")
         kind = "refused" if one_line(message) else "bad"
-        searches.record(now() - started, **{kind: f"http {exc.code}: {message}"})
+        searches.record("http", now() - started, **{kind: f"http {exc.code}: {message}"})
     except Exception as exc:
-        searches.record(now() - started, bad=f"http {type(exc).__name__}: {exc}")
+        searches.record("http", now() - started, bad=f"http {type(exc).__name__}: {exc}")
     else:
-        searches.record(now() - started)
+        searches.record("http", now() - started)
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -420,6 +428,7 @@ class Options:
     copies: int
     idle_timeout: float
     model: str
+    kinds: tuple[str, ...] = tuple(KINDS)
 
 
 class Chaos:
@@ -440,6 +449,7 @@ class Chaos:
         self.child_peak_kb: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.disk: dict[str, Any] = {"requested": options.full_disk}
         self.started = now()
+        self.searches.started = self.started
         self.env = base_env(self.store, options.model, work / "cache")
         self.daemon: Daemon | None = None
 
@@ -677,6 +687,7 @@ def finish(chaos: Chaos) -> dict[str, Any]:
     result: dict[str, Any] = {
         "minutes": chaos.options.minutes,
         "seed": chaos.options.seed,
+        "kinds": list(chaos.options.kinds),
         "model": chaos.options.model,
         "ready_after_s": chaos.ready_s,
         "kills": dict(chaos.kills),
@@ -695,7 +706,8 @@ def finish(chaos: Chaos) -> dict[str, Any]:
         "refusals": dict(searches.refused),
         "searches_failed_badly": sum(searches.bad.values()),
         "bad_failures": dict(searches.bad),
-        "slowest_search_s": round(searches.slowest_s, 2),
+        "bad_failures_first_at_s": searches.bad_first_at_s,
+        "slowest_search": searches.slowest,
         "hung_threads": chaos.hung_threads,
         "daemon_peak_rss_mb": round(chaos.rss_peak_kb / 1024, 1),
         "child_peak_rss_mb": {k: round(v / 1024, 1) for k, v in chaos.child_peak_kb.items()},
@@ -755,6 +767,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--edit-every", type=float, default=0.4, help="seconds between edits (±50%%)"
     )
     parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="the kinds of child to kill, comma-separated (default: all three)",
+    )
+    parser.add_argument(
         "--full-disk", action="store_true", help="store on a tmpfs, filled for a while"
     )
     parser.add_argument("--full-disk-seconds", type=float, default=20.0)
@@ -772,6 +789,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if unknown := set(args.kinds.split(",")) - set(KINDS):
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))} (known: {', '.join(KINDS)})")
     if args.short:
         args.minutes, args.kill_every = 1.25, 2.0
     return args
@@ -802,6 +821,7 @@ def main(argv: list[str]) -> int:
             copies=args.copies,
             idle_timeout=args.idle_timeout,
             model=model,
+            kinds=tuple(k for k in args.kinds.split(",") if k),
         )
         try:
             result = run(options, work)
