@@ -467,9 +467,8 @@ class Chaos:
         """`kill -9` of one child: of the kinds running now, one killed least so far (ties
         drawn at random), so that a short-lived kind (the index builder) gets its share."""
         assert self.daemon is not None
-        found = {
-            kind: pids for kind, pids in children_by_kind(self.daemon.proc.pid).items() if pids
-        }
+        running = children_by_kind(self.daemon.proc.pid).items()
+        found = {kind: pids for kind, pids in running if pids and kind in self.options.kinds}
         if not found:
             self.kills_none_running += 1
             return
