@@ -18,7 +18,8 @@ their command line (`/proc/<pid>/cmdline`):
     reader         python -m worker.formats.isolated    reads PDF, HTML and Word files
 
 Each kill goes to one of the kinds running at that moment, the one killed least so far
-(ties drawn at random): the index builder runs only now and then and still gets its share.
+(ties drawn at random); an index builder, which runs for seconds now and then, is killed as
+soon as it is seen while it is the kind killed least, so that it still gets its share.
 `--kinds` limits the kills to some kinds (to see what the others do while one is broken).
 `--full-disk` (root only; skipped with a reason otherwise) puts the store on a small tmpfs
 and fills it with a ballast file for `--full-disk-seconds` in the middle of the run.
@@ -440,6 +441,7 @@ class Chaos:
         self.store = work / "store"
         self.store.mkdir()
         self.stopping = threading.Event()
+        self.unleashed = threading.Event()  # the chaos has begun: kills come every few seconds
         self.lock = threading.Lock()  # the daemon object, exits
         self.kills: Counter[str] = Counter()
         self.kills_none_running = 0
@@ -463,12 +465,33 @@ class Chaos:
             action()
             self.stopping.wait(every * rng.uniform(0.5, 1.5))  # pacing, not waiting for state
 
-    def kill_one(self) -> None:
-        """`kill -9` of one child: of the kinds running now, one killed least so far (ties
-        drawn at random), so that a short-lived kind (the index builder) gets its share."""
+    def killer(self) -> None:
+        """A kill every `kill_every` seconds (±50%) once the chaos has begun; and at once when
+        an index builder runs while it is the kind killed least, from the daemon's start (the
+        first build follows the initial sync at once): it runs for seconds, now and then,
+        and would otherwise be missed by a kill that comes every few seconds."""
+        rng = random.Random(self.rng.random())
+        due = now() + self.options.kill_every * rng.uniform(0.5, 1.5)
+        while not self.stopping.wait(0.1):  # pacing: a look at the children ten times a second
+            assert self.daemon is not None
+            found = self.running()
+            if (self.unleashed.is_set() and now() >= due) or self.lagging(found, "index_builder"):
+                self.kill_one(found)
+                due = now() + self.options.kill_every * rng.uniform(0.5, 1.5)
+
+    def running(self) -> dict[str, list[int]]:
+        """The children of the kinds to kill that run now, by kind."""
         assert self.daemon is not None
         running = children_by_kind(self.daemon.proc.pid).items()
-        found = {kind: pids for kind, pids in running if pids and kind in self.options.kinds}
+        return {kind: pids for kind, pids in running if pids and kind in self.options.kinds}
+
+    def lagging(self, found: dict[str, list[int]], kind: str) -> bool:
+        others = [self.kills[k] for k in self.options.kinds if k != kind]
+        return kind in found and self.kills[kind] < min(others, default=1)
+
+    def kill_one(self, found: dict[str, list[int]]) -> None:
+        """`kill -9` of one child: of the kinds running now, one killed least so far (ties
+        drawn at random), so that a short-lived kind (the index builder) gets its share."""
         if not found:
             self.kills_none_running += 1
             return
@@ -545,6 +568,8 @@ class Chaos:
     def start(self) -> None:
         make_docs(self.docs, self.options.copies)
         self.daemon = Daemon(self.docs, self.env, self.work / "daemon.log")
+        self.killer_thread = threading.Thread(target=self.killer, daemon=True)
+        self.killer_thread.start()
         if not poll(
             lambda: self.daemon is not None and self.daemon.get("/readyz")[0] == 200, timeout=900
         ):
@@ -571,7 +596,6 @@ class Chaos:
         daemon = self.daemon
         loops: list[tuple[float, Callable[[], None]]] = [
             (self.options.edit_every, editor.act),
-            (self.options.kill_every, self.kill_one),
         ]
         srng, hrng = random.Random(self.rng.random()), random.Random(self.rng.random())
         loops.append((0.2, lambda: search_socket(searcher, srng, self.searches)))
@@ -583,6 +607,8 @@ class Chaos:
         threads += [threading.Thread(target=t, daemon=True) for t in (self.watch, self.fill_disk)]
         for t in threads:
             t.start()
+        self.unleashed.set()
+        threads.append(self.killer_thread)
         self.stopping.wait(self.options.minutes * 60)
         self.stopping.set()
         for t in threads:
@@ -666,6 +692,7 @@ def run(options: Options, work: Path) -> dict[str, Any]:
     try:
         return finish(chaos)
     finally:
+        chaos.stopping.set()
         if chaos.daemon is not None and chaos.daemon.proc.poll() is None:
             chaos.daemon.proc.kill()
             chaos.daemon.proc.wait()
