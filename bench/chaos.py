@@ -27,11 +27,13 @@ and fills it with a ballast file for `--full-disk-seconds` in the middle of the 
 A daemon that exits is recorded (`exits`: when, its exit code, its last log line) and
 started again, so that the rest of the run still tests what it can; the run has failed then.
 After the chaos: editing stops, the daemon must go idle (`/status`: ready, no pending change,
-a sync finished after the last edit, three polls in a row), is stopped with SIGTERM (exit 0
-expected), and its collection (`docsync export`) is compared point by point with a
-`docsync sync` of the same folder into a new store: `missing` (points the fresh sync has and
-the daemon's store lacks), `stale` (points it should not have, or with another payload),
-`duplicates` (two points for one span of one file). A search is `answered`, `refused` (a
+a sync finished after the last edit; and in five polls a second apart no docsync counter of
+`/metrics` moved and the daemon used under a tenth of a core: `pending_changes` is 0 while a
+batch is still being read), is stopped with SIGTERM (exit 0 expected), and its collection
+(`docsync export`) is compared point by point with a `docsync sync` of the same folder into a
+new store: `missing` (points the fresh sync has and the daemon's store lacks), `stale`
+(points it should not have, or with another payload), `duplicates` (two points for one span
+of one file). A search is `answered`, `refused` (a
 docsync error or an HTTP error with a one-line JSON message; the distinct messages are
 listed) or `failed_badly` (any other exception, a body that is not one line, a hang). The
 exit code is 1 when any invariant failed (`failed` lists which), 2 for a harness error.
@@ -105,6 +107,8 @@ WORDS = [
     "violet",
 ]
 HANG_S = 60.0  # a search that takes longer than this is a hang
+QUIET_POLLS = 5  # polls a second apart in which nothing moved: idle
+IDLE_CPU_SHARE = 0.1  # of one core: a daemon that only waits for events uses far less
 
 
 def now() -> float:
@@ -163,6 +167,15 @@ def memory_kb(pid: int) -> tuple[int, int]:
         return 0, 0
     values = {k: v.split() for k, _, v in (ln.partition(":") for ln in lines)}
     return int(values.get("VmRSS", ["0"])[0]), int(values.get("VmHWM", ["0"])[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of `pid` (not of its children); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -236,6 +249,17 @@ class Daemon:
             return exc.code, None
         except (OSError, ValueError, http.client.HTTPException):
             return 0, None
+
+    def counters(self) -> list[str] | None:
+        """docsync's lines of `/metrics` (files, chunks, points, errors, lags), None when
+        nothing answers."""
+        try:
+            url = f"http://127.0.0.1:{self.port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as r:
+                text = r.read().decode()
+        except (OSError, http.client.HTTPException):
+            return None
+        return [line for line in text.splitlines() if line.startswith("docsync_")]
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """SIGTERM; the exit code, or None when it had to be killed."""
@@ -617,10 +641,14 @@ class Chaos:
         return editor
 
     def idle(self, last_edit: float) -> float | None:
-        """Seconds until the daemon is idle (None: not within the deadline): ready, nothing
-        pending, a sync finished after the last edit, in three polls a second apart."""
+        """Seconds until the daemon is idle (None: not within the deadline).
+
+        `/status` alone cannot say it: `pending_changes` drops to 0 when a batch is taken,
+        while the batch is still being read and embedded. So idle is: ready, nothing pending,
+        a sync finished after the last edit, and, over `QUIET_POLLS` polls a second apart,
+        no docsync counter of `/metrics` moved and the daemon used almost no CPU."""
         assert self.daemon is not None
-        started, streak = now(), 0
+        started, streak, before = now(), 0, None
         edited = datetime.fromtimestamp(int(last_edit), UTC)
         deadline = started + self.options.idle_timeout
         while now() < deadline:
@@ -630,17 +658,21 @@ class Chaos:
             code, body = self.daemon.get("/status")
             state = (body or {}).get("daemon") or {}
             last = state.get("last_sync")
-            quiet = (
+            settled = (
                 code == 200
                 and state.get("ready")
                 and state.get("pending_changes") == 0
                 and last is not None
                 and datetime.fromisoformat(last) >= edited
             )
-            streak = streak + 1 if quiet else 0
-            if streak >= 3:
+            seen = (self.daemon.counters(), cpu_seconds(self.daemon.proc.pid), now())
+            quiet = before is not None and seen[0] == before[0]
+            quiet = quiet and seen[1] - before[1] < IDLE_CPU_SHARE * (seen[2] - before[2])
+            before = seen
+            streak = streak + 1 if settled and quiet else 0
+            if streak >= QUIET_POLLS:
                 return round(now() - started, 1)
-            time.sleep(1.0)
+            time.sleep(1.0)  # pacing of the polls
         return None
 
 
