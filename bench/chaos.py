@@ -499,7 +499,9 @@ class Chaos:
         while not self.stopping.wait(0.1):  # pacing: a look at the children ten times a second
             assert self.daemon is not None
             found = self.running()
-            if (self.unleashed.is_set() and now() >= due) or self.lagging(found, "index_builder"):
+            if self.lagging(found, "index_builder"):
+                self.kill_one({"index_builder": found["index_builder"]})
+            elif self.unleashed.is_set() and now() >= due:
                 self.kill_one(found)
                 due = now() + self.options.kill_every * rng.uniform(0.5, 1.5)
 
@@ -511,7 +513,7 @@ class Chaos:
 
     def lagging(self, found: dict[str, list[int]], kind: str) -> bool:
         others = [self.kills[k] for k in self.options.kinds if k != kind]
-        return kind in found and self.kills[kind] < min(others, default=1)
+        return kind in found and self.kills[kind] <= min(others, default=0)
 
     def kill_one(self, found: dict[str, list[int]]) -> None:
         """`kill -9` of one child: of the kinds running now, one killed least so far (ties
