@@ -537,6 +537,7 @@ def _sync_options(settings: Settings, *, allow_empty: bool) -> Any:
         chunk_tokens=settings.chunk_tokens,
         allow_empty_roots=allow_empty,
         read_timeout=settings.read_timeout,
+        reader_memory_mb=settings.reader_memory_mb,
     )
 
 
@@ -692,7 +693,10 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"no such file: {ns.file}")
     source = SourceFile(path.parent, path.name)
     document = read_document(
-        source, max_bytes=settings.max_file_bytes, timeout=settings.read_timeout
+        source,
+        max_bytes=settings.max_file_bytes,
+        timeout=settings.read_timeout,
+        memory_mb=settings.reader_memory_mb,
     )
     if isinstance(document, Skip):
         return _fail(f"{ns.file} is not indexed as text: {document.reason} ({document.detail})", 1)

@@ -45,7 +45,14 @@ from worker.plan import (
     point_ids,
     scope_match,
 )
-from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
+from worker.read import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    Document,
+    Unchanged,
+    current_stat_key,
+    read_document,
+)
 from worker.report import Skip, SyncReport
 from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.upgrade import add_keyword_vectors
@@ -96,6 +103,7 @@ class SyncOptions:
     allow_empty_roots: bool = False
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
     read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
+    reader_memory_mb: int = DEFAULT_MEMORY_MB  # and the MiB of address space it may take
 
     @property
     def chunker(self) -> str:
@@ -346,6 +354,7 @@ class _Run:
             source,
             max_bytes=max_bytes,
             timeout=self.options.read_timeout,
+            memory_mb=self.options.reader_memory_mb,
             current_hash=entry.current_hash(chunker) if entry else None,
         )
         if isinstance(document, Skip):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from plugin.schema import content_hash
 from worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
+from worker.formats.isolated import DEFAULT_MEMORY_MB as DEFAULT_MEMORY_MB  # re-exported
 from worker.formats.isolated import extract_isolated
 from worker.formats.text import read_text
 from worker.report import Skip
@@ -84,11 +85,13 @@ def read_document(
     *,
     max_bytes: int,
     timeout: float = DEFAULT_TIMEOUT,
+    memory_mb: int = DEFAULT_MEMORY_MB,
     current_hash: str | None = None,
 ) -> Document | Unchanged | Skip:
     """Read and extract `source`; every way this can fail is a `Skip` with its reason.
-    `current_hash`: the hash its points were written from; bytes that still hash so are
-    `Unchanged`, and not extracted."""
+    `timeout` and `memory_mb` bound the reader of a binary format. `current_hash`: the hash
+    its points were written from; bytes that still hash so are `Unchanged`, and not
+    extracted."""
     read = _read_bytes(source, max_bytes)
     if isinstance(read, Skip):
         return read
@@ -101,7 +104,7 @@ def read_document(
     kind = format_of(source.path)
     try:
         if kind in BINARY_FORMATS:
-            extracted = extract_isolated(kind, raw, timeout=timeout)
+            extracted = extract_isolated(kind, raw, timeout=timeout, memory_mb=memory_mb)
         else:
             extracted = read_text(raw, kind)
     except Unreadable as exc:
