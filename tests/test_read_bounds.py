@@ -6,17 +6,26 @@ and never hangs the sync."""
 from __future__ import annotations
 
 import io
+import os
+import threading
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import worker.read
+from plugin.encoder import Encoder
+from plugin.search import Searcher
+from plugin.store import Store
+from tests.conftest import run_sync
 from tests.test_formats import make_docx
 from worker.formats import Unreadable
 from worker.formats.isolated import ReaderProcess
 from worker.read import Document, read_document
-from worker.report import Skip
+from worker.report import Skip, SyncReport
 from worker.scan import SourceFile
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
@@ -126,3 +135,109 @@ def test_normal_documents_read_under_the_cap_and_after_a_bomb(tmp_path: Path) ->
             assert reader.extract(kind, raw, timeout=60, memory_mb=TEST_MEMORY_MB).text
     finally:
         reader.close()
+
+
+# what is opened -------------------------------------------------------------------------------
+
+SECRET = "The vault combination is 31-41-59, never to be indexed."
+
+
+class _SwapOnOpen:
+    """`os` as worker.read sees it, with `swap` run once at the path's first stat or open:
+    the moment between the scan's check of a file and its read, where a race would strike
+    (the unfixed read stat-ed the path, then opened it again)."""
+
+    def __init__(self, path: Path, swap: Callable[[], None]) -> None:
+        self._path, self._swap, self.swapped = str(path), swap, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def _strike(self, path: object) -> None:
+        if not self.swapped and os.fspath(path) == self._path:  # type: ignore[call-overload]
+            self.swapped = True
+            self._swap()
+
+    def stat(self, path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        info = os.stat(path, *args, **kwargs)
+        self._strike(path)
+        return info
+
+    def open(self, path: Any, *args: Any, **kwargs: Any) -> int:
+        self._strike(path)
+        return os.open(path, *args, **kwargs)
+
+
+@pytest.fixture
+def linked_root(tmp_path: Path) -> tuple[Path, Path]:
+    """A root with a public note and a link to it; a private note beside the root."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "public.md").write_text("# Public\n\nA note anyone may read about the garden.\n")
+    (outside / "private.md").write_text(f"# Private\n\n{SECRET}\n")
+    (outside / "private.md").chmod(0o600)
+    (root / "link.md").symlink_to(root / "public.md")
+    return root.resolve(), outside.resolve()
+
+
+def test_a_link_flipped_out_of_the_root_after_the_scan_is_never_read(
+    linked_root: tuple[Path, Path],
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, outside = linked_root
+
+    def flip() -> None:
+        (root / "link.md").unlink()
+        (root / "link.md").symlink_to(outside / "private.md")
+
+    seam = _SwapOnOpen(root / "link.md", flip)
+    monkeypatch.setattr(worker.read, "os", seam)
+    report = run_sync(root, memory_store, tiny_encoder)
+    assert seam.swapped
+    assert all(SECRET not in point.payload["text"] for point in memory_store.scroll({}))
+    hits = Searcher(memory_store, tiny_encoder).search("vault combination", limit=10)
+    assert all("31-41-59" not in hit.text for hit in hits)
+    assert report.files_skipped["outside_root"] == 1
+
+
+def test_a_folder_on_the_path_swapped_for_a_link_out_is_caught(
+    linked_root: tuple[Path, Path],
+) -> None:
+    root, outside = linked_root
+    (root / "sub").symlink_to(outside)  # as if `sub` had been a folder when it was scanned
+    skip = read_document(SourceFile(root, "sub/private.md"), max_bytes=1000)
+    assert isinstance(skip, Skip) and skip.reason == "outside_root"
+
+
+def test_a_fifo_swapped_in_after_the_scan_does_not_hang_the_sync(
+    tmp_path: Path,
+    memory_store: Store,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = (tmp_path / "root").resolve()
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\nA note that is swapped for a named pipe.\n")
+    (root / "b.md").write_text("# B\n\nA note that stays what it is, and is synced.\n")
+
+    def to_fifo() -> None:
+        (root / "a.md").unlink()
+        os.mkfifo(root / "a.md")
+
+    monkeypatch.setattr(worker.read, "os", _SwapOnOpen(root / "a.md", to_fifo))
+    reports: list[SyncReport] = []
+    sync = threading.Thread(
+        target=lambda: reports.append(run_sync(root, memory_store, tiny_encoder)), daemon=True
+    )
+    sync.start()
+    try:
+        sync.join(timeout=120)  # generous: only a hang takes this long
+        assert not sync.is_alive(), "the sync hangs on a FIFO"
+    finally:
+        if sync.is_alive():  # release the blocked open, so that the thread ends
+            os.close(os.open(root / "a.md", os.O_WRONLY | os.O_NONBLOCK))
+    assert reports[0].files_skipped["not_a_file"] == 1
+    assert {p.payload["path"] for p in memory_store.scroll({})} == {"b.md"}

@@ -691,7 +691,8 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
     path = ns.file.absolute()
     if not path.is_file():
         return _fail(f"no such file: {ns.file}")
-    source = SourceFile(path.parent, path.name)
+    real = path.resolve()  # a link is shown as the file it names (the read checks the root)
+    source = SourceFile(real.parent, real.name)
     document = read_document(
         source,
         max_bytes=settings.max_file_bytes,
