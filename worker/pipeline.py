@@ -54,7 +54,7 @@ from worker.read import (
     read_document,
 )
 from worker.report import Skip, SyncReport
-from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.scan import Fold, Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
 
@@ -172,6 +172,7 @@ class Syncer:
         # them (a server that cannot add them to a collection made before them).
         self.keyword: KeywordEncoder | None = encoder.keyword
         self._not_included_said = ""
+        self._folds_said: set[tuple[str, Fold]] = set()
         if options.chunk_tokens > encoder.max_tokens:
             log.warning(
                 "DOCSYNC_CHUNK_TOKENS=%d is above the model's limit of %d tokens: chunks are "
@@ -218,6 +219,23 @@ class Syncer:
             self.keyword, added = None, 0
         self._opened = True
         return added
+
+    def tell_folded(self, root: str, folded: Sequence[Fold]) -> None:
+        """One line for the links folded into their targets, each said once (a daemon's
+        rescans find them again)."""
+        new = [fold for fold in folded if (root, fold) not in self._folds_said]
+        if not new:
+            return
+        self._folds_said.update((root, fold) for fold in new)
+        shown = ", ".join(f"{fold.link} -> {fold.target}" for fold in new[:5])
+        more = f" and {len(new) - 5} more" if len(new) > 5 else ""
+        log.info(
+            "%s: %d symlink(s) indexed once, as the file each names: %s%s",
+            root,
+            len(new),
+            printable(shown),
+            more,
+        )
 
     def _tell_not_included(self, report: SyncReport) -> None:
         """Once per whole-root sync, and for a daemon only when it changed since it last
@@ -267,6 +285,8 @@ class _Run:
             self.progress.more(part.scan.candidates)
             self.report.files_scanned += part.scan.candidates
             self.report.files_not_included.update(part.scan.not_included)
+            self.report.links_folded += len(part.scan.folded)
+            self.syncer.tell_folded(root, part.scan.folded)
             gone.candidates += part.scan.candidates
             gone.indexed += len(part.indexed)
             keep = self._sync_part(root, part)

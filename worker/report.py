@@ -61,6 +61,8 @@ class SyncReport:
     protected_roots: list[str] = field(default_factory=list)
     # files no include rule selects, by extension: not skipped, but worth a word
     files_not_included: Counter[str] = field(default_factory=Counter)
+    # symlinks indexed as the file they name in the same root, not under their own name
+    links_folded: int = 0
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
 
     @property
@@ -96,6 +98,7 @@ class SyncReport:
             ],
             "protected_roots": self.protected_roots,
             "files_not_included": dict(self._not_included()),
+            "links_folded": self.links_folded,
         }
 
     def _not_included(self) -> list[tuple[str, int]]:
