@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -187,16 +188,18 @@ class ReaderProcess:
     def _died(self, format: str) -> Unreadable:
         """Reap the child that died on a file, and say why: for want of memory when its
         resident peak and unresident mappings came near its cap (PDFium aborts where an
-        allocation fails, so the death itself tells no more), else a crash."""
+        allocation fails, so the death itself tells no more), else a crash. A SIGKILL came
+        from outside (the OOM killer, a person): a crash, which may not happen again."""
         process, memory_mb, unresident = self._process, self._memory_mb, self._unresident
         peak = _reap(process) if process is not None else 0
+        killed = process is not None and process.returncode == -signal.SIGKILL
         self._stop()
         if unresident is None:
             return Unreadable(
                 "reader_crashed",
                 f"the {format} reader died as it started (DOCSYNC_READER_MEMORY_MB={memory_mb})",
             )
-        if peak + unresident >= _MEMORY_DEATH_SHARE * memory_mb * _MIB:
+        if not killed and peak + unresident >= _MEMORY_DEATH_SHARE * memory_mb * _MIB:
             return too_large(memory_mb)
         return Unreadable("reader_crashed", f"the {format} reader died on this file")
 
