@@ -26,6 +26,7 @@ from worker.embed import Interrupted
 from worker.metrics import Metrics
 from worker.pipeline import Progress, Syncer, SyncOptions
 from worker.report import SyncReport
+from worker.retries import ReadRetries
 from worker.watch import Change, Debouncer, Watcher
 
 log = logging.getLogger("docsync.daemon")
@@ -92,6 +93,7 @@ class Daemon:
         self._present = {root: _present(root) is not False for root in self.roots}
         self._next_rescan = self._rescan_after()
         self._failures = 0
+        self.retries = ReadRetries(clock)  # files whose reader crashed, read again
         self.heartbeat = clock()
         self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
 
@@ -134,7 +136,7 @@ class Daemon:
             "roots": [str(root) for root in self.roots],
             "ready": self.ready.is_set(),
             "last_sync": self.last_sync,
-            "pending_changes": len(self.debouncer),
+            "pending_changes": len(self.debouncer) + self.retries.waiting(),
         }
 
     @property
@@ -155,8 +157,11 @@ class Daemon:
         self._check_roots()
         if self._clock() >= self._next_rescan:
             self._full_sync(reason="periodic rescan")
+        for root, path in self.retries.due():
+            self.debouncer.touch(root, path)
         changes = self.debouncer.ready()
-        self.metrics.pending.set(len(self.debouncer) + len(changes))
+        pending = len(self.debouncer) + len(changes) + self.retries.waiting()
+        self.metrics.pending.set(pending)
         if changes:
             self._apply(changes)
         elif not len(self.debouncer) and self.ready.is_set():
@@ -180,6 +185,7 @@ class Daemon:
 
     def _apply(self, changes: list[Change]) -> None:
         scopes = _outermost({(c.root, c.path) for c in changes})
+        self.retries.changed(scopes)
         self._sync(scopes, changes=changes)
 
     def _sync(
@@ -195,6 +201,7 @@ class Daemon:
             self._retry_later(changes, exc)
             return None
         self._failures = 0
+        self.retries.record(scopes, report)
         self.last_sync = datetime.now(UTC).isoformat(timespec="seconds")
         self.metrics.record(report)
         done = self._clock()

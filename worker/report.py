@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("docsync.sync")
+# Failures of the reader child, which a second read may not repeat (the daemon retries them).
+RETRIED = frozenset({"reader_crashed", "timeout"})
 
 # Skips by rule: the file is not (or no longer) indexable, and its points are removed.
 # Everything else that goes wrong with a file is a failure: its points are kept as they were,
@@ -64,6 +66,8 @@ class SyncReport:
     # symlinks indexed as the file they name in the same root, not under their own name
     links_folded: int = 0
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
+    # (root, path) of the failures a second read may not repeat (worker/retries.py)
+    retryable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +79,8 @@ class SyncReport:
         where = f"{root}/{skip.path}" if skip.path else root
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
+            if skip.reason in RETRIED:
+                self.retryable.append((root, skip.path))
             log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
         else:
             self.files_skipped[skip.reason] += 1
