@@ -157,11 +157,10 @@ class Daemon:
         self._check_roots()
         if self._clock() >= self._next_rescan:
             self._full_sync(reason="periodic rescan")
-        for root, path in self.retries.due():
-            self.debouncer.touch(root, path)
         changes = self.debouncer.ready()
-        pending = len(self.debouncer) + len(changes) + self.retries.waiting()
-        self.metrics.pending.set(pending)
+        self.metrics.pending.set(len(self.debouncer) + len(changes) + self.retries.waiting())
+        now = self._clock()  # a retry is due already: not debounced again
+        changes += [Change(root, path, now) for root, path in self.retries.due()]
         if changes:
             self._apply(changes)
         elif not len(self.debouncer) and self.ready.is_set():

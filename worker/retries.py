@@ -33,8 +33,8 @@ class ReadRetries:
         self._given_up: set[Key] = set()
 
     def waiting(self) -> int:
-        """Files waiting for their next try (those handed out are pending changes now)."""
-        return sum(1 for due in self._due.values() if due != float("inf"))
+        """Files not read yet: waiting for their next try, or being read again now."""
+        return len(self._due)
 
     def due(self) -> list[Key]:
         """The files to read again now; each is handed out once per try."""
