@@ -216,6 +216,12 @@ class Settings(BaseSettings):
     read_timeout: float = Field(
         60.0, gt=0, le=3600, description="seconds a PDF, HTML or Word file may take to read"
     )
+    reader_memory_mb: int = Field(
+        2048,
+        ge=512,
+        le=1_048_576,
+        description="MiB of address space the PDF, HTML and Word reader may take (then too_large)",
+    )
     cache: Path = Field(
         default_factory=default_cache,
         description="docsync's cache folder: model cards, ONNX exports (unset: ~/.cache/docsync)",

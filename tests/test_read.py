@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 from pathlib import Path
 from typing import Any
@@ -70,14 +69,14 @@ def test_fifo_is_not_opened(tmp_path: Path) -> None:
 
 def test_unreadable_file_is_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "secret.md").write_text("text")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(file: Any, *args: Any, **kwargs: Any) -> Any:
         if str(file).endswith("secret.md"):
             raise PermissionError(13, "Permission denied")
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     result = read_document(SourceFile(tmp_path, "secret.md"), max_bytes=100)
     assert isinstance(result, Skip)
     assert result.reason == "unreadable" and result.is_failure

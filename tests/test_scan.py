@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
-from worker.scan import Rules, scan_root
+from worker.scan import Fold, Rules, scan_root
 
 DEFAULTS = Rules(DEFAULT_INCLUDE, DEFAULT_EXCLUDE)
 
@@ -76,7 +76,8 @@ def test_symlinks(tmp_path: Path) -> None:
     os.symlink(root / "real.md", root / "alias.md")
     os.symlink(outside, root / "linkdir")
     scan = scan_root(root.resolve(), DEFAULTS)
-    assert [f.path for f in scan.files] == ["alias.md", "real.md", "sub/inner.md"]
+    assert [f.path for f in scan.files] == ["real.md", "sub/inner.md"]
+    assert scan.folded == [Fold("alias.md", "real.md")]  # indexed once, as real.md
     assert {(s.path, s.reason) for s in scan.skipped} == {
         ("escape.md", "outside_root"),
         ("broken.md", "broken_symlink"),

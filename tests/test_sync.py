@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import logging
 import os
 import shutil
@@ -233,14 +232,14 @@ def test_unreadable_file_keeps_its_points_and_fails_the_sync(
     run_sync(docs, memory_store, tiny_encoder)
     kept = memory_store.count({"path": "howto/enum.rst"})
     (docs / "howto" / "enum.rst").write_text("# Changed\n\nBut we cannot read it.\n")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(file: Any, *args: Any, **kwargs: Any) -> Any:
         if str(file).endswith("enum.rst"):
             raise PermissionError(13, "Permission denied")
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     report = run_sync(docs, memory_store, tiny_encoder)
     assert not report.ok
     assert [(f.reason, f.path.endswith("howto/enum.rst")) for f in report.failures] == [

@@ -566,6 +566,7 @@ def _sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -
         allow_empty_roots=allow_empty,
         allow_mass_delete=mass_delete,
         read_timeout=settings.read_timeout,
+        reader_memory_mb=settings.reader_memory_mb,
     )
 
 
@@ -719,9 +720,13 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
     path = ns.file.absolute()
     if not path.is_file():
         return _fail(f"no such file: {ns.file}")
-    source = SourceFile(path.parent, path.name)
+    real = path.resolve()  # a link is shown as the file it names (the read checks the root)
+    source = SourceFile(real.parent, real.name)
     document = read_document(
-        source, max_bytes=settings.max_file_bytes, timeout=settings.read_timeout
+        source,
+        max_bytes=settings.max_file_bytes,
+        timeout=settings.read_timeout,
+        memory_mb=settings.reader_memory_mb,
     )
     if isinstance(document, Skip):
         return _fail(f"{ns.file} is not indexed as text: {document.reason} ({document.detail})", 1)

@@ -26,6 +26,7 @@ from worker.embed import Interrupted
 from worker.metrics import Metrics
 from worker.pipeline import Progress, Syncer, SyncOptions
 from worker.report import SyncReport
+from worker.retries import ReadRetries
 from worker.watch import Change, Debouncer, Watcher
 
 log = logging.getLogger("docsync.daemon")
@@ -96,6 +97,7 @@ class Daemon:
         self._failures = 0
         self._index_failures = 0
         self._index_after = clock()  # no index build before this (backoff after a failed one)
+        self.retries = ReadRetries(clock)  # files whose reader crashed, read again
         self.heartbeat = clock()
         self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
 
@@ -138,7 +140,7 @@ class Daemon:
             "roots": [str(root) for root in self.roots],
             "ready": self.ready.is_set(),
             "last_sync": self.last_sync,
-            "pending_changes": len(self.debouncer),
+            "pending_changes": len(self.debouncer) + self.retries.waiting(),
         }
 
     @property
@@ -160,7 +162,9 @@ class Daemon:
         if self._clock() >= self._next_rescan:
             self._full_sync(reason="periodic rescan")
         changes = self.debouncer.ready()
-        self.metrics.pending.set(len(self.debouncer) + len(changes))
+        self.metrics.pending.set(len(self.debouncer) + len(changes) + self.retries.waiting())
+        now = self._clock()  # a retry is due already: not debounced again
+        changes += [Change(root, path, now) for root, path in self.retries.due()]
         if changes:
             self._apply(changes)
         elif not len(self.debouncer) and self.ready.is_set() and self._clock() >= self._index_after:
@@ -203,6 +207,7 @@ class Daemon:
 
     def _apply(self, changes: list[Change]) -> None:
         scopes = _outermost({(c.root, c.path) for c in changes})
+        self.retries.changed(scopes)
         self._sync(scopes, changes=changes)
 
     def _sync(
@@ -218,6 +223,7 @@ class Daemon:
             self._retry_later(changes, exc)
             return None
         self._failures = 0
+        self.retries.record(scopes, report)
         self.last_sync = datetime.now(UTC).isoformat(timespec="seconds")
         self.metrics.record(report)
         done = self._clock()

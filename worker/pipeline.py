@@ -45,9 +45,16 @@ from worker.plan import (
     point_ids,
     scope_match,
 )
-from worker.read import DEFAULT_TIMEOUT, Document, Unchanged, current_stat_key, read_document
+from worker.read import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    Document,
+    Unchanged,
+    current_stat_key,
+    read_document,
+)
 from worker.report import Skip, SyncReport, first_names, named
-from worker.scan import Rules, Scan, SourceFile, printable, scan_root, storable
+from worker.scan import Fold, Rules, Scan, SourceFile, printable, scan_root, storable
 from worker.skips import SkipMemory
 from worker.upgrade import add_keyword_vectors
 from worker.write import Writer, WriteResult
@@ -111,6 +118,7 @@ class SyncOptions:
     allow_mass_delete: bool = False
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
     read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
+    reader_memory_mb: int = DEFAULT_MEMORY_MB  # and the MiB of address space it may take
 
     @property
     def chunker(self) -> str:
@@ -184,6 +192,7 @@ class Syncer:
         # them (a server that cannot add them to a collection made before them).
         self.keyword: KeywordEncoder | None = encoder.keyword
         self._not_included_said = ""
+        self._folds_said: set[tuple[str, Fold]] = set()
         if options.chunk_tokens > encoder.max_tokens:
             log.warning(
                 "DOCSYNC_CHUNK_TOKENS=%d is above the model's limit of %d tokens: chunks are "
@@ -234,6 +243,23 @@ class Syncer:
         self._opened = True
         return added
 
+    def tell_folded(self, root: str, folded: Sequence[Fold]) -> None:
+        """One line for the links folded into their targets, each said once (a daemon's
+        rescans find them again)."""
+        new = [fold for fold in folded if (root, fold) not in self._folds_said]
+        if not new:
+            return
+        self._folds_said.update((root, fold) for fold in new)
+        shown = ", ".join(f"{fold.link} -> {fold.target}" for fold in new[:5])
+        more = f" and {len(new) - 5} more" if len(new) > 5 else ""
+        log.info(
+            "%s: %d symlink(s) indexed once, as the file each names: %s%s",
+            root,
+            len(new),
+            printable(shown),
+            more,
+        )
+
     def _tell_not_included(self, report: SyncReport) -> None:
         """Once per whole-root sync, and for a daemon only when it changed since it last
         said it: a folder of PDFs that no rule includes must not sync without a word."""
@@ -282,6 +308,8 @@ class _Run:
             self.progress.more(part.scan.candidates)
             self.report.files_scanned += part.scan.candidates
             self.report.not_included(part.scan.not_included, part.scan.not_included_names)
+            self.report.links_folded += len(part.scan.folded)
+            self.syncer.tell_folded(root, part.scan.folded)
             gone.candidates += part.scan.candidates
             gone.indexed += len(part.indexed)
             keep = self._sync_part(root, part)
@@ -369,6 +397,7 @@ class _Run:
             source,
             max_bytes=max_bytes,
             timeout=self.options.read_timeout,
+            memory_mb=self.options.reader_memory_mb,
             current_hash=entry.current_hash(chunker) if entry else None,
         )
         if isinstance(document, Skip):

@@ -15,14 +15,17 @@ text costs far more than its hash).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from plugin.schema import content_hash
 from worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
+from worker.formats.isolated import DEFAULT_MEMORY_MB as DEFAULT_MEMORY_MB  # re-exported
 from worker.formats.isolated import extract_isolated
 from worker.formats.text import read_text
 from worker.report import Skip
@@ -84,11 +87,13 @@ def read_document(
     *,
     max_bytes: int,
     timeout: float = DEFAULT_TIMEOUT,
+    memory_mb: int = DEFAULT_MEMORY_MB,
     current_hash: str | None = None,
 ) -> Document | Unchanged | Skip:
     """Read and extract `source`; every way this can fail is a `Skip` with its reason.
-    `current_hash`: the hash its points were written from; bytes that still hash so are
-    `Unchanged`, and not extracted."""
+    `timeout` and `memory_mb` bound the reader of a binary format. `current_hash`: the hash
+    its points were written from; bytes that still hash so are `Unchanged`, and not
+    extracted."""
     read = _read_bytes(source, max_bytes)
     if isinstance(read, Skip):
         return read
@@ -101,7 +106,7 @@ def read_document(
     kind = format_of(source.path)
     try:
         if kind in BINARY_FORMATS:
-            extracted = extract_isolated(kind, raw, timeout=timeout)
+            extracted = extract_isolated(kind, raw, timeout=timeout, memory_mb=memory_mb)
         else:
             extracted = read_text(raw, kind)
     except Unreadable as exc:
@@ -110,21 +115,66 @@ def read_document(
 
 
 def _read_bytes(source: SourceFile, max_bytes: int) -> tuple[bytes, str] | Skip:
-    """The file's bytes, and its stat key taken before they were read."""
-    path = source.absolute
+    """The file's bytes, and its stat key taken before they were read. The file is opened
+    once, and what was opened is checked through its descriptor (DESIGN invariant 13): a
+    path checked by the scan can have become a link out of the root or a FIFO since."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return Skip(source.path, "not_a_file", "not a regular file")
-        if info.st_size > max_bytes:
-            return Skip(source.path, "too_large", f"{info.st_size} bytes > {max_bytes}")
-        with open(path, "rb") as handle:
-            key = stat_key(os.fstat(handle.fileno()))  # of what is read, never of later bytes
-            raw = handle.read(max_bytes + 1)
+        fd = os.open(source.absolute, _OPEN_FLAGS)
     except FileNotFoundError:
         return Skip(source.path, "vanished", "gone before it could be read")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Skip(source.path, "broken_symlink", "symlink loop")
         return Skip(source.path, "unreadable", exc.strerror or str(exc))
+    with open(fd, "rb") as handle:  # owns the descriptor from here
+        try:
+            info = _check_opened(source, fd, max_bytes)
+            if isinstance(info, Skip):
+                return info
+            os.set_blocking(fd, True)  # a regular file: reads never wait anyway
+            key = stat_key(info)  # of what is read, never of later bytes
+            raw = handle.read(max_bytes + 1)
+        except OSError as exc:
+            return Skip(source.path, "unreadable", exc.strerror or str(exc))
     if len(raw) > max_bytes:
         return Skip(source.path, "too_large", f"grew past {max_bytes} bytes while read")
     return raw, key
+
+
+# Non-blocking: opening a FIFO waits for a writer, for ever, while the sync holds the store.
+# No controlling terminal from a device; not inherited by the reader child.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _check_opened(source: SourceFile, fd: int, max_bytes: int) -> os.stat_result | Skip:
+    """The opened file's stat, or why it is not read: not a regular file, not inside the
+    source's root (wherever the links on its path led), deleted meanwhile, or too large."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return Skip(source.path, "not_a_file", "not a regular file")
+    if info.st_nlink == 0:
+        return Skip(source.path, "vanished", "gone before it could be read")
+    opened = _opened_path(fd, info, source)
+    if opened is None:
+        return Skip(source.path, "vanished", "replaced while it was opened")
+    if not opened.is_relative_to(os.path.realpath(source.root)):
+        return Skip(source.path, "outside_root", f"opened {opened}, outside the root")
+    if info.st_size > max_bytes:
+        return Skip(source.path, "too_large", f"{info.st_size} bytes > {max_bytes}")
+    return info
+
+
+def _opened_path(fd: int, info: os.stat_result, source: SourceFile) -> Path | None:
+    """Where the file open on `fd` is, as the kernel tells (/proc on Linux). Elsewhere, the
+    path's resolution now, if that is still the opened file (same device and inode); None
+    when it is not (replaced meanwhile)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        pass
+    resolved = os.path.realpath(source.absolute)
+    try:
+        now = os.stat(resolved)
+    except OSError:
+        return None
+    return Path(resolved) if (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino) else None

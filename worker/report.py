@@ -10,6 +10,8 @@ from typing import Any
 
 log = logging.getLogger("docsync.sync")
 NAMED = 5  # files a warning names before "and N more"
+# Failures of the reader child, which a second read may not repeat (the daemon retries them).
+RETRIED = frozenset({"reader_crashed", "timeout"})
 
 # Skips by rule: the file is not (or no longer) indexable, and its points are removed.
 # Everything else that goes wrong with a file is a failure: its points are kept as they were,
@@ -77,7 +79,11 @@ class SyncReport:
     # files no include rule selects, by extension: not skipped, but worth a word
     files_not_included: Counter[str] = field(default_factory=Counter)
     not_included_names: list[str] = field(default_factory=list)  # the first few of them
+    # symlinks indexed as the file they name in the same root, not under their own name
+    links_folded: int = 0
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
+    # (root, path) of the failures a second read may not repeat (worker/retries.py)
+    retryable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +96,8 @@ class SyncReport:
         where = f"{root}/{skip.path}" if skip.path else root
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
+            if skip.reason in RETRIED:
+                self.retryable.append((root, skip.path))
             log.error("failed %s: %s (%s)", where, skip.reason, skip.detail)
         else:
             self.files_skipped[skip.reason] += 1
@@ -114,6 +122,7 @@ class SyncReport:
             ],
             "protected_roots": self.protected_roots,
             "files_not_included": dict(self._not_included()),
+            "links_folded": self.links_folded,
         }
 
     def _not_included(self) -> list[tuple[str, int]]:

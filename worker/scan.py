@@ -3,8 +3,10 @@
 Glob rules, like .gitignore: a pattern without "/" matches one name (for `include`, the file
 name; for `exclude`, any folder or file name on the path); a pattern with "/" matches the
 whole path relative to the root, where `**` spans folders. Folders that are symlinks are not
-followed (no loops, no escaping the root); files that are symlinks are indexed when their
-target lies inside the root.
+followed (no loops, no escaping the root). A file that is a symlink to a file inside the root
+that the rules select is *folded* into it: that file is indexed once, by its real path, and
+not again under each link's name (identical hits otherwise); a link to a file the rules do not
+select is indexed under its own name. Links out of the root are skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class SourceFile:
         return self.root / self.path
 
 
+@dataclass(frozen=True)
+class Fold:
+    """A symlink folded into the selected file it names inside the same root."""
+
+    link: str
+    target: str
+
+
 # What the walk finds: a selected file (relative path and entry), or why one is set aside.
 Found = tuple[str, os.DirEntry[str]] | Skip
 
@@ -53,6 +63,8 @@ class Scan:
     not_included_names: list[str] = field(default_factory=list)
     # the folders a scan that does not descend found (selected ones: not excluded, not links)
     folders: list[str] = field(default_factory=list)
+    # links to files indexed by their own path (not under the link's)
+    folded: list[Fold] = field(default_factory=list)
 
     @property
     def candidates(self) -> int:
@@ -136,11 +148,13 @@ def scan_root(root: Path, rules: Rules, scope: str = "", *, descend: bool = True
             scan.skipped.append(found)
             continue
         rel, entry = found
-        skip = _check_entry(root, rel, entry)
-        if skip is None:
+        checked = _check_entry(root, rel, entry, rules)
+        if checked is None:
             scan.files.append(SourceFile(root=root, path=rel))
+        elif isinstance(checked, Fold):
+            scan.folded.append(checked)
         else:
-            scan.skipped.append(skip)
+            scan.skipped.append(checked)
     return scan
 
 
@@ -245,16 +259,16 @@ def _unlistable(folder: str, exc: OSError, scan: Scan) -> Skip:
     return Skip(printable(folder), "unlistable", f"cannot list folder: {exc.strerror or exc}")
 
 
-def _check_entry(root: Path, rel: str, entry: os.DirEntry[str]) -> Skip | None:
+def _check_entry(root: Path, rel: str, entry: os.DirEntry[str], rules: Rules) -> Skip | Fold | None:
     try:
-        return _entry_skip(root, rel, entry)
+        return _entry_skip(root, rel, entry, rules)
     except FileNotFoundError:
         return Skip(rel, "vanished", "gone before it could be read")
     except OSError as exc:
         return Skip(rel, "unreadable", exc.strerror or str(exc))
 
 
-def _entry_skip(root: Path, rel: str, entry: os.DirEntry[str]) -> Skip | None:
+def _entry_skip(root: Path, rel: str, entry: os.DirEntry[str], rules: Rules) -> Skip | Fold | None:
     if entry.is_symlink():
         target = Path(os.path.realpath(entry.path))
         if _loops(entry.path):
@@ -263,6 +277,9 @@ def _entry_skip(root: Path, rel: str, entry: os.DirEntry[str]) -> Skip | None:
             return Skip(rel, "broken_symlink", f"points to {os.readlink(entry.path)}")
         if not target.is_relative_to(root):
             return Skip(rel, "outside_root", f"symlink to {target}")
+        inside = target.relative_to(root).as_posix()
+        if inside != rel and target.is_file() and rules.selects(inside) and storable(inside):
+            return Fold(rel, inside)  # the walk finds `inside` itself: its real path
     mode = entry.stat().st_mode
     if not stat.S_ISREG(mode):
         return Skip(rel, "not_a_file", "not a regular file")
