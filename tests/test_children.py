@@ -213,6 +213,59 @@ def test_a_failed_index_build_backs_off_and_never_ends_the_daemon(
     store.close()
 
 
+@pytest.mark.parametrize("death", ["exit 1", "kill -9 $$"])
+def test_a_builder_that_keeps_failing_is_tried_again_only_after_a_backoff(
+    tmp_path: Path,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    death: str,
+) -> None:
+    """A builder that fails (an error, or killed) made `optimize` return False, so an idle
+    daemon copied the whole shard and started another at each turn of its loop."""
+    now = [0.0]
+    store = EdgeStore.connect(path=tmp_path / "store", collection="c")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 20))
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
+    real_popen = edge_store.subprocess.Popen
+    builds: list[str] = []
+
+    def failing(args: list[str], **kwargs: Any) -> Any:
+        builds.append(Path(args[3]).name)
+        return real_popen(["sh", "-c", death], **kwargs)
+
+    monkeypatch.setattr(edge_store.subprocess, "Popen", failing)
+    daemon = Daemon(
+        [tmp_path],
+        store=store,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+        clock=lambda: now[0],
+    )
+    daemon.ready.set()
+    try:
+        for _ in range(5):
+            daemon.step()  # raises nothing
+        assert len(builds) == 1
+        now[0] += FAST.backoff_min + 0.001
+        daemon.step()
+        assert len(builds) == 2  # tried again after the backoff, a killed builder too
+        for _ in range(5):
+            daemon.step()
+        assert len(builds) == 2
+        said = [r.getMessage() for r in caplog.records if "index build failed" in r.getMessage()]
+        how = "exit status 1" if death == "exit 1" else "signal 9"
+        assert len(said) == 1 and how in said[0]
+        left = sorted(p.name for p in store._dir.iterdir() if p.name != LEDGER_FILE)
+        assert left == ["profile.json", "shard", "shard.0"]  # no copy left behind
+        assert store.count() == 20
+    finally:
+        store.close()
+
+
 def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -> None:
     """The engine's files are sparse: what a copy needs is what they take on disk."""
     folder = tmp_path / "shard.0"

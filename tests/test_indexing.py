@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from plugin.errors import IndexBuildError
 from plugin.profile import EmbeddingProfile
 from plugin.store import Point
 from plugin.stores import edge as edge_store
@@ -103,7 +104,7 @@ def test_a_daemon_stopping_abandons_the_build_and_keeps_its_shard(
 
 
 def test_a_child_that_fails_changes_nothing(
-    store: EdgeStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_popen = edge_store.subprocess.Popen
 
@@ -111,8 +112,8 @@ def test_a_child_that_fails_changes_nothing(
         return real_popen([args[0], "-c", "raise SystemExit('the engine said no')"], **kwargs)
 
     monkeypatch.setattr(edge_store.subprocess, "Popen", broken)
-    assert store.optimize(serving=True) is False
-    assert "the engine said no" in caplog.text
+    with pytest.raises(IndexBuildError, match="exit status 1: the engine said no"):
+        store.optimize(serving=True)
     assert store.unindexed() == POINTS
     assert layout(store._dir) == (["profile.json", SHARD_DIR, "shard.0"], "shard.0")
 

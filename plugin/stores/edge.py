@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plugin.errors import (
+    IndexBuildError,
     ShardProcessError,
     StoreError,
     StoreFullError,
@@ -331,16 +332,21 @@ class EdgeStore:
             # Searches go on meanwhile: file copies run without the GIL.
             shutil.copytree(live, copy, copy_function=_copy_sparse)
             built = _run_indexer(copy, should_stop)
-        except OSError as exc:
-            shutil.rmtree(copy, ignore_errors=True)
-            raise self._os_error(exc) from exc
-        if not built or not self._swap_in(copy):
+            if built:
+                self._swap_in(copy)
+        except BaseException as exc:
+            if self._live().name != copy.name:  # not linked in before it failed
+                shutil.rmtree(copy, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise self._os_error(exc) from exc
+            raise
+        if not built:  # stopped: nothing to say, nothing to back off from
             shutil.rmtree(copy, ignore_errors=True)
             return False
         shutil.rmtree(live, ignore_errors=True)
         return True
 
-    def _swap_in(self, copy: Path) -> bool:
+    def _swap_in(self, copy: Path) -> None:
         """Open the indexed `copy` and link it as the shard in use. A serving store opens
         it in a second child while the first answers; the swap is then an assignment."""
         fresh: Shard | None = None
@@ -348,8 +354,7 @@ class EdgeStore:
             try:
                 fresh = self._call(HostedShard, copy)
             except StoreError as exc:
-                log.warning("the indexed copy did not open (%s); searches stay exact", exc)
-                return False
+                raise IndexBuildError(f"the indexed copy did not open ({exc})") from exc
         with self._engine_lock:
             if isinstance(self._shard, LocalShard):
                 shard, self._shard = self._shard, None
@@ -364,7 +369,6 @@ class EdgeStore:
             self._load()
         if old is not None:
             old.close()
-        return True
 
     def unindexed(self) -> int:
         """Points whose dense vector the HNSW index lacks (`plugin.stores.edge_count`)."""
@@ -683,8 +687,10 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
-    plugin.stores.edge_shard`); True once it is done. A child that fails is logged, one stopped
-    by `should_stop` is not."""
+    plugin.stores.edge_shard`); True once it is done, False when `should_stop` stopped it. A
+    child that fails (an error, or killed by a signal) is `IndexBuildError`: not a quiet
+    False, or an idle daemon would copy the whole shard again at each turn of its loop,
+    where it backs off from an error."""
     # The child holds the copy's lock as long as it lives (it inherits the descriptor), so
     # a daemon restarted meanwhile leaves that folder alone; and it dies with this thread,
     # which waits for it throughout (`edge_shard.die_with_parent`).
@@ -703,9 +709,13 @@ def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     if errors is None:
         return False
     if child.returncode != 0:
-        last = errors.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
-        return False
+        status = child.returncode
+        how = f"signal {-status}" if status < 0 else f"exit status {status}"
+        last = errors.strip().splitlines()[-1:]
+        raise IndexBuildError(
+            f"the process building the index of {copy.name} ended ({how}"
+            + (f": {last[0]})" if last else ")")
+        )
     return True
 
 
