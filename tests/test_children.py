@@ -162,6 +162,79 @@ def test_the_daemon_outlives_its_shard_process(
     assert not thread.is_alive()
 
 
+def killed_at_open(monkeypatch: pytest.MonkeyPatch, kills: list[int]) -> None:
+    """The next `kills[0]` shard processes are killed as they open the shard (before they
+    say it is open)."""
+    real_answer = HostedShard._answer
+
+    def answer(self: HostedShard) -> Any:
+        if not getattr(self, "_opened", False):
+            self._opened = True  # type: ignore[attr-defined]
+            if kills[0] > 0:
+                kills[0] -= 1
+                os.kill(self._child.pid, signal.SIGKILL)
+        return real_answer(self)
+
+    monkeypatch.setattr(HostedShard, "_answer", answer)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_shard_process_killed_as_it_opens_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    """`open` (and `_create`, `ping`) started the child directly: its death there was an
+    error that ended a starting daemon (exit 2)."""
+    path = tmp_path / "store"
+    if existing:
+        store = EdgeStore.connect(path=path, collection="docsync")
+        store.open(PROFILE, create=True)
+        store.upsert(points(0, 10))
+        store.close()
+    kills = [1]
+    killed_at_open(monkeypatch, kills)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        store.ping()
+        store.open(PROFILE, create=True)
+        assert kills == [0]
+        store.upsert(points(10, 10))
+        assert store.count() == (20 if existing else 10)
+        kills[0] = 2  # twice in a row: an outage to wait out
+        os.kill(child_of(store), signal.SIGKILL)
+        with pytest.raises(ShardProcessError, match="signal 9"):
+            store.count()
+        assert store.count() == (20 if existing else 10)
+    finally:
+        store.close()
+
+
+def test_a_starting_daemon_waits_out_shard_processes_that_die_as_they_open(
+    tmp_path: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docsync run` opens its store through `Daemon.wait_for_store`: deaths there are an
+    outage it waits out, not an exit."""
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", docs)
+    kills = [5]  # the first start and its retry, twice, and once more
+    killed_at_open(monkeypatch, kills)
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    daemon = Daemon(
+        [docs], store=store, encoder=tiny_encoder, sync_options=SyncOptions(), options=FAST
+    )
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    try:
+        assert daemon.wait_for_store(tiny_encoder.profile())
+        assert kills == [0]
+        assert store.read_profile() == tiny_encoder.profile()
+        thread.start()
+        poll(lambda: daemon.ready.is_set() and exact(store, docs, tiny_encoder))
+    finally:
+        daemon.stop()
+        if thread.is_alive():
+            thread.join(timeout=60)
+        store.close()
+
+
 class FailingBuilds:
     """A store whose index builds fail with `error` (the rest is the real store)."""
 

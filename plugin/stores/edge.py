@@ -474,7 +474,7 @@ class EdgeStore:
             raise self._os_error(exc) from exc
         if self._serving:  # the child opens it again: one process holds it at a time
             created.close()
-            self._shard = self._call(HostedShard, first)
+            self._shard = self._host(first)
         else:
             self._shard = created
 
@@ -492,13 +492,21 @@ class EdgeStore:
                 # files): on a full disk that is a bus error in the opening process.
                 self._ensure_space(0)
             live = self._live()
-            shard = (
-                self._call(HostedShard, live)
-                if self._serving
-                else self._call(LocalShard.load, str(live))
-            )
+            shard = self._host(live) if self._serving else self._call(LocalShard.load, str(live))
             self._shard = shard
         return shard
+
+    def _host(self, shard: Path) -> HostedShard:
+        """A child process holding `shard`. One that dies while it opens it (killed, out of
+        memory, a bus error) is started again, once, as `_use` asks a request again: a
+        second death is `ShardProcessError`, an outage a daemon waits out (at its start
+        too: `Daemon.wait_for_store`), never an error that ends it."""
+        try:
+            return self._call(HostedShard, shard)
+        except ShardProcessError as exc:
+            log.warning("%s while it opened the shard; starting another", exc)
+            self._ensure_space(0)
+            return self._call(HostedShard, shard)
 
     def _writable(self) -> Shard:
         if self._reading:
