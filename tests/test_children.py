@@ -29,7 +29,7 @@ from plugin.stores import edge as edge_store
 from plugin.stores.edge import EdgeStore
 from plugin.stores.edge_count import LEDGER_FILE
 from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LocalShard
+from plugin.stores.edge_shard import LocalShard, hold_shard, let_go
 from tests.conftest import CORPUS
 from tests.test_daemon import FAST, Silent, exact
 from worker.daemon import Daemon
@@ -333,7 +333,8 @@ def test_a_builder_that_keeps_failing_is_tried_again_only_after_a_backoff(
         how = "exit status 1" if death == "exit 1" else "signal 9"
         assert len(said) == 1 and how in said[0]
         left = sorted(p.name for p in store._dir.iterdir() if p.name != LEDGER_FILE)
-        assert left == ["profile.json", "shard", "shard.0"]  # no copy left behind
+        # No copy left behind (the lock is the open shard's own)
+        assert left == ["profile.json", "shard", "shard.0", "shard.0.lock"]
         assert store.count() == 20
     finally:
         store.close()
@@ -393,6 +394,94 @@ def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path)
         assert built.unindexed(keyword=False) == n
     finally:
         built.close()
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie nobody reaped has ended too)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# Opens a serving store, starts its shard process on a long request (an index build of some
+# seconds), prints the shard process's pid and waits to be killed.
+HOLDER = """
+import sys, time, uuid
+from pathlib import Path
+import numpy as np
+from plugin.profile import EmbeddingProfile
+from plugin.store import Point
+from plugin.stores.edge import EdgeStore
+store = EdgeStore.connect(path=Path(sys.argv[1]), collection="docsync", serving=True)
+store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=True)
+n = int(sys.argv[2])
+vectors = np.random.default_rng(5).standard_normal((n, 384)).tolist()
+store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
+if sys.argv[3] == "busy":
+    store._shard._conn.send(("optimize", (), {}))  # in the socket before this process dies
+print(store._shard._child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("serving", [True, False])
+def test_a_store_opened_after_a_kill_waits_for_the_old_shard_process(
+    tmp_path: Path, serving: bool
+) -> None:
+    """A daemon killed with -9 leaves its shard process to end the request it is in (here an
+    index build of seconds), then flush and close the shard: a store opened meanwhile (a
+    restarted daemon) opened the same shard at once, two engines on one shard."""
+    n = 8000
+    path = tmp_path / "store"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(n), "busy"], stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    old = int(holder.stdout.readline())
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert not gone(old)  # still building: it has not read the end of its socket yet
+    store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+    try:
+        store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=False)
+        # The open waited for the old shard process to end its build and close the shard:
+        # it sees the index that build made.
+        assert store._use("unindexed", keyword=False) == 0
+        assert store.count() == n
+        ids = [str(uuid.UUID(int=i + 1)) for i in (0, n // 2, n - 1)]
+        assert [p.id for p in store.retrieve(ids)] == ids
+    finally:
+        store.close()
+    poll(lambda: gone(old))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_an_idle_shard_process_ends_with_its_parent(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "store"), "10", "idle"],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    old = int(holder.stdout.readline())
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    poll(lambda: gone(old))
+
+
+def test_a_shard_held_too_long_is_an_outage(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    shard = store._live()
+    with pytest.raises(StoreUnavailableError, match="still held by another process"):
+        hold_shard(str(shard), timeout=0.2)  # this store has it open
+    store.close()
+    held = hold_shard(str(shard), timeout=0.2)
+    assert held is not None
+    let_go(held)
+    assert not Path(held.path).exists()  # no lock file beside a shard nobody holds
 
 
 def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(

@@ -54,10 +54,12 @@ def store(
 
 
 def layout(folder: Path) -> tuple[list[str], str]:
-    """The collection folder's entries (less the count of writes since the last build),
-    and the one its `shard` link names."""
-    names = sorted(p.name for p in folder.iterdir() if p.name != LEDGER_FILE)
-    return names, os.readlink(folder / SHARD_DIR)
+    """The collection folder's entries (less the count of writes since the last build, and
+    the lock of the shard in use, there while a store has it open), and the one its `shard`
+    link names."""
+    live = os.readlink(folder / SHARD_DIR)
+    skipped = {LEDGER_FILE, live + edge_store.BUILDING_SUFFIX}
+    return sorted(p.name for p in folder.iterdir() if p.name not in skipped), live
 
 
 def nearest(store: EdgeStore, vector: list[float]) -> str:

@@ -68,7 +68,7 @@ from plugin.store import (
 )
 from plugin.stores.edge_count import IndexLedger
 from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LocalShard
+from plugin.stores.edge_shard import LOCK_SUFFIX, LocalShard
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -83,7 +83,9 @@ LINK_TMP = "shard.link"  # the next link, before it is renamed over the first
 # Left by a swap of an earlier docsync (renames, no link): finished or undone on open.
 INDEXING_DIR = "shard.indexing"
 READY_MARK = ".indexed"
-BUILDING_SUFFIX = ".lock"  # shard.<n>.lock: held by the child building the index of shard.<n>
+# shard.<n>.lock: held by the child building the index of shard.<n>, or by the process that
+# has it open (`edge_shard.hold_shard`)
+BUILDING_SUFFIX = LOCK_SUFFIX
 REPLACED_DIR = "shard.replaced"
 EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
@@ -438,8 +440,8 @@ class EdgeStore:
 
     def _drop_unused(self) -> None:
         """Delete the shard folders not in use (copies a crash or a failed build left) and
-        their locks; never one a live index builder holds (a daemon killed while it built:
-        the builder is ending, and may still write there)."""
+        their locks; never one a live process holds (a daemon killed while it built: the
+        builder is ending, and may still write there; or a shard process still closing)."""
         # By name: the store's folder may be given relative (the default `.docsync/qdrant`),
         # the link's target is resolved.
         live = self._live().name
@@ -466,6 +468,7 @@ class EdgeStore:
             dimension=profile.dimension,
             keyword=bool(profile.keyword),
             quantization=self._quantization,
+            hold=True,
         )
         try:
             _link(self._dir, first.name)
@@ -492,7 +495,11 @@ class EdgeStore:
                 # files): on a full disk that is a bus error in the opening process.
                 self._ensure_space(0)
             live = self._live()
-            shard = self._host(live) if self._serving else self._call(LocalShard.load, str(live))
+            shard = (
+                self._host(live)
+                if self._serving
+                else self._call(LocalShard.load, str(live), hold=True)
+            )
             self._shard = shard
         return shard
 
@@ -760,7 +767,8 @@ def _release(shard: Path, fd: int) -> None:
 
 
 def _held(shard: Path) -> bool:
-    """Whether a live builder (of this process or another) holds the copy `shard`."""
+    """Whether a live process (of this one or another) holds `shard`: an index builder, or
+    a process that has it open (a shard process that outlived its daemon, say)."""
     try:
         fd = os.open(_lock_path(shard), os.O_RDWR)
     except FileNotFoundError:
