@@ -235,6 +235,47 @@ def test_a_starting_daemon_waits_out_shard_processes_that_die_as_they_open(
         store.close()
 
 
+@pytest.mark.parametrize("engine", ["takes the repeat", "refuses the repeat"])
+def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """The shard process adds the keyword vector and dies before it answers: the request is
+    asked again of the next, which finds it there."""
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    store.open(PROFILE, create=True)  # without keyword vectors
+    real_answer = HostedShard._answer
+    asked: list[str] = []
+    pending = [""]  # the request this answer is for ("": a process saying it opened)
+    real_ask = HostedShard._ask
+
+    def ask(self: HostedShard, name: str, args: Any, kwargs: Any) -> Any:
+        asked.append(name)
+        pending[0] = name
+        return real_ask(self, name, args, kwargs)
+
+    def answer(self: HostedShard) -> Any:
+        value = real_answer(self)
+        request, pending[0] = pending[0], ""
+        if request == "add_keyword_vector":
+            if asked.count("add_keyword_vector") == 1:  # applied, then died unanswered
+                os.kill(self._child.pid, signal.SIGKILL)
+                raise self._gone()
+            if engine == "refuses the repeat":
+                raise Exception("Wrong input: sparse vector keyword already exists")
+        return value
+
+    monkeypatch.setattr(HostedShard, "_ask", ask)
+    monkeypatch.setattr(HostedShard, "_answer", answer)
+    try:
+        store.add_keyword_vectors()
+        assert asked.count("add_keyword_vector") == 2
+        assert store.has_keyword_vectors()
+        store.upsert(points(0, 10))
+        assert store.count() == 10
+    finally:
+        store.close()
+
+
 class FailingBuilds:
     """A store whose index builds fail with `error` (the rest is the real store)."""
 

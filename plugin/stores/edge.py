@@ -257,11 +257,19 @@ class EdgeStore:
         return KEYWORD_VECTOR in (config.get("sparse_vectors") or {})
 
     def add_keyword_vectors(self) -> None:
-        """In place: the engine adds a sparse vector to a shard (an empty one per point)."""
+        """In place: the engine adds a sparse vector to a shard (an empty one per point).
+
+        Asked again after a shard process that died (`_use`), it may already be there: that
+        process added it before it died. qdrant-edge 0.9 takes the repeat as done; an engine
+        that refuses it is taken at its word only when the shard lacks the vector."""
         self._writable()
         if not self.has_keyword_vectors():
             self._ensure_space(0)
-            self._use("add_keyword_vector")
+            try:
+                self._use("add_keyword_vector")
+            except StoreRequestError:
+                if not self.has_keyword_vectors():
+                    raise
             self._use("flush")
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
