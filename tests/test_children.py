@@ -109,19 +109,21 @@ def test_writes_land_when_the_shard_process_is_killed_during_them(
 def test_a_child_that_dies_again_is_an_outage_to_retry(
     serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_answer = HostedShard._answer
+    real_ask = HostedShard._ask
 
-    def always_killed(self: HostedShard) -> Any:
+    def always_killed(self: HostedShard, *request: Any) -> Any:
+        # Before the request is sent: a child killed after it could answer may still have
+        # answered (SIGKILL lands at its next entry into the kernel), and the test raced.
         os.kill(self._child.pid, signal.SIGKILL)
-        return real_answer(self)
+        return real_ask(self, *request)
 
     serving.upsert(points(0, 10))
-    monkeypatch.setattr(HostedShard, "_answer", always_killed)
+    monkeypatch.setattr(HostedShard, "_ask", always_killed)
     with pytest.raises(StoreUnavailableError) as raised:
         serving.upsert(points(10, 10))
     assert isinstance(raised.value, ShardProcessError)
     assert "signal 9" in str(raised.value)
-    monkeypatch.setattr(HostedShard, "_answer", real_answer)
+    monkeypatch.setattr(HostedShard, "_ask", real_ask)
     serving.upsert(points(10, 10))
     assert serving.count() == 20
 
