@@ -8,6 +8,7 @@
         │   ├── StoreFullError      the embedded store's disk is (nearly) full: retry once freed
         │   ├── ShardProcessError   the child process holding the embedded shard died twice
         │   └── DaemonUnavailableError  no daemon answers on the store's socket (it stopped)
+        ├── IndexBuildError         the embedded index builder failed: searches stay exact
         ├── StoreLockedError        the embedded store's folder is held by another process
         ├── StoreRequestError       Qdrant refused the request (4xx): retrying cannot help
         ├── CollectionMissingError  the collection does not exist (and we may not create it)
@@ -51,6 +52,11 @@ class ShardProcessError(StoreUnavailableError):
 class DaemonUnavailableError(StoreUnavailableError):
     """The `docsync run` that holds the embedded store does not answer on its socket: it
     stopped (the socket is gone or left behind), or it is too busy to answer in time."""
+
+
+class IndexBuildError(StoreError):
+    """The child process building the embedded store's index failed (an error, or killed):
+    nothing changed, searches stay exact, and a daemon tries again after a backoff."""
 
 
 class StoreLockedError(StoreError):

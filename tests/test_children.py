@@ -29,7 +29,7 @@ from plugin.stores import edge as edge_store
 from plugin.stores.edge import EdgeStore
 from plugin.stores.edge_count import LEDGER_FILE
 from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LocalShard
+from plugin.stores.edge_shard import LocalShard, hold_shard, let_go
 from tests.conftest import CORPUS, HANG
 from tests.test_daemon import FAST, Silent, exact
 from worker.daemon import Daemon
@@ -109,19 +109,21 @@ def test_writes_land_when_the_shard_process_is_killed_during_them(
 def test_a_child_that_dies_again_is_an_outage_to_retry(
     serving: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_answer = HostedShard._answer
+    real_ask = HostedShard._ask
 
-    def always_killed(self: HostedShard) -> Any:
+    def always_killed(self: HostedShard, *request: Any) -> Any:
+        # Before the request is sent: a child killed after it could answer may still have
+        # answered (SIGKILL lands at its next entry into the kernel), and the test raced.
         os.kill(self._child.pid, signal.SIGKILL)
-        return real_answer(self)
+        return real_ask(self, *request)
 
     serving.upsert(points(0, 10))
-    monkeypatch.setattr(HostedShard, "_answer", always_killed)
+    monkeypatch.setattr(HostedShard, "_ask", always_killed)
     with pytest.raises(StoreUnavailableError) as raised:
         serving.upsert(points(10, 10))
     assert isinstance(raised.value, ShardProcessError)
     assert "signal 9" in str(raised.value)
-    monkeypatch.setattr(HostedShard, "_answer", real_answer)
+    monkeypatch.setattr(HostedShard, "_ask", real_ask)
     serving.upsert(points(10, 10))
     assert serving.count() == 20
 
@@ -160,6 +162,120 @@ def test_the_daemon_outlives_its_shard_process(
         thread.join(timeout=HANG)
         store.close()
     assert not thread.is_alive()
+
+
+def killed_at_open(monkeypatch: pytest.MonkeyPatch, kills: list[int]) -> None:
+    """The next `kills[0]` shard processes are killed as they open the shard (before they
+    say it is open)."""
+    real_answer = HostedShard._answer
+
+    def answer(self: HostedShard) -> Any:
+        if not getattr(self, "_opened", False):
+            self._opened = True  # type: ignore[attr-defined]
+            if kills[0] > 0:
+                kills[0] -= 1
+                os.kill(self._child.pid, signal.SIGKILL)
+        return real_answer(self)
+
+    monkeypatch.setattr(HostedShard, "_answer", answer)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_shard_process_killed_as_it_opens_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    """`open` (and `_create`, `ping`) started the child directly: its death there was an
+    error that ended a starting daemon (exit 2)."""
+    path = tmp_path / "store"
+    if existing:
+        store = EdgeStore.connect(path=path, collection="docsync")
+        store.open(PROFILE, create=True)
+        store.upsert(points(0, 10))
+        store.close()
+    kills = [1]
+    killed_at_open(monkeypatch, kills)
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        store.ping()
+        store.open(PROFILE, create=True)
+        assert kills == [0]
+        store.upsert(points(10, 10))
+        assert store.count() == (20 if existing else 10)
+        kills[0] = 2  # twice in a row: an outage to wait out
+        os.kill(child_of(store), signal.SIGKILL)
+        with pytest.raises(ShardProcessError, match="signal 9"):
+            store.count()
+        assert store.count() == (20 if existing else 10)
+    finally:
+        store.close()
+
+
+def test_a_starting_daemon_waits_out_shard_processes_that_die_as_they_open(
+    tmp_path: Path, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docsync run` opens its store through `Daemon.wait_for_store`: deaths there are an
+    outage it waits out, not an exit."""
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS / "using", docs)
+    kills = [5]  # the first start and its retry, twice, and once more
+    killed_at_open(monkeypatch, kills)
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    daemon = Daemon(
+        [docs], store=store, encoder=tiny_encoder, sync_options=SyncOptions(), options=FAST
+    )
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    try:
+        assert daemon.wait_for_store(tiny_encoder.profile())
+        assert kills == [0]
+        assert store.read_profile() == tiny_encoder.profile()
+        thread.start()
+        poll(lambda: daemon.ready.is_set() and exact(store, docs, tiny_encoder))
+    finally:
+        daemon.stop()
+        if thread.is_alive():
+            thread.join(timeout=HANG)
+        store.close()
+
+
+@pytest.mark.parametrize("engine", ["takes the repeat", "refuses the repeat"])
+def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """The shard process adds the keyword vector and dies before it answers: the request is
+    asked again of the next, which finds it there."""
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    store.open(PROFILE, create=True)  # without keyword vectors
+    real_answer = HostedShard._answer
+    asked: list[str] = []
+    pending = [""]  # the request this answer is for ("": a process saying it opened)
+    real_ask = HostedShard._ask
+
+    def ask(self: HostedShard, name: str, args: Any, kwargs: Any) -> Any:
+        asked.append(name)
+        pending[0] = name
+        return real_ask(self, name, args, kwargs)
+
+    def answer(self: HostedShard) -> Any:
+        value = real_answer(self)
+        request, pending[0] = pending[0], ""
+        if request == "add_keyword_vector":
+            if asked.count("add_keyword_vector") == 1:  # applied, then died unanswered
+                os.kill(self._child.pid, signal.SIGKILL)
+                raise self._gone()
+            if engine == "refuses the repeat":
+                raise Exception("Wrong input: sparse vector keyword already exists")
+        return value
+
+    monkeypatch.setattr(HostedShard, "_ask", ask)
+    monkeypatch.setattr(HostedShard, "_answer", answer)
+    try:
+        store.add_keyword_vectors()
+        assert asked.count("add_keyword_vector") == 2
+        assert store.has_keyword_vectors()
+        store.upsert(points(0, 10))
+        assert store.count() == 10
+    finally:
+        store.close()
 
 
 class FailingBuilds:
@@ -211,6 +327,60 @@ def test_a_failed_index_build_backs_off_and_never_ends_the_daemon(
     said = [r for r in caplog.records if "index build failed" in r.getMessage()]
     assert len(said) == 1 and str(error) in said[0].getMessage()
     store.close()
+
+
+@pytest.mark.parametrize("death", ["exit 1", "kill -9 $$"])
+def test_a_builder_that_keeps_failing_is_tried_again_only_after_a_backoff(
+    tmp_path: Path,
+    tiny_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    death: str,
+) -> None:
+    """A builder that fails (an error, or killed) made `optimize` return False, so an idle
+    daemon copied the whole shard and started another at each turn of its loop."""
+    now = [0.0]
+    store = EdgeStore.connect(path=tmp_path / "store", collection="c")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 20))
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
+    real_popen = edge_store.subprocess.Popen
+    builds: list[str] = []
+
+    def failing(args: list[str], **kwargs: Any) -> Any:
+        builds.append(Path(args[3]).name)
+        return real_popen(["sh", "-c", death], **kwargs)
+
+    monkeypatch.setattr(edge_store.subprocess, "Popen", failing)
+    daemon = Daemon(
+        [tmp_path],
+        store=store,
+        encoder=tiny_encoder,
+        sync_options=SyncOptions(),
+        options=FAST,
+        watcher_factory=Silent,
+        clock=lambda: now[0],
+    )
+    daemon.ready.set()
+    try:
+        for _ in range(5):
+            daemon.step()  # raises nothing
+        assert len(builds) == 1
+        now[0] += FAST.backoff_min + 0.001
+        daemon.step()
+        assert len(builds) == 2  # tried again after the backoff, a killed builder too
+        for _ in range(5):
+            daemon.step()
+        assert len(builds) == 2
+        said = [r.getMessage() for r in caplog.records if "index build failed" in r.getMessage()]
+        how = "exit status 1" if death == "exit 1" else "signal 9"
+        assert len(said) == 1 and how in said[0]
+        left = sorted(p.name for p in store._dir.iterdir() if p.name != LEDGER_FILE)
+        # No copy left behind (the lock is the open shard's own)
+        assert left == ["profile.json", "shard", "shard.0", "shard.0.lock"]
+        assert store.count() == 20
+    finally:
+        store.close()
 
 
 def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -> None:
@@ -267,6 +437,94 @@ def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path)
         assert built.unindexed(keyword=False) == n
     finally:
         built.close()
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie nobody reaped has ended too)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# Opens a serving store, starts its shard process on a long request (an index build of some
+# seconds), prints the shard process's pid and waits to be killed.
+HOLDER = """
+import sys, time, uuid
+from pathlib import Path
+import numpy as np
+from plugin.profile import EmbeddingProfile
+from plugin.store import Point
+from plugin.stores.edge import EdgeStore
+store = EdgeStore.connect(path=Path(sys.argv[1]), collection="docsync", serving=True)
+store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=True)
+n = int(sys.argv[2])
+vectors = np.random.default_rng(5).standard_normal((n, 384)).tolist()
+store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
+if sys.argv[3] == "busy":
+    store._shard._conn.send(("optimize", (), {}))  # in the socket before this process dies
+print(store._shard._child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("serving", [True, False])
+def test_a_store_opened_after_a_kill_waits_for_the_old_shard_process(
+    tmp_path: Path, serving: bool
+) -> None:
+    """A daemon killed with -9 leaves its shard process to end the request it is in (here an
+    index build of seconds), then flush and close the shard: a store opened meanwhile (a
+    restarted daemon) opened the same shard at once, two engines on one shard."""
+    n = 8000
+    path = tmp_path / "store"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(n), "busy"], stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    old = int(holder.stdout.readline())
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert not gone(old)  # still building: it has not read the end of its socket yet
+    store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
+    try:
+        store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=False)
+        # The open waited for the old shard process to end its build and close the shard:
+        # it sees the index that build made.
+        assert store._use("unindexed", keyword=False) == 0
+        assert store.count() == n
+        ids = [str(uuid.UUID(int=i + 1)) for i in (0, n // 2, n - 1)]
+        assert [p.id for p in store.retrieve(ids)] == ids
+    finally:
+        store.close()
+    poll(lambda: gone(old))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_an_idle_shard_process_ends_with_its_parent(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "store"), "10", "idle"],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    old = int(holder.stdout.readline())
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    poll(lambda: gone(old))
+
+
+def test_a_shard_held_too_long_is_an_outage(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    shard = store._live()
+    with pytest.raises(StoreUnavailableError, match="still held by another process"):
+        hold_shard(str(shard), timeout=0.2)  # fixed: meant to fire, this store has it open
+    store.close()
+    held = hold_shard(str(shard), timeout=HANG)
+    assert held is not None
+    let_go(held)
+    assert not Path(held.path).exists()  # no lock file beside a shard nobody holds
 
 
 def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(

@@ -459,9 +459,10 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: daemon.stop())
-        if not daemon.wait_for_store():
+        # Refuse another profile before anything; an outage (a server down, a shard process
+        # that dies as it opens) is waited out.
+        if not daemon.wait_for_store(encoder.profile()):
             return 0
-        store.open(encoder.profile(), create=True)  # refuse another profile before anything
         endpoints = _endpoints(settings, daemon, store, encoder, tcp)
         try:
             with progress_bar(interval=settings.progress_seconds) as progress:

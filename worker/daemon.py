@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from plugin.encoder import Encoder
 from plugin.errors import StoreError, StoreFullError, StoreUnavailableError
+from plugin.profile import EmbeddingProfile
 from plugin.store import Store
 from worker.embed import Interrupted
 from worker.metrics import Metrics
@@ -120,12 +121,16 @@ class Daemon:
         self._stop.set()
         self.debouncer.wake()
 
-    def wait_for_store(self) -> bool:
-        """Block until the store answers (True) or a stop is requested (False): a daemon
-        started while Qdrant is down waits for it instead of exiting."""
+    def wait_for_store(self, profile: EmbeddingProfile | None = None) -> bool:
+        """Block until the store answers and, given `profile`, its collection is open
+        (created if missing, refused if another profile wrote it) (True), or a stop is
+        requested (False): a daemon started while Qdrant is down, or while the embedded
+        store's shard process keeps dying as it opens, waits instead of exiting."""
         while not self._stop.is_set():
             try:
                 self.store.ping()
+                if profile is not None:
+                    self.store.open(profile, create=True)
             except StoreUnavailableError as exc:
                 self._retry_later([], exc)
                 continue

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plugin.errors import (
+    IndexBuildError,
     ShardProcessError,
     StoreError,
     StoreFullError,
@@ -67,7 +68,7 @@ from plugin.store import (
 )
 from plugin.stores.edge_count import IndexLedger
 from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LocalShard
+from plugin.stores.edge_shard import LOCK_SUFFIX, LocalShard
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -82,7 +83,9 @@ LINK_TMP = "shard.link"  # the next link, before it is renamed over the first
 # Left by a swap of an earlier docsync (renames, no link): finished or undone on open.
 INDEXING_DIR = "shard.indexing"
 READY_MARK = ".indexed"
-BUILDING_SUFFIX = ".lock"  # shard.<n>.lock: held by the child building the index of shard.<n>
+# shard.<n>.lock: held by the child building the index of shard.<n>, or by the process that
+# has it open (`edge_shard.hold_shard`)
+BUILDING_SUFFIX = LOCK_SUFFIX
 REPLACED_DIR = "shard.replaced"
 EDGE_CONFIG = "edge_config.json"  # the engine's, in the shard folder
 LOCK_FILE = ".lock"
@@ -254,11 +257,19 @@ class EdgeStore:
         return KEYWORD_VECTOR in (config.get("sparse_vectors") or {})
 
     def add_keyword_vectors(self) -> None:
-        """In place: the engine adds a sparse vector to a shard (an empty one per point)."""
+        """In place: the engine adds a sparse vector to a shard (an empty one per point).
+
+        Asked again after a shard process that died (`_use`), it may already be there: that
+        process added it before it died. qdrant-edge 0.9 takes the repeat as done; an engine
+        that refuses it is taken at its word only when the shard lacks the vector."""
         self._writable()
         if not self.has_keyword_vectors():
             self._ensure_space(0)
-            self._use("add_keyword_vector")
+            try:
+                self._use("add_keyword_vector")
+            except StoreRequestError:
+                if not self.has_keyword_vectors():
+                    raise
             self._use("flush")
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
@@ -331,16 +342,21 @@ class EdgeStore:
             # Searches go on meanwhile: file copies run without the GIL.
             shutil.copytree(live, copy, copy_function=_copy_sparse)
             built = _run_indexer(copy, should_stop)
-        except OSError as exc:
-            shutil.rmtree(copy, ignore_errors=True)
-            raise self._os_error(exc) from exc
-        if not built or not self._swap_in(copy):
+            if built:
+                self._swap_in(copy)
+        except BaseException as exc:
+            if self._live().name != copy.name:  # not linked in before it failed
+                shutil.rmtree(copy, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise self._os_error(exc) from exc
+            raise
+        if not built:  # stopped: nothing to say, nothing to back off from
             shutil.rmtree(copy, ignore_errors=True)
             return False
         shutil.rmtree(live, ignore_errors=True)
         return True
 
-    def _swap_in(self, copy: Path) -> bool:
+    def _swap_in(self, copy: Path) -> None:
         """Open the indexed `copy` and link it as the shard in use. A serving store opens
         it in a second child while the first answers; the swap is then an assignment."""
         fresh: Shard | None = None
@@ -348,8 +364,7 @@ class EdgeStore:
             try:
                 fresh = self._call(HostedShard, copy)
             except StoreError as exc:
-                log.warning("the indexed copy did not open (%s); searches stay exact", exc)
-                return False
+                raise IndexBuildError(f"the indexed copy did not open ({exc})") from exc
         with self._engine_lock:
             if isinstance(self._shard, LocalShard):
                 shard, self._shard = self._shard, None
@@ -364,7 +379,6 @@ class EdgeStore:
             self._load()
         if old is not None:
             old.close()
-        return True
 
     def unindexed(self) -> int:
         """Points whose dense vector the HNSW index lacks (`plugin.stores.edge_count`)."""
@@ -434,8 +448,8 @@ class EdgeStore:
 
     def _drop_unused(self) -> None:
         """Delete the shard folders not in use (copies a crash or a failed build left) and
-        their locks; never one a live index builder holds (a daemon killed while it built:
-        the builder is ending, and may still write there)."""
+        their locks; never one a live process holds (a daemon killed while it built: the
+        builder is ending, and may still write there; or a shard process still closing)."""
         # By name: the store's folder may be given relative (the default `.docsync/qdrant`),
         # the link's target is resolved.
         live = self._live().name
@@ -462,6 +476,7 @@ class EdgeStore:
             dimension=profile.dimension,
             keyword=bool(profile.keyword),
             quantization=self._quantization,
+            hold=True,
         )
         try:
             _link(self._dir, first.name)
@@ -470,7 +485,7 @@ class EdgeStore:
             raise self._os_error(exc) from exc
         if self._serving:  # the child opens it again: one process holds it at a time
             created.close()
-            self._shard = self._call(HostedShard, first)
+            self._shard = self._host(first)
         else:
             self._shard = created
 
@@ -489,12 +504,24 @@ class EdgeStore:
                 self._ensure_space(0)
             live = self._live()
             shard = (
-                self._call(HostedShard, live)
+                self._host(live)
                 if self._serving
-                else self._call(LocalShard.load, str(live))
+                else self._call(LocalShard.load, str(live), hold=True)
             )
             self._shard = shard
         return shard
+
+    def _host(self, shard: Path) -> HostedShard:
+        """A child process holding `shard`. One that dies while it opens it (killed, out of
+        memory, a bus error) is started again, once, as `_use` asks a request again: a
+        second death is `ShardProcessError`, an outage a daemon waits out (at its start
+        too: `Daemon.wait_for_store`), never an error that ends it."""
+        try:
+            return self._call(HostedShard, shard)
+        except ShardProcessError as exc:
+            log.warning("%s while it opened the shard; starting another", exc)
+            self._ensure_space(0)
+            return self._call(HostedShard, shard)
 
     def _writable(self) -> Shard:
         if self._reading:
@@ -683,8 +710,10 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
-    plugin.stores.edge_shard`); True once it is done. A child that fails is logged, one stopped
-    by `should_stop` is not."""
+    plugin.stores.edge_shard`); True once it is done, False when `should_stop` stopped it. A
+    child that fails (an error, or killed by a signal) is `IndexBuildError`: not a quiet
+    False, or an idle daemon would copy the whole shard again at each turn of its loop,
+    where it backs off from an error."""
     # The child holds the copy's lock as long as it lives (it inherits the descriptor), so
     # a daemon restarted meanwhile leaves that folder alone; and it dies with this thread,
     # which waits for it throughout (`edge_shard.die_with_parent`).
@@ -703,9 +732,13 @@ def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     if errors is None:
         return False
     if child.returncode != 0:
-        last = errors.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
-        log.warning("indexing in a separate process failed (%s); searches stay exact", last[0])
-        return False
+        status = child.returncode
+        how = f"signal {-status}" if status < 0 else f"exit status {status}"
+        last = errors.strip().splitlines()[-1:]
+        raise IndexBuildError(
+            f"the process building the index of {copy.name} ended ({how}"
+            + (f": {last[0]})" if last else ")")
+        )
     return True
 
 
@@ -742,7 +775,8 @@ def _release(shard: Path, fd: int) -> None:
 
 
 def _held(shard: Path) -> bool:
-    """Whether a live builder (of this process or another) holds the copy `shard`."""
+    """Whether a live process (of this one or another) holds `shard`: an index builder, or
+    a process that has it open (a shard process that outlived its daemon, say)."""
     try:
         fd = os.open(_lock_path(shard), os.O_RDWR)
     except FileNotFoundError:

@@ -126,24 +126,28 @@ def _serve(path: str, fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(fd)
     try:
-        shard = LocalShard.load(path)
+        # Held until this process ends: a daemon killed with -9 leaves this process to end
+        # its request and close the shard, and the next one waits for it (`hold_shard`).
+        shard = LocalShard.load(path, hold=True)
         shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
     except Exception as exc:
         conn.send((False, _portable(exc)))
         return
-    conn.send((True, None))
     try:
+        conn.send((True, None))
         while True:
-            try:
-                name, args, kwargs = conn.recv()
-            except EOFError:
-                return  # the parent died: the engine's WAL holds what it wrote
+            # The parent's end of the socket is in no other process (not inheritable): when
+            # the parent dies, however it dies, this read ends (EOF), idle or not.
+            name, args, kwargs = conn.recv()
             if name == "close":
                 break
             try:
-                conn.send((True, getattr(shard, name)(*args, **kwargs)))
+                answer: tuple[bool, Any] = (True, getattr(shard, name)(*args, **kwargs))
             except Exception as exc:
-                conn.send((False, _portable(exc)))
+                answer = (False, _portable(exc))
+            conn.send(answer)
+    except (EOFError, OSError):
+        return  # the parent died: the engine's WAL holds what it wrote
     finally:
         shard.flush()
         shard.close()

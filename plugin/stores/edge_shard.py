@@ -10,21 +10,34 @@ through unchanged: `EdgeStore` turns them into docsync's.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
+import fcntl
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import qdrant_edge as edge
 
-from plugin.errors import StoreRequestError
+from plugin.errors import StoreRequestError, StoreUnavailableError
 from plugin.keyword import KEYWORD_VECTOR, SparseVector
 from plugin.schema import INDEXED_FIELDS
 from plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
 
 SCROLL_PAGE = 1024
+# shard.<n>.lock beside the folder shard.<n>: held (flock) by the process that has the shard
+# open, or by the index builder working on it.
+LOCK_SUFFIX = ".lock"
+# How long an open waits for another process to let go of the shard: a shard process whose
+# daemon was killed ends its request, flushes and closes first (as long as a daemon gives
+# its shard process to close, `edge_host.STOP_SECONDS`, and some more).
+HOLD_SECONDS = 90.0
+_HOLD_POLL = 0.05
 
 
 class LocalShard:
@@ -32,15 +45,25 @@ class LocalShard:
     open (a second per million points, ten with int8 copies) and an index build (minutes)
     stop every other thread of the process meanwhile."""
 
-    def __init__(self, shard: Any) -> None:
+    def __init__(self, shard: Any, held: Held | None = None) -> None:
         self._shard = shard
+        self._held = held  # the shard's lock, let go when it is closed
 
     @classmethod
-    def load(cls, path: str) -> LocalShard:
-        return cls(edge.EdgeShard.load(path))
+    def load(cls, path: str, *, hold: bool = False) -> LocalShard:
+        """`hold`: wait for the shard's lock (`hold_shard`) and keep it while it is open. An
+        index builder does not: its parent holds it for it."""
+        held = hold_shard(path) if hold else None
+        try:
+            return cls(edge.EdgeShard.load(path), held)
+        except BaseException:
+            let_go(held)
+            raise
 
     @classmethod
-    def create(cls, path: str, *, dimension: int, keyword: bool, quantization: str) -> LocalShard:
+    def create(
+        cls, path: str, *, dimension: int, keyword: bool, quantization: str, hold: bool = False
+    ) -> LocalShard:
         """A new shard of cosine vectors of `dimension`, with the keyword vector when
         `keyword`, and keyword indexes on `plugin.schema.INDEXED_FIELDS`.
 
@@ -63,7 +86,12 @@ class LocalShard:
             else None
         )
         config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse, payload_memory=cold)
-        shard = cls(edge.EdgeShard.create(path, config))
+        held = hold_shard(path) if hold else None
+        try:
+            shard = cls(edge.EdgeShard.create(path, config), held)
+        except BaseException:
+            let_go(held)
+            raise
         for name in INDEXED_FIELDS:
             operation = edge.UpdateOperation.create_field_index(
                 name, edge.PayloadSchemaType.Keyword
@@ -102,7 +130,11 @@ class LocalShard:
         return bool(self._shard.optimize())
 
     def close(self) -> None:
-        self._shard.close()
+        try:
+            self._shard.close()
+        finally:
+            held, self._held = self._held, None
+            let_go(held)
 
     # reads --------------------------------------------------------------------------------
 
@@ -264,6 +296,79 @@ def _edge_point(point: Point) -> Any:
         return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
     vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
     return edge.Point(id=point.id, vector=vectors, payload=point.payload)
+
+
+@dataclass(frozen=True)
+class Held:
+    """The lock of a shard, held through the descriptor `fd` of the file `path`."""
+
+    fd: int
+    path: str
+    removable: bool  # opened for writing: the holder removes it as it lets go
+
+
+def hold_shard(path: str, timeout: float = HOLD_SECONDS) -> Held | None:
+    """Take the lock of the shard at `path` (an flock on `path.lock`), waiting up to
+    `timeout` seconds for the process that holds it to let go (`let_go`); None for a store
+    this user may not write that has no lock file (nobody can have written there).
+
+    Two engines on one shard corrupt it, and the process that last held a shard may outlive
+    its daemon: a shard process whose daemon was killed with -9 finishes the request it is
+    in, then flushes and closes the shard, while a restarted daemon opens the same shard.
+    The kernel lets go of the lock when that process ends, however it ends. Polled, not a
+    blocking flock: a blocked flock cannot be given a deadline."""
+    lock = path + LOCK_SUFFIX
+    deadline = time.monotonic() + timeout
+    while True:
+        removable = True
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            removable = False
+            try:
+                fd = os.open(lock, os.O_RDONLY)  # flock works on any descriptor
+            except FileNotFoundError:
+                return None
+        try:
+            if _flock_by(fd, deadline):
+                # The holder removes the file as it lets go: one taken after that is not
+                # the lock any more (the file at `lock` is): take that one.
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                        return Held(fd, lock, removable)
+            else:
+                raise StoreUnavailableError(
+                    f"the embedded shard {path} is still held by another process after "
+                    f"{timeout:.0f}s (the shard process of a daemon that ended, closing it?)"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _flock_by(fd: int, deadline: float) -> bool:
+    """Lock `fd` exclusively; False when another holds it still at `deadline`."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_HOLD_POLL)
+
+
+def let_go(held: Held | None) -> None:
+    """Let go of a shard's lock (and remove its file: no lock file is left beside a shard
+    nobody holds, but by a process that died)."""
+    if held is not None:
+        if held.removable:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(held.path)
+        os.close(held.fd)  # closing the descriptor lets go of the lock
 
 
 def build_index(path: str, parent: int | None = None) -> None:
