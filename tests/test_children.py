@@ -571,6 +571,27 @@ def low_disk(monkeypatch: pytest.MonkeyPatch, free: dict[str, int]) -> None:
     monkeypatch.setattr(edge_store.os, "statvfs", statvfs)
 
 
+def test_a_disk_too_small_for_a_new_shard_is_found_before_one_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new shard takes about 43 MiB once opened: on a 40 MiB disk the floor alone passed,
+    the shard was made, and its first open filled the disk and died of a bus error."""
+    free = {"bytes": 40 << 20}
+    low_disk(monkeypatch, free)
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync", serving=True)
+    try:
+        with pytest.raises(StoreFullError, match="out of space"):
+            store.open(PROFILE, create=True)
+        assert not (path / "docsync" / "shard.0").exists()
+        free["bytes"] = 1 << 40
+        store.open(PROFILE, create=True)  # room again: made as usual
+        store.upsert(points(0, 3))
+        assert store.count() == 3
+    finally:
+        store.close()
+
+
 def test_a_full_disk_is_found_before_a_shard_is_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
