@@ -68,6 +68,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from memory import tiny_model  # a one-layer random BERT, made in a child process
 from output import emit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -790,21 +791,6 @@ def invariants_failed(r: dict[str, Any]) -> list[str]:
         "no child was killed": r["kills_total"] == 0,
     }
     return [name for name, failed in checks.items() if failed]
-
-
-def tiny_model(work: Path) -> str:
-    code = (
-        "import sys; from pathlib import Path; from tests.conftest import save_tiny_bert; "
-        "print(save_tiny_bert(Path(sys.argv[1])))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(work / "tiny-bert")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
 
 
 def minilm() -> str:
