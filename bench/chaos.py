@@ -679,6 +679,21 @@ class Chaos:
         return None
 
 
+def store_disk(store: Path) -> dict[str, Any]:
+    """The store's size on disk (allocated blocks), the space left on its file system, and
+    the entries of its collection folders: a shard copy or lock left behind shows here."""
+    used = sum(p.lstat().st_blocks * 512 for p in store.rglob("*") if p.is_file())
+    stats = os.statvfs(store)
+    entries = sorted(
+        p.name for folder in store.iterdir() if folder.is_dir() for p in folder.iterdir()
+    )
+    return {
+        "allocated_mb": round(used / (1 << 20), 1),
+        "free_mb": round(stats.f_bavail * stats.f_frsize / (1 << 20), 1),
+        "collection_entries": entries,
+    }
+
+
 def export(env: dict[str, str]) -> list[dict[str, Any]]:
     done = docsync(env, "export")
     if done.returncode != 0:
@@ -741,6 +756,7 @@ def finish(chaos: Chaos) -> dict[str, Any]:
     idle_s = chaos.idle(editor.last_edit)
     alive = chaos.daemon.proc.poll() is None
     stop_code = chaos.daemon.stop()
+    store = store_disk(Path(chaos.env["DOCSYNC_QDRANT_PATH"]))
     fresh_env = dict(chaos.env, DOCSYNC_QDRANT_PATH=str(chaos.work / "fresh"))
     synced = docsync(fresh_env, "sync", str(chaos.docs))
     comparison = compare(export(chaos.env), export(fresh_env))
@@ -761,6 +777,7 @@ def finish(chaos: Chaos) -> dict[str, Any]:
         "idle_after_s": idle_s,
         "stop_code": stop_code,
         "fresh_sync_code": synced.returncode,
+        "store_disk": store,
         **comparison,
         "searches_answered": searches.answered,
         "searches_refused": sum(searches.refused.values()),
@@ -821,7 +838,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--full-disk", action="store_true", help="store on a tmpfs, filled for a while"
     )
     parser.add_argument("--full-disk-seconds", type=float, default=20.0)
-    parser.add_argument("--full-disk-mb", type=int, default=512, help="size of the tmpfs")
+    parser.add_argument(
+        "--full-disk-mb",
+        type=int,
+        default=2048,
+        help="size of the tmpfs (filled to the brim for a while, then freed)",
+    )
     parser.add_argument(
         "--copies", type=int, default=COPIES, help="copies of the corpus to start with"
     )

@@ -592,6 +592,29 @@ def test_a_disk_too_small_for_a_new_shard_is_found_before_one_is_made(
         store.close()
 
 
+def test_a_reader_on_a_full_disk_is_refused_before_it_opens_the_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine writes as it opens a shard even to read it: `docsync export` on a full
+    disk died of a bus error (exit -7) where it should say the disk is full."""
+    path = tmp_path / "store"
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, 5))
+    store.close()
+    free = {"bytes": 1 << 20}
+    low_disk(monkeypatch, free)
+    reader = EdgeStore.connect(path=path, collection="docsync", reading=True)
+    try:
+        with pytest.raises(StoreFullError, match="out of space"):
+            reader.open(PROFILE, create=False)
+        free["bytes"] = 1 << 40
+        reader.open(PROFILE, create=False)
+        assert reader.count() == 5
+    finally:
+        reader.close()
+
+
 def test_a_full_disk_is_found_before_a_shard_is_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

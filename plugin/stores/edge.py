@@ -502,9 +502,11 @@ class EdgeStore:
         if shard is None:
             if not self._exists():
                 raise collection_missing(self.collection, self.description, hint=False)
-            if not self._reading:
-                # Opening a shard writes (the engine replays its WAL into memory-mapped
-                # files): on a full disk that is a bus error in the opening process.
+            if not self._reading or not _read_only(self._root):
+                # Opening a shard writes, even to read it (the engine replays its WAL into
+                # memory-mapped files): on a full disk that is a bus error in the opening
+                # process (`docsync export` died of one). A read-only mount is left to the
+                # engine's own error, which says what it is.
                 self._ensure_space(0)
             live = self._live()
             shard = (
@@ -798,6 +800,10 @@ def _free_bytes(folder: Path) -> int:
     """The space free for this user on the file system of `folder` (the tests' seam)."""
     stats = os.statvfs(folder)
     return stats.f_bavail * stats.f_frsize
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
 def _mib(size: int) -> str:
