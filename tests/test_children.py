@@ -592,16 +592,21 @@ def test_a_disk_too_small_for_a_new_shard_is_found_before_one_is_made(
         store.close()
 
 
+def stored(path: Path, count: int) -> Path:
+    """An embedded store at `path` holding `count` points, closed."""
+    store = EdgeStore.connect(path=path, collection="docsync")
+    store.open(PROFILE, create=True)
+    store.upsert(points(0, count))
+    store.close()
+    return path
+
+
 def test_a_reader_on_a_full_disk_is_refused_before_it_opens_the_shard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine writes as it opens a shard even to read it: `docsync export` on a full
     disk died of a bus error (exit -7) where it should say the disk is full."""
-    path = tmp_path / "store"
-    store = EdgeStore.connect(path=path, collection="docsync")
-    store.open(PROFILE, create=True)
-    store.upsert(points(0, 5))
-    store.close()
+    path = stored(tmp_path / "store", 5)
     free = {"bytes": 1 << 20}
     low_disk(monkeypatch, free)
     reader = EdgeStore.connect(path=path, collection="docsync", reading=True)
@@ -620,11 +625,7 @@ def test_a_full_disk_is_found_before_a_shard_is_opened(
 ) -> None:
     """Opening a shard writes: on a full disk the engine died of a bus error in the shard
     process, and the daemon with it."""
-    path = tmp_path / "store"
-    store = EdgeStore.connect(path=path, collection="docsync")
-    store.open(PROFILE, create=True)
-    store.upsert(points(0, 10))
-    store.close()
+    path = stored(tmp_path / "store", 10)
     free = {"bytes": 1 << 20}
     low_disk(monkeypatch, free)
     started: list[Path] = []
