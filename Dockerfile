@@ -15,6 +15,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY plugin ./plugin
 COPY worker ./worker
+COPY docsync ./docsync
 RUN pip install . \
     && useradd --create-home --uid 10001 docsync \
     && mkdir -p /cache /state \

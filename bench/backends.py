@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks
 
-from plugin.encoder import Encoder
-from plugin.settings import Settings
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import Settings
 
 LABELLED = {
     "How do I create a socket and connect to a web server?": "howto/sockets.rst",

@@ -92,7 +92,7 @@ class Sampler:
 
 def flood(daemon: Daemon, seconds: float) -> dict[str, int]:
     """48 threads searching as fast as they can: 32 over HTTP, 16 over the socket."""
-    from plugin.daemon_client import SOCKET_NAME, ask_daemon
+    from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon
 
     counts = {"answered": 0, "refused": 0, "failed": 0}
     lock = threading.Lock()

@@ -5,7 +5,7 @@ socket and HTTP from two threads; afterwards its collection must equal a from-sc
     python bench/chaos.py [--minutes 3 | --short] [--seed N] [--full-disk] [--json]
                           [--model PATH | --minilm] [--kinds shard_host,index_builder,reader]
 
-The daemon runs as a subprocess (`python -m worker.cli run DOCS --http-port PORT`) on an
+The daemon runs as a subprocess (`python -m docsync.worker.cli run DOCS --http-port PORT`) on an
 embedded store in a temporary folder; by default it embeds with a one-layer random BERT
 built there (`--tiny-model`, the test extra), since what is tested is the machinery, not
 the model. The documents are real ones: several copies of the reStructuredText corpus
@@ -13,9 +13,9 @@ the model. The documents are real ones: several copies of the reStructuredText c
 (so that the reader child works). The children are found among the daemon's descendants by
 their command line (`/proc/<pid>/cmdline`):
 
-    shard_host     python -m plugin.stores.edge_host    the process that holds the shard
-    index_builder  python -m plugin.stores.edge_shard   builds the HNSW index on a copy
-    reader         python -m worker.formats.isolated    reads PDF, HTML and Word files
+    shard_host     python -m docsync.plugin.stores.edge_host    the process that holds the shard
+    index_builder  python -m docsync.plugin.stores.edge_shard   builds the HNSW index on a copy
+    reader         python -m docsync.worker.formats.isolated    reads PDF, HTML and Word files
 
 Each kill goes to one of the kinds running at that moment, the one killed least so far
 (ties drawn at random); an index builder, which runs for seconds now and then, is killed as
@@ -77,9 +77,9 @@ CORPUS = SHARED_CORPUS if SHARED_CORPUS.is_dir() else ROOT / "tests" / "corpus" 
 # Binary documents the reader child must read (the broken ones would only be skipped).
 BINARIES = [ROOT / "tests" / "documents" / n for n in ("small.pdf", "manual.pdf", "library.html")]
 KINDS = {
-    "shard_host": b"plugin.stores.edge_host",
-    "index_builder": b"plugin.stores.edge_shard",
-    "reader": b"worker.formats.isolated",
+    "shard_host": b"docsync.plugin.stores.edge_host",
+    "index_builder": b"docsync.plugin.stores.edge_shard",
+    "reader": b"docsync.worker.formats.isolated",
 }
 # The corpus is 1,678 chunks: seven copies pass the 10,000 unindexed points at which the
 # store builds its index in a child (plugin/stores/edge.py, OPTIMIZE_MIN_UNINDEXED).
@@ -202,7 +202,7 @@ def docsync(
     env: dict[str, str], *args: str, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
+        [sys.executable, "-m", "docsync.worker.cli", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -223,7 +223,7 @@ class Daemon:
     def _start(self) -> subprocess.Popen[bytes]:
         with open(self.log, "a") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "run", str(self.docs)],
+                [sys.executable, "-m", "docsync.worker.cli", "run", str(self.docs)],
                 env=self.env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
@@ -400,7 +400,7 @@ def one_line(message: str) -> bool:
 
 
 def search_socket(searcher: Any, rng: random.Random, searches: Searches) -> None:
-    from plugin.errors import DocsyncError
+    from docsync.plugin.errors import DocsyncError
 
     started = now()
     try:
@@ -607,8 +607,8 @@ class Chaos:
         self.ready_s = self.elapsed()
 
     def socket_searcher(self) -> Any:
-        from plugin.search import DaemonSearcher, connect
-        from plugin.settings import Settings
+        from docsync.plugin.search import DaemonSearcher, connect
+        from docsync.plugin.settings import Settings
 
         searcher = connect(Settings(qdrant_path=self.store, model=self.options.model))
         if not isinstance(searcher, DaemonSearcher):

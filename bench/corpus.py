@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugin.encoder import Encoder
-from worker.chunk import chunk_text, clip_title, find_title
+from docsync.plugin.encoder import Encoder
+from docsync.worker.chunk import chunk_text, clip_title, find_title
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "python-docs"
 SUFFIXES = {".md", ".markdown", ".rst", ".txt"}

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks, synthetic_chunks, take
 from output import emit
 
-from plugin.encoder import Encoder
-from plugin.settings import Settings
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import Settings
 
 
 def stock_model(settings: Settings, device: str, half: bool) -> Any:

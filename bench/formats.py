@@ -4,7 +4,8 @@ peak memory.
 
 Every reader runs in a fresh process of its own (this script with `--reader NAME`), so its
 peak RSS is its own; each reads every file `--rounds` times. docsync's figures are its
-readers as the sync runs them (`worker.formats.pdf.read_pdf`, `worker.formats.html.read_html`,
+readers as the sync runs them (`docsync.worker.formats.pdf.read_pdf`,
+`docsync.worker.formats.html.read_html`,
 the same code the child process runs), and `docsync+chunk` also cuts the text into chunks with
 the model's tokenizer, as a sync does. `pages` counts PDF pages and HTML files.
 
@@ -53,7 +54,7 @@ def files(folders: Sequence[Path], suffixes: tuple[str, ...]) -> list[Path]:
 
 def readable(paths: list[Path], read: Callable[[bytes], tuple[str, int]]) -> list[Path]:
     """The files docsync reads text from: a scanned or broken file is not a reading speed."""
-    from worker.formats import Unreadable
+    from docsync.worker.formats import Unreadable
 
     kept = []
     for path in paths:
@@ -66,14 +67,14 @@ def readable(paths: list[Path], read: Callable[[bytes], tuple[str, int]]) -> lis
 
 
 def _docsync_pdf(raw: bytes) -> tuple[str, int]:
-    from worker.formats.pdf import read_pdf
+    from docsync.worker.formats.pdf import read_pdf
 
     extracted = read_pdf(raw)
     return extracted.text, len(extracted.pages)
 
 
 def _docsync_html(raw: bytes) -> tuple[str, int]:
-    from worker.formats.html import read_html
+    from docsync.worker.formats.html import read_html
 
     return read_html(raw).text, 1
 
@@ -94,8 +95,8 @@ def _bs4(raw: bytes) -> tuple[str, int]:
 def _chunker() -> Callable[[str], int]:
     from tokenizers import Tokenizer
 
+    from docsync.worker.chunk import chunk_text
     from tests.conftest import minilm_dir
-    from worker.chunk import chunk_text
 
     tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     tokenizer.no_truncation()  # spans of the whole text, as the sync takes them

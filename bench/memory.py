@@ -109,7 +109,7 @@ def peak_rss_mb(folder: Path, store: Path, model: str | None) -> float:
     env.pop("DOCSYNC_QDRANT_URL", None)
     if model:
         env["DOCSYNC_MODEL"] = model
-    command = [sys.executable, "-m", "worker.cli", "sync", "--json", str(folder)]
+    command = [sys.executable, "-m", "docsync.worker.cli", "sync", "--json", str(folder)]
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)

@@ -49,11 +49,11 @@ from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 from query import QUESTIONS, percentile
 
-from plugin.encoder import Encoder
-from plugin.settings import Settings
-from plugin.store import Point
-from plugin.stores import edge as edge_store
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Point
+from docsync.plugin.stores import edge as edge_store
+from docsync.plugin.stores.edge import EdgeStore
 
 BATCH = 1024
 SERVING_POINTS = 20_000

@@ -4,7 +4,7 @@ labelled questions of bench/questions.jsonl, with the same model, in one run.
 - naive: fixed 1,000-character windows overlapping by 200, no title, exact cosine search;
 - docsync: the corpus synced by docsync into a fresh embedded store, searched by `Searcher`.
 
-Each is scored by `plugin.evaluate` (Hit@1, Hit@5, File@5, MRR@10, nDCG@10; p50 latency).
+Each is scored by `docsync.plugin.evaluate` (Hit@1, Hit@5, File@5, MRR@10, nDCG@10; p50 latency).
 
     DOCSYNC_MODEL=/path/to/model DOCSYNC_QUERY_PREFIX= python bench/quality.py [--json]
         [--context 0 256 ...] [--chunk-tokens 128 256 ...] [--heading-path] [--only WORD ...]
@@ -37,16 +37,16 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from corpus import DEFAULT_CORPUS, SUFFIXES
 from output import emit
 
-from plugin.choices import DEFAULT_CONTEXT_TOKENS
-from plugin.encoder import Encoder
-from plugin.evaluate import DEPTH, Question, Scores, load_questions, score
-from plugin.search import Searcher
-from plugin.settings import Settings
-from plugin.store import Fusion
-from plugin.stores.edge import EdgeStore
-from worker import plan
-from worker.chunk import clip_title
-from worker.pipeline import SyncOptions, sync
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score
+from docsync.plugin.search import Searcher
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Fusion
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker import plan
+from docsync.worker.chunk import clip_title
+from docsync.worker.pipeline import SyncOptions, sync
 
 QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
 NAIVE_CHARS = 1000

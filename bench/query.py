@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
 
-from plugin.choices import SEARCH_MODES
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.settings import Settings
-from plugin.store import Point
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.choices import SEARCH_MODES
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Point
+from docsync.plugin.stores.edge import EdgeStore
 
 QUESTIONS = [
     "How do I create a socket and connect to a web server?",

@@ -100,7 +100,7 @@ def measure(work: Path, corpus: Path, rounds: int) -> dict[str, Any]:
 
 def docsync() -> list[str]:
     script = Path(sys.executable).with_name("docsync")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "worker.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "docsync.worker.cli"]
 
 
 def timed(env: dict[str, str], cwd: Path, *args: str) -> tuple[float, str]:

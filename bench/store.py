@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from plugin.profile import CHUNKER_VERSION, EmbeddingProfile
-from plugin.store import Point, Store
-from plugin.stores.edge import EdgeStore
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.profile import CHUNKER_VERSION, EmbeddingProfile
+from docsync.plugin.store import Point, Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.qdrant import QdrantClientStore
 
 DIM = 384
 BATCH = 256

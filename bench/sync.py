@@ -28,13 +28,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
 from corpus import DEFAULT_CORPUS, SUFFIXES, synthetic_chunks
 from output import emit
 
-from plugin.encoder import Encoder
-from plugin.settings import Settings
-from plugin.store import Point
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Point
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.chunk import chunk_text, clip_title, find_title
+from docsync.worker.pipeline import SyncOptions, sync
 from tests.fakes import HashModel
-from worker.chunk import chunk_text, clip_title, find_title
-from worker.pipeline import SyncOptions, sync
 
 
 def naive(corpus: Path, store: EdgeStore, encoder: Encoder, model: Any) -> int:

@@ -48,7 +48,7 @@ def make_tree(folder: Path, count: int) -> None:
 # `docsync sync` with every root listed whole, as before folder-at-a-time listings: the
 # baseline of `--whole`.
 WHOLE = (
-    "import sys; from worker import pipeline; from worker.cli import main; "
+    "import sys; from docsync.worker import pipeline; from docsync.worker.cli import main; "
     "pipeline.WHOLE_LISTING_POINTS = 1 << 62; sys.argv[0] = 'docsync'; main()"
 )
 
@@ -57,7 +57,7 @@ def sync(
     folder: Path, env: dict[str, str], *, whole: bool = False
 ) -> tuple[dict[str, Any], float, float]:
     """One `docsync sync --json`: its report, wall seconds and peak RSS in MB."""
-    start = ["-c", WHOLE] if whole else ["-m", "worker.cli"]
+    start = ["-c", WHOLE] if whole else ["-m", "docsync.worker.cli"]
     command = [sys.executable, *start, "sync", "--json", str(folder)]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)

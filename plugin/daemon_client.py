@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from plugin.errors import DaemonUnavailableError, StoreError
+from docsync.plugin.errors import DaemonUnavailableError, StoreError
 
 SOCKET_NAME = "daemon.sock"
 

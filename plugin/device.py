@@ -9,7 +9,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from plugin.errors import ConfigError
+from docsync.plugin.errors import ConfigError
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU while the driver is loaded
 DEVICES = "auto, cpu, cuda, cuda:N or mps"  # DOCSYNC_DEVICE's names, for messages

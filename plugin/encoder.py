@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plugin.device import check_present, likely_device, resolve_device
-from plugin.embedding.card import ModelCard, card_key, plain_tokenizer, read_card, write_card
-from plugin.embedding.questions import QuestionEncoder
-from plugin.embedding.runner import (
+from docsync.plugin.device import check_present, likely_device, resolve_device
+from docsync.plugin.embedding.card import (
+    ModelCard,
+    card_key,
+    plain_tokenizer,
+    read_card,
+    write_card,
+)
+from docsync.plugin.embedding.questions import QuestionEncoder
+from docsync.plugin.embedding.runner import (
     Prepared,
     Runner,
     check_precision,
@@ -30,13 +36,13 @@ from plugin.embedding.runner import (
     model_inputs,
     resolve_precision,
 )
-from plugin.errors import ModelLoadError
-from plugin.keyword import KeywordEncoder
-from plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
-from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
+from docsync.plugin.errors import ModelLoadError
+from docsync.plugin.keyword import KeywordEncoder
+from docsync.plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
+from docsync.plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
 
 if TYPE_CHECKING:
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
 log = logging.getLogger("docsync.encoder")
 # Put between a document's title and a passage's text, as the model saw them in training.
@@ -47,7 +53,7 @@ Vectors = np.ndarray[Any, np.dtype[np.float32]]
 class Encoder:
     """Embeds questions and passages with one sentence-transformers model.
 
-    Built from a loaded model, or lazily from the model's card (`plugin.embedding.card`) and
+    Built from a loaded model, or lazily from the model's card (`docsync.plugin.embedding.card`) and
     a loader: then the tokenizer, the dimension and the profile come from the card, questions
     are embedded by its ONNX export, and the model is loaded (torch imported) only when
     passages must be embedded."""
@@ -122,7 +128,7 @@ class Encoder:
     ) -> Encoder:
         """Load `name` (a hub name or a local directory) onto `device`, and warm it up.
         `cache`: docsync's cache folder, where the ONNX backends keep their export and model
-        cards are kept (default: `plugin.settings.default_cache()`).
+        cards are kept (default: `docsync.plugin.settings.default_cache()`).
 
         `lazy`: where the model has a card, answer an encoder that loads the model only when
         passages must be embedded; where it has none, load it now and write its card."""
@@ -146,7 +152,7 @@ class Encoder:
         loader = partial(_load_model, source, device, precision)
         if not lazy:
             return cls(loader(), **options).warm()
-        from plugin.settings import default_cache
+        from docsync.plugin.settings import default_cache
 
         folder = cache or default_cache()
         key = card_key(source, fingerprint)
@@ -242,7 +248,7 @@ class Encoder:
 
     @property
     def query_forward(self) -> str:
-        """How questions are embedded: "lean" (`plugin.embedding.lean`), "model" (its module
+        """How questions are embedded: "lean" (`docsync.plugin.embedding.lean`), "model" (its module
         chain), or, before a lazy encoder has loaded the model, "onnx" (the card's export)."""
         if self._runner is None and self._questions is not None:
             return "onnx"
@@ -329,7 +335,7 @@ class Encoder:
 
     def token_spans_many(self, texts: Sequence[str]) -> list[TokenSpans]:
         """`token_spans` of each text, the texts tokenized in parallel on the CPU's cores
-        (one text at a time uses one core), a long one in pieces (see `plugin.spans`)."""
+        (one text at a time uses one core), a long one in pieces (see `docsync.plugin.spans`)."""
         return token_spans_many(self._tokenizer, texts, piecewise=self._piecewise)
 
     def count_tokens(self, text: str) -> int:

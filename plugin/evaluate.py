@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plugin.errors import ConfigError
+from docsync.plugin.errors import ConfigError
 
 DEPTH = 10  # hits asked for per question: what MRR@10 and nDCG@10 look at
 _SPACE = re.compile(r"\s+")

@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
-from plugin import schema
-from plugin.choices import one_of
-from plugin.store import Match
+from docsync.plugin import schema
+from docsync.plugin.choices import one_of
+from docsync.plugin.store import Match
 
 MAX_VALUE = 256
 MAX_PATH_MATCHES = 10_000  # files one path glob may select

@@ -27,7 +27,7 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from plugin import schema
+from docsync.plugin import schema
 
 # The name of the sparse vector in the collection (the dense one keeps the unnamed slot, as
 # in collections made before keyword vectors).

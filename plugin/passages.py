@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugin import schema
-from plugin.store import ScoredPoint
+from docsync.plugin import schema
+from docsync.plugin.store import ScoredPoint
 
 # Neighbours looked at on each side of a matched chunk; the token budget stops sooner.
 REACH = 4

@@ -18,7 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from plugin.errors import ModelLoadError, ProfileMismatchError
+from docsync.plugin.errors import ModelLoadError, ProfileMismatchError
 
 # Bump when worker/chunk.py changes where it cuts text: chunks from different chunker
 # versions must not mix in one collection.
@@ -45,7 +45,7 @@ class EmbeddingProfile:
     # A local model's content (`model_fingerprint`); None for a hub model, and in profiles
     # written before fingerprints.
     fingerprint: str | None = None
-    # How the keyword (BM25) vectors are made (`plugin.keyword.KEYWORD_PROFILE`); None: the
+    # How the keyword (BM25) vectors are made (`docsync.plugin.keyword.KEYWORD_PROFILE`); None: the
     # collection has none (made before keyword vectors). Not part of `differences`: keyword
     # vectors that are missing or made otherwise are rebuilt by the next sync, from the
     # payloads, and searches use the dense vectors alone until then (see `keyword_ready`).

@@ -15,7 +15,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from plugin.errors import StoreUnavailableError
+from docsync.plugin.errors import StoreUnavailableError
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.retry")

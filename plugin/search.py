@@ -19,17 +19,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugin import schema
-from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
-from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
-from plugin.encoder import Encoder
-from plugin.errors import CollectionMissingError, StoreLockedError
-from plugin.filters import Filters, check_filters, to_match
-from plugin.passages import Passage, passages
-from plugin.store import Fusion, Match, Store, collection_missing, open_store
+from docsync.plugin import schema
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
+from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import CollectionMissingError, StoreLockedError
+from docsync.plugin.filters import Filters, check_filters, to_match
+from docsync.plugin.passages import Passage, passages
+from docsync.plugin.store import Fusion, Match, Store, collection_missing, open_store
 
 if TYPE_CHECKING:
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
 log = logging.getLogger("docsync.search")
 
@@ -136,7 +136,7 @@ class Searcher:
     def from_settings(cls, settings: Settings | None = None) -> Searcher:
         """Build everything from `DOCSYNC_*` settings (read from the environment when omitted):
         see `connect`."""
-        from plugin.settings import Settings
+        from docsync.plugin.settings import Settings
 
         return connect(settings or Settings())
 
@@ -151,7 +151,7 @@ class Searcher:
         fusion: Fusion | None = None,
     ) -> Searcher:
         """Use an existing `qdrant_client.QdrantClient`."""
-        from plugin.stores.qdrant import QdrantClientStore
+        from docsync.plugin.stores.qdrant import QdrantClientStore
 
         return cls(QdrantClientStore(client, collection), encoder, mode=mode, fusion=fusion)
 
@@ -354,7 +354,7 @@ def connect(
     lock. When another process holds the embedded store and it is a daemon answering on
     its socket, the searcher asks the daemon. `load_encoder`: how to load the model
     (default: `Encoder.from_settings`, lazy: from the model's card where it has one, so a
-    question is embedded without torch; see `plugin.embedding.card`)."""
+    question is embedded without torch; see `docsync.plugin.embedding.card`)."""
     if not settings.qdrant_url and not settings.qdrant_path.is_dir():
         raise collection_missing(settings.collection, settings.store_description())
     try:

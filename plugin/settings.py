@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from plugin.choices import (
+from docsync.plugin.choices import (
     BACKENDS,
     DEFAULT_CONTEXT_TOKENS,
     DEFAULT_FUSION,
@@ -28,8 +28,8 @@ from plugin.choices import (
     WRITE_ORDERINGS,
     one_of,
 )
-from plugin.device import DEVICES, check_device
-from plugin.errors import ConfigError
+from docsync.plugin.device import DEVICES, check_device
+from docsync.plugin.errors import ConfigError
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 # The settings that take one of a few names, and the names (case and spaces forgiven).

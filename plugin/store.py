@@ -5,7 +5,7 @@ value (equality) or a list of values (any of them); every condition must hold.
 
 A point has a dense vector (the model's, in the collection's unnamed vector, as in
 collections made before keyword vectors) and, in a collection whose profile has a keyword
-configuration, a keyword vector (BM25, the sparse vector `plugin.keyword.KEYWORD_VECTOR`,
+configuration, a keyword vector (BM25, the sparse vector `docsync.plugin.keyword.KEYWORD_VECTOR`,
 which the engine weighs by IDF).
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
-from plugin.errors import CollectionMissingError, ProfileMismatchError, StoreRequestError
-from plugin.keyword import KEYWORD_VECTOR, SparseVector
-from plugin.profile import EmbeddingProfile
+from docsync.plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
+from docsync.plugin.errors import CollectionMissingError, ProfileMismatchError, StoreRequestError
+from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.profile import EmbeddingProfile
 
 log = logging.getLogger("docsync.store")
 # With quantized vectors, a search takes this many times the hits it needs from the compact
@@ -27,7 +27,7 @@ log = logging.getLogger("docsync.store")
 OVERSAMPLING = 2.0
 
 if TYPE_CHECKING:
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
 Match = Mapping[str, str | Sequence[str] | Sequence[int]]
 # Candidates each side of a hybrid search brings to the fusion: enough that a passage
@@ -49,7 +49,7 @@ class Fusion:
     """How a hybrid search merges its dense and keyword rankings: reciprocal rank fusion
     (`k` damps the weight of the first ranks) or distribution-based score fusion."""
 
-    method: str = DEFAULT_FUSION  # plugin.choices.FUSIONS
+    method: str = DEFAULT_FUSION  # docsync.plugin.choices.FUSIONS
     k: int = DEFAULT_RRF_K
 
     def prefetch(self, limit: int) -> int:
@@ -167,7 +167,7 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
     store's shard is then held by a child process, so that opening a rebuilt index never
     stops the searches."""
     if settings.qdrant_url:
-        from plugin.stores.qdrant import QdrantClientStore
+        from docsync.plugin.stores.qdrant import QdrantClientStore
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return QdrantClientStore.connect(
@@ -185,7 +185,7 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
             "DOCSYNC_WRITE_CONSISTENCY_FACTOR apply to a Qdrant server (DOCSYNC_QDRANT_URL); "
             "the embedded store has one shard and ignores them"
         )
-    from plugin.stores.edge import EdgeStore
+    from docsync.plugin.stores.edge import EdgeStore
 
     return EdgeStore.connect(
         path=settings.qdrant_path,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from plugin import schema
-from plugin.passages import Passage
-from plugin.store import Store
+from docsync.plugin import schema
+from docsync.plugin.passages import Passage
+from docsync.plugin.store import Store
 
 MAX_READ_CHARS = 8000  # the most one read answers: a few pages, not a whole book
 _PLACES = (schema.ROOT, schema.START, schema.END, schema.TITLE)

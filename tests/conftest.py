@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from plugin.encoder import Encoder
-from plugin.store import Store
-from plugin.stores.qdrant import QdrantClientStore
-from worker.pipeline import SyncOptions, sync
-from worker.report import SyncReport
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker.pipeline import SyncOptions, sync
+from docsync.worker.report import SyncReport
 
 # 29 real reStructuredText documents (Python 3.11 docs sources, PSF licence; see its README).
 CORPUS = Path(__file__).resolve().parent / "corpus" / "python-docs"
@@ -150,7 +150,7 @@ def state(store: Store) -> set[tuple[str, str, str, int, int]]:
 def held_elsewhere(path: Path, collection: str = "docsync") -> Iterator[None]:
     """The embedded store at `path` held open by another process while the block runs."""
     code = (
-        "import sys; from pathlib import Path; from plugin.stores.edge import EdgeStore; "
+        "import sys; from pathlib import Path; from docsync.plugin.stores.edge import EdgeStore; "
         "s = EdgeStore.connect(path=Path(sys.argv[1]), collection=sys.argv[2]); "
         "print('held', flush=True); sys.stdin.read(); s.close()"
     )

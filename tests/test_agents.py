@@ -14,15 +14,15 @@ from typing import Any
 import anyio
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.settings import Settings
-from plugin.stored_text import MAX_READ_CHARS, read_stored
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.settings import Settings
+from docsync.plugin.stored_text import MAX_READ_CHARS, read_stored
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.mcp_server import Collection
 from tests.conftest import HANG
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
-from worker.mcp_server import Collection
 
 QUESTION = "How do I create a socket and connect to a web server?"
 
@@ -51,7 +51,7 @@ async def mcp_session(calls: list[tuple[str, dict[str, Any]]]) -> tuple[Any, lis
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "worker.cli", "mcp"],
+        args=["-m", "docsync.worker.cli", "mcp"],
         env=dict(os.environ),
         cwd=os.getcwd(),
     )
@@ -130,8 +130,8 @@ def test_calls_go_through_the_daemon_that_holds_the_store(synced: Path) -> None:
 def test_the_retrievers_return_the_query_s_top_hit_with_its_fields(
     synced: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from plugin.frameworks.langchain import DocsyncRetriever as LangChainRetriever
-    from plugin.frameworks.llamaindex import DocsyncRetriever as LlamaIndexRetriever
+    from docsync.plugin.frameworks.langchain import DocsyncRetriever as LangChainRetriever
+    from docsync.plugin.frameworks.llamaindex import DocsyncRetriever as LlamaIndexRetriever
 
     top = query_top(capsys)
     chain = LangChainRetriever.from_settings(k=5)  # as the query: fused scores depend on k
@@ -168,7 +168,9 @@ def test_a_retriever_takes_the_readme_s_filters_and_lets_the_store_go_when_refus
     retriever in the process found it locked."""
     import importlib
 
-    retriever_class = importlib.import_module(f"plugin.frameworks.{framework}").DocsyncRetriever
+    retriever_class = importlib.import_module(
+        f"docsync.plugin.frameworks.{framework}"
+    ).DocsyncRetriever
     for refused in ({"filters": {"colour": "red"}}, {"k": 0}, {"mode": "fuzzy"}):
         with pytest.raises(ValueError):  # pydantic's ValidationError is one too
             retriever_class.from_settings(**refused)
@@ -194,7 +196,7 @@ def test_the_frameworks_are_imported_only_by_their_modules() -> None:
     import subprocess
 
     code = (
-        "import sys, plugin, plugin.frameworks, worker.cli; "
+        "import sys, docsync, docsync.plugin.frameworks, docsync.worker.cli; "
         "print(sorted(m for m in ('langchain_core', 'llama_index', 'mcp') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -211,7 +213,7 @@ async def mcp_over_http(url: str) -> tuple[Any, Any]:
 
 
 def test_mcp_over_http_logs_no_line_a_request(caplog: pytest.LogCaptureFixture) -> None:
-    from worker.mcp_server import HttpBridge, build_server
+    from docsync.worker.mcp_server import HttpBridge, build_server
 
     sdk_log = "mcp.server.streamable_http"
     caplog.set_level(logging.INFO)
@@ -239,7 +241,7 @@ def test_the_daemon_serves_mcp_over_streamable_http(
 ) -> None:
     import http.client
 
-    from worker.mcp_server import HttpBridge, build_server
+    from docsync.worker.mcp_server import HttpBridge, build_server
 
     top = query_top(capsys)
     settings = Settings()

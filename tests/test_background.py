@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin.background import ahead
+from docsync.plugin.background import ahead
 from tests.conftest import HANG
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from plugin.embedding import card as card_module
-from plugin.embedding.card import AGREEMENT, card_key, read_card
-from plugin.encoder import Encoder
-from plugin.profile import model_fingerprint
+from docsync.plugin.embedding import card as card_module
+from docsync.plugin.embedding.card import AGREEMENT, card_key, read_card
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.profile import model_fingerprint
 from tests.conftest import CORPUS, HANG, QUERY_PREFIX, minilm_dir
 
 QUESTIONS = (
@@ -146,7 +146,7 @@ def test_an_export_that_disagrees_with_the_model_is_not_kept(
 # ended up importing.
 PROBE = (
     "import json, sys\n"
-    "from worker.cli import cli\n"
+    "from docsync.worker.cli import cli\n"
     "code = cli(*sys.argv[1:])\n"
     "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
     "if m in sys.modules)\n"
@@ -207,9 +207,9 @@ def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> No
     assert (code, heavy) == (0, [])
 
     # The cold query's hits are those of a process that loads the model.
-    from plugin.search import Searcher
-    from plugin.settings import Settings
-    from plugin.store import open_store
+    from docsync.plugin.search import Searcher
+    from docsync.plugin.settings import Settings
+    from docsync.plugin.store import open_store
 
     settings = Settings(model=str(minilm_dir()), query_prefix="", qdrant_path=tmp_path / "store")
     store = open_store(settings, reading=True)

@@ -1,5 +1,6 @@
 """DESIGN invariant 12, the embedded store's children: the process holding a daemon's shard
-(`plugin.stores.edge_host`) and the index builder (`python -m plugin.stores.edge_shard`) may
+(`docsync.plugin.stores.edge_host`) and the index builder (`python -m
+docsync.plugin.stores.edge_shard`) may
 die at any moment (kill -9, out of memory, a bus error on a full disk); the store starts
 another, asks again, and nothing is lost; what it cannot survive is an outage the daemon
 retries, never an error that ends it."""
@@ -21,19 +22,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.errors import ShardProcessError, StoreFullError, StoreUnavailableError
-from plugin.profile import EmbeddingProfile
-from plugin.store import Point
-from plugin.stores import edge as edge_store
-from plugin.stores.edge import EdgeStore
-from plugin.stores.edge_count import LEDGER_FILE
-from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LocalShard, hold_shard, let_go
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ShardProcessError, StoreFullError, StoreUnavailableError
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Point
+from docsync.plugin.stores import edge as edge_store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.edge_count import LEDGER_FILE
+from docsync.plugin.stores.edge_host import HostedShard
+from docsync.plugin.stores.edge_shard import LocalShard, hold_shard, let_go
+from docsync.worker.daemon import Daemon
+from docsync.worker.pipeline import SyncOptions
 from tests.conftest import CORPUS, HANG
 from tests.test_daemon import FAST, Silent, exact
-from worker.daemon import Daemon
-from worker.pipeline import SyncOptions
 
 DIMENSION = 8
 PROFILE = EmbeddingProfile("m", None, DIMENSION, "cosine", "", "", "c")
@@ -403,7 +404,11 @@ def builders_of(shard: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if b"plugin.stores.edge_shard" in argv and str(shard).encode() in argv and state != "Z":
+        if (
+            b"docsync.plugin.stores.edge_shard" in argv
+            and str(shard).encode() in argv
+            and state != "Z"
+        ):
             found.append(int(entry.name))
     return found
 
@@ -421,7 +426,8 @@ def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path)
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from plugin.stores.edge import _run_indexer; "
+            "import sys; from pathlib import Path; "
+            "from docsync.plugin.stores.edge import _run_indexer; "
             "_run_indexer(Path(sys.argv[1]), lambda: False)",
             str(shard),
         ]
@@ -453,9 +459,9 @@ HOLDER = """
 import sys, time, uuid
 from pathlib import Path
 import numpy as np
-from plugin.profile import EmbeddingProfile
-from plugin.store import Point
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Point
+from docsync.plugin.stores.edge import EdgeStore
 store = EdgeStore.connect(path=Path(sys.argv[1]), collection="docsync", serving=True)
 store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=True)
 n = int(sys.argv[2])

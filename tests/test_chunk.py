@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
+from docsync.plugin.encoder import Encoder
+from docsync.worker.chunk import Chunk, chunk_text, clip_title, find_title
 from tests.conftest import CORPUS
-from worker.chunk import Chunk, chunk_text, clip_title, find_title
 
 DOCUMENTS = sorted(CORPUS.rglob("*.rst"))
 INSERTED = (

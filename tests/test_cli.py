@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from plugin import device as device_module
-from plugin.search import Hit
-from plugin.stores.edge import EdgeStore
+from docsync.plugin import device as device_module
+from docsync.plugin.search import Hit
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.cli import _excerpt, cli
 from tests.conftest import CORPUS, HANG, held_elsewhere
-from worker.cli import _excerpt, cli
 
 SYNC_KEYS = {
     "files_scanned",
@@ -106,7 +106,7 @@ def test_sync_lets_the_model_go_before_it_builds_the_index(
     nothing needs any more, has been freed."""
     import weakref
 
-    from plugin.encoder import Encoder
+    from docsync.plugin.encoder import Encoder
 
     models: list[weakref.ref[Any]] = []
     adopt = Encoder._adopt
@@ -269,7 +269,7 @@ def test_a_skip_is_said_by_one_sync_of_many(env: Path, capsys: pytest.CaptureFix
 
 def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("docsync")
-    for program in ([str(exe)], [sys.executable, "-m", "worker.cli"]):
+    for program in ([str(exe)], [sys.executable, "-m", "docsync.worker.cli"]):
         result = subprocess.run([*program, "--help"], capture_output=True, text=True, check=True)
         for command in ("sync", "query", "eval", "status"):
             assert command in result.stdout
@@ -297,7 +297,7 @@ def test_export_into_a_reader_that_stops_early(
 
 
 def test_polling_flag_overrides_the_setting_both_ways() -> None:
-    from worker.cli import _parser
+    from docsync.worker.cli import _parser
 
     parse = _parser().parse_args
     assert parse(["run", "docs"]).polling is None  # the setting decides
@@ -362,7 +362,7 @@ def test_chunk_tokens_above_the_models_limit_are_named_once(
 
 def test_one_limit_for_every_client(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """-k takes what HTTP /search and `Searcher.search` take: 1 to 100."""
-    from plugin.search import MAX_LIMIT
+    from docsync.plugin.search import MAX_LIMIT
 
     assert MAX_LIMIT == 100
     for k in ("101", "150"):
@@ -370,7 +370,7 @@ def test_one_limit_for_every_client(env: Path, capsys: pytest.CaptureFixture[str
             cli("query", "hello", "-k", k)
         assert exit_.value.code == 2
         assert "-k/--limit: must be between 1 and 100" in capsys.readouterr().err
-    from worker.cli import _parser
+    from docsync.worker.cli import _parser
 
     assert _parser().parse_args(["query", "q", "-k", "100"]).limit == 100
 

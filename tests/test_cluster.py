@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 from qdrant_client import QdrantClient
 
-from plugin.encoder import Encoder
-from plugin.settings import Settings
-from plugin.store import Store, open_store
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Store, open_store
+from docsync.plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, HANG, run_sync, state
 
 SERVER_URL = os.environ.get("DOCSYNC_TEST_QDRANT_URL")

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from plugin.settings import Settings
+from docsync.plugin.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

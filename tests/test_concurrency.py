@@ -32,14 +32,14 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from plugin.encoder import Encoder
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.cli import settle_heap
+from docsync.worker.pipeline import SyncOptions, sync
+from docsync.worker.report import SyncReport
 from tests.conftest import CORPUS, minilm_dir
 from tests.fakes import HashModel
 from tests.host import CpuSteal
-from worker.cli import settle_heap
-from worker.pipeline import SyncOptions, sync
-from worker.report import SyncReport
 
 DEADLINE_MS = 50.0  # 99% of searches
 STALL_MS = 250.0  # every search

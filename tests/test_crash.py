@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plugin.encoder import Encoder
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
 
@@ -54,7 +54,7 @@ def run_cli(env: dict[str, str], log: str, *args: str) -> None:
     os.environ.update(env)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 2)
-    from worker.cli import cli
+    from docsync.worker.cli import cli
 
     os._exit(cli(*args))
 
@@ -81,7 +81,9 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         HF_HUB_OFFLINE="1",
     )
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["sentence_transformers", "worker.cli", "worker.pipeline"])
+    context.set_forkserver_preload(
+        ["sentence_transformers", "docsync.worker.cli", "docsync.worker.pipeline"]
+    )
     log = tmp_path / "sync.log"
     killed_mid_sync = 0
     for seed in SEEDS:

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.errors import StoreUnavailableError
-from plugin.store import Store
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import StoreUnavailableError
+from docsync.plugin.store import Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.daemon import Daemon, DaemonOptions
+from docsync.worker.pipeline import SyncOptions
 from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
-from worker.daemon import Daemon, DaemonOptions
-from worker.pipeline import SyncOptions
 
 FAST = DaemonOptions(
     rescan_seconds=0,
@@ -267,7 +267,7 @@ def test_overlapping_roots_both_follow_a_change(
 
 
 def test_the_error_counter_is_there_before_the_first_error() -> None:
-    from worker.metrics import Metrics
+    from docsync.worker.metrics import Metrics
 
     text = Metrics().render().decode()
     assert 'docsync_errors_total{kind="unreadable"} 0.0' in text

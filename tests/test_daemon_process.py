@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, HANG, state
 from tests.test_sync import fresh_state
 
@@ -182,7 +182,8 @@ def test_live_changes_endpoints_and_clean_stop(
 
 
 def shard_hosts(parent: int) -> list[int]:
-    """The processes holding an embedded shard (`plugin.stores.edge_host`) that `parent` started."""
+    """The processes holding an embedded shard (`docsync.plugin.stores.edge_host`) that `parent`
+    started."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -190,7 +191,7 @@ def shard_hosts(parent: int) -> list[int]:
             command = (proc / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue  # not a process, or one that ended meanwhile
-        if ppid == parent and b"plugin.stores.edge_host" in command:
+        if ppid == parent and b"docsync.plugin.stores.edge_host" in command:
             found.append(int(proc.name))
     return found
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from plugin import device as device_module
-from plugin.device import check_present
-from plugin.embedding.runner import (
+from docsync.plugin import device as device_module
+from docsync.plugin.device import check_present
+from docsync.plugin.embedding.runner import (
     StopRequested,
     _budget_groups,
     cpu_has_native_bf16,
     resolve_precision,
 )
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, ModelLoadError
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError, ModelLoadError
 from tests.conftest import CORPUS, QUERY_PREFIX, minilm_dir
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from plugin.choices import SEARCH_MODES
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.settings import Settings
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.choices import SEARCH_MODES
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.settings import Settings
+from docsync.plugin.stores.edge import EdgeStore
 from tests.test_cli import assert_one_error_line, run
 from tests.test_serve import make_api, serving
 

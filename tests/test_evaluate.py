@@ -1,4 +1,5 @@
-"""Scoring labelled questions (plugin.evaluate): the metrics, and clear errors for bad files."""
+"""Scoring labelled questions (docsync.plugin.evaluate): the metrics, and clear errors for bad
+files."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin.errors import ConfigError
-from plugin.evaluate import Question, load_questions, rank_of, score, table, unmatched
+from docsync.plugin.errors import ConfigError
+from docsync.plugin.evaluate import Question, load_questions, rank_of, score, table, unmatched
 
 
 @dataclass

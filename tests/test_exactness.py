@@ -18,8 +18,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin.encoder import Encoder
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import run_sync
 from tests.test_sync import assert_exact
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.store import Store
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.store import Store
+from docsync.worker.chunk import chunk_text
+from docsync.worker.formats import Unreadable, format_of
+from docsync.worker.formats.isolated import ReaderProcess
+from docsync.worker.formats.text import front_matter, read_text
+from docsync.worker.read import Document, read_document
+from docsync.worker.report import Skip
+from docsync.worker.scan import SourceFile
 from tests.conftest import HANG, run_sync
-from worker.chunk import chunk_text
-from worker.formats import Unreadable, format_of
-from worker.formats.isolated import ReaderProcess
-from worker.formats.text import front_matter, read_text
-from worker.read import Document, read_document
-from worker.report import Skip
-from worker.scan import SourceFile
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
 # Sentences that appear on one page of manual.pdf only (as PDFium extracts them).

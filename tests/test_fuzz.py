@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
-from plugin.store import Store
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from docsync.plugin.store import Store
+from docsync.worker.chunk import chunk_text
+from docsync.worker.read import Document, read_document
+from docsync.worker.report import SKIP_REASONS, Skip
+from docsync.worker.scan import Rules, scan_root
 from tests.conftest import run_sync
-from worker.chunk import chunk_text
-from worker.read import Document, read_document
-from worker.report import SKIP_REASONS, Skip
-from worker.scan import Rules, scan_root
 
 SEED = int(os.environ.get("DOCSYNC_FUZZ_SEED", "20261202"))
 FILES = int(os.environ.get("DOCSYNC_FUZZ_FILES", "1000"))

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.store import Store
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.worker.daemon import Daemon
+from docsync.worker.pipeline import Syncer, SyncOptions, check_roots
+from docsync.worker.read import read_document
+from docsync.worker.scan import Rules, SourceFile, scan_root
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_daemon import FAST, Silent, poll, start, stop
 from tests.test_sync import fresh_state
-from worker.daemon import Daemon
-from worker.pipeline import Syncer, SyncOptions, check_roots
-from worker.read import read_document
-from worker.scan import Rules, SourceFile, scan_root
 
 
 @pytest.fixture

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.errors import StoreRequestError
-from plugin.keyword import KEYWORD_PROFILE, KeywordEncoder
-from plugin.profile import EmbeddingProfile
-from plugin.search import Searcher, fusion
-from plugin.settings import Settings
-from plugin.store import Fusion, Point, Store
-from plugin.stores.edge import EdgeStore
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import StoreRequestError
+from docsync.plugin.keyword import KEYWORD_PROFILE, KeywordEncoder
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.search import Searcher, fusion
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Fusion, Point, Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker.cli import cli
+from docsync.worker.serve import Api
+from docsync.worker.transfer import export_points, import_points
 from tests.conftest import CORPUS, run_sync
-from worker.cli import cli
-from worker.serve import Api
-from worker.transfer import export_points, import_points
 
 ENGINES = ["edge", "memory"]
 TARGET = "frobnicate_widget_v2"
@@ -176,7 +176,7 @@ def test_an_interrupted_upgrade_is_resumed_by_the_next_sync(
 ) -> None:
     source = CORPUS / "using"
     before = dense_only(store, tiny_encoder, source)
-    monkeypatch.setattr("worker.upgrade.BATCH", 5)
+    monkeypatch.setattr("docsync.worker.upgrade.BATCH", 5)
     real = store.set_keyword_vectors
     calls: list[int] = []
 
@@ -376,7 +376,7 @@ def test_edge_builds_the_dense_index_of_points_with_keyword_vectors(
 ) -> None:
     import numpy as np
 
-    monkeypatch.setattr("plugin.stores.edge.OPTIMIZE_MIN_UNINDEXED", 5000)
+    monkeypatch.setattr("docsync.plugin.stores.edge.OPTIMIZE_MIN_UNINDEXED", 5000)
     profile = EmbeddingProfile("m", None, 384, "cosine", "", "", "c", keyword=KEYWORD_PROFILE)
     vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
     keyword = KeywordEncoder()

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from plugin.errors import IndexBuildError
-from plugin.profile import EmbeddingProfile
-from plugin.store import Point
-from plugin.stores import edge as edge_store
-from plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
-from plugin.stores.edge_count import LEDGER_FILE
-from plugin.stores.edge_host import HostedShard
+from docsync.plugin.errors import IndexBuildError
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Point
+from docsync.plugin.stores import edge as edge_store
+from docsync.plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
+from docsync.plugin.stores.edge_count import LEDGER_FILE
+from docsync.plugin.stores.edge_host import HostedShard
 from tests.conftest import HANG
 
 POINTS = 8000  # 12 MB of vectors: past the engine's own indexing threshold

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
-from plugin.encoder import Encoder
-from plugin.store import Store
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker import pipeline
+from docsync.worker.pipeline import sync
+from docsync.worker.plan import IndexedFile
 from tests.conftest import run_sync, state
-from worker import pipeline
-from worker.pipeline import sync
-from worker.plan import IndexedFile
 
 LIMIT = 5  # points: a folder of more is split
 

@@ -1,4 +1,5 @@
-"""Questions on a CPU take the lean forward pass (plugin.embedding.lean): the model's vectors, less
+"""Questions on a CPU take the lean forward pass (docsync.plugin.embedding.lean): the model's
+vectors, less
 overhead, and the module chain wherever the lean pass does not fit the model."""
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from plugin.embedding import lean
-from plugin.encoder import Encoder
+from docsync.plugin.embedding import lean
+from docsync.plugin.encoder import Encoder
 from tests.conftest import QUERY_PREFIX, minilm_dir, save_tiny_bert
 
 QUESTIONS = [

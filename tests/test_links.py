@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.store import Store
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.store import Store
 from tests.conftest import CORPUS, run_sync
 from tests.test_sync import assert_exact
 

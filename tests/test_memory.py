@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, run_sync
 
 DOCUMENT_CHARS = 2_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugin.encoder import Encoder
+from docsync.plugin.encoder import Encoder
 from tests.conftest import CORPUS, minilm_dir
 
 TEXTS = [p.read_text()[:1500] for p in sorted(CORPUS.rglob("*.rst"))[:10]] + ["short", "x y"]
@@ -79,7 +79,7 @@ def test_the_cache_setting_holds_the_export(
 ) -> None:
     """DOCSYNC_CACHE (from the environment or a .env file, like every setting) moves the
     export out of the default folder."""
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
     monkeypatch.setenv("DOCSYNC_CACHE", str(tmp_path / "mine"))
     settings = Settings(model=str(tiny_model_dir), device="cpu", backend="onnx")

@@ -1,4 +1,4 @@
-"""Hits grown into passages (plugin.passages): neighbours within the section and the token
+"""Hits grown into passages (docsync.plugin.passages): neighbours within the section and the token
 budget, overlapping passages merged, wordless chunks never alone, a per-file limit."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from plugin.encoder import Encoder
-from plugin.passages import passages
-from plugin.store import ScoredPoint
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.passages import passages
+from docsync.plugin.store import ScoredPoint
+from docsync.worker.chunk import chunk_text
 from tests.conftest import CORPUS
-from worker.chunk import chunk_text
 
 
 def chunk(path: str, index: int, text: str, section: str = "T > A") -> dict[str, Any]:

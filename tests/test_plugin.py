@@ -9,26 +9,39 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from plugin import Searcher, Settings
-from plugin.encoder import Encoder
-from plugin.errors import CollectionMissingError
-from plugin.stores.edge import EdgeStore
-from plugin.stores.qdrant import QdrantClientStore
+from docsync import Searcher, Settings
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import CollectionMissingError
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker.progress import progress_bar
 from tests.conftest import CORPUS, run_sync
-from worker.progress import progress_bar
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugin"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imported(source: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
 
 
 def test_plugin_never_imports_worker() -> None:
-    for source in PLUGIN.glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            assert not any(n.split(".")[0] == "worker" for n in names), source.name
+    for source in (ROOT / "plugin").rglob("*.py"):
+        assert not any(n.startswith("docsync.worker") for n in _imported(source)), source.name
+
+
+def test_everything_imports_one_name() -> None:
+    # `plugin` and `worker` are folders of the source tree, not names to import: installed,
+    # they are `docsync.plugin` and `docsync.worker`.
+    for top in ("plugin", "worker", "docsync", "tests", "bench"):
+        for source in (ROOT / top).rglob("*.py"):
+            tops = {n.split(".")[0] for n in _imported(source)}
+            assert not tops & {"plugin", "worker"}, source
 
 
 def test_searcher_from_settings(
@@ -92,9 +105,9 @@ def test_searcher_asks_the_daemon_that_holds_the_store(
 ) -> None:
     """While `docsync run` holds the embedded store, `Searcher.from_settings()` goes through
     the daemon's socket, as `docsync query` does: same hits, same validation."""
-    from plugin.daemon_client import SOCKET_NAME
-    from plugin.search import MAX_LIMIT, DaemonSearcher
-    from worker.serve import Api, Endpoints
+    from docsync.plugin.daemon_client import SOCKET_NAME
+    from docsync.plugin.search import MAX_LIMIT, DaemonSearcher
+    from docsync.worker.serve import Api, Endpoints
 
     _clean_env(monkeypatch, tmp_path)
     path = tmp_path / "store"
@@ -162,7 +175,7 @@ def test_loading_a_model_draws_no_progress_bar(
 def test_offline_load_failure_does_not_suggest_going_offline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from plugin.errors import ModelLoadError
+    from docsync.plugin.errors import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as caught:

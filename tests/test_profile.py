@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import plugin.profile
-from plugin.encoder import Encoder
-from plugin.errors import ProfileMismatchError
-from plugin.profile import EmbeddingProfile, model_fingerprint
-from plugin.stores.edge import EdgeStore
+import docsync.plugin.profile
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ProfileMismatchError
+from docsync.plugin.profile import EmbeddingProfile, model_fingerprint
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, run_sync
 
 
@@ -54,8 +54,8 @@ def test_other_weights_are_another_model(tmp_path: Path, tiny_model_dir: Path) -
 def test_huge_weights_are_known_by_size_and_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(plugin.profile, "FULL_HASH_BYTES", 1000)
-    monkeypatch.setattr(plugin.profile, "SAMPLE_BYTES", 100)
+    monkeypatch.setattr(docsync.plugin.profile, "FULL_HASH_BYTES", 1000)
+    monkeypatch.setattr(docsync.plugin.profile, "SAMPLE_BYTES", 100)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.bin").write_bytes(bytes(5000))
     before = model_fingerprint(tmp_path)
@@ -71,7 +71,7 @@ def profile(fingerprint: str | None, model: str) -> EmbeddingProfile:
         distance="cosine",
         query_prefix="",
         passage_prefix="",
-        chunker=plugin.profile.CHUNKER_VERSION,
+        chunker=docsync.plugin.profile.CHUNKER_VERSION,
         fingerprint=fingerprint,
     )
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from docsync.worker.progress import LogLines, progress_bar
 from tests.test_cli import run
-from worker.progress import LogLines, progress_bar
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from worker.read import Document, read_document
-from worker.report import Skip
-from worker.scan import SourceFile
+from docsync.worker.read import Document, read_document
+from docsync.worker.report import Skip
+from docsync.worker.scan import SourceFile
 
 LATIN1 = "Café crème, déjà vu: the naïve façade of a résumé in Zürich and São Paulo.\n" * 5
 

@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-import worker.read
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.store import Store
+import docsync.worker.read
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.store import Store
+from docsync.worker.formats import Unreadable
+from docsync.worker.formats.isolated import ReaderProcess
+from docsync.worker.read import Document, read_document
+from docsync.worker.report import Skip, SyncReport
+from docsync.worker.scan import SourceFile
 from tests.conftest import HANG, run_sync
 from tests.test_formats import make_docx
-from worker.formats import Unreadable
-from worker.formats.isolated import ReaderProcess
-from worker.read import Document, read_document
-from worker.report import Skip, SyncReport
-from worker.scan import SourceFile
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
 # Low enough that the bombs below pass it quickly; the interpreter and parsers take ~250 MiB.
@@ -143,7 +143,7 @@ SECRET = "The vault combination is 31-41-59, never to be indexed."
 
 
 class _SwapOnOpen:
-    """`os` as worker.read sees it, with `swap` run once at the path's first stat or open:
+    """`os` as docsync.worker.read sees it, with `swap` run once at the path's first stat or open:
     the moment between the scan's check of a file and its read, where a race would strike
     (the unfixed read stat-ed the path, then opened it again)."""
 
@@ -196,7 +196,7 @@ def test_a_link_flipped_out_of_the_root_after_the_scan_is_never_read(
         (root / "link.md").symlink_to(outside / "private.md")
 
     seam = _SwapOnOpen(root / "link.md", flip)
-    monkeypatch.setattr(worker.read, "os", seam)
+    monkeypatch.setattr(docsync.worker.read, "os", seam)
     report = run_sync(root, memory_store, tiny_encoder)
     assert seam.swapped
     assert all(SECRET not in point.payload["text"] for point in memory_store.scroll({}))
@@ -229,7 +229,7 @@ def test_a_fifo_swapped_in_after_the_scan_does_not_hang_the_sync(
         (root / "a.md").unlink()
         os.mkfifo(root / "a.md")
 
-    monkeypatch.setattr(worker.read, "os", _SwapOnOpen(root / "a.md", to_fifo))
+    monkeypatch.setattr(docsync.worker.read, "os", _SwapOnOpen(root / "a.md", to_fifo))
     reports: list[SyncReport] = []
     sync = threading.Thread(
         target=lambda: reports.append(run_sync(root, memory_store, tiny_encoder)), daemon=True

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import worker.read
-from plugin.encoder import Encoder
-from plugin.store import Store
+import docsync.worker.read
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
+from docsync.worker.daemon import Daemon
+from docsync.worker.formats import Extracted, Unreadable
+from docsync.worker.pipeline import SyncOptions
+from docsync.worker.retries import FIRST_DELAY, TRIES
 from tests.conftest import run_sync
 from tests.test_daemon import FAST, Silent
-from worker.daemon import Daemon
-from worker.formats import Extracted, Unreadable
-from worker.pipeline import SyncOptions
-from worker.retries import FIRST_DELAY, TRIES
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
 
@@ -38,7 +38,7 @@ class CrashingReader:
     def __init__(self, crashes: int) -> None:
         self.crashes = crashes
         self.calls = 0
-        self._real = worker.read.extract_isolated
+        self._real = docsync.worker.read.extract_isolated
         self.watch: Callable[[], object] = lambda: None
         self.seen: list[object] = []  # what `watch` gave at each call
 
@@ -97,7 +97,7 @@ def test_a_crash_is_read_again_and_pending_until_read(
     daemon = replaced(docs, memory_store, tiny_encoder, clock)
     reader = CrashingReader(crashes=1)
     reader.watch = lambda: daemon.state()["pending_changes"]
-    monkeypatch.setattr(worker.read, "extract_isolated", reader)
+    monkeypatch.setattr(docsync.worker.read, "extract_isolated", reader)
     turn(daemon, clock, 1)
     assert reader.calls == 1
     assert "dblRelDistortion" in texts(memory_store)  # the old points, kept for now...
@@ -119,7 +119,7 @@ def test_a_file_that_always_crashes_is_given_up_until_it_changes(
     clock = Clock()
     daemon = replaced(docs, memory_store, tiny_encoder, clock)
     reader = CrashingReader(crashes=1000)
-    monkeypatch.setattr(worker.read, "extract_isolated", reader)
+    monkeypatch.setattr(docsync.worker.read, "extract_isolated", reader)
     for _ in range(TRIES + 3):
         turn(daemon, clock, 120)  # longer than any backoff
     assert reader.calls == 1 + TRIES

@@ -15,11 +15,11 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from plugin.encoder import Encoder
-from plugin.errors import StoreUnavailableError
-from plugin.settings import Settings
-from plugin.store import open_store
-from plugin.stores.qdrant import SERVER_ATTEMPTS, QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import StoreUnavailableError
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import open_store
+from docsync.plugin.stores.qdrant import SERVER_ATTEMPTS, QdrantClientStore
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_sync import fresh_state
 
@@ -62,17 +62,19 @@ class FaultyClient:
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the backoff's shape but not its seconds."""
-    import plugin.retry
+    import docsync.plugin.retry
 
-    real = plugin.retry.call_with_retry
+    real = docsync.plugin.retry.call_with_retry
     monkeypatch.setattr(
-        plugin.retry,
+        docsync.plugin.retry,
         "call_with_retry",
         lambda fn, *, attempts, **_: real(fn, attempts=attempts, initial=0.001, maximum=0.004),
     )
-    import plugin.stores.qdrant
+    import docsync.plugin.stores.qdrant
 
-    monkeypatch.setattr(plugin.stores.qdrant, "call_with_retry", plugin.retry.call_with_retry)
+    monkeypatch.setattr(
+        docsync.plugin.stores.qdrant, "call_with_retry", docsync.plugin.retry.call_with_retry
+    )
 
 
 def server_store(client: FaultyClient) -> QdrantClientStore:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
-from worker.scan import Fold, Rules, scan_root
+from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from docsync.worker.scan import Fold, Rules, scan_root
 
 DEFAULTS = Rules(DEFAULT_INCLUDE, DEFAULT_EXCLUDE)
 

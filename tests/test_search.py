@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.encoder import Encoder
-from plugin.search import Searcher
-from plugin.stores.edge import EdgeStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import CORPUS, HANG, minilm_dir
 
 DOCSYNC = str(Path(sys.executable).with_name("docsync"))

@@ -20,15 +20,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from plugin.daemon_client import daemon_answers
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, StoreUnavailableError
-from plugin.search import DaemonSearcher, Searcher
-from plugin.settings import Settings
-from plugin.store import Store
-from tests.conftest import CORPUS, HANG, run_sync
-from worker.cli import cli
-from worker.serve import (
+from docsync.plugin.daemon_client import daemon_answers
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError, StoreUnavailableError
+from docsync.plugin.search import DaemonSearcher, Searcher
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Store
+from docsync.worker.cli import cli
+from docsync.worker.serve import (
     LIMITS,
     MCP_MAX_BODY,
     Api,
@@ -39,6 +38,7 @@ from worker.serve import (
     host_name,
     listen_tcp,
 )
+from tests.conftest import CORPUS, HANG, run_sync
 
 TOKEN = "s3cret-token-for-tests"
 DEADLINE = HANG  # seconds any one condition may take; the tests never wait for it to pass
@@ -56,7 +56,7 @@ def poll(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) ->
 def searcher(tiny_encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from qdrant_client import QdrantClient
 
-    from plugin.stores.qdrant import QdrantClientStore
+    from docsync.plugin.stores.qdrant import QdrantClientStore
 
     docs = tmp_path_factory.mktemp("serve-docs")
     shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")
@@ -484,7 +484,7 @@ def test_run_refuses_to_listen_beyond_loopback_without_a_token(
     env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Were the address not refused, this stands in for the daemon that would run for ever.
-    monkeypatch.setattr("worker.cli._daemon", lambda *_: 99)
+    monkeypatch.setattr("docsync.worker.cli._daemon", lambda *_: 99)
     code = cli("run", str(env), "--http-host", "0.0.0.0", "--http-port", "0")
     err = capsys.readouterr().err
     assert code == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from plugin.settings import DEFAULT_MODEL, DEFAULT_QUERY_PREFIX, Settings
+from docsync.plugin.settings import DEFAULT_MODEL, DEFAULT_QUERY_PREFIX, Settings
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from plugin import spans as spans_module
-from plugin.encoder import Encoder
-from plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
+from docsync.plugin import spans as spans_module
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.spans import TokenSpans, cuts_at_whitespace, token_spans_many
 from tests.conftest import CORPUS
 
 # Where a careless cut would change tokens: long words (WordPiece makes one [UNK] of a word

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from plugin.errors import (
+from docsync.plugin.errors import (
     CollectionMissingError,
     ProfileMismatchError,
     StoreError,
@@ -26,10 +26,10 @@ from plugin.errors import (
     StoreRequestError,
     StoreUnavailableError,
 )
-from plugin.profile import CHUNKER_VERSION, EmbeddingProfile
-from plugin.store import Point, Store
-from plugin.stores.edge import EdgeStore
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.profile import CHUNKER_VERSION, EmbeddingProfile
+from docsync.plugin.store import Point, Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, held_elsewhere
 
 PROFILE = EmbeddingProfile(
@@ -239,9 +239,9 @@ def test_edge_optimizes_once_enough_points_wait(
 ) -> None:
     import numpy as np
 
-    import plugin.stores.edge
+    import docsync.plugin.stores.edge
 
-    monkeypatch.setattr(plugin.stores.edge, "OPTIMIZE_MIN_UNINDEXED", 5000)
+    monkeypatch.setattr(docsync.plugin.stores.edge, "OPTIMIZE_MIN_UNINDEXED", 5000)
     profile = replace(PROFILE, dimension=384)
     vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
     store = EdgeStore.connect(path=tmp_path / "s", collection="c")
@@ -285,11 +285,11 @@ def test_edge_refuses_to_write_into_a_full_disk(
 ) -> None:
     """A write into the engine's memory-mapped files on a full disk is a SIGBUS: the store
     checks the free space first and raises an outage the daemon waits out."""
-    import plugin.stores.edge
+    import docsync.plugin.stores.edge
 
     store = filled(EdgeStore.connect(path=tmp_path / "s", collection="c"))
     try:
-        monkeypatch.setattr(plugin.stores.edge.os, "statvfs", _fake_statvfs(5 << 20))
+        monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", _fake_statvfs(5 << 20))
         with pytest.raises(StoreFullError, match=r"out of space: 5\.0 MiB free") as caught:
             store.upsert([point(9, "c.md", [0, 0, 0, 1])])
         assert isinstance(caught.value, StoreUnavailableError)  # retried like an outage
@@ -297,7 +297,7 @@ def test_edge_refuses_to_write_into_a_full_disk(
         with pytest.raises(StoreFullError):
             store.set_payload([pid(1)], {"file_stat": "x"})
         assert store.count() == 3  # reading goes on
-        monkeypatch.setattr(plugin.stores.edge.os, "statvfs", _fake_statvfs(1 << 30))
+        monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", _fake_statvfs(1 << 30))
         store.upsert([point(9, "c.md", [0, 0, 0, 1])])  # space is back: writes resume
         assert store.count() == 4
     finally:
@@ -369,7 +369,7 @@ def test_read_only_store_is_one_clear_error(
 ) -> None:
     """The engine opens its files for writing even to read them: on a read-only mount every
     command says so in one line (no traceback from opening `.lock`)."""
-    from worker.cli import cli
+    from docsync.worker.cli import cli
 
     monkeypatch.setenv("DOCSYNC_QDRANT_PATH", str(read_only_store))
     for command in (["status"], ["export"], ["sync", str(CORPUS / "using")]):
@@ -386,7 +386,7 @@ def test_a_reader_opens_a_lock_file_it_may_not_write(
 ) -> None:
     """A lock file this user can only read: readers open it read-only (flock works on it),
     writers get a clear error, not a traceback."""
-    import plugin.stores.edge
+    import docsync.plugin.stores.edge
 
     filled(EdgeStore.connect(path=tmp_path / "s", collection="c")).close()
     real_open = os.open
@@ -396,7 +396,7 @@ def test_a_reader_opens_a_lock_file_it_may_not_write(
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(plugin.stores.edge.os, "open", no_writing)
+    monkeypatch.setattr(docsync.plugin.stores.edge.os, "open", no_writing)
     reader = EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)
     try:
         assert reader.count() == 3
@@ -465,7 +465,7 @@ def test_reading_a_missing_collection_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_server_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
     url = "http://admin:s3cret@127.0.0.1:9/?api_key=k3y"
     assert "s3cret" not in Settings(qdrant_url=url).store_description()
@@ -487,7 +487,7 @@ def test_a_writer_gives_a_server_collection_the_indexes_it_lacks(
     worker opens it (qdrant-client's in-memory mode stands in for the server)."""
     client = QdrantClient(location=":memory:")
     old = QdrantClientStore(client, "c", server=True)
-    monkeypatch.setattr("plugin.stores.qdrant.INDEXED_FIELDS", ("root", "path"))
+    monkeypatch.setattr("docsync.plugin.stores.qdrant.INDEXED_FIELDS", ("root", "path"))
     old.open(PROFILE, create=True)
     monkeypatch.undo()
     created: list[str] = []

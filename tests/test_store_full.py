@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import plugin.stores.edge
-from plugin.encoder import Encoder
-from plugin.stores.edge import EdgeStore
+import docsync.plugin.stores.edge
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.stores.edge import EdgeStore
 from tests.conftest import HANG
 from tests.test_daemon import Silent, daemon_for, poll
 
@@ -34,7 +34,7 @@ def test_daemon_waits_out_a_full_disk(
         blocks = free["bytes"] // s.f_frsize
         return os.statvfs_result((*s[:4], blocks, *s[5:]))
 
-    monkeypatch.setattr(plugin.stores.edge.os, "statvfs", statvfs)
+    monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", statvfs)
     store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
     daemon = daemon_for(docs, store, tiny_encoder, watcher_factory=Silent)
     caplog.set_level(logging.WARNING, logger="docsync.daemon")

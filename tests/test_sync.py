@@ -14,12 +14,12 @@ import pytest
 from qdrant_client import QdrantClient
 from sentence_transformers import SentenceTransformer
 
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
-from plugin.store import Point, Store
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
+from docsync.plugin.store import Point, Store
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker.pipeline import Syncer, SyncOptions
 from tests.conftest import QUERY_PREFIX, run_sync, state
-from worker.pipeline import Syncer, SyncOptions
 
 INSERTED = (
     "A paragraph added by an editor near the top of the file. It introduces a topic the "
@@ -69,7 +69,7 @@ def test_files_planned_in_groups_give_the_same_points(
 ) -> None:
     """Documents are tokenized many at a time (one tokenizer call a group); what is written
     must not depend on how the files were grouped."""
-    from worker import pipeline
+    from docsync.worker import pipeline
 
     def points(store: Store) -> dict[str, tuple[dict[str, Any], list[float] | None]]:
         # file_stat left out: a file's key depends on when it was read (unsettled: "")
@@ -520,7 +520,7 @@ def test_a_rejected_part_keeps_the_files_old_points(
 def test_points_written_before_heading_paths_and_gaps_gain_them_without_reembedding(
     docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker import pipeline, plan
+    from docsync.worker import pipeline, plan
 
     payload = plan._payload
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, ProfileMismatchError
-from plugin.store import Store
-from plugin.stores.edge import EdgeStore
-from plugin.stores.qdrant import QdrantClientStore
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError, ProfileMismatchError
+from docsync.plugin.store import Store
+from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.qdrant import QdrantClientStore
+from docsync.worker.transfer import export_points, import_points
 from tests.conftest import CORPUS, run_sync
-from worker.transfer import export_points, import_points
 
 DOCSYNC = str(Path(sys.executable).with_name("docsync"))
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-import worker.pipeline
-import worker.read
-from plugin.encoder import Encoder
-from plugin.store import Store
+import docsync.worker.pipeline
+import docsync.worker.read
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
 from tests.conftest import run_sync
 from tests.test_sync import assert_exact
 
@@ -22,20 +22,20 @@ from tests.test_sync import assert_exact
 def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The paths the pipeline reads, in order."""
     seen: list[str] = []
-    real = worker.pipeline.read_document
+    real = docsync.worker.pipeline.read_document
 
     def counting(source: Any, **kwargs: Any) -> Any:
         seen.append(source.path)
         return real(source, **kwargs)
 
-    monkeypatch.setattr(worker.pipeline, "read_document", counting)
+    monkeypatch.setattr(docsync.worker.pipeline, "read_document", counting)
     yield seen
 
 
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files count as settled as soon as they are written (the default waits 2 s)."""
-    monkeypatch.setattr(worker.read, "SETTLE_NS", 0)
+    monkeypatch.setattr(docsync.worker.read, "SETTLE_NS", 0)
 
 
 def same_size_edit(path: Path, old: str, new: str) -> None:
@@ -100,7 +100,7 @@ def test_files_changed_just_before_a_sync_are_read_until_they_settle(
     after reads nothing. The clock is fake: however slowly the syncs run, it stays at the
     moment of the copy until the test moves it."""
     copied = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in docs.rglob("*"))
-    monkeypatch.setattr(worker.read, "clock", lambda: copied)
+    monkeypatch.setattr(docsync.worker.read, "clock", lambda: copied)
     run_sync(docs, memory_store, tiny_encoder)
     assert {p.payload["file_stat"] for p in memory_store.scroll({}, fields=["file_stat"])} == {""}
     reads.clear()
@@ -109,8 +109,8 @@ def test_files_changed_just_before_a_sync_are_read_until_they_settle(
     stamps = memory_store.scroll({}, fields=["file_stat"])
     assert {p.payload["file_stat"] for p in stamps} == {""}
 
-    settled_at = copied + worker.read.SETTLE_NS
-    monkeypatch.setattr(worker.read, "clock", lambda: settled_at)  # 2 s later
+    settled_at = copied + docsync.worker.read.SETTLE_NS
+    monkeypatch.setattr(docsync.worker.read, "clock", lambda: settled_at)  # 2 s later
     before = {p.id: p for p in memory_store.scroll({}, with_vectors=True)}
     reads.clear()
     settled = run_sync(docs, memory_store, tiny_encoder)
@@ -119,7 +119,7 @@ def test_files_changed_just_before_a_sync_are_read_until_they_settle(
     assert after.keys() == before.keys()
     for pid, point in after.items():
         path = docs / point.payload["path"]
-        assert point.payload["file_stat"] == worker.read.stat_key(path.stat())
+        assert point.payload["file_stat"] == docsync.worker.read.stat_key(path.stat())
         assert {**point.payload, "file_stat": ""} == before[pid].payload
         assert point.vector == before[pid].vector
     reads.clear()
@@ -145,6 +145,6 @@ def test_stat_key_waits_for_the_file_to_settle(tmp_path: Path) -> None:
     path.write_text("text")
     info = path.stat()
     changed = max(info.st_mtime_ns, info.st_ctime_ns)
-    assert worker.read.stat_key(info, now_ns=changed + 1) == ""
-    key = worker.read.stat_key(info, now_ns=changed + worker.read.SETTLE_NS)
+    assert docsync.worker.read.stat_key(info, now_ns=changed + 1) == ""
+    key = docsync.worker.read.stat_key(info, now_ns=changed + docsync.worker.read.SETTLE_NS)
     assert key == f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from docsync.worker.watch import Debouncer, Watcher
 from tests.conftest import HANG
-from worker.watch import Debouncer, Watcher
 
 
 class FakeClock:
@@ -136,7 +136,7 @@ def test_real_observer_reports_relative_paths(tmp_path: Path) -> None:
 def test_an_event_goes_to_every_root_it_lies_in(tmp_path: Path) -> None:
     from watchdog.events import FileModifiedEvent
 
-    from worker.watch import _Handler
+    from docsync.worker.watch import _Handler
 
     outer, inner = tmp_path / "docs", tmp_path / "docs" / "api"
     seen: list[tuple[Path, str]] = []

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from plugin.store import Point
+from docsync.plugin.store import Point
+from docsync.worker.plan import FilePlan, PlannedPoint
+from docsync.worker.write import Writer
 from tests.conftest import HANG
-from worker.plan import FilePlan, PlannedPoint
-from worker.write import Writer
 
 
 class GatedStore:

@@ -34,8 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from plugin.schema import content_hash
-from plugin.spans import TokenSpans
+from docsync.plugin.schema import content_hash
+from docsync.plugin.spans import TokenSpans
 
 TITLE_MAX_TOKENS = 32
 # A chunk this small when a new section begins joins that section instead of standing alone

@@ -25,15 +25,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plugin import schema
-from plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
-from plugin.device import check_present
-from plugin.errors import DaemonUnavailableError, DocsyncError
-from plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
-from plugin.filters import parse_where
-from plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
-from plugin.settings import Settings
-from plugin.store import Store, open_store
+from docsync.plugin import schema
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
+from docsync.plugin.device import check_present
+from docsync.plugin.errors import DaemonUnavailableError, DocsyncError
+from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
+from docsync.plugin.filters import parse_where
+from docsync.plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Store, open_store
 
 log = logging.getLogger("docsync")
 
@@ -335,7 +335,7 @@ def _store(settings: Settings, *, reading: bool = False) -> Iterator[Store]:
     folder does not exist is a missing collection (not a new empty folder left behind), and
     the store is opened for reading (it creates nothing and refuses writes)."""
     if reading and not settings.qdrant_url and not settings.qdrant_path.exists():
-        from plugin.store import collection_missing
+        from docsync.plugin.store import collection_missing
 
         raise collection_missing(settings.collection, settings.store_description())
     store = open_store(settings, reading=reading)
@@ -349,7 +349,7 @@ def _store(settings: Settings, *, reading: bool = False) -> Iterator[Store]:
 def _load_encoder(settings: Settings, *, warm: bool = False) -> Any:
     """The encoder, lazy: where the model has a card (its first load wrote one) the model is
     loaded, and torch imported, only when passages must be embedded. `warm`: load it now."""
-    from plugin.encoder import Encoder
+    from docsync.plugin.encoder import Encoder
 
     encoder = Encoder.from_settings(settings, lazy=True)
     if warm:
@@ -386,9 +386,9 @@ def _malloc_trim() -> None:
 
 
 def _sync(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.pipeline import check_roots, sync
-    from worker.progress import progress_bar
-    from worker.skips import SkipMemory
+    from docsync.worker.pipeline import check_roots, sync
+    from docsync.worker.progress import progress_bar
+    from docsync.worker.skips import SkipMemory
 
     roots = check_roots(ns.dirs)
     # A skip is said once, not on every run of a cron job: remembered in the cache folder.
@@ -422,7 +422,7 @@ def _sync(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.pipeline import check_roots
+    from docsync.worker.pipeline import check_roots
 
     roots = check_roots(ns.dirs)
     # Bound before the store and the model: a busy port or a refused address is one error
@@ -436,8 +436,8 @@ def _run(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: Any) -> int:
-    from worker.daemon import Daemon, DaemonOptions
-    from worker.progress import progress_bar
+    from docsync.worker.daemon import Daemon, DaemonOptions
+    from docsync.worker.progress import progress_bar
 
     store = open_store(settings, serving=True)  # not pinged: it waits for a server that is down
     try:
@@ -479,7 +479,7 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
 
 def _listen(settings: Settings) -> Any:
     """The TCP endpoint bound but not serving yet, or None when no port is set."""
-    from worker.serve import listen_tcp
+    from docsync.worker.serve import listen_tcp
 
     if settings.http_port is None:
         return None
@@ -515,9 +515,9 @@ def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None
 
 
 def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp: Any) -> Any:
-    from plugin.search import Searcher, fusion
-    from worker.serve import SOCKET_NAME, Api, Endpoints
-    from worker.status import collection_status
+    from docsync.plugin.search import Searcher, fusion
+    from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
+    from docsync.worker.status import collection_status
 
     searcher = Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
 
@@ -550,14 +550,14 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
 def _mcp_bridge(settings: Settings, searcher: Any, status: Callable[[], dict[str, Any]]) -> Any:
     """MCP over streamable HTTP on the daemon's endpoint, its tools on the daemon's own
     searcher and status (the daemon holds the store)."""
-    from worker.mcp_server import Collection, HttpBridge, build_server
+    from docsync.worker.mcp_server import Collection, HttpBridge, build_server
 
     collection = Collection(settings, searcher=searcher, status=status)
     return HttpBridge(build_server(settings, collection))
 
 
 def _sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -> Any:
-    from worker.pipeline import SyncOptions
+    from docsync.worker.pipeline import SyncOptions
 
     return SyncOptions(
         include=settings.include,
@@ -584,7 +584,7 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from plugin.search import check_context
+    from docsync.plugin.search import check_context
 
     try:
         check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
@@ -679,7 +679,7 @@ def _score_modes(
     searcher: Searcher, questions: list[Question], modes: Sequence[str], path_prefix: str | None
 ) -> dict[str, Scores]:
     """Each mode's scores, with a progress bar over every search of every mode."""
-    from worker.progress import progress_bar
+    from docsync.worker.progress import progress_bar
 
     results = {}
     with progress_bar(desc="eval", unit="question") as progress:
@@ -714,9 +714,9 @@ def _warn_unmatched(searcher: Searcher, questions: list[Question]) -> None:
 
 def _show(ns: argparse.Namespace, settings: Settings) -> int:
     """The extracted text of a file, or a span of it: what a hit's start and end index."""
-    from worker.read import Unchanged, read_document
-    from worker.report import Skip
-    from worker.scan import SourceFile
+    from docsync.worker.read import Unchanged, read_document
+    from docsync.worker.report import Skip
+    from docsync.worker.scan import SourceFile
 
     path = ns.file.absolute()
     if not path.is_file():
@@ -749,14 +749,14 @@ def _show(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _mcp(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.mcp_server import serve_stdio
+    from docsync.worker.mcp_server import serve_stdio
 
     serve_stdio(settings)
     return 0
 
 
 def _status(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.status import collection_status
+    from docsync.worker.status import collection_status
 
     info = _from_daemon(settings, "/status")
     if info is None:
@@ -779,7 +779,7 @@ def _status(ns: argparse.Namespace, settings: Settings) -> int:
 def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None = None) -> Any:
     """The answer of a `docsync run` that holds the embedded store, or None when there is
     none (then the caller opens the store itself)."""
-    from plugin.daemon_client import SOCKET_NAME, ask_daemon
+    from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon
 
     socket_path = settings.qdrant_path / SOCKET_NAME
     if settings.qdrant_url or not socket_path.exists():
@@ -791,7 +791,7 @@ def _from_daemon(settings: Settings, route: str, params: dict[str, str] | None =
 
 
 def _export(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.transfer import export_points
+    from docsync.worker.transfer import export_points
 
     with _store(settings, reading=True) as store:
         count = export_points(store, sys.stdout, vectors=ns.vectors)
@@ -802,8 +802,8 @@ def _export(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import(ns: argparse.Namespace, settings: Settings) -> int:
-    from worker.progress import progress_bar
-    from worker.transfer import import_points, read_export
+    from docsync.worker.progress import progress_bar
+    from docsync.worker.transfer import import_points, read_export
 
     try:
         source = ns.file.open(encoding="utf-8") if ns.file else sys.stdin
@@ -823,5 +823,5 @@ def _import(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m worker.cli
+if __name__ == "__main__":  # python -m docsync.worker.cli
     main()

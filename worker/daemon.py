@@ -19,16 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from plugin.encoder import Encoder
-from plugin.errors import StoreError, StoreFullError, StoreUnavailableError
-from plugin.profile import EmbeddingProfile
-from plugin.store import Store
-from worker.embed import Interrupted
-from worker.metrics import Metrics
-from worker.pipeline import Progress, Syncer, SyncOptions
-from worker.report import SyncReport
-from worker.retries import ReadRetries
-from worker.watch import Change, Debouncer, Watcher
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import StoreError, StoreFullError, StoreUnavailableError
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Store
+from docsync.worker.embed import Interrupted
+from docsync.worker.metrics import Metrics
+from docsync.worker.pipeline import Progress, Syncer, SyncOptions
+from docsync.worker.report import SyncReport
+from docsync.worker.retries import ReadRetries
+from docsync.worker.watch import Change, Debouncer, Watcher
 
 log = logging.getLogger("docsync.daemon")
 Clock = Callable[[], float]

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from plugin import schema
-from plugin.embedding.runner import Prepared, StopRequested
-from plugin.encoder import Encoder
-from plugin.store import Store
-from worker.plan import FilePlan, PlannedPoint, PlannedVector, compact
+from docsync.plugin import schema
+from docsync.plugin.embedding.runner import Prepared, StopRequested
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.store import Store
+from docsync.worker.plan import FilePlan, PlannedPoint, PlannedVector, compact
 
 LOOKUP_BATCH = 256
 # A stop was requested between two embedding batches; nothing of the window was written.

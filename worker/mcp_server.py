@@ -6,13 +6,13 @@ it on stdin and stdout (logs go to stderr). Three tools:
 - `search`: the passages that answer a question, each with where it comes from (path, pages,
   section, span) in a form a model cites, and as structured hits;
 - `read`: more of an indexed file around a hit, a bounded span at a time, from the
-  collection itself (`plugin.stored_text`): only files docsync indexed can be read, never
+  collection itself (`docsync.plugin.stored_text`): only files docsync indexed can be read, never
   another path on the machine;
 - `status`: what the collection holds, and what a running daemon is doing.
 
 The store is opened for each call and closed after it, so the server never keeps a sync or
 a daemon from the embedded store; while a daemon holds that store, calls go through its
-socket, as `docsync query` does. The encoder (the model's card, see `plugin.embedding`) is
+socket, as `docsync query` does. The encoder (the model's card, see `docsync.plugin.embedding`) is
 made once. `DOCSYNC_MCP_DESCRIPTION` says what the collection holds in the tools'
 descriptions.
 """
@@ -30,14 +30,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 
-from plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
-from plugin.encoder import Encoder
-from plugin.errors import DocsyncError, StoreLockedError
-from plugin.filters import parse_where
-from plugin.search import Hit, Searcher, connect
-from plugin.settings import Settings
-from plugin.store import Store, open_store
-from plugin.stored_text import MAX_READ_CHARS, StoredText, read_stored
+from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import DocsyncError, StoreLockedError
+from docsync.plugin.filters import parse_where
+from docsync.plugin.search import Hit, Searcher, connect
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Store, open_store
+from docsync.plugin.stored_text import MAX_READ_CHARS, StoredText, read_stored
 
 log = logging.getLogger("docsync.mcp")
 
@@ -89,7 +89,7 @@ class Collection:
         return answer if isinstance(answer, StoredText) else StoredText(**answer)
 
     def status(self) -> dict[str, Any]:
-        from worker.status import collection_status
+        from docsync.worker.status import collection_status
 
         if self._held_status is not None:
             return self._held_status()
@@ -105,7 +105,7 @@ class Collection:
     ) -> Any:
         """`here` on the store, opened for this call; when another process holds the
         embedded store and it is a daemon, the daemon's answer to `route` instead (as
-        `plugin.search.connect` does for searches). A 404 it answers is a LookupError."""
+        `docsync.plugin.search.connect` does for searches). A 404 it answers is a LookupError."""
         try:
             store = open_store(self.settings, reading=True)
         except StoreLockedError:

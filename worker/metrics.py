@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from worker.report import SyncReport
+from docsync.worker.report import SyncReport
 
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 # Error kinds shown (at 0) from the start, so that an alert on `docsync_errors_total` has a

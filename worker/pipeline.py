@@ -25,17 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from plugin import schema
-from plugin.background import ahead
-from plugin.encoder import Encoder
-from plugin.errors import ConfigError, StoreRequestError
-from plugin.keyword import KeywordEncoder
-from plugin.profile import CHUNKER_VERSION
-from plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
-from plugin.store import Store
-from worker.chunk import chunk_text, clip_title, find_title
-from worker.embed import VectorJob, finish_vectors, start_vectors
-from worker.plan import (
+from docsync.plugin import schema
+from docsync.plugin.background import ahead
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError, StoreRequestError
+from docsync.plugin.keyword import KeywordEncoder
+from docsync.plugin.profile import CHUNKER_VERSION
+from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from docsync.plugin.store import Store
+from docsync.worker.chunk import chunk_text, clip_title, find_title
+from docsync.worker.embed import VectorJob, finish_vectors, start_vectors
+from docsync.worker.plan import (
     FilePlan,
     FileVersion,
     IndexedFile,
@@ -45,7 +45,7 @@ from worker.plan import (
     point_ids,
     scope_match,
 )
-from worker.read import (
+from docsync.worker.read import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
     Document,
@@ -53,11 +53,11 @@ from worker.read import (
     current_stat_key,
     read_document,
 )
-from worker.report import Skip, SyncReport, first_names, named
-from worker.scan import Fold, Rules, Scan, SourceFile, printable, scan_root, storable
-from worker.skips import SkipMemory
-from worker.upgrade import add_keyword_vectors
-from worker.write import Writer, WriteResult
+from docsync.worker.report import Skip, SyncReport, first_names, named
+from docsync.worker.scan import Fold, Rules, Scan, SourceFile, printable, scan_root, storable
+from docsync.worker.skips import SkipMemory
+from docsync.worker.upgrade import add_keyword_vectors
+from docsync.worker.write import Writer, WriteResult
 
 log = logging.getLogger("docsync.sync")
 MIN_PASSAGE_TOKENS = 16

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from plugin import schema
-from plugin.store import Point, Store
-from worker.chunk import Chunk
+from docsync.plugin import schema
+from docsync.plugin.store import Point, Store
+from docsync.worker.chunk import Chunk
 
 ComposeInput = Callable[[str, str], str]
 

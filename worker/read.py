@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugin.schema import content_hash
-from worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
-from worker.formats.isolated import DEFAULT_MEMORY_MB as DEFAULT_MEMORY_MB  # re-exported
-from worker.formats.isolated import extract_isolated
-from worker.formats.text import read_text
-from worker.report import Skip
-from worker.scan import SourceFile
+from docsync.plugin.schema import content_hash
+from docsync.worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
+from docsync.worker.formats.isolated import DEFAULT_MEMORY_MB as DEFAULT_MEMORY_MB  # re-exported
+from docsync.worker.formats.isolated import extract_isolated
+from docsync.worker.formats.text import read_text
+from docsync.worker.report import Skip
+from docsync.worker.scan import SourceFile
 
 # A file whose last change is older than this when it is read has a stat key.
 SETTLE_NS = 2_000_000_000

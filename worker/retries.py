@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from worker.report import SyncReport
+from docsync.worker.report import SyncReport
 
 log = logging.getLogger("docsync.daemon")
 

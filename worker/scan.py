@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from worker.report import Skip, first_names
+from docsync.worker.report import Skip, first_names
 
 log = logging.getLogger("docsync.scan")
 

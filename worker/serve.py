@@ -43,12 +43,12 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 
 # The client half lives in plugin (which never imports worker); kept importable from here.
-from plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
-from plugin.daemon_client import ask_daemon as ask_daemon
-from plugin.errors import ConfigError, DocsyncError, StoreError
-from plugin.filters import parse_where
-from plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
-from plugin.stored_text import read_stored
+from docsync.plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
+from docsync.plugin.daemon_client import ask_daemon as ask_daemon
+from docsync.plugin.errors import ConfigError, DocsyncError, StoreError
+from docsync.plugin.filters import parse_where
+from docsync.plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
+from docsync.plugin.stored_text import read_stored
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -67,7 +67,7 @@ class Api:
     ready: Callable[[], bool]
     metrics: Callable[[], bytes]
     status: Callable[[], dict[str, Any]]
-    # MCP over streamable HTTP (`worker.mcp_server.HttpBridge`): method, headers, body in,
+    # MCP over streamable HTTP (`docsync.worker.mcp_server.HttpBridge`): method, headers, body in,
     # an answer out; None: no /mcp route.
     mcp: Callable[[str, Sequence[tuple[str, str]], bytes], Response] | None = None
 
@@ -134,7 +134,7 @@ class Api:
         return _json(200, [hit.to_dict() for hit in hits])
 
     def _read(self, params: dict[str, str]) -> Response:
-        """More of an indexed file around a hit (`plugin.stored_text`): `path` as hits give
+        """More of an indexed file around a hit (`docsync.plugin.stored_text`): `path` as hits give
         it, `start`/`end` in its text, `root` where several roots hold the path."""
         path = params.get("path", "").strip()
         if not path:

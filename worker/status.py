@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugin import schema
-from plugin.store import Store
+from docsync.plugin import schema
+from docsync.plugin.store import Store
 
 
 def collection_status(store: Store) -> dict[str, Any]:

@@ -7,7 +7,7 @@ The format: a header line, then one line per point.
     {"id": "…", "payload": {...}, "vector": [...]}      # "vector" only with --vectors
 
 Keyword vectors are not exported: import computes each point's from its payload (title and
-text, see `plugin.keyword`), with the importing docsync's BM25 configuration, so an export
+text, see `docsync.plugin.keyword`), with the importing docsync's BM25 configuration, so an export
 made before keyword vectors imports into a hybrid-ready collection, and an existing target
 made before them is given them first (as a sync would).
 
@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
-from plugin.errors import ConfigError
-from plugin.keyword import KeywordEncoder
-from plugin.profile import EmbeddingProfile
-from plugin.store import Point, Store
-from worker.upgrade import add_keyword_vectors
+from docsync.plugin.errors import ConfigError
+from docsync.plugin.keyword import KeywordEncoder
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Point, Store
+from docsync.worker.upgrade import add_keyword_vectors
 
 FORMAT_VERSION = 1
 BATCH = 256

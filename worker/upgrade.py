@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from plugin import schema
-from plugin.keyword import KeywordEncoder, SparseVector
-from plugin.profile import EmbeddingProfile
-from plugin.store import Store
+from docsync.plugin import schema
+from docsync.plugin.keyword import KeywordEncoder, SparseVector
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import Store
 
 log = logging.getLogger("docsync.sync")
 BATCH = 256

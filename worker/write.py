@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from plugin.background import Budget
-from plugin.keyword import KeywordEncoder
-from plugin.store import Point, Store
-from worker.plan import FilePlan, PlannedPoint
+from docsync.plugin.background import Budget
+from docsync.plugin.keyword import KeywordEncoder
+from docsync.plugin.store import Point, Store
+from docsync.worker.plan import FilePlan, PlannedPoint
 
 log = logging.getLogger("docsync.write")
 UPSERT_BATCH = 256

@@ -1,4 +1,4 @@
-"""How vectors are computed: the engines behind `plugin.encoder.Encoder`.
+"""How vectors are computed: the engines behind `docsync.plugin.encoder.Encoder`.
 
 - `runner`: batches of passages through the model's own module chain (torch), sized by a
   token budget, in the precision that suits the device;

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from plugin.embedding.onnx_runtime import export_chain
-from plugin.folders import private_dirs
-from plugin.profile import model_fingerprint
+from docsync.plugin.embedding.onnx_runtime import export_chain
+from docsync.plugin.folders import private_dirs
+from docsync.plugin.profile import model_fingerprint
 
 log = logging.getLogger("docsync.encoder")
 CARD_VERSION = 1
@@ -176,7 +176,7 @@ def plain_tokenizer(tokenizer: Any) -> Any:
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        from plugin.errors import ModelLoadError
+        from docsync.plugin.errors import ModelLoadError
 
         raise ModelLoadError("docsync needs a model with a fast (Rust) tokenizer")
     copy = Tokenizer.from_str(backend.to_str())
@@ -210,7 +210,7 @@ def _agreement(model: Any, inputs: list[str], tokenizer: Any, path: Path) -> flo
     import onnxruntime as ort
     import torch
 
-    from plugin.embedding.questions import features
+    from docsync.plugin.embedding.questions import features
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     truncating = _truncating(tokenizer, int(model.max_seq_length))

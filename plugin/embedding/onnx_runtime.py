@@ -19,9 +19,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from plugin.embedding.runner import available_cpus
-from plugin.errors import ConfigError
-from plugin.folders import private_dirs
+from docsync.plugin.embedding.runner import available_cpus
+from docsync.plugin.errors import ConfigError
+from docsync.plugin.folders import private_dirs
 
 log = logging.getLogger("docsync.encoder")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -35,7 +35,7 @@ def onnx_session(model: Any, keys: list[str], *, int8: bool, cache: Path) -> Any
         import onnxruntime as ort
     except ImportError as exc:
         raise ConfigError(
-            "DOCSYNC_BACKEND=onnx needs onnxruntime: pip install 'docsync[onnx]'"
+            "DOCSYNC_BACKEND=onnx needs onnxruntime: pip install 'docsync-qdrant[onnx]'"
         ) from exc
     folder = cache / "onnx" / _fingerprint(model)
     plain = folder / "model.onnx"
@@ -95,7 +95,7 @@ def export_chain(model: Any, keys: list[str], path: Path) -> None:
         _publish(tmp, path)
     except ImportError as exc:
         raise ConfigError(
-            "exporting to ONNX needs the onnx package: pip install 'docsync[onnx]'"
+            "exporting to ONNX needs the onnx package: pip install 'docsync-qdrant[onnx]'"
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)

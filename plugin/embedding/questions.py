@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from plugin.embedding.card import ModelCard
-from plugin.embedding.runner import available_cpus
+from docsync.plugin.embedding.card import ModelCard
+from docsync.plugin.embedding.runner import available_cpus
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 

@@ -18,7 +18,8 @@ with the device after each batch. Here instead:
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
 normalisation come from the model's configuration, never from here. One exception: a single
-question on a CPU runs through `plugin.embedding.lean` (same weights, same pooling modules, a
+question on a CPU runs through `docsync.plugin.embedding.lean` (same weights, same pooling modules,
+a
 fraction of the per-call overhead) once its vectors have been checked against the chain's.
 """
 
@@ -37,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from plugin.background import ahead
-from plugin.choices import BACKENDS, PRECISIONS
-from plugin.embedding.lean import LeanForward
-from plugin.errors import ConfigError
+from docsync.plugin.background import ahead
+from docsync.plugin.choices import BACKENDS, PRECISIONS
+from docsync.plugin.embedding.lean import LeanForward
+from docsync.plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
 # Padded tokens per batch. On a CPU small batches of similar length win (cache-friendly, no
@@ -199,8 +200,8 @@ class Runner:
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
             self.model = model.to(dtype[self.precision]).eval()
             return
-        from plugin.embedding.onnx_runtime import onnx_session
-        from plugin.settings import default_cache
+        from docsync.plugin.embedding.onnx_runtime import onnx_session
+        from docsync.plugin.settings import default_cache
 
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")

@@ -2,11 +2,12 @@
 imported only by the module that needs it:
 
 - `langchain`: `DocsyncRetriever`, a LangChain `BaseRetriever` (`pip install
-  'docsync[langchain]'`);
+  'docsync-qdrant[langchain]'`);
 - `llamaindex`: `DocsyncRetriever`, a LlamaIndex `BaseRetriever` (`pip install
-  'docsync[llamaindex]'`).
+  'docsync-qdrant[llamaindex]'`).
 
-Both search through a `plugin.search.Searcher` (built from settings, or one you have), so the
+Both search through a `docsync.plugin.search.Searcher` (built from settings, or one you have), so
+the
 model's query instruction is applied as docsync applies it, and both give a hit's fields
 (path, title, section, pages, span, score) as the framework's metadata.
 """
@@ -16,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from plugin.filters import Filters, check_filters
-from plugin.search import Hit, Searcher, check_options
+from docsync.plugin.filters import Filters, check_filters
+from docsync.plugin.search import Hit, Searcher, check_options
 
 if TYPE_CHECKING:
-    from plugin.settings import Settings
+    from docsync.plugin.settings import Settings
 
 Retriever = TypeVar("Retriever")
 

@@ -1,6 +1,6 @@
-"""LangChain: docsync's collection as a retriever (`pip install 'docsync[langchain]'`).
+"""LangChain: docsync's collection as a retriever (`pip install 'docsync-qdrant[langchain]'`).
 
-from plugin.frameworks.langchain import DocsyncRetriever
+from docsync.plugin.frameworks.langchain import DocsyncRetriever
 
 retriever = DocsyncRetriever.from_settings(k=5)  # DOCSYNC_* settings, as the CLI reads
 docs = retriever.invoke("How do I create a socket?")
@@ -16,9 +16,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, model_validator
 
-from plugin.frameworks import check_retriever, hit_id, hit_metadata, over_settings
-from plugin.search import Hit, Searcher
-from plugin.settings import Settings
+from docsync.plugin.frameworks import check_retriever, hit_id, hit_metadata, over_settings
+from docsync.plugin.search import Hit, Searcher
+from docsync.plugin.settings import Settings
 
 
 class DocsyncRetriever(BaseRetriever):

@@ -1,6 +1,6 @@
-"""LlamaIndex: docsync's collection as a retriever (`pip install 'docsync[llamaindex]'`).
+"""LlamaIndex: docsync's collection as a retriever (`pip install 'docsync-qdrant[llamaindex]'`).
 
-    from plugin.frameworks.llamaindex import DocsyncRetriever
+    from docsync.plugin.frameworks.llamaindex import DocsyncRetriever
 
     retriever = DocsyncRetriever.from_settings(k=5)  # DOCSYNC_* settings, as the CLI reads
     nodes = retriever.retrieve("How do I create a socket?")
@@ -17,9 +17,9 @@ from typing import Any
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from plugin.frameworks import CITED, check_retriever, hit_id, hit_metadata, over_settings
-from plugin.search import Hit, Searcher
-from plugin.settings import Settings
+from docsync.plugin.frameworks import CITED, check_retriever, hit_id, hit_metadata, over_settings
+from docsync.plugin.search import Hit, Searcher
+from docsync.plugin.settings import Settings
 
 
 class DocsyncRetriever(BaseRetriever):

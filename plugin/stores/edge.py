@@ -1,7 +1,8 @@
 """The store adapter for Qdrant Edge (`qdrant-edge-py`): Qdrant's own engine in-process, the
 zero-setup default. This module keeps the folder, the lock, the profile and the free space;
-`plugin.stores.edge_shard` speaks to the engine, in this process or (for a daemon) in a child
-process of its own (`plugin.stores.edge_host`).
+`docsync.plugin.stores.edge_shard` speaks to the engine, in this process or (for a daemon) in a
+child
+process of its own (`docsync.plugin.stores.edge_host`).
 
 On disk, one folder per collection under the store folder:
 
@@ -47,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plugin.errors import (
+from docsync.plugin.errors import (
     IndexBuildError,
     ShardProcessError,
     StoreError,
@@ -55,10 +56,10 @@ from plugin.errors import (
     StoreLockedError,
     StoreRequestError,
 )
-from plugin.folders import private_dirs
-from plugin.keyword import KEYWORD_VECTOR, SparseVector
-from plugin.profile import EmbeddingProfile
-from plugin.store import (
+from docsync.plugin.folders import private_dirs
+from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.store import (
     Fusion,
     Match,
     Point,
@@ -66,9 +67,9 @@ from plugin.store import (
     check_profile,
     collection_missing,
 )
-from plugin.stores.edge_count import IndexLedger
-from plugin.stores.edge_host import HostedShard
-from plugin.stores.edge_shard import LOCK_SUFFIX, LocalShard
+from docsync.plugin.stores.edge_count import IndexLedger
+from docsync.plugin.stores.edge_host import HostedShard
+from docsync.plugin.stores.edge_shard import LOCK_SUFFIX, LocalShard
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -107,7 +108,7 @@ Shard = LocalShard | HostedShard
 
 
 class EdgeStore:
-    """`plugin.store.Store` over a Qdrant Edge shard."""
+    """`docsync.plugin.store.Store` over a Qdrant Edge shard."""
 
     def __init__(
         self,
@@ -154,7 +155,8 @@ class EdgeStore:
         writes are refused. `quantization`: "int8" gives a collection it creates int8
         copies of the vectors, kept in memory, that searches scan before they rescore.
         `serving`: for a process that answers searches while it writes (a daemon): the
-        shard is held by a child process (`plugin.stores.edge_host`), so opening a rebuilt one
+        shard is held by a child process (`docsync.plugin.stores.edge_host`), so opening a rebuilt
+        one
         never stops this process."""
         return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
 
@@ -304,7 +306,7 @@ class EdgeStore:
     ) -> bool:
         """Build the HNSW index once `OPTIMIZE_MIN_UNINDEXED` points lack it, beyond those
         the last build left (the engine may decide that nothing is worth indexing: False
-        then, and no build until that many more lack it; `plugin.stores.edge_count`).
+        then, and no build until that many more lack it; `docsync.plugin.stores.edge_count`).
 
         The engine holds the GIL while it builds (a minute per 100k points on 2 cores), so a
         process that serves searches meanwhile (`serving`, a daemon) builds it in a child
@@ -385,7 +387,7 @@ class EdgeStore:
             old.close()
 
     def unindexed(self) -> int:
-        """Points whose dense vector the HNSW index lacks (`plugin.stores.edge_count`)."""
+        """Points whose dense vector the HNSW index lacks (`docsync.plugin.stores.edge_count`)."""
         engine = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
         return self._written().unindexed(engine)
 
@@ -716,7 +718,7 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
 
 def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     """Build the index of the shard in `copy` in a child process (`python -m
-    plugin.stores.edge_shard`); True once it is done, False when `should_stop` stopped it. A
+    docsync.plugin.stores.edge_shard`); True once it is done, False when `should_stop` stopped it. A
     child that fails (an error, or killed by a signal) is `IndexBuildError`: not a quiet
     False, or an idle daemon would copy the whole shard again at each turn of its loop,
     where it backs off from an error."""
@@ -726,7 +728,16 @@ def _run_indexer(copy: Path, should_stop: Callable[[], bool]) -> bool:
     held = _hold(copy)
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "plugin.stores.edge_shard", str(copy), str(os.getpid())],
+            # -P: the current directory is never on the child's path, so a user's own
+            # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "docsync.plugin.stores.edge_shard",
+                str(copy),
+                str(os.getpid()),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -5,7 +5,8 @@ The engine holds the GIL while it opens a shard: about a second per million poin
 with int8 copies (measured, `bench/million.py`). A daemon reopens its shard whenever it
 swaps in an index built elsewhere (`EdgeStore.optimize(serving=True)`); opened in the
 daemon's own process, that would stop every search (and every HTTP answer) for as long. So
-a serving store keeps its shard in a child (`python -m plugin.stores.edge_host PATH FD`) and asks
+a serving store keeps its shard in a child (`python -m docsync.plugin.stores.edge_host PATH FD`)
+and asks
 it over a socket: the next shard opens in a second child while the first still answers, and
 the swap is one assignment.
 
@@ -27,8 +28,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from plugin.errors import ShardProcessError, StoreError
-from plugin.stores.edge_shard import LocalShard
+from docsync.plugin.errors import ShardProcessError, StoreError
+from docsync.plugin.stores.edge_shard import LocalShard
 
 # Only these names cross the socket: the shard's public methods, less those that open and
 # close it (the child does both itself).
@@ -41,7 +42,8 @@ STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is k
 
 
 class HostedShard:
-    """The methods of `plugin.stores.edge_shard.LocalShard`, answered by a child process that holds
+    """The methods of `docsync.plugin.stores.edge_shard.LocalShard`, answered by a child process
+    that holds
     the shard, one request at a time. The engine's errors are raised here as it raised them
     there; a child that died is a `ShardProcessError` (and `alive` is False from then on):
     `EdgeStore` starts another and asks again."""
@@ -53,7 +55,16 @@ class HostedShard:
         ours, theirs = socket.socketpair()
         self._conn = Connection(ours.detach())
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "plugin.stores.edge_host", str(path), str(theirs.fileno())],
+            # -P: the current directory is never on the child's path, so a user's own
+            # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "docsync.plugin.stores.edge_host",
+                str(path),
+                str(theirs.fileno()),
+            ],
             pass_fds=(theirs.fileno(),),
             start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
         )
@@ -164,5 +175,5 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
-if __name__ == "__main__":  # python -m plugin.stores.edge_host SHARD_PATH FD
+if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_host SHARD_PATH FD
     _serve(sys.argv[1], int(sys.argv[2]))

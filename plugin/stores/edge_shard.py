@@ -1,9 +1,10 @@
 """One Qdrant Edge shard, with docsync's data in and out: the only module that speaks the
 engine's request types (`qdrant-edge-py`).
 
-`EdgeStore` (`plugin.stores.edge`) keeps the folder, the lock, the profile and the free
+`EdgeStore` (`docsync.plugin.stores.edge`) keeps the folder, the lock, the profile and the free
 space; it calls a `LocalShard` in its own process, or the same methods on a shard held by a
-child process (`plugin.stores.edge_host`). Every argument and answer here is plain Python (points,
+child process (`docsync.plugin.stores.edge_host`). Every argument and answer here is plain Python
+(points,
 ids, filters as mappings), so the child's can cross a pipe. The engine's own errors pass
 through unchanged: `EdgeStore` turns them into docsync's.
 """
@@ -24,10 +25,10 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from plugin.errors import StoreRequestError, StoreUnavailableError
-from plugin.keyword import KEYWORD_VECTOR, SparseVector
-from plugin.schema import INDEXED_FIELDS
-from plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
+from docsync.plugin.errors import StoreRequestError, StoreUnavailableError
+from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.schema import INDEXED_FIELDS
+from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
 
 SCROLL_PAGE = 1024
 # shard.<n>.lock beside the folder shard.<n>: held (flock) by the process that has the shard
@@ -65,7 +66,7 @@ class LocalShard:
         cls, path: str, *, dimension: int, keyword: bool, quantization: str, hold: bool = False
     ) -> LocalShard:
         """A new shard of cosine vectors of `dimension`, with the keyword vector when
-        `keyword`, and keyword indexes on `plugin.schema.INDEXED_FIELDS`.
+        `keyword`, and keyword indexes on `docsync.plugin.schema.INDEXED_FIELDS`.
 
         Vectors, keyword vectors and payloads are mapped "cold" (`Memory.Cold`: read from
         disk on first use, not loaded when a segment opens). The engine's default preloads
@@ -216,7 +217,7 @@ class LocalShard:
     def unindexed(self, *, keyword: bool) -> int:
         """Points whose dense vector the HNSW index lacks, by the engine's counts: at least
         this many (the count of indexed vectors keeps deleted and rewritten points until a
-        build drops them; `EdgeStore` adds what it wrote, `plugin.stores.edge_count`). The
+        build drops them; `EdgeStore` adds what it wrote, `docsync.plugin.stores.edge_count`). The
         engine's count of indexed vectors includes every (non-empty) keyword vector, always
         indexed as it is written (`keyword`: the shard has them): those are taken out, or a
         collection with keyword vectors would never be indexed."""
@@ -249,7 +250,7 @@ def _conditions(match: Match | None) -> list[Any]:
 
 
 def _quantization(name: str) -> Any:
-    """The engine's quantization for `name` (`plugin.choices.QUANTIZATIONS`): int8 copies in
+    """The engine's quantization for `name` (`docsync.plugin.choices.QUANTIZATIONS`): int8 copies in
     memory that searches walk (the originals are read only to rescore the best candidates)."""
     if name == "none":
         return None
@@ -257,7 +258,7 @@ def _quantization(name: str) -> Any:
     # (bench/million.py): search p50 2.5 ms cached against 19.5 ms cold (read from disk on
     # use), for a shard that opens in 10.5 s against 1.6 s. Searches run all the time, a
     # shard opens at a start and when a daemon swaps in a rebuilt index (in a process of
-    # its own, `plugin.stores.edge_host`, so no search waits for it): cached wins.
+    # its own, `docsync.plugin.stores.edge_host`, so no search waits for it): cached wins.
     return edge.ScalarQuantizationConfig(
         type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Cached
     )
@@ -406,5 +407,5 @@ def die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-if __name__ == "__main__":  # python -m plugin.stores.edge_shard SHARD_COPY [PARENT_PID]
+if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_shard SHARD_COPY [PARENT_PID]
     build_index(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -1,10 +1,10 @@
 """The store adapter for qdrant-client: a Qdrant server or cluster by URL (and `:memory:`, the
 server's stand-in in tests). qdrant-client's own embedded mode by folder is kept for
-comparison (bench/store.py); the embedded default is `plugin.stores.edge`. The only module
+comparison (bench/store.py); the embedded default is `docsync.plugin.stores.edge`. The only module
 that imports qdrant-client.
 
 Foreign exceptions are mapped here, at the boundary: unreachable, timeouts, 5xx and 429
-become `StoreUnavailableError` (retried by `plugin.retry`), other 4xx `StoreRequestError`.
+become `StoreUnavailableError` (retried by `docsync.plugin.retry`), other 4xx `StoreRequestError`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from plugin.errors import (
+from docsync.plugin.errors import (
     StoreError,
     StoreLockedError,
     StoreRequestError,
     StoreUnavailableError,
 )
-from plugin.keyword import KEYWORD_VECTOR, SparseVector
-from plugin.profile import METADATA_KEY, EmbeddingProfile
-from plugin.retry import call_with_retry
-from plugin.schema import INDEXED_FIELDS
-from plugin.settings import redact
-from plugin.store import (
+from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.profile import METADATA_KEY, EmbeddingProfile
+from docsync.plugin.retry import call_with_retry
+from docsync.plugin.schema import INDEXED_FIELDS
+from docsync.plugin.settings import redact
+from docsync.plugin.store import (
     OVERSAMPLING,
     Fusion,
     Match,
@@ -47,7 +47,7 @@ SERVER_ATTEMPTS = 4
 
 
 class QdrantClientStore:
-    """`plugin.store.Store` over a `QdrantClient`."""
+    """`docsync.plugin.store.Store` over a `QdrantClient`."""
 
     def __init__(
         self,

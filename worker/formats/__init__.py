@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from plugin.schema import FORMATS
+from docsync.plugin.schema import FORMATS
 
 MARKDOWN, RST, TEXT, PDF, HTML, DOCX = FORMATS
 # Formats read by a parser library in the child process rather than decoded in-process.

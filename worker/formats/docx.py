@@ -13,8 +13,8 @@ import io
 import re
 import zipfile
 
-from worker.formats import DOCX, Extracted, Unreadable
-from worker.formats.text import has_text, metadata
+from docsync.worker.formats import DOCX, Extracted, Unreadable
+from docsync.worker.formats.text import has_text, metadata
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")

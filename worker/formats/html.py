@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from worker.formats import HTML, Extracted, Unreadable
-from worker.formats.text import has_text, metadata
+from docsync.worker.formats import HTML, Extracted, Unreadable
+from docsync.worker.formats.text import has_text, metadata
 
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")
 _PILCROW = re.compile(r"[ \t]*¶")

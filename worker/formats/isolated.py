@@ -25,7 +25,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from worker.formats import DOCX, HTML, PDF, Extracted, Unreadable
+from docsync.worker.formats import DOCX, HTML, PDF, Extracted, Unreadable
 
 # The reader's address space in MiB: the interpreter and the three parsers take about 250 MiB
 # of it before the first file (most of that mapped, not resident); normal documents of up to
@@ -47,15 +47,15 @@ def too_large(memory_mb: int) -> Unreadable:
 def extract(format: str, raw: bytes) -> Extracted:
     """Run the reader of `format` over `raw` in this process."""
     if format == PDF:
-        from worker.formats.pdf import read_pdf
+        from docsync.worker.formats.pdf import read_pdf
 
         return read_pdf(raw)
     if format == HTML:
-        from worker.formats.html import read_html
+        from docsync.worker.formats.html import read_html
 
         return read_html(raw)
     if format == DOCX:
-        from worker.formats.docx import read_docx
+        from docsync.worker.formats.docx import read_docx
 
         return read_docx(raw)
     raise ValueError(f"no binary reader for {format!r}")
@@ -167,7 +167,9 @@ class ReaderProcess:
         # threads is unsafe, and the child needs none of the parent's memory.
         child_reads, parent_writes = os.pipe()
         parent_reads, child_writes = os.pipe()
-        command = [sys.executable, "-m", "worker.formats.isolated"]
+        # -P: the current directory is never on the child's path, so a user's own
+        # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
+        command = [sys.executable, "-P", "-m", "docsync.worker.formats.isolated"]
         try:
             process = subprocess.Popen(
                 [*command, str(child_reads), str(child_writes), str(memory_mb)],

@@ -12,8 +12,8 @@ import re
 
 import pypdfium2 as pdfium
 
-from worker.formats import PDF, Extracted, Unreadable
-from worker.formats.text import has_text, metadata
+from docsync.worker.formats import PDF, Extracted, Unreadable
+from docsync.worker.formats.text import has_text, metadata
 
 PAGE_JOIN = "\n\n"
 _LINE_ENDS = re.compile(r"\r\n?")

@@ -19,7 +19,7 @@ import unicodedata
 
 import yaml
 
-from worker.formats import MARKDOWN, Extracted, Unreadable
+from docsync.worker.formats import MARKDOWN, Extracted, Unreadable
 
 SNIFF_BYTES = 8192
 # Most C0 control characters never appear in text; more than a few percent means binary.
