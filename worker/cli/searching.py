@@ -10,7 +10,12 @@ from pathlib import Path
 import click
 
 from docsync.plugin import schema
-from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES
+from docsync.plugin.choices import (
+    DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_SEARCH_MODE,
+    SEARCH_MODES,
+    SearchMode,
+)
 from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score, unmatched
 from docsync.plugin.filters import parse_where
 from docsync.plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
@@ -125,7 +130,11 @@ def query(
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @edge
 def evaluate(
-    settings: Settings, questions: Path, mode: str | None, path_prefix: str | None, as_json: bool
+    settings: Settings,
+    questions: Path,
+    mode: SearchMode | None,
+    path_prefix: str | None,
+    as_json: bool,
 ) -> int:
     labelled = load_questions(questions)  # a bad file: one error line, nothing opened
     try:
