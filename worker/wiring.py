@@ -152,25 +152,14 @@ def run_daemon(
     mass_delete: bool,
 ) -> int:
     """`docsync run` once its address is bound: the daemon until SIGTERM or SIGINT."""
-    from docsync.worker.daemon import Daemon, DaemonOptions
     from docsync.worker.progress import progress_bar
 
     store = open_store(settings, serving=True)  # not pinged: it waits for a server that is down
     try:
         encoder = load_encoder(settings, warm=True)
         log_start("watching", roots, store, encoder)
-        daemon = Daemon(
-            roots,
-            store=store,
-            encoder=encoder,
-            sync_options=sync_options(settings, allow_empty=allow_empty, mass_delete=mass_delete),
-            options=DaemonOptions(
-                rescan_seconds=settings.rescan_seconds,
-                debounce_seconds=settings.debounce_seconds,
-                max_wait_seconds=settings.max_wait_seconds,
-                polling=settings.polling,
-            ),
-        )
+        options = sync_options(settings, allow_empty=allow_empty, mass_delete=mass_delete)
+        daemon = build_daemon(settings, roots, store, encoder, options)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: daemon.stop())
         # Refuse another profile before anything; an outage (a server down, a shard process
@@ -189,6 +178,25 @@ def run_daemon(
         store.close()
     log.info("stopped")
     return 0
+
+
+def build_daemon(
+    settings: Settings, roots: list[Path], store: Store, encoder: Encoder, options: SyncOptions
+) -> Daemon:
+    from docsync.worker.daemon import Daemon, DaemonOptions
+
+    return Daemon(
+        roots,
+        store=store,
+        encoder=encoder,
+        sync_options=options,
+        options=DaemonOptions(
+            rescan_seconds=settings.rescan_seconds,
+            debounce_seconds=settings.debounce_seconds,
+            max_wait_seconds=settings.max_wait_seconds,
+            polling=settings.polling,
+        ),
+    )
 
 
 def listen(settings: Settings) -> _Server | None:
