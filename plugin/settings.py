@@ -9,38 +9,31 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from docsync.plugin.choices import (
-    BACKENDS,
     DEFAULT_CONTEXT_TOKENS,
     DEFAULT_FUSION,
     DEFAULT_RRF_K,
     DEFAULT_SEARCH_MODE,
-    FUSIONS,
-    PRECISIONS,
-    QUANTIZATIONS,
-    SEARCH_MODES,
-    WRITE_ORDERINGS,
+    Backend,
+    Fusion,
+    Precision,
+    Quantization,
+    SearchMode,
+    WriteOrdering,
     one_of,
 )
 from docsync.plugin.device import DEVICES, check_device
 from docsync.plugin.errors import ConfigError
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
-# The settings that take one of a few names, and the names (case and spaces forgiven).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "precision": PRECISIONS,
-    "backend": BACKENDS,
-    "search_mode": SEARCH_MODES,
-    "fusion": FUSIONS,
-    "quantization": QUANTIZATIONS,
-    "write_ordering": WRITE_ORDERINGS,
-}
+# The settings that take one of a few names (a `Literal` each; case and spaces forgiven).
+CHOICES = ("precision", "backend", "search_mode", "fusion", "quantization", "write_ordering")
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 DEFAULT_INCLUDE = (
     "*.md",
@@ -164,12 +157,12 @@ class Settings(BaseSettings):
     write_consistency_factor: int | None = Field(
         None, ge=1, le=100, description="server: replicas that must confirm each write"
     )
-    quantization: str = Field(
+    quantization: Quantization = Field(
         "none",
         description="none, or int8: searches scan int8 copies of the vectors (a quarter of the "
         "memory) and rescore with the originals; for collections docsync creates",
     )
-    write_ordering: str = Field(
+    write_ordering: WriteOrdering = Field(
         "weak", description="server: weak, medium or strong ordering of writes among replicas"
     )
     include: Annotated[list[str], NoDecode] = Field(
@@ -179,24 +172,26 @@ class Settings(BaseSettings):
         list(DEFAULT_EXCLUDE), description="comma-separated globs of files and folders to skip"
     )
     chunk_tokens: int = Field(256, ge=32, le=8192, description="largest chunk, in model tokens")
-    precision: str = Field(
+    precision: Precision = Field(
         "auto",
         description="auto (fp16 on CUDA, bf16 on CPUs that run it natively), fp32, fp16, bf16",
     )
     token_budget: int | None = Field(
         None, ge=64, description="padded tokens per embedding batch (unset: tuned per device)"
     )
-    backend: str = Field(
+    backend: Backend = Field(
         "torch", description="torch, or onnx / onnx-int8 (ONNX Runtime on the CPU)"
     )
     batch_size: int | None = Field(
         None, ge=1, le=65536, description="most passages per batch (unset: the budget decides)"
     )
-    search_mode: str = Field(
+    search_mode: SearchMode = Field(
         DEFAULT_SEARCH_MODE,
         description="dense (the model), keyword (BM25) or hybrid (both, fused)",
     )
-    fusion: str = Field(DEFAULT_FUSION, description="hybrid: rrf (reciprocal rank) or dbsf (score)")
+    fusion: Fusion = Field(
+        DEFAULT_FUSION, description="hybrid: rrf (reciprocal rank) or dbsf (score)"
+    )
     rrf_k: int = Field(
         DEFAULT_RRF_K,
         ge=1,
@@ -266,11 +261,15 @@ class Settings(BaseSettings):
         except ConfigError:
             raise ValueError(f"must be {DEVICES}") from None
 
-    @field_validator(*CHOICES)
+    @field_validator(*CHOICES, mode="before")
     @classmethod
-    def _check_choice(cls, value: str, info: ValidationInfo) -> str:
+    def _check_choice(cls, value: object, info: ValidationInfo) -> object:
+        """One of the field's names, said in one line (pydantic's own message for a
+        `Literal` quotes each name); `" HYBRID"` is `hybrid`."""
+        if not isinstance(value, str):
+            return value  # pydantic refuses it as the Literal's own type
         value = value.strip().lower()
-        choices = CHOICES[str(info.field_name)]
+        choices: tuple[str, ...] = get_args(cls.model_fields[str(info.field_name)].annotation)
         if value not in choices:
             raise ValueError(f"must be {one_of(choices)}")
         return value

@@ -16,7 +16,8 @@ import pytest
 from docsync.plugin import device as device_module
 from docsync.plugin.search import Hit
 from docsync.plugin.stores.edge import EdgeStore
-from docsync.worker.cli import _excerpt, cli
+from docsync.worker.cli import cli
+from docsync.worker.render import excerpt
 from tests.conftest import CORPUS, HANG, held_elsewhere
 
 SYNC_KEYS = {
@@ -93,10 +94,10 @@ def test_query_text_shows_each_passage_from_the_chunk_that_matched() -> None:
     start = 100
     at = start + passage.index("The matched")
     hit = Hit(score=1.0, text=passage, path="a.md", start=start, end=start + len(passage))
-    assert _excerpt(hit) == " ".join(passage.split())  # matched all of it: from its start
+    assert excerpt(hit) == " ".join(passage.split())  # matched all of it: from its start
     grown = Hit(1.0, passage, "a.md", start, start + len(passage), match_start=at, match_end=at + 9)
-    assert _excerpt(grown) == "... The matched chunk says this. After it."
-    assert _excerpt(grown, width=20) == "... The matched c..."
+    assert excerpt(grown) == "... The matched chunk says this. After it."
+    assert excerpt(grown, width=20) == "... The matched c..."
 
 
 def test_sync_lets_the_model_go_before_it_builds_the_index(
@@ -214,9 +215,7 @@ def test_empty_question(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_limit_that_is_not_a_number(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli("query", "hello", "-k", "abc")
-    assert exit_.value.code == 2
+    assert cli("query", "hello", "-k", "abc") == 2
     err = capsys.readouterr().err
     assert "-k/--limit: 'abc' is not a whole number" in err
     assert "_positive" not in err
@@ -297,33 +296,31 @@ def test_export_into_a_reader_that_stops_early(
 
 
 def test_polling_flag_overrides_the_setting_both_ways() -> None:
-    from docsync.worker.cli import _parser
+    from docsync.worker.cli import run as command
 
-    parse = _parser().parse_args
-    assert parse(["run", "docs"]).polling is None  # the setting decides
-    assert parse(["run", "docs", "--polling"]).polling is True
-    assert parse(["run", "docs", "--no-polling"]).polling is False
+    def parse(*args: str) -> object:
+        return command.make_context("run", list(args)).params["polling"]
+
+    assert parse("docs") is None  # the setting decides
+    assert parse("docs", "--polling") is True
+    assert parse("docs", "--no-polling") is False
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as done:
-        cli("--version")
-    assert done.value.code == 0
+    assert cli("--version") == 0
     assert capsys.readouterr().out.startswith("docsync ")
 
 
 def test_an_unknown_flag_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as done:
-        cli("query", "--bogus", "a question")
+    assert cli("query", "--bogus", "a question") == 2
     err = capsys.readouterr().err
-    assert done.value.code == 2
-    assert "usage: docsync query" in err and "--path-prefix" in err
-    assert "docsync query: error: unrecognized arguments: --bogus" in err
+    assert "Usage: docsync query [OPTIONS] QUESTION" in err
+    assert "Try 'docsync query --help' for help" in err
+    assert "Error: No such option '--bogus'" in err
 
 
 def test_the_question_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        cli("query", "--help")
+    assert cli("query", "--help") == 0
     assert "the question, in quotes" in capsys.readouterr().out
 
 
@@ -366,13 +363,11 @@ def test_one_limit_for_every_client(env: Path, capsys: pytest.CaptureFixture[str
 
     assert MAX_LIMIT == 100
     for k in ("101", "150"):
-        with pytest.raises(SystemExit) as exit_:
-            cli("query", "hello", "-k", k)
-        assert exit_.value.code == 2
+        assert cli("query", "hello", "-k", k) == 2
         assert "-k/--limit: must be between 1 and 100" in capsys.readouterr().err
-    from docsync.worker.cli import _parser
+    from docsync.worker.cli import query
 
-    assert _parser().parse_args(["query", "q", "-k", "100"]).limit == 100
+    assert query.make_context("query", ["q", "-k", "100"]).params["limit"] == 100
 
 
 def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

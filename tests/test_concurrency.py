@@ -34,9 +34,9 @@ from transformers import AutoTokenizer
 
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.stores.edge import EdgeStore
-from docsync.worker.cli import settle_heap
 from docsync.worker.pipeline import SyncOptions, sync
 from docsync.worker.report import SyncReport
+from docsync.worker.wiring import settle_heap
 from tests.conftest import CORPUS, minilm_dir
 from tests.fakes import HashModel
 from tests.host import CpuSteal

@@ -484,7 +484,7 @@ def test_run_refuses_to_listen_beyond_loopback_without_a_token(
     env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Were the address not refused, this stands in for the daemon that would run for ever.
-    monkeypatch.setattr("docsync.worker.cli._daemon", lambda *_: 99)
+    monkeypatch.setattr("docsync.worker.wiring.run_daemon", lambda *_, **__: 99)
     code = cli("run", str(env), "--http-host", "0.0.0.0", "--http-port", "0")
     err = capsys.readouterr().err
     assert code == 2

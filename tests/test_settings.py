@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
-from docsync.plugin.settings import DEFAULT_MODEL, DEFAULT_QUERY_PREFIX, Settings
+from docsync.plugin.choices import one_of
+from docsync.plugin.settings import CHOICES, DEFAULT_MODEL, DEFAULT_QUERY_PREFIX, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +120,18 @@ def test_a_bad_url_is_refused_without_its_password(monkeypatch: pytest.MonkeyPat
         Settings()
     message = refused.value.errors()[0]["msg"]  # what the CLI prints
     assert "http or https" in message and "s3cret" not in message
+
+
+@pytest.mark.parametrize("field", CHOICES)
+def test_a_fixed_choice_is_a_literal_refused_in_one_line(
+    field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = get_args(Settings.model_fields[field].annotation)
+    assert names and all(isinstance(name, str) for name in names)  # a Literal of names
+    monkeypatch.setenv(f"DOCSYNC_{field.upper()}", f" {names[-1].upper()} ")
+    assert getattr(Settings(), field) == names[-1]  # case and spaces forgiven
+    monkeypatch.setenv(f"DOCSYNC_{field.upper()}", "bogus")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    (error,) = refused.value.errors()
+    assert error["msg"] == f"Value error, must be {one_of(names)}"

@@ -1,0 +1,5 @@
+"""`python -m docsync.worker.cli`, as the `docsync` command."""
+
+from docsync.worker.cli import main
+
+main()
