@@ -33,7 +33,8 @@ from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, sco
 from docsync.plugin.filters import parse_where
 from docsync.plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Store, open_store
+from docsync.plugin.store import Store
+from docsync.plugin.stores import open_store
 
 log = logging.getLogger("docsync")
 

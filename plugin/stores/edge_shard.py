@@ -28,7 +28,8 @@ import qdrant_edge as edge
 from docsync.plugin.errors import StoreRequestError, StoreUnavailableError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
-from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
+from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
+from docsync.plugin.stores import point_from_record
 
 SCROLL_PAGE = 1024
 # shard.<n>.lock beside the folder shard.<n>: held (flock) by the process that has the shard

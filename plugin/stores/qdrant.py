@@ -38,8 +38,8 @@ from docsync.plugin.store import (
     ScoredPoint,
     check_profile,
     collection_missing,
-    point_from_record,
 )
+from docsync.plugin.stores import point_from_record
 
 T = TypeVar("T")
 SCROLL_PAGE = 512
