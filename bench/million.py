@@ -242,7 +242,8 @@ def search_figures(store: EdgeStore, queries: list[Any]) -> dict[str, Any]:
         started = time.perf_counter()
         hits = store.search(vector.tolist(), limit=10)
         times.append((time.perf_counter() - started) * 1000)
-        exact = store._use("search", vector.tolist(), limit=5, exact=True)
+        dense = vector.tolist()
+        exact = store._use(lambda shard, dense=dense: shard.search(dense, limit=5, exact=True))
         truth = {str(h.id) for h in exact}
         recalls.append(len(truth & {h.id for h in hits[:5]}) / 5)
     return {

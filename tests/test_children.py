@@ -251,16 +251,17 @@ def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
     pending = [""]  # the request this answer is for ("": a process saying it opened)
     real_ask = HostedShard._ask
 
-    def ask(self: HostedShard, name: str, args: Any, kwargs: Any) -> Any:
+    def ask(self: HostedShard, request: Any) -> Any:
+        name = type(request).__name__
         asked.append(name)
         pending[0] = name
-        return real_ask(self, name, args, kwargs)
+        return real_ask(self, request)
 
     def answer(self: HostedShard) -> Any:
         value = real_answer(self)
         request, pending[0] = pending[0], ""
-        if request == "add_keyword_vector":
-            if asked.count("add_keyword_vector") == 1:  # applied, then died unanswered
+        if request == "AddKeywordVector":
+            if asked.count("AddKeywordVector") == 1:  # applied, then died unanswered
                 os.kill(self._child.pid, signal.SIGKILL)
                 raise self._gone()
             if engine == "refuses the repeat":
@@ -271,7 +272,7 @@ def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
     monkeypatch.setattr(HostedShard, "_answer", answer)
     try:
         store.add_keyword_vectors()
-        assert asked.count("add_keyword_vector") == 2
+        assert asked.count("AddKeywordVector") == 2
         assert store.has_keyword_vectors()
         store.upsert(points(0, 10))
         assert store.count() == 10
@@ -462,13 +463,14 @@ import numpy as np
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Point
 from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.shard_requests import Optimize
 store = EdgeStore.connect(path=Path(sys.argv[1]), collection="docsync", serving=True)
 store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=True)
 n = int(sys.argv[2])
 vectors = np.random.default_rng(5).standard_normal((n, 384)).tolist()
 store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
 if sys.argv[3] == "busy":
-    store._shard._conn.send(("optimize", (), {}))  # in the socket before this process dies
+    store._shard._conn.send(Optimize())  # in the socket before this process dies
 print(store._shard._child.pid, flush=True)
 time.sleep(600)
 """
@@ -497,7 +499,7 @@ def test_a_store_opened_after_a_kill_waits_for_the_old_shard_process(
         store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=False)
         # The open waited for the old shard process to end its build and close the shard:
         # it sees the index that build made.
-        assert store._use("unindexed", keyword=False) == 0
+        assert store._use(lambda shard: shard.unindexed(keyword=False)) == 0
         assert store.count() == n
         ids = [str(uuid.UUID(int=i + 1)) for i in (0, n // 2, n - 1)]
         assert [p.id for p in store.retrieve(ids)] == ids

@@ -127,7 +127,7 @@ def test_a_crash_during_the_swap_leaves_a_store_that_opens_whole(
 ) -> None:
     """The folders a crash can leave, rebuilt by hand from a real indexed copy."""
     folder, path = store._dir, store._root
-    store._use("flush")
+    store._use(lambda shard: shard.flush())
     shutil.copytree(folder / "shard.0", folder / "shard.1")
     assert edge_store._run_indexer(folder / "shard.1", lambda: False)
     store.close()
@@ -156,7 +156,7 @@ def test_a_store_made_before_the_link_gets_one_and_an_old_swap_is_finished(
     (two renames) could leave: the next writer finishes or undoes that swap and links the
     shard as `shard.0`. A reader opens such a store as it is."""
     folder, path = store._dir, store._root
-    store._use("flush")
+    store._use(lambda shard: shard.flush())
     store.close()
     os.rename(folder / "shard.0", folder / "plain")
     os.unlink(folder / SHARD_DIR)

@@ -70,6 +70,7 @@ from docsync.plugin.store import (
 from docsync.plugin.stores.edge_count import IndexLedger
 from docsync.plugin.stores.edge_host import HostedShard
 from docsync.plugin.stores.edge_shard import LOCK_SUFFIX, LocalShard
+from docsync.plugin.stores.shard import Offset, Shard
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -104,7 +105,6 @@ OPTIMIZE_BYTES_PER_POINT = 8 << 10
 NEW_SHARD_BYTES = 48 << 20
 # Errors that mean "you may not write here": a read-only mount, or a folder not ours.
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-Shard = LocalShard | HostedShard
 
 
 class EdgeStore:
@@ -190,27 +190,26 @@ class EdgeStore:
         for i in range(0, len(points), WRITE_BATCH):
             chunk = points[i : i + WRITE_BATCH]
             self._ensure_space(sum(_point_bytes(p) for p in chunk))
-            self._use("upsert", list(chunk))
+            self._use(lambda shard: shard.upsert(chunk))  # noqa: B023 (called here)
             self._written().wrote(len(chunk))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             self._writable()
             self._ensure_space(len(ids) * POINT_OVERHEAD)
-            self._use("delete", list(ids))
+            self._use(lambda shard: shard.delete(ids))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
             self._writable()
             self._ensure_space(len(ids) * (POINT_OVERHEAD + _json_bytes(payload)))
-            self._use("set_payload", list(ids), payload)
+            self._use(lambda shard: shard.set_payload(ids, payload))
             self._written().wrote(len(ids))  # the engine moves them out of the index
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
         if not ids:
             return []
-        points: list[Point] = self._use("retrieve", list(ids), with_vectors=with_vectors)
-        return points
+        return self._use(lambda shard: shard.retrieve(ids, with_vectors=with_vectors))
 
     def scroll(
         self,
@@ -221,16 +220,18 @@ class EdgeStore:
         lacking_keyword: bool = False,
         exclude: Match | None = None,
     ) -> Iterator[Point]:
-        offset: Any = None
+        offset: Offset = None
         while True:
+            after = offset
             points, offset = self._use(
-                "scroll_page",
-                match,
-                offset=offset,
-                fields=fields,
-                with_vectors=with_vectors,
-                lacking_keyword=lacking_keyword,
-                exclude=exclude,
+                lambda shard: shard.scroll_page(
+                    match,
+                    offset=after,  # noqa: B023 (called here, before the loop goes on)
+                    fields=fields,
+                    with_vectors=with_vectors,
+                    lacking_keyword=lacking_keyword,
+                    exclude=exclude,
+                )
             )
             yield from points
             if offset is None:
@@ -246,10 +247,11 @@ class EdgeStore:
         fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
         with self._search_lock:
-            hits: list[ScoredPoint] = self._use(
-                "search", vector, limit=limit, match=match, keyword=keyword, fusion=fusion
+            return self._use(
+                lambda shard: shard.search(
+                    vector, limit=limit, match=match, keyword=keyword, fusion=fusion
+                )
             )
-        return hits
 
     def has_keyword_vectors(self) -> bool:
         # The shard's own record of its configuration: the engine has no call that says.
@@ -272,11 +274,11 @@ class EdgeStore:
         if not self.has_keyword_vectors():
             self._ensure_space(0)
             try:
-                self._use("add_keyword_vector")
+                self._use(lambda shard: shard.add_keyword_vector())
             except StoreRequestError:
                 if not self.has_keyword_vectors():
                     raise
-            self._use("flush")
+            self._use(lambda shard: shard.flush())
 
     def set_keyword_vectors(self, vectors: Mapping[str, SparseVector]) -> None:
         self._writable()
@@ -284,7 +286,7 @@ class EdgeStore:
         for i in range(0, len(items), WRITE_BATCH):
             chunk = items[i : i + WRITE_BATCH]
             self._ensure_space(sum(POINT_OVERHEAD + 8 * len(v.indices) for _, v in chunk))
-            self._use("set_keyword_vectors", chunk)
+            self._use(lambda shard: shard.set_keyword_vectors(chunk))  # noqa: B023 (called here)
             self._written().wrote(len(chunk))
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
@@ -292,14 +294,14 @@ class EdgeStore:
         shard holds."""
         self._writable()
         self._ensure_space(0)  # a flush writes too
-        self._use("flush")
+        self._use(lambda shard: shard.flush())
         try:
             _write_atomically(self._dir / PROFILE_FILE, json.dumps(profile.to_dict(), indent=2))
         except OSError as exc:
             raise self._os_error(exc) from exc
 
     def count(self, match: Match | None = None) -> int:
-        return int(self._use("count", match))
+        return self._use(lambda shard: shard.count(match))
 
     def optimize(
         self, *, serving: bool = False, should_stop: Callable[[], bool] | None = None
@@ -329,9 +331,10 @@ class EdgeStore:
         else:
             log.info("indexing %d new points (searches wait until it is done)", pending)
             with self._search_lock:
-                worked = bool(self._use("optimize"))
+                worked = self._use(lambda shard: shard.optimize())
         if worked or not serving:
-            left = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+            keyword = self.has_keyword_vectors()
+            left = self._use(lambda shard: shard.unindexed(keyword=keyword))
             self._written().built(self._live().stat().st_ino, left)
         log.info("indexed in %.1fs", time.monotonic() - started)
         return worked
@@ -343,7 +346,7 @@ class EdgeStore:
         taken = (GENERATION.match(p.name) for p in self._dir.iterdir())
         copy = self._dir / f"shard.{max((int(m[1]) for m in taken if m), default=0) + 1}"
         self._ensure_space(_folder_bytes(live) // SPACE_FACTOR)
-        self._use("flush")
+        self._use(lambda shard: shard.flush())
         try:
             # Searches go on meanwhile: file copies run without the GIL.
             shutil.copytree(live, copy, copy_function=_copy_sparse)
@@ -368,7 +371,7 @@ class EdgeStore:
         fresh: Shard | None = None
         if self._serving:
             try:
-                fresh = self._call(HostedShard, copy)
+                fresh = self._call(lambda: HostedShard(copy))
             except StoreError as exc:
                 raise IndexBuildError(f"the indexed copy did not open ({exc})") from exc
         with self._engine_lock:
@@ -388,7 +391,8 @@ class EdgeStore:
 
     def unindexed(self) -> int:
         """Points whose dense vector the HNSW index lacks (`docsync.plugin.stores.edge_count`)."""
-        engine = int(self._use("unindexed", keyword=self.has_keyword_vectors()))
+        keyword = self.has_keyword_vectors()
+        engine = self._use(lambda shard: shard.unindexed(keyword=keyword))
         return self._written().unindexed(engine)
 
     def close(self) -> None:
@@ -477,12 +481,13 @@ class EdgeStore:
             raise self._os_error(exc) from exc
         first = self._dir / "shard.0"
         created = self._call(
-            LocalShard.create,
-            str(first),
-            dimension=profile.dimension,
-            keyword=bool(profile.keyword),
-            quantization=self._quantization,
-            hold=True,
+            lambda: LocalShard.create(
+                str(first),
+                dimension=profile.dimension,
+                keyword=bool(profile.keyword),
+                quantization=self._quantization,
+                hold=True,
+            )
         )
         try:
             _link(self._dir, first.name)
@@ -514,7 +519,7 @@ class EdgeStore:
             shard = (
                 self._host(live)
                 if self._serving
-                else self._call(LocalShard.load, str(live), hold=True)
+                else self._call(lambda: LocalShard.load(str(live), hold=True))
             )
             self._shard = shard
         return shard
@@ -525,11 +530,11 @@ class EdgeStore:
         second death is `ShardProcessError`, an outage a daemon waits out (at its start
         too: `Daemon.wait_for_store`), never an error that ends it."""
         try:
-            return self._call(HostedShard, shard)
+            return self._call(lambda: HostedShard(shard))
         except ShardProcessError as exc:
             log.warning("%s while it opened the shard; starting another", exc)
             self._ensure_space(0)
-            return self._call(HostedShard, shard)
+            return self._call(lambda: HostedShard(shard))
 
     def _writable(self) -> Shard:
         if self._reading:
@@ -547,9 +552,10 @@ class EdgeStore:
                 "a full disk); free some space or move DOCSYNC_QDRANT_PATH to a larger disk"
             )
 
-    def _use(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the shard's `method` under the engine lock, so that a shard swapped in by an
-        index built elsewhere (`_swap_in`) never meets a call in flight on the one it ends.
+    def _use(self, request: Callable[[Shard], T]) -> T:
+        """Ask the shard `request` (`lambda shard: shard.count()`) under the engine lock, so
+        that a shard swapped in by an index built elsewhere (`_swap_in`) never meets a call
+        in flight on the one it ends.
 
         A child holding the shard that dies meanwhile (killed, out of memory, a bus error)
         is started again and asked again, once: every request is safe to repeat (writes are
@@ -558,18 +564,18 @@ class EdgeStore:
         engine usually means) is `StoreFullError` before the child is started again."""
         with self._engine_lock:
             try:
-                return self._call(getattr(self._load(), method), *args, **kwargs)
+                return self._call(lambda: request(self._load()))
             except ShardProcessError as exc:
-                log.warning("%s during %s; starting another and asking again", exc, method)
+                log.warning("%s; starting another and asking again", exc)
                 self._shard = None
                 self._ensure_space(0)
-                return self._call(getattr(self._load(), method), *args, **kwargs)
+                return self._call(lambda: request(self._load()))
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, fn: Callable[[], T]) -> T:
         """The engine raises plain `Exception` (or `ValueError`) for requests it refuses,
         and for the I/O errors it meets, whose `os error N` says which."""
         try:
-            return fn(*args, **kwargs)
+            return fn()
         except OSError as exc:
             raise self._os_error(exc) from exc
         except Exception as exc:

@@ -24,29 +24,28 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from docsync.plugin.errors import ShardProcessError, StoreError
+from docsync.plugin.keyword import SparseVector
+from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
+from docsync.plugin.stores import shard_requests as ask
 from docsync.plugin.stores.edge_shard import LocalShard
+from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
-# Only these names cross the socket: the shard's public methods, less those that open and
-# close it (the child does both itself).
-METHODS = frozenset(name for name in vars(LocalShard) if not name.startswith("_")) - {
-    "load",
-    "create",
-    "close",
-}
+T = TypeVar("T")
 STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
 
 
 class HostedShard:
-    """The methods of `docsync.plugin.stores.edge_shard.LocalShard`, answered by a child process
-    that holds
-    the shard, one request at a time. The engine's errors are raised here as it raised them
-    there; a child that died is a `ShardProcessError` (and `alive` is False from then on):
-    `EdgeStore` starts another and asks again."""
+    """A `docsync.plugin.stores.shard.Shard` answered by a child process that holds the
+    shard, one request at a time: each method sends its request
+    (`docsync.plugin.stores.shard_requests`) and waits for the answer. The engine's errors
+    are raised here as it raised them there; a child that died is a `ShardProcessError`
+    (and `alive` is False from then on): `EdgeStore` starts another and asks again."""
 
     def __init__(self, path: Path) -> None:
         """Start the child and wait until it has opened the shard at `path` (the engine's
@@ -76,10 +75,63 @@ class HostedShard:
             self.close()
             raise
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in METHODS:
-            raise AttributeError(name)
-        return lambda *args, **kwargs: self._ask(name, args, kwargs)
+    def upsert(self, points: Sequence[Point]) -> None:
+        self._ask(ask.Upsert(list(points)))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._ask(ask.Delete(list(ids)))
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self._ask(ask.SetPayload(list(ids), payload))
+
+    def add_keyword_vector(self) -> None:
+        self._ask(ask.AddKeywordVector())
+
+    def set_keyword_vectors(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        self._ask(ask.SetKeywordVectors(list(vectors)))
+
+    def flush(self) -> None:
+        self._ask(ask.Flush())
+
+    def optimize(self) -> bool:
+        return self._ask(ask.Optimize())
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+        return self._ask(ask.Retrieve(list(ids), with_vectors))
+
+    def scroll_page(
+        self,
+        match: Match | None,
+        *,
+        offset: Offset = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        lacking_keyword: bool = False,
+        exclude: Match | None = None,
+        limit: int = SCROLL_PAGE,
+    ) -> tuple[list[Point], Offset]:
+        fields = list(fields) if fields is not None else None
+        page = ask.ScrollPage(match, offset, fields, with_vectors, lacking_keyword, exclude, limit)
+        return self._ask(page)
+
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        exact: bool = False,
+    ) -> list[ScoredPoint]:
+        dense = list(vector) if vector is not None else None
+        return self._ask(ask.Search(dense, limit, match, keyword, fusion, exact))
+
+    def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int:
+        return self._ask(ask.Count(match, lacking_keyword))
+
+    def unindexed(self, *, keyword: bool) -> int:
+        return self._ask(ask.Unindexed(keyword))
 
     @property
     def alive(self) -> bool:
@@ -90,19 +142,20 @@ class HostedShard:
         if not self._conn.closed:
             # Already gone, it says so: the engine's own log (its WAL) holds the last writes.
             with contextlib.suppress(StoreError):
-                self._ask("close", (), {})
+                self._ask(ask.Close())
             self._conn.close()
         self._reap()
 
-    def _ask(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _ask(self, request: ask.Request[T]) -> T:
         with self._lock:
             try:
-                self._conn.send((name, args, kwargs))
+                self._conn.send(request)
             except OSError as exc:
                 raise self._gone() from exc
-            return self._answer()
+            # The child answers each request with what that request's call returned.
+            return cast(T, self._answer())
 
-    def _answer(self) -> Any:
+    def _answer(self) -> object:
         try:
             ok, value = self._conn.recv()
         except (EOFError, OSError) as exc:
@@ -149,11 +202,11 @@ def _serve(path: str, fd: int) -> None:
         while True:
             # The parent's end of the socket is in no other process (not inheritable): when
             # the parent dies, however it dies, this read ends (EOF), idle or not.
-            name, args, kwargs = conn.recv()
-            if name == "close":
+            request: ask.Request[object] = conn.recv()
+            if isinstance(request, ask.Close):
                 break
             try:
-                answer: tuple[bool, Any] = (True, getattr(shard, name)(*args, **kwargs))
+                answer: tuple[bool, object] = (True, request(shard))
             except Exception as exc:
                 answer = (False, _portable(exc))
             conn.send(answer)

@@ -2,11 +2,9 @@
 engine's request types (`qdrant-edge-py`).
 
 `EdgeStore` (`docsync.plugin.stores.edge`) keeps the folder, the lock, the profile and the free
-space; it calls a `LocalShard` in its own process, or the same methods on a shard held by a
-child process (`docsync.plugin.stores.edge_host`). Every argument and answer here is plain Python
-(points,
-ids, filters as mappings), so the child's can cross a pipe. The engine's own errors pass
-through unchanged: `EdgeStore` turns them into docsync's.
+space; it calls a `LocalShard` in its own process, or a shard held by a child process
+(`docsync.plugin.stores.edge_host`): both are a `docsync.plugin.stores.shard.Shard`. The
+engine's own errors pass through unchanged: `EdgeStore` turns them into docsync's.
 """
 
 from __future__ import annotations
@@ -30,8 +28,8 @@ from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
 from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
 from docsync.plugin.stores import point_from_record
+from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
-SCROLL_PAGE = 1024
 # shard.<n>.lock beside the folder shard.<n>: held (flock) by the process that has the shard
 # open, or by the index builder working on it.
 LOCK_SUFFIX = ".lock"
@@ -43,9 +41,9 @@ _HOLD_POLL = 0.05
 
 
 class LocalShard:
-    """An Edge shard opened in this process. The engine holds the GIL for each call: an
-    open (a second per million points, ten with int8 copies) and an index build (minutes)
-    stop every other thread of the process meanwhile."""
+    """An Edge shard opened in this process (a `docsync.plugin.stores.shard.Shard`). The
+    engine holds the GIL for each call: an open (a second per million points, ten with int8
+    copies) and an index build (minutes) stop every other thread of the process meanwhile."""
 
     def __init__(self, shard: Any, held: Held | None = None) -> None:
         self._shard = shard
@@ -148,13 +146,13 @@ class LocalShard:
         self,
         match: Match | None,
         *,
-        offset: Any = None,
+        offset: Offset = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
         lacking_keyword: bool = False,
         exclude: Match | None = None,
         limit: int = SCROLL_PAGE,
-    ) -> tuple[list[Point], Any]:
+    ) -> tuple[list[Point], Offset]:
         """One page of the points matching `match` and none of `exclude`, and the offset of
         the next (None: the last page)."""
         request = edge.ScrollRequest(
