@@ -191,7 +191,7 @@ def _serve(path: str, fd: int) -> None:
     conn = Connection(fd)
     try:
         # Held until this process ends: a daemon killed with -9 leaves this process to end
-        # its request and close the shard, and the next one waits for it (`hold_shard`).
+        # its request and close the shard, and the next one waits for it (`edge_folder.hold_shard`).
         shard = LocalShard.load(path, hold=True)
         shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
     except Exception as exc:
