@@ -472,7 +472,7 @@ n = int(sys.argv[2])
 vectors = np.random.default_rng(5).standard_normal((n, 384)).tolist()
 store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
 if sys.argv[3] == "busy":
-    store._shard._conn.send(Optimize())  # in the socket before this process dies
+    store._shard._child.send(Optimize())  # in the socket before this process dies
 print(store._shard._child.pid, flush=True)
 time.sleep(600)
 """

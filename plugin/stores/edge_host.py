@@ -10,9 +10,10 @@ and asks
 it over a socket: the next shard opens in a second child while the first still answers, and
 the swap is one assignment.
 
-Hand-written, not `multiprocessing.Manager`: its proxies start the child by re-importing
-the parent's main module, and hide which process died; here the child imports only the
-engine adapter, and the protocol is one request, one answer (pickled, over a socketpair).
+Not `multiprocessing.Manager`: its proxies start the child by re-importing the parent's main
+module, and hide which process died; here the child (`docsync.plugin.child`) imports only the
+engine adapter, and the protocol is one typed request (`docsync.plugin.stores.shard_requests`),
+one answer.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from __future__ import annotations
 import contextlib
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from docsync.plugin.child import Channel, Child, ChildGone
 from docsync.plugin.errors import ShardProcessError, StoreError
 from docsync.plugin.keyword import SparseVector
 from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
@@ -37,6 +37,8 @@ from docsync.plugin.stores.edge_shard import LocalShard
 from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
 T = TypeVar("T")
+# What the child answers: (True, what the request returned) or (False, the error it raised).
+Answer = tuple[bool, object]
 STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
 
 
@@ -51,23 +53,11 @@ class HostedShard:
         """Start the child and wait until it has opened the shard at `path` (the engine's
         error, raised here, when it cannot)."""
         self.path = path
-        ours, theirs = socket.socketpair()
-        self._conn = Connection(ours.detach())
-        self._child = subprocess.Popen(
-            # -P: the current directory is never on the child's path, so a user's own
-            # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "docsync.plugin.stores.edge_host",
-                str(path),
-                str(theirs.fileno()),
-            ],
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+        self._child: Child[ask.Request[object], Answer] = Child(
+            "docsync.plugin.stores.edge_host",
+            [str(path)],
+            new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
         )
-        theirs.close()
         self._lock = threading.Lock()
         try:
             self._answer()
@@ -135,32 +125,32 @@ class HostedShard:
 
     @property
     def alive(self) -> bool:
-        return self._child.poll() is None and not self._conn.closed
+        return self._child.alive
 
     def close(self) -> None:
         """Ask the child to flush and close its shard, and wait for it to end."""
-        if not self._conn.closed:
+        if not self._child.channel.closed:
             # Already gone, it says so: the engine's own log (its WAL) holds the last writes.
             with contextlib.suppress(StoreError):
                 self._ask(ask.Close())
-            self._conn.close()
+            self._child.close()
         self._reap()
 
     def _ask(self, request: ask.Request[T]) -> T:
         with self._lock:
             try:
-                self._conn.send(request)
-            except OSError as exc:
+                self._child.send(request)
+            except ChildGone as exc:
                 raise self._gone() from exc
             # The child answers each request with what that request's call returned.
             return cast(T, self._answer())
 
     def _answer(self) -> object:
         try:
-            ok, value = self._conn.recv()
-        except (EOFError, OSError) as exc:
+            ok, value = self._child.receive()
+        except ChildGone as exc:
             raise self._gone() from exc
-        if not ok:
+        if not ok and isinstance(value, BaseException):
             raise value
         return value
 
@@ -173,7 +163,7 @@ class HostedShard:
             return self._child.wait()
 
     def _gone(self) -> ShardProcessError:
-        self._conn.close()
+        self._child.close()
         status = self._reap()
         how = f"signal {-status}" if status < 0 else f"exit status {status}"
         return ShardProcessError(
@@ -181,41 +171,40 @@ class HostedShard:
         )
 
 
-def _serve(path: str, fd: int) -> None:
+def _serve(path: str, channel: Channel[Answer, ask.Request[object]]) -> None:
     """The child: open the shard, then answer requests until the parent asks it to close
     or goes away."""
     # Stopped by its parent (or by the end of its socket), never by a signal meant for the
     # whole service: a half-done write is what it would leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    conn = Connection(fd)
     try:
         # Held until this process ends: a daemon killed with -9 leaves this process to end
-        # its request and close the shard, and the next one waits for it (`edge_folder.hold_shard`).
+        # its request and close the shard, and the next one waits for it
+        # (`edge_folder.hold_shard`).
         shard = LocalShard.load(path, hold=True)
         shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
     except Exception as exc:
-        conn.send((False, _portable(exc)))
+        channel.send((False, _portable(exc)))
         return
     try:
-        conn.send((True, None))
+        channel.send((True, None))
         while True:
-            # The parent's end of the socket is in no other process (not inheritable): when
-            # the parent dies, however it dies, this read ends (EOF), idle or not.
-            request: ask.Request[object] = conn.recv()
+            # When the parent dies, however it dies, this read ends (EOF), idle or not.
+            request = channel.receive()
             if isinstance(request, ask.Close):
                 break
             try:
-                answer: tuple[bool, object] = (True, request(shard))
+                answer: Answer = (True, request(shard))
             except Exception as exc:
                 answer = (False, _portable(exc))
-            conn.send(answer)
-    except (EOFError, OSError):
+            channel.send(answer)
+    except ChildGone:
         return  # the parent died: the engine's WAL holds what it wrote
     finally:
         shard.flush()
         shard.close()
-    conn.send((True, None))
+    channel.send((True, None))
 
 
 def _portable(exc: Exception) -> Exception:
@@ -229,4 +218,4 @@ def _portable(exc: Exception) -> Exception:
 
 
 if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_host SHARD_PATH FD
-    _serve(sys.argv[1], int(sys.argv[2]))
+    _serve(sys.argv[1], Channel(int(sys.argv[-1])))
