@@ -28,7 +28,7 @@ class LocalShard:
     engine holds the GIL for each call: an open (a second per million points, ten with int8
     copies) and an index build (minutes) stop every other thread of the process meanwhile."""
 
-    def __init__(self, shard: Any, held: Held | None = None) -> None:
+    def __init__(self, shard: edge.EdgeShard, held: Held | None = None) -> None:
         self._shard = shard
         self._held = held  # the shard's lock, let go when it is closed
 
