@@ -14,7 +14,7 @@ the model. The documents are real ones: several copies of the reStructuredText c
 their command line (`/proc/<pid>/cmdline`):
 
     shard_host     python -m docsync.plugin.stores.edge_host    the process that holds the shard
-    index_builder  python -m docsync.plugin.stores.edge_shard   builds the HNSW index on a copy
+    index_builder  python -m docsync.plugin.stores.edge_index   builds the HNSW index on a copy
     reader         python -m docsync.worker.formats.isolated    reads PDF, HTML and Word files
 
 Each kill goes to one of the kinds running at that moment, the one killed least so far
@@ -78,7 +78,7 @@ CORPUS = SHARED_CORPUS if SHARED_CORPUS.is_dir() else ROOT / "tests" / "corpus" 
 BINARIES = [ROOT / "tests" / "documents" / n for n in ("small.pdf", "manual.pdf", "library.html")]
 KINDS = {
     "shard_host": b"docsync.plugin.stores.edge_host",
-    "index_builder": b"docsync.plugin.stores.edge_shard",
+    "index_builder": b"docsync.plugin.stores.edge_index",
     "reader": b"docsync.worker.formats.isolated",
 }
 # The corpus is 1,678 chunks: seven copies pass the 10,000 unindexed points at which the

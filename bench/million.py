@@ -52,7 +52,7 @@ from query import QUESTIONS, percentile
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Point
-from docsync.plugin.stores import edge as edge_store
+from docsync.plugin.stores import edge_index
 from docsync.plugin.stores.edge import EdgeStore
 
 BATCH = 1024
@@ -157,7 +157,7 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
 
     swaps: list[float] = []
     index_elsewhere, swap_in = store._index_elsewhere, store._swap_in
-    run_indexer = edge_store._run_indexer
+    run_indexer = edge_index.run_indexer
 
     def marked_index(should_stop: Any) -> bool:
         mark("copy")
@@ -178,7 +178,7 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
 
     store._index_elsewhere = marked_index  # type: ignore[method-assign]
     store._swap_in = timed_swap  # type: ignore[method-assign]
-    edge_store._run_indexer = marked_indexer
+    edge_index.run_indexer = marked_indexer
     asker = threading.Thread(target=ask)
     asker.start()
     started = time.perf_counter()
@@ -188,7 +188,7 @@ def index_while_searching(store: EdgeStore, questions: np.ndarray[Any, Any]) -> 
     finally:
         done.set()
         asker.join()
-        edge_store._run_indexer = run_indexer
+        edge_index.run_indexer = run_indexer
     by_step: dict[str, float] = {}
     for asked, seconds in waits:
         step = [name for at, name in marks if at <= asked][-1]
@@ -242,7 +242,8 @@ def search_figures(store: EdgeStore, queries: list[Any]) -> dict[str, Any]:
         started = time.perf_counter()
         hits = store.search(vector.tolist(), limit=10)
         times.append((time.perf_counter() - started) * 1000)
-        exact = store._use("search", vector.tolist(), limit=5, exact=True)
+        dense = vector.tolist()
+        exact = store._use(lambda shard, dense=dense: shard.search(dense, limit=5, exact=True))
         truth = {str(h.id) for h in exact}
         recalls.append(len(truth & {h.id for h in hits[:5]}) / 5)
     return {

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from docsync.plugin.profile import EmbeddingProfile
     from docsync.plugin.search import Hit, Searcher
     from docsync.plugin.settings import Settings
-    from docsync.plugin.store import Point, ScoredPoint, Store, open_store
+    from docsync.plugin.store import Point, ScoredPoint, Store
+    from docsync.plugin.stores import open_store
 
 # name -> the module that defines it; imported on first access (PEP 562)
 _HOME = {
@@ -45,7 +46,7 @@ _HOME = {
     "Store": "docsync.plugin.store",
     "Point": "docsync.plugin.store",
     "ScoredPoint": "docsync.plugin.store",
-    "open_store": "docsync.plugin.store",
+    "open_store": "docsync.plugin.stores",
     **{
         name: "docsync.plugin.errors"
         for name in (

@@ -26,7 +26,8 @@ from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import CollectionMissingError, StoreLockedError
 from docsync.plugin.filters import Filters, check_filters, to_match
 from docsync.plugin.passages import Passage, passages
-from docsync.plugin.store import Fusion, Match, Store, collection_missing, open_store
+from docsync.plugin.store import Fusion, Match, Store, collection_missing
+from docsync.plugin.stores import open_store
 
 if TYPE_CHECKING:
     from docsync.plugin.settings import Settings

@@ -1,7 +1,9 @@
 """The one interface the rest of docsync uses to talk to Qdrant, whichever engine is behind it.
 
-Only the adapters import a Qdrant library. Filters are plain mappings of payload field to a
-value (equality) or a list of values (any of them); every condition must hold.
+Only the adapters import a Qdrant library; they live in `docsync.plugin.stores`, with
+`open_store`, which picks one (this module imports none of them). Filters are plain
+mappings of payload field to a value (equality) or a list of values (any of them); every
+condition must hold.
 
 A point has a dense vector (the model's, in the collection's unnamed vector, as in
 collections made before keyword vectors) and, in a collection whose profile has a keyword
@@ -11,23 +13,18 @@ which the engine weighs by IDF).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from docsync.plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
-from docsync.plugin.errors import CollectionMissingError, ProfileMismatchError, StoreRequestError
-from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.errors import CollectionMissingError, ProfileMismatchError
+from docsync.plugin.keyword import SparseVector
 from docsync.plugin.profile import EmbeddingProfile
 
-log = logging.getLogger("docsync.store")
 # With quantized vectors, a search takes this many times the hits it needs from the compact
 # copies and rescores them with the originals: what keeps int8's ranking close to fp32's.
 OVERSAMPLING = 2.0
-
-if TYPE_CHECKING:
-    from docsync.plugin.settings import Settings
 
 Match = Mapping[str, str | Sequence[str] | Sequence[int]]
 # Candidates each side of a hybrid search brings to the fusion: enough that a passage
@@ -157,56 +154,3 @@ def check_profile(
             "embedding profile); choose another DOCSYNC_COLLECTION"
         )
     profile.ensure_matches(stored, collection=collection)
-
-
-def open_store(settings: Settings, *, reading: bool = False, serving: bool = False) -> Store:
-    """The store the settings name: a Qdrant server by URL, else the embedded engine
-    (Qdrant Edge) in the folder `qdrant_path`. `reading`: for a command that only reads
-    (an embedded store is then opened without creating anything, and refuses writes).
-    `serving`: for a process that answers searches while it syncs (a daemon): an embedded
-    store's shard is then held by a child process, so that opening a rebuilt index never
-    stops the searches."""
-    if settings.qdrant_url:
-        from docsync.plugin.stores.qdrant import QdrantClientStore
-
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantClientStore.connect(
-            url=settings.qdrant_url,
-            api_key=key,
-            collection=settings.collection,
-            attempts=settings.qdrant_retries,
-            cluster=settings.cluster_settings(),
-            ordering=settings.write_ordering,
-            quantization=settings.quantization,
-        )
-    if settings.cluster_settings():
-        log.warning(
-            "DOCSYNC_SHARD_NUMBER, DOCSYNC_REPLICATION_FACTOR and "
-            "DOCSYNC_WRITE_CONSISTENCY_FACTOR apply to a Qdrant server (DOCSYNC_QDRANT_URL); "
-            "the embedded store has one shard and ignores them"
-        )
-    from docsync.plugin.stores.edge import EdgeStore
-
-    return EdgeStore.connect(
-        path=settings.qdrant_path,
-        collection=settings.collection,
-        reading=reading,
-        quantization=settings.quantization,
-        serving=serving,
-    )
-
-
-def point_from_record(record: Any) -> Point:
-    """A `Point` from either engine's record (`id`, `payload`, and `vector`: a list, or a
-    mapping of names to vectors where the dense one is "" and sparse ones have `indices`
-    and `values`), as both Qdrant libraries return them."""
-    vector, keyword = record.vector, None
-    if isinstance(vector, dict):
-        sparse = vector.get(KEYWORD_VECTOR)
-        if sparse is not None:
-            keyword = SparseVector(list(sparse.indices), [float(v) for v in sparse.values])
-        vector = vector.get("")
-    if vector is not None and not isinstance(vector, list):
-        raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
-    payload = dict(record.payload or {})
-    return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)

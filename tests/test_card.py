@@ -209,7 +209,7 @@ def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> No
     # The cold query's hits are those of a process that loads the model.
     from docsync.plugin.search import Searcher
     from docsync.plugin.settings import Settings
-    from docsync.plugin.store import open_store
+    from docsync.plugin.stores import open_store
 
     settings = Settings(model=str(minilm_dir()), query_prefix="", qdrant_path=tmp_path / "store")
     store = open_store(settings, reading=True)

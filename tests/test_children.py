@@ -1,6 +1,6 @@
 """DESIGN invariant 12, the embedded store's children: the process holding a daemon's shard
 (`docsync.plugin.stores.edge_host`) and the index builder (`python -m
-docsync.plugin.stores.edge_shard`) may
+docsync.plugin.stores.edge_index`) may
 die at any moment (kill -9, out of memory, a bus error on a full disk); the store starts
 another, asks again, and nothing is lost; what it cannot survive is an outage the daemon
 retries, never an error that ends it."""
@@ -27,10 +27,12 @@ from docsync.plugin.errors import ShardProcessError, StoreFullError, StoreUnavai
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Point
 from docsync.plugin.stores import edge as edge_store
+from docsync.plugin.stores import edge_folder, edge_index
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.edge_count import LEDGER_FILE
+from docsync.plugin.stores.edge_folder import hold_shard, let_go
 from docsync.plugin.stores.edge_host import HostedShard
-from docsync.plugin.stores.edge_shard import LocalShard, hold_shard, let_go
+from docsync.plugin.stores.edge_shard import LocalShard
 from docsync.worker.daemon import Daemon
 from docsync.worker.pipeline import SyncOptions
 from tests.conftest import CORPUS, HANG
@@ -251,16 +253,17 @@ def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
     pending = [""]  # the request this answer is for ("": a process saying it opened)
     real_ask = HostedShard._ask
 
-    def ask(self: HostedShard, name: str, args: Any, kwargs: Any) -> Any:
+    def ask(self: HostedShard, request: Any) -> Any:
+        name = type(request).__name__
         asked.append(name)
         pending[0] = name
-        return real_ask(self, name, args, kwargs)
+        return real_ask(self, request)
 
     def answer(self: HostedShard) -> Any:
         value = real_answer(self)
         request, pending[0] = pending[0], ""
-        if request == "add_keyword_vector":
-            if asked.count("add_keyword_vector") == 1:  # applied, then died unanswered
+        if request == "AddKeywordVector":
+            if asked.count("AddKeywordVector") == 1:  # applied, then died unanswered
                 os.kill(self._child.pid, signal.SIGKILL)
                 raise self._gone()
             if engine == "refuses the repeat":
@@ -271,7 +274,7 @@ def test_a_keyword_vector_added_by_a_process_that_died_is_not_refused(
     monkeypatch.setattr(HostedShard, "_answer", answer)
     try:
         store.add_keyword_vectors()
-        assert asked.count("add_keyword_vector") == 2
+        assert asked.count("AddKeywordVector") == 2
         assert store.has_keyword_vectors()
         store.upsert(points(0, 10))
         assert store.count() == 10
@@ -345,14 +348,14 @@ def test_a_builder_that_keeps_failing_is_tried_again_only_after_a_backoff(
     store.open(PROFILE, create=True)
     store.upsert(points(0, 20))
     monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
-    real_popen = edge_store.subprocess.Popen
+    real_popen = edge_index.subprocess.Popen
     builds: list[str] = []
 
     def failing(args: list[str], **kwargs: Any) -> Any:
         builds.append(Path(args[3]).name)
         return real_popen(["sh", "-c", death], **kwargs)
 
-    monkeypatch.setattr(edge_store.subprocess, "Popen", failing)
+    monkeypatch.setattr(edge_index.subprocess, "Popen", failing)
     daemon = Daemon(
         [tmp_path],
         store=store,
@@ -392,7 +395,7 @@ def test_the_space_a_copy_needs_is_counted_in_allocated_blocks(tmp_path: Path) -
         sparse.truncate(1 << 30)  # 1 GiB apparent, nothing allocated
         sparse.write(b"x" * 8192)
     (folder / "wal").write_bytes(b"y" * 100_000)
-    assert 100_000 <= edge_store._folder_bytes(folder) < 1 << 20
+    assert 100_000 <= edge_folder.folder_bytes(folder) < 1 << 20
 
 
 def builders_of(shard: Path) -> list[int]:
@@ -405,7 +408,7 @@ def builders_of(shard: Path) -> list[int]:
         except (OSError, IndexError):
             continue
         if (
-            b"docsync.plugin.stores.edge_shard" in argv
+            b"docsync.plugin.stores.edge_index" in argv
             and str(shard).encode() in argv
             and state != "Z"
         ):
@@ -427,17 +430,17 @@ def test_the_index_builder_dies_with_the_process_that_started_it(tmp_path: Path)
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from docsync.plugin.stores.edge import _run_indexer; "
-            "_run_indexer(Path(sys.argv[1]), lambda: False)",
+            "from docsync.plugin.stores.edge_index import run_indexer; "
+            "run_indexer(Path(sys.argv[1]), lambda: False)",
             str(shard),
         ]
     )
     poll(lambda: bool(builders_of(shard)))
-    assert edge_store._held(shard)  # a restarted daemon would leave this folder alone
+    assert edge_folder.held(shard)  # a restarted daemon would leave this folder alone
     os.kill(starter.pid, signal.SIGKILL)
     starter.wait()
     poll(lambda: not builders_of(shard))
-    assert not edge_store._held(shard)
+    assert not edge_folder.held(shard)
     built = LocalShard.load(str(shard))
     try:  # it was killed, not left to finish the build
         assert built.unindexed(keyword=False) == n
@@ -462,13 +465,14 @@ import numpy as np
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Point
 from docsync.plugin.stores.edge import EdgeStore
+from docsync.plugin.stores.shard_requests import Optimize
 store = EdgeStore.connect(path=Path(sys.argv[1]), collection="docsync", serving=True)
 store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=True)
 n = int(sys.argv[2])
 vectors = np.random.default_rng(5).standard_normal((n, 384)).tolist()
 store.upsert([Point(str(uuid.UUID(int=i + 1)), {}, v, None) for i, v in enumerate(vectors)])
 if sys.argv[3] == "busy":
-    store._shard._conn.send(("optimize", (), {}))  # in the socket before this process dies
+    store._shard._child.send(Optimize())  # in the socket before this process dies
 print(store._shard._child.pid, flush=True)
 time.sleep(600)
 """
@@ -497,7 +501,7 @@ def test_a_store_opened_after_a_kill_waits_for_the_old_shard_process(
         store.open(EmbeddingProfile("m", None, 384, "cosine", "", "", "c"), create=False)
         # The open waited for the old shard process to end its build and close the shard:
         # it sees the index that build made.
-        assert store._use("unindexed", keyword=False) == 0
+        assert store._use(lambda shard: shard.unindexed(keyword=False)) == 0
         assert store.count() == n
         ids = [str(uuid.UUID(int=i + 1)) for i in (0, n // 2, n - 1)]
         assert [p.id for p in store.retrieve(ids)] == ids
@@ -543,7 +547,7 @@ def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
     store.close()
     folder = path / "docsync"
     shutil.copytree(folder / "shard.0", folder / "shard.1")
-    held = edge_store._hold(folder / "shard.1")  # as a builder of a killed daemon would
+    held = edge_folder.hold(folder / "shard.1")  # as a builder of a killed daemon would
     copies: list[str] = []
 
     def recorded(copy: Path, should_stop: Callable[[], bool]) -> bool:
@@ -551,7 +555,7 @@ def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
         return False
 
     monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 1)
-    monkeypatch.setattr(edge_store, "_run_indexer", recorded)
+    monkeypatch.setattr(edge_index, "run_indexer", recorded)
     store = EdgeStore.connect(path=path, collection="docsync", serving=True)
     try:
         assert (folder / "shard.1").is_dir()
@@ -560,7 +564,7 @@ def test_a_folder_a_live_builder_holds_is_neither_deleted_nor_reused(
         assert copies == ["shard.2"] and (folder / "shard.1").is_dir()
     finally:
         store.close()
-        edge_store._release(folder / "shard.1", held)
+        edge_folder.release(folder / "shard.1", held)
     EdgeStore.connect(path=path, collection="docsync").close()
     left = sorted(p.name for p in folder.iterdir() if p.name != LEDGER_FILE)
     assert left == ["profile.json", "shard", "shard.0"]
@@ -574,7 +578,7 @@ def low_disk(monkeypatch: pytest.MonkeyPatch, free: dict[str, int]) -> None:
         s = real(path)  # type: ignore[arg-type]
         return os.statvfs_result((*s[:4], free["bytes"] // s.f_frsize, *s[5:]))
 
-    monkeypatch.setattr(edge_store.os, "statvfs", statvfs)
+    monkeypatch.setattr(edge_folder.os, "statvfs", statvfs)
 
 
 def test_a_disk_too_small_for_a_new_shard_is_found_before_one_is_made(

@@ -18,7 +18,8 @@ from qdrant_client import QdrantClient
 
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Store, open_store
+from docsync.plugin.store import Store
+from docsync.plugin.stores import open_store
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from tests.conftest import CORPUS, HANG, run_sync, state
 

@@ -20,8 +20,10 @@ from docsync.plugin.errors import IndexBuildError
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Point
 from docsync.plugin.stores import edge as edge_store
-from docsync.plugin.stores.edge import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR, EdgeStore
+from docsync.plugin.stores import edge_folder, edge_index, edge_keeper
+from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.edge_count import LEDGER_FILE
+from docsync.plugin.stores.edge_folder import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR
 from docsync.plugin.stores.edge_host import HostedShard
 from tests.conftest import HANG
 
@@ -59,7 +61,7 @@ def layout(folder: Path) -> tuple[list[str], str]:
     the lock of the shard in use, there while a store has it open), and the one its `shard`
     link names."""
     live = os.readlink(folder / SHARD_DIR)
-    skipped = {LEDGER_FILE, live + edge_store.BUILDING_SUFFIX}
+    skipped = {LEDGER_FILE, live + edge_folder.LOCK_SUFFIX}
     return sorted(p.name for p in folder.iterdir() if p.name not in skipped), live
 
 
@@ -72,7 +74,7 @@ def test_searches_answer_while_the_child_builds_and_the_copy_is_swapped_in(
 ) -> None:
     answered: list[str] = []
     children: list[bool] = []
-    run_indexer = edge_store._run_indexer
+    run_indexer = edge_index.run_indexer
 
     def with_a_search_meanwhile(copy: Path, should_stop: Callable[[], bool]) -> bool:
         # The copy is made and the shard still open: a search from another thread (as a
@@ -85,7 +87,7 @@ def test_searches_answer_while_the_child_builds_and_the_copy_is_swapped_in(
         children.append(run_indexer(copy, should_stop))
         return children[-1]
 
-    monkeypatch.setattr(edge_store, "_run_indexer", with_a_search_meanwhile)
+    monkeypatch.setattr(edge_index, "run_indexer", with_a_search_meanwhile)
     assert store.unindexed() == POINTS
     assert store.optimize(serving=True) is True
     assert answered == [str(uuid.UUID(int=43))] and children == [True]
@@ -109,12 +111,12 @@ def test_a_daemon_stopping_abandons_the_build_and_keeps_its_shard(
 def test_a_child_that_fails_changes_nothing(
     store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_popen = edge_store.subprocess.Popen
+    real_popen = edge_index.subprocess.Popen
 
     def broken(args: list[str], **kwargs: Any) -> Any:
         return real_popen([args[0], "-c", "raise SystemExit('the engine said no')"], **kwargs)
 
-    monkeypatch.setattr(edge_store.subprocess, "Popen", broken)
+    monkeypatch.setattr(edge_index.subprocess, "Popen", broken)
     with pytest.raises(IndexBuildError, match="exit status 1: the engine said no"):
         store.optimize(serving=True)
     assert store.unindexed() == POINTS
@@ -127,13 +129,13 @@ def test_a_crash_during_the_swap_leaves_a_store_that_opens_whole(
 ) -> None:
     """The folders a crash can leave, rebuilt by hand from a real indexed copy."""
     folder, path = store._dir, store._root
-    store._use("flush")
+    store._use(lambda shard: shard.flush())
     shutil.copytree(folder / "shard.0", folder / "shard.1")
-    assert edge_store._run_indexer(folder / "shard.1", lambda: False)
+    assert edge_index.run_indexer(folder / "shard.1", lambda: False)
     store.close()
     if crash_after == "link switched":
-        edge_store._link(folder, "shard.1")
-    (folder / edge_store.LINK_TMP).symlink_to("shard.1")  # a link the rename never took
+        edge_folder.link(folder, "shard.1")
+    (folder / edge_folder.LINK_TMP).symlink_to("shard.1")  # a link the rename never took
 
     reopened = EdgeStore.connect(path=path, collection="docsync")
     try:
@@ -156,7 +158,7 @@ def test_a_store_made_before_the_link_gets_one_and_an_old_swap_is_finished(
     (two renames) could leave: the next writer finishes or undoes that swap and links the
     shard as `shard.0`. A reader opens such a store as it is."""
     folder, path = store._dir, store._root
-    store._use("flush")
+    store._use(lambda shard: shard.flush())
     store.close()
     os.rename(folder / "shard.0", folder / "plain")
     os.unlink(folder / SHARD_DIR)
@@ -164,7 +166,7 @@ def test_a_store_made_before_the_link_gets_one_and_an_old_swap_is_finished(
     if left != "no swap":
         copy = folder / INDEXING_DIR
         shutil.copytree(folder / SHARD_DIR, copy)
-        assert edge_store._run_indexer(copy, lambda: False)
+        assert edge_index.run_indexer(copy, lambda: False)
         (copy / READY_MARK).touch()
         if left == "shard moved aside":
             os.rename(folder / SHARD_DIR, folder / REPLACED_DIR)
@@ -206,7 +208,7 @@ def test_a_serving_store_opens_the_indexed_copy_while_the_old_shard_answers(
                     assert not asker.is_alive()
             return super()._answer()
 
-    monkeypatch.setattr(edge_store, "HostedShard", SearchedWhileItOpens)
+    monkeypatch.setattr(edge_keeper, "HostedShard", SearchedWhileItOpens)
     store = filled(tmp_path / "edge", vectors, serving=True)
     try:
         first = store._shard
@@ -304,10 +306,10 @@ def test_the_copy_a_build_swaps_in_keeps_the_engines_sparse_files_sparse(
     sizes: list[tuple[int, int]] = []
 
     def measured(copy: Path, should_stop: Callable[[], bool]) -> bool:
-        sizes.append((edge_store._folder_bytes(store._live()), edge_store._folder_bytes(copy)))
+        sizes.append((edge_folder.folder_bytes(store._live()), edge_folder.folder_bytes(copy)))
         return True
 
-    monkeypatch.setattr(edge_store, "_run_indexer", measured)
+    monkeypatch.setattr(edge_index, "run_indexer", measured)
     try:
         store.optimize(serving=True)
         ((live, copy),) = sizes
@@ -361,7 +363,7 @@ def test_a_build_the_engine_declines_is_not_repeated_until_many_more_points_lack
         ]
 
     builds: list[str] = []
-    run_indexer, local_build = edge_store._run_indexer, edge_store.LocalShard.optimize
+    run_indexer, local_build = edge_index.run_indexer, edge_store.LocalShard.optimize
 
     def counted(copy: Path, should_stop: Callable[[], bool]) -> bool:
         builds.append(copy.name)
@@ -371,7 +373,7 @@ def test_a_build_the_engine_declines_is_not_repeated_until_many_more_points_lack
         builds.append("here")
         return local_build(shard)
 
-    monkeypatch.setattr(edge_store, "_run_indexer", counted)
+    monkeypatch.setattr(edge_index, "run_indexer", counted)
     monkeypatch.setattr(edge_store.LocalShard, "optimize", counted_here)
     path = tmp_path / "edge"
     store = EdgeStore.connect(path=path, collection="docsync", serving=serving)

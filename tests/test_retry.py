@@ -18,7 +18,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import StoreUnavailableError
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import open_store
+from docsync.plugin.stores import open_store
 from docsync.plugin.stores.qdrant import SERVER_ATTEMPTS, QdrantClientStore
 from tests.conftest import CORPUS, run_sync, state
 from tests.test_sync import fresh_state

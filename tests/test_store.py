@@ -289,7 +289,7 @@ def test_edge_refuses_to_write_into_a_full_disk(
 
     store = filled(EdgeStore.connect(path=tmp_path / "s", collection="c"))
     try:
-        monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", _fake_statvfs(5 << 20))
+        monkeypatch.setattr(docsync.plugin.stores.edge_folder.os, "statvfs", _fake_statvfs(5 << 20))
         with pytest.raises(StoreFullError, match=r"out of space: 5\.0 MiB free") as caught:
             store.upsert([point(9, "c.md", [0, 0, 0, 1])])
         assert isinstance(caught.value, StoreUnavailableError)  # retried like an outage
@@ -297,7 +297,7 @@ def test_edge_refuses_to_write_into_a_full_disk(
         with pytest.raises(StoreFullError):
             store.set_payload([pid(1)], {"file_stat": "x"})
         assert store.count() == 3  # reading goes on
-        monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", _fake_statvfs(1 << 30))
+        monkeypatch.setattr(docsync.plugin.stores.edge_folder.os, "statvfs", _fake_statvfs(1 << 30))
         store.upsert([point(9, "c.md", [0, 0, 0, 1])])  # space is back: writes resume
         assert store.count() == 4
     finally:
@@ -396,7 +396,7 @@ def test_a_reader_opens_a_lock_file_it_may_not_write(
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(docsync.plugin.stores.edge.os, "open", no_writing)
+    monkeypatch.setattr(docsync.plugin.stores.edge_folder.os, "open", no_writing)
     reader = EdgeStore.connect(path=tmp_path / "s", collection="c", reading=True)
     try:
         assert reader.count() == 3

@@ -34,7 +34,7 @@ def test_daemon_waits_out_a_full_disk(
         blocks = free["bytes"] // s.f_frsize
         return os.statvfs_result((*s[:4], blocks, *s[5:]))
 
-    monkeypatch.setattr(docsync.plugin.stores.edge.os, "statvfs", statvfs)
+    monkeypatch.setattr(docsync.plugin.stores.edge_folder.os, "statvfs", statvfs)
     store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
     daemon = daemon_for(docs, store, tiny_encoder, watcher_factory=Silent)
     caplog.set_level(logging.WARNING, logger="docsync.daemon")

@@ -36,8 +36,9 @@ from docsync.plugin.errors import DocsyncError, StoreLockedError
 from docsync.plugin.filters import parse_where
 from docsync.plugin.search import Hit, Searcher, connect
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Store, open_store
+from docsync.plugin.store import Store
 from docsync.plugin.stored_text import MAX_READ_CHARS, StoredText, read_stored
+from docsync.plugin.stores import open_store
 
 log = logging.getLogger("docsync.mcp")
 

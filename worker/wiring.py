@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from docsync.plugin.errors import DaemonUnavailableError
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Store, open_store
+from docsync.plugin.store import Store
+from docsync.plugin.stores import open_store
 
 if TYPE_CHECKING:
     from docsync.plugin.encoder import Encoder

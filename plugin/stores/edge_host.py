@@ -10,9 +10,10 @@ and asks
 it over a socket: the next shard opens in a second child while the first still answers, and
 the swap is one assignment.
 
-Hand-written, not `multiprocessing.Manager`: its proxies start the child by re-importing
-the parent's main module, and hide which process died; here the child imports only the
-engine adapter, and the protocol is one request, one answer (pickled, over a socketpair).
+Not `multiprocessing.Manager`: its proxies start the child by re-importing the parent's main
+module, and hide which process died; here the child (`docsync.plugin.child`) imports only the
+engine adapter, and the protocol is one typed request (`docsync.plugin.stores.shard_requests`),
+one answer.
 """
 
 from __future__ import annotations
@@ -20,55 +21,43 @@ from __future__ import annotations
 import contextlib
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import threading
-from multiprocessing.connection import Connection
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from docsync.plugin.child import Channel, Child, ChildGone
 from docsync.plugin.errors import ShardProcessError, StoreError
+from docsync.plugin.keyword import SparseVector
+from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
+from docsync.plugin.stores import shard_requests as ask
 from docsync.plugin.stores.edge_shard import LocalShard
+from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
-# Only these names cross the socket: the shard's public methods, less those that open and
-# close it (the child does both itself).
-METHODS = frozenset(name for name in vars(LocalShard) if not name.startswith("_")) - {
-    "load",
-    "create",
-    "close",
-}
+T = TypeVar("T")
+# What the child answers: (True, what the request returned) or (False, the error it raised).
+Answer = tuple[bool, object]
 STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
 
 
 class HostedShard:
-    """The methods of `docsync.plugin.stores.edge_shard.LocalShard`, answered by a child process
-    that holds
-    the shard, one request at a time. The engine's errors are raised here as it raised them
-    there; a child that died is a `ShardProcessError` (and `alive` is False from then on):
-    `EdgeStore` starts another and asks again."""
+    """A `docsync.plugin.stores.shard.Shard` answered by a child process that holds the
+    shard, one request at a time: each method sends its request
+    (`docsync.plugin.stores.shard_requests`) and waits for the answer. The engine's errors
+    are raised here as it raised them there; a child that died is a `ShardProcessError`
+    (and `alive` is False from then on): `EdgeStore` starts another and asks again."""
 
     def __init__(self, path: Path) -> None:
         """Start the child and wait until it has opened the shard at `path` (the engine's
         error, raised here, when it cannot)."""
         self.path = path
-        ours, theirs = socket.socketpair()
-        self._conn = Connection(ours.detach())
-        self._child = subprocess.Popen(
-            # -P: the current directory is never on the child's path, so a user's own
-            # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "docsync.plugin.stores.edge_host",
-                str(path),
-                str(theirs.fileno()),
-            ],
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+        self._child: Child[ask.Request[object], Answer] = Child(
+            "docsync.plugin.stores.edge_host",
+            [str(path)],
+            new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
         )
-        theirs.close()
         self._lock = threading.Lock()
         try:
             self._answer()
@@ -76,38 +65,92 @@ class HostedShard:
             self.close()
             raise
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in METHODS:
-            raise AttributeError(name)
-        return lambda *args, **kwargs: self._ask(name, args, kwargs)
+    def upsert(self, points: Sequence[Point]) -> None:
+        self._ask(ask.Upsert(list(points)))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._ask(ask.Delete(list(ids)))
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self._ask(ask.SetPayload(list(ids), payload))
+
+    def add_keyword_vector(self) -> None:
+        self._ask(ask.AddKeywordVector())
+
+    def set_keyword_vectors(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        self._ask(ask.SetKeywordVectors(list(vectors)))
+
+    def flush(self) -> None:
+        self._ask(ask.Flush())
+
+    def optimize(self) -> bool:
+        return self._ask(ask.Optimize())
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+        return self._ask(ask.Retrieve(list(ids), with_vectors))
+
+    def scroll_page(
+        self,
+        match: Match | None,
+        *,
+        offset: Offset = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        lacking_keyword: bool = False,
+        exclude: Match | None = None,
+        limit: int = SCROLL_PAGE,
+    ) -> tuple[list[Point], Offset]:
+        fields = list(fields) if fields is not None else None
+        page = ask.ScrollPage(match, offset, fields, with_vectors, lacking_keyword, exclude, limit)
+        return self._ask(page)
+
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        exact: bool = False,
+    ) -> list[ScoredPoint]:
+        dense = list(vector) if vector is not None else None
+        return self._ask(ask.Search(dense, limit, match, keyword, fusion, exact))
+
+    def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int:
+        return self._ask(ask.Count(match, lacking_keyword))
+
+    def unindexed(self, *, keyword: bool) -> int:
+        return self._ask(ask.Unindexed(keyword))
 
     @property
     def alive(self) -> bool:
-        return self._child.poll() is None and not self._conn.closed
+        return self._child.alive
 
     def close(self) -> None:
         """Ask the child to flush and close its shard, and wait for it to end."""
-        if not self._conn.closed:
+        if not self._child.channel.closed:
             # Already gone, it says so: the engine's own log (its WAL) holds the last writes.
             with contextlib.suppress(StoreError):
-                self._ask("close", (), {})
-            self._conn.close()
+                self._ask(ask.Close())
+            self._child.close()
         self._reap()
 
-    def _ask(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _ask(self, request: ask.Request[T]) -> T:
         with self._lock:
             try:
-                self._conn.send((name, args, kwargs))
-            except OSError as exc:
+                self._child.send(request)
+            except ChildGone as exc:
                 raise self._gone() from exc
-            return self._answer()
+            # The child answers each request with what that request's call returned.
+            return cast(T, self._answer())
 
-    def _answer(self) -> Any:
+    def _answer(self) -> object:
         try:
-            ok, value = self._conn.recv()
-        except (EOFError, OSError) as exc:
+            ok, value = self._child.receive()
+        except ChildGone as exc:
             raise self._gone() from exc
-        if not ok:
+        if not ok and isinstance(value, BaseException):
             raise value
         return value
 
@@ -120,7 +163,7 @@ class HostedShard:
             return self._child.wait()
 
     def _gone(self) -> ShardProcessError:
-        self._conn.close()
+        self._child.close()
         status = self._reap()
         how = f"signal {-status}" if status < 0 else f"exit status {status}"
         return ShardProcessError(
@@ -128,41 +171,40 @@ class HostedShard:
         )
 
 
-def _serve(path: str, fd: int) -> None:
+def _serve(path: str, channel: Channel[Answer, ask.Request[object]]) -> None:
     """The child: open the shard, then answer requests until the parent asks it to close
     or goes away."""
     # Stopped by its parent (or by the end of its socket), never by a signal meant for the
     # whole service: a half-done write is what it would leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    conn = Connection(fd)
     try:
         # Held until this process ends: a daemon killed with -9 leaves this process to end
-        # its request and close the shard, and the next one waits for it (`hold_shard`).
+        # its request and close the shard, and the next one waits for it
+        # (`edge_folder.hold_shard`).
         shard = LocalShard.load(path, hold=True)
         shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
     except Exception as exc:
-        conn.send((False, _portable(exc)))
+        channel.send((False, _portable(exc)))
         return
     try:
-        conn.send((True, None))
+        channel.send((True, None))
         while True:
-            # The parent's end of the socket is in no other process (not inheritable): when
-            # the parent dies, however it dies, this read ends (EOF), idle or not.
-            name, args, kwargs = conn.recv()
-            if name == "close":
+            # When the parent dies, however it dies, this read ends (EOF), idle or not.
+            request = channel.receive()
+            if isinstance(request, ask.Close):
                 break
             try:
-                answer: tuple[bool, Any] = (True, getattr(shard, name)(*args, **kwargs))
+                answer: Answer = (True, request(shard))
             except Exception as exc:
                 answer = (False, _portable(exc))
-            conn.send(answer)
-    except (EOFError, OSError):
+            channel.send(answer)
+    except ChildGone:
         return  # the parent died: the engine's WAL holds what it wrote
     finally:
         shard.flush()
         shard.close()
-    conn.send((True, None))
+    channel.send((True, None))
 
 
 def _portable(exc: Exception) -> Exception:
@@ -176,4 +218,4 @@ def _portable(exc: Exception) -> Exception:
 
 
 if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_host SHARD_PATH FD
-    _serve(sys.argv[1], int(sys.argv[2]))
+    _serve(sys.argv[1], Channel(int(sys.argv[-1])))

@@ -2,51 +2,33 @@
 engine's request types (`qdrant-edge-py`).
 
 `EdgeStore` (`docsync.plugin.stores.edge`) keeps the folder, the lock, the profile and the free
-space; it calls a `LocalShard` in its own process, or the same methods on a shard held by a
-child process (`docsync.plugin.stores.edge_host`). Every argument and answer here is plain Python
-(points,
-ids, filters as mappings), so the child's can cross a pipe. The engine's own errors pass
-through unchanged: `EdgeStore` turns them into docsync's.
+space; it calls a `LocalShard` in its own process, or a shard held by a child process
+(`docsync.plugin.stores.edge_host`): both are a `docsync.plugin.stores.shard.Shard`. The
+engine's own errors pass through unchanged: `EdgeStore` turns them into docsync's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
-import fcntl
-import os
-import signal
-import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import qdrant_edge as edge
 
-from docsync.plugin.errors import StoreRequestError, StoreUnavailableError
+from docsync.plugin.errors import StoreRequestError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
-from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, point_from_record
-
-SCROLL_PAGE = 1024
-# shard.<n>.lock beside the folder shard.<n>: held (flock) by the process that has the shard
-# open, or by the index builder working on it.
-LOCK_SUFFIX = ".lock"
-# How long an open waits for another process to let go of the shard: a shard process whose
-# daemon was killed ends its request, flushes and closes first (as long as a daemon gives
-# its shard process to close, `edge_host.STOP_SECONDS`, and some more).
-HOLD_SECONDS = 90.0
-_HOLD_POLL = 0.05
+from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
+from docsync.plugin.stores import point_from_record
+from docsync.plugin.stores.edge_folder import Held, hold_shard, let_go
+from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
 
 class LocalShard:
-    """An Edge shard opened in this process. The engine holds the GIL for each call: an
-    open (a second per million points, ten with int8 copies) and an index build (minutes)
-    stop every other thread of the process meanwhile."""
+    """An Edge shard opened in this process (a `docsync.plugin.stores.shard.Shard`). The
+    engine holds the GIL for each call: an open (a second per million points, ten with int8
+    copies) and an index build (minutes) stop every other thread of the process meanwhile."""
 
-    def __init__(self, shard: Any, held: Held | None = None) -> None:
+    def __init__(self, shard: edge.EdgeShard, held: Held | None = None) -> None:
         self._shard = shard
         self._held = held  # the shard's lock, let go when it is closed
 
@@ -147,13 +129,13 @@ class LocalShard:
         self,
         match: Match | None,
         *,
-        offset: Any = None,
+        offset: Offset = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
         lacking_keyword: bool = False,
         exclude: Match | None = None,
         limit: int = SCROLL_PAGE,
-    ) -> tuple[list[Point], Any]:
+    ) -> tuple[list[Point], Offset]:
         """One page of the points matching `match` and none of `exclude`, and the offset of
         the next (None: the last page)."""
         request = edge.ScrollRequest(
@@ -297,115 +279,3 @@ def _edge_point(point: Point) -> Any:
         return edge.Point(id=point.id, vector=point.vector, payload=point.payload)
     vectors = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
     return edge.Point(id=point.id, vector=vectors, payload=point.payload)
-
-
-@dataclass(frozen=True)
-class Held:
-    """The lock of a shard, held through the descriptor `fd` of the file `path`."""
-
-    fd: int
-    path: str
-    removable: bool  # opened for writing: the holder removes it as it lets go
-
-
-def hold_shard(path: str, timeout: float = HOLD_SECONDS) -> Held | None:
-    """Take the lock of the shard at `path` (an flock on `path.lock`), waiting up to
-    `timeout` seconds for the process that holds it to let go (`let_go`); None for a store
-    this user may not write that has no lock file (nobody can have written there).
-
-    Two engines on one shard corrupt it, and the process that last held a shard may outlive
-    its daemon: a shard process whose daemon was killed with -9 finishes the request it is
-    in, then flushes and closes the shard, while a restarted daemon opens the same shard.
-    The kernel lets go of the lock when that process ends, however it ends. Polled, not a
-    blocking flock: a blocked flock cannot be given a deadline."""
-    lock = path + LOCK_SUFFIX
-    deadline = time.monotonic() + timeout
-    while True:
-        removable = True
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-            removable = False
-            try:
-                fd = os.open(lock, os.O_RDONLY)  # flock works on any descriptor
-            except FileNotFoundError:
-                return None
-        try:
-            if _flock_by(fd, deadline):
-                # The holder removes the file as it lets go: one taken after that is not
-                # the lock any more (the file at `lock` is): take that one.
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(lock).st_ino == os.fstat(fd).st_ino:
-                        return Held(fd, lock, removable)
-            else:
-                raise StoreUnavailableError(
-                    f"the embedded shard {path} is still held by another process after "
-                    f"{timeout:.0f}s (the shard process of a daemon that ended, closing it?)"
-                )
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-
-
-def _flock_by(fd: int, deadline: float) -> bool:
-    """Lock `fd` exclusively; False when another holds it still at `deadline`."""
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_HOLD_POLL)
-
-
-def let_go(held: Held | None) -> None:
-    """Let go of a shard's lock (and remove its file: no lock file is left beside a shard
-    nobody holds, but by a process that died)."""
-    if held is not None:
-        if held.removable:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(held.path)
-        os.close(held.fd)  # closing the descriptor lets go of the lock
-
-
-def build_index(path: str, parent: int | None = None) -> None:
-    """Load the shard at `path`, build its index, close it (the child `EdgeStore` runs to
-    index a copy while a daemon keeps serving). At the lowest CPU priority: the searches
-    the daemon answers meanwhile (from the shard's own process) go first. It ends with
-    `parent` (the pid of the process that started it), whose copy it is building."""
-    if parent is not None:
-        die_with_parent(parent)
-    os.nice(19)
-    shard = LocalShard.load(path)
-    try:
-        shard.optimize()
-        shard.flush()
-    finally:
-        shard.close()
-
-
-def die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process (SIGKILL) when `parent` ends: a builder that
-    outlived a daemon killed with -9 went on writing for 15-18 s in a folder the restarted
-    daemon deletes and copies into. Linux only (`prctl(PR_SET_PDEATHSIG)`), elsewhere a
-    no-op. The signal comes when the *thread* that started this process ends, so only a
-    parent thread that waits for the child throughout may rely on it (`_run_indexer` does);
-    and a parent that ended before the call is seen by `getppid`."""
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:
-        os._exit(1)  # the parent is already gone: its copy is nobody's
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_shard SHARD_COPY [PARENT_PID]
-    build_index(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

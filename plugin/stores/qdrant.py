@@ -1,7 +1,7 @@
 """The store adapter for qdrant-client: a Qdrant server or cluster by URL (and `:memory:`, the
 server's stand-in in tests). qdrant-client's own embedded mode by folder is kept for
-comparison (bench/store.py); the embedded default is `docsync.plugin.stores.edge`. The only module
-that imports qdrant-client.
+comparison (bench/store.py); the embedded default is `docsync.plugin.stores.edge`. With
+`docsync.plugin.stores.qdrant_models`, the only modules that import qdrant-client.
 
 Foreign exceptions are mapped here, at the boundary: unreachable, timeouts, 5xx and 429
 become `StoreUnavailableError` (retried by `docsync.plugin.retry`), other 4xx `StoreRequestError`.
@@ -15,15 +15,12 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from docsync.plugin.errors import (
     StoreError,
     StoreLockedError,
     StoreRequestError,
-    StoreUnavailableError,
 )
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.profile import METADATA_KEY, EmbeddingProfile
@@ -31,14 +28,23 @@ from docsync.plugin.retry import call_with_retry
 from docsync.plugin.schema import INDEXED_FIELDS
 from docsync.plugin.settings import redact
 from docsync.plugin.store import (
-    OVERSAMPLING,
     Fusion,
     Match,
     Point,
     ScoredPoint,
     check_profile,
     collection_missing,
-    point_from_record,
+)
+from docsync.plugin.stores import point_from_record
+from docsync.plugin.stores.qdrant_models import (
+    RESCORED,
+    dense_and_keyword,
+    fusion_query,
+    map_error,
+    point_struct,
+    query_filter,
+    scalar_quantization,
+    sparse,
 )
 
 T = TypeVar("T")
@@ -148,7 +154,7 @@ class QdrantClientStore:
     def upsert(self, points: Sequence[Point]) -> None:
         if not points:
             return
-        structs = [_struct(p) for p in points]
+        structs = [point_struct(p) for p in points]
         self._call(
             self._client.upsert, self.collection, points=structs, wait=True, ordering=self._ordering
         )
@@ -204,7 +210,7 @@ class QdrantClientStore:
             records, offset = self._call(
                 self._client.scroll,
                 self.collection,
-                scroll_filter=_filter(match, lacking_keyword=lacking_keyword, exclude=exclude),
+                scroll_filter=query_filter(match, lacking_keyword=lacking_keyword, exclude=exclude),
                 limit=SCROLL_PAGE,
                 offset=offset,
                 with_payload=payload,
@@ -223,10 +229,10 @@ class QdrantClientStore:
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
-        flt = _filter(match)
-        queries = _queries(vector, keyword)
+        flt = query_filter(match)
+        queries = dense_and_keyword(vector, keyword)
         # The in-process modes search exactly, and warn about any search parameter.
-        rescored = _RESCORED if self._server else None
+        rescored = RESCORED if self._server else None
         if len(queries) == 1:
             query, using = queries[0]
             request: dict[str, Any] = {"query": query, "using": using, "search_params": rescored}
@@ -237,7 +243,7 @@ class QdrantClientStore:
                 models.Prefetch(query=q, using=u, filter=flt, limit=depth, params=rescored)
                 for q, u in queries
             ]
-            request = {"prefetch": prefetch, "query": _fusion(fusion)}
+            request = {"prefetch": prefetch, "query": fusion_query(fusion)}
         response = self._call(
             self._client.query_points,
             self.collection,
@@ -281,7 +287,7 @@ class QdrantClientStore:
         if not vectors:
             return
         points = [
-            models.PointVectors(id=pid, vector={KEYWORD_VECTOR: _sparse(v)})
+            models.PointVectors(id=pid, vector={KEYWORD_VECTOR: sparse(v)})
             for pid, v in vectors.items()
         ]
         self._call(
@@ -297,12 +303,12 @@ class QdrantClientStore:
             self._client.update_collection,
             self.collection,
             metadata={METADATA_KEY: profile.to_dict()},
-            quantization_config=_quantization(self._quantization),
+            quantization_config=scalar_quantization(self._quantization),
             **self._cluster,
         )
 
     def count(self, match: Match | None = None) -> int:
-        flt = _filter(match) if match else None
+        flt = query_filter(match) if match else None
         result = self._call(self._client.count, self.collection, count_filter=flt, exact=True)
         return int(result.count)
 
@@ -327,7 +333,7 @@ class QdrantClientStore:
                 else None
             ),
             metadata={METADATA_KEY: profile.to_dict()},
-            quantization_config=_quantization(self._quantization),
+            quantization_config=scalar_quantization(self._quantization),
             **self._cluster,
         )
         if self._server:
@@ -346,7 +352,7 @@ class QdrantClientStore:
             except StoreError:
                 raise
             except Exception as exc:
-                mapped = _map_error(exc, self.description)
+                mapped = map_error(exc, self.description)
                 if mapped is not None:
                     # A transport error may quote the URL, credentials and all.
                     mapped = type(mapped)(redact(str(mapped)))
@@ -370,93 +376,3 @@ def _embedded_client(path: Path) -> QdrantClient:
                 "set DOCSYNC_QDRANT_URL"
             ) from exc
         raise
-
-
-def _map_error(exc: Exception, where: str) -> StoreError | None:
-    if isinstance(exc, UnexpectedResponse):
-        code = exc.status_code or 0
-        detail = " ".join(exc.content.decode("utf-8", "replace").split())[:300]
-        if code == 429 or code >= 500:
-            return StoreUnavailableError(f"Qdrant ({where}) answered {code}: {detail}")
-        return StoreRequestError(f"Qdrant ({where}) refused the request ({code}): {detail}")
-    if isinstance(exc, ResponseHandlingException | httpx.TransportError | ConnectionError):
-        return StoreUnavailableError(f"Qdrant ({where}) is unreachable: {_reason(exc)}")
-    if isinstance(exc, TimeoutError):
-        return StoreUnavailableError(f"Qdrant ({where}) timed out: {_reason(exc)}")
-    if isinstance(exc, ValueError):  # the embedded engine's way of refusing a request
-        return StoreRequestError(f"Qdrant ({where}) refused the request: {exc}")
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    inner = exc.__cause__ or exc.__context__ or exc
-    source = getattr(exc, "source", None)
-    return str(source or inner or exc) or type(exc).__name__
-
-
-def _filter(
-    match: Match | None, *, lacking_keyword: bool = False, exclude: Match | None = None
-) -> models.Filter | None:
-    if not match and not lacking_keyword and not exclude:
-        return None
-    excluded = _conditions(exclude)
-    if lacking_keyword:
-        excluded.append(models.HasVectorCondition(has_vector=KEYWORD_VECTOR))
-    return models.Filter(must=_conditions(match) or None, must_not=excluded or None)
-
-
-def _conditions(match: Match | None) -> list[models.Condition]:
-    conditions: list[models.Condition] = []
-    for key, value in (match or {}).items():
-        if isinstance(value, str):
-            conditions.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        else:
-            conditions.append(
-                models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
-            )
-    return conditions
-
-
-def _quantization(name: str) -> models.ScalarQuantization | None:
-    if name == "none":
-        return None
-    config = models.ScalarQuantizationConfig(
-        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
-    )
-    return models.ScalarQuantization(scalar=config)
-
-
-_RESCORED = models.SearchParams(
-    quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-)
-
-
-def _queries(
-    vector: Sequence[float] | None, keyword: SparseVector | None
-) -> list[tuple[Any, str | None]]:
-    """Each search's query and the vector it uses (None: the unnamed, dense one)."""
-    queries: list[tuple[Any, str | None]] = []
-    if vector is not None:
-        queries.append(([float(x) for x in vector], None))
-    if keyword is not None:
-        queries.append((_sparse(keyword), KEYWORD_VECTOR))
-    if not queries:
-        raise ValueError("a search needs a dense vector, a keyword vector or both")
-    return queries
-
-
-def _fusion(fusion: Fusion) -> models.Query:
-    if fusion.method == "dbsf":
-        return models.FusionQuery(fusion=models.Fusion.DBSF)
-    return models.RrfQuery(rrf=models.Rrf(k=fusion.k))
-
-
-def _sparse(vector: SparseVector) -> models.SparseVector:
-    return models.SparseVector(indices=vector.indices, values=vector.values)
-
-
-def _struct(point: Point) -> models.PointStruct:
-    if point.keyword is None:
-        return models.PointStruct(id=point.id, vector=point.vector, payload=point.payload)
-    vectors: dict[str, Any] = {"": point.vector, KEYWORD_VECTOR: _sparse(point.keyword)}
-    return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)

@@ -8,8 +8,9 @@ replaced for the next file. So a bad file costs that file (skip reason `timeout`
 `reader_crashed`, both failures that keep its points and are tried again next sync), and the
 parser's memory is the child's, never held by the sync that embeds.
 
-Hand-written rather than a `concurrent.futures` pool: a pool cannot kill the one task that
-overran and goes broken when its worker dies; this needs both.
+Not a `concurrent.futures` pool: a pool cannot kill the one task that overran and goes
+broken when its worker dies; this needs both. The child and its channel are
+`docsync.plugin.child`'s, as the shard host's are.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 
+from docsync.plugin.child import Channel, Child, ChildGone, ChildTimeout
 from docsync.worker.formats import DOCX, HTML, PDF, Extracted, Unreadable
 
 # The reader's address space in MiB: the interpreter and the three parsers take about 250 MiB
@@ -35,6 +36,10 @@ DEFAULT_MEMORY_MB = 2048
 # the cap died for want of memory (the last allocation that failed is never counted in it).
 _MEMORY_DEATH_SHARE = 0.8
 _MIB = 1024 * 1024
+Request = tuple[str, bytes]  # the format, and the file's bytes
+# What the child sends: first the bytes it has mapped but not resident once ready (an int),
+# then one `Extracted` or `Unreadable` per request.
+Answer = Extracted | Unreadable | int
 
 
 def too_large(memory_mb: int) -> Unreadable:
@@ -61,16 +66,16 @@ def extract(format: str, raw: bytes) -> Extracted:
     raise ValueError(f"no binary reader for {format!r}")
 
 
-def _serve(connection: Connection, memory_mb: int) -> None:
+def _serve(channel: Channel[Answer, Request], memory_mb: int) -> None:
     """The child's loop: (format, bytes) in, `Extracted` or `Unreadable` out. It first says
     how much of its address space is mapped but not resident once its parsers are loaded."""
     _cap_memory(memory_mb)
     _load_readers()
-    connection.send(_unresident())
+    channel.send(_unresident())
     while True:
         try:
-            format, raw = connection.recv()
-        except EOFError:
+            format, raw = channel.receive()
+        except ChildGone:
             return
         try:
             result: Extracted | Unreadable = extract(format, raw)
@@ -81,7 +86,7 @@ def _serve(connection: Connection, memory_mb: int) -> None:
         except Exception as exc:  # a parser's own bug on a bad file: that file's problem
             result = Unreadable("corrupt", f"{type(exc).__name__}: {exc}")
         del raw
-        connection.send(result)
+        channel.send(result)
 
 
 def _cap_memory(memory_mb: int) -> None:
@@ -121,8 +126,7 @@ class ReaderProcess:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._connection: Connection | None = None
+        self._child: Child[Request, Answer] | None = None
         self._memory_mb = 0  # the cap the running child was started with
         self._unresident: int | None = None  # what it said once ready (None: not yet)
 
@@ -131,12 +135,14 @@ class ReaderProcess:
     ) -> Extracted:
         with self._lock:
             try:
-                connection = self._start(memory_mb, timeout)
+                child = self._start(memory_mb, timeout)
                 result = None
-                if connection is not None:
-                    connection.send((format, raw))
-                    result = connection.recv() if connection.poll(timeout) else None
-            except (EOFError, OSError):
+                if child is not None:
+                    child.send((format, raw))
+                    result = child.receive(timeout)
+            except ChildTimeout:
+                result = None
+            except ChildGone:
                 raise self._died(format) from None
             if result is None:
                 self._stop()
@@ -148,51 +154,38 @@ class ReaderProcess:
                 self._stop()  # a fresh child for the next file, not one with a bloated heap
         if isinstance(result, Unreadable):
             raise result
-        assert isinstance(result, Extracted)
+        if not isinstance(result, Extracted):
+            self._stop()  # out of step with its child: a fresh one for the next file
+            raise Unreadable("reader_crashed", f"the {format} reader answered out of turn")
         return result
 
     def close(self) -> None:
         with self._lock:
             self._stop()
 
-    def _start(self, memory_mb: int, timeout: float) -> Connection | None:
-        """The ready child's connection (started, and waited for up to `timeout` seconds,
-        when there is none with this cap); None when it was not ready in time."""
-        process = self._process
-        alive = process is not None and process.poll() is None
-        if alive and self._connection and memory_mb == self._memory_mb:
-            return self._connection
+    def _start(self, memory_mb: int, timeout: float) -> Child[Request, Answer] | None:
+        """The ready child (started, and waited for up to `timeout` seconds, when there is
+        none with this cap); None when it was not ready in time."""
+        child = self._child
+        if child is not None and child.alive and memory_mb == self._memory_mb:
+            return child
         self._stop()
-        # A fresh interpreter running this module: forking a process that runs torch's
-        # threads is unsafe, and the child needs none of the parent's memory.
-        child_reads, parent_writes = os.pipe()
-        parent_reads, child_writes = os.pipe()
-        # -P: the current directory is never on the child's path, so a user's own
-        # `docsync/`, `plugin/` or `worker/` folder where docsync runs is not imported there.
-        command = [sys.executable, "-P", "-m", "docsync.worker.formats.isolated"]
-        try:
-            process = subprocess.Popen(
-                [*command, str(child_reads), str(child_writes), str(memory_mb)],
-                pass_fds=(child_reads, child_writes),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            os.close(child_reads)
-            os.close(child_writes)
-        self._process = process
-        self._connection = _Duplex(parent_reads, parent_writes)
+        child = self._child = Child("docsync.worker.formats.isolated", [str(memory_mb)])
         self._memory_mb = memory_mb
-        if not self._connection.poll(timeout):
+        try:
+            ready = child.receive(timeout)
+        except ChildTimeout:
             return None
-        self._unresident = int(self._connection.recv())
-        return self._connection
+        self._unresident = int(ready) if isinstance(ready, int) else 0
+        return child
 
     def _died(self, format: str) -> Unreadable:
         """Reap the child that died on a file, and say why: for want of memory when its
         resident peak and unresident mappings came near its cap (PDFium aborts where an
         allocation fails, so the death itself tells no more), else a crash. A SIGKILL came
         from outside (the OOM killer, a person): a crash, which may not happen again."""
-        process, memory_mb, unresident = self._process, self._memory_mb, self._unresident
+        child, memory_mb, unresident = self._child, self._memory_mb, self._unresident
+        process = child.process if child is not None else None
         peak = _reap(process) if process is not None else 0
         killed = process is not None and process.returncode == -signal.SIGKILL
         self._stop()
@@ -206,14 +199,12 @@ class ReaderProcess:
         return Unreadable("reader_crashed", f"the {format} reader died on this file")
 
     def _stop(self) -> None:
-        process, connection = self._process, self._connection
-        self._process = self._connection = None
+        child, self._child = self._child, None
         self._unresident = None
-        if connection is not None:
-            connection.close()
-        if process is not None:
-            process.kill()
-            process.wait(5)
+        if child is not None:
+            child.close()
+            child.kill()
+            child.wait(5)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> int:
@@ -234,23 +225,6 @@ def _reap(process: subprocess.Popen[bytes]) -> int:
     return int(usage.ru_maxrss) * 1024
 
 
-class _Duplex(Connection):
-    """One `Connection` over two pipes: reads from one descriptor, writes to the other."""
-
-    def __init__(self, read_fd: int, write_fd: int) -> None:
-        super().__init__(read_fd)
-        self._writer = Connection(write_fd)
-
-    def send(self, obj: object) -> None:
-        self._writer.send(obj)
-
-    def close(self) -> None:
-        try:
-            self._writer.close()
-        finally:
-            super().close()
-
-
 _READER = ReaderProcess()
 atexit.register(_READER.close)
 
@@ -264,6 +238,5 @@ def extract_isolated(
 
 
 if __name__ == "__main__":
-    # The child: argv holds the descriptors it reads requests from and writes results to,
-    # and its memory cap in MiB.
-    _serve(_Duplex(int(sys.argv[1]), int(sys.argv[2])), int(sys.argv[3]))
+    # The child: argv holds its memory cap in MiB, then the descriptor of its channel.
+    _serve(Channel(int(sys.argv[-1])), int(sys.argv[1]))
