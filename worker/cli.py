@@ -30,8 +30,8 @@ from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, 
 from docsync.plugin.device import check_present
 from docsync.plugin.errors import DaemonUnavailableError, DocsyncError
 from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score, table, unmatched
-from docsync.plugin.filters import parse_where
-from docsync.plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
+from docsync.plugin.request import SearchRequest
+from docsync.plugin.search import MAX_LIMIT, Hit, Searcher, connect
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store, open_store
 
@@ -519,7 +519,15 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
 
-    searcher = Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
+    # The defaults HTTP /search and MCP document: the settings', as a reader's `connect` has.
+    searcher = Searcher(
+        store,
+        encoder,
+        mode=settings.search_mode,
+        fusion=fusion(settings),
+        context=settings.context_tokens,
+        per_file=settings.hits_per_file,
+    )
 
     def status() -> dict[str, Any]:
         return {**collection_status(store), "daemon": daemon.state()}
@@ -584,26 +592,22 @@ def _summary(r: dict[str, Any]) -> str:
 
 
 def _query(ns: argparse.Namespace, settings: Settings) -> int:
-    from docsync.plugin.search import check_context
-
     try:
-        check_query(ns.question, ns.limit, ns.path_prefix, ns.mode)
-        check_context(ns.context, ns.per_file)
-        filters = parse_where(ns.where)
+        request = SearchRequest.of(
+            ns.question,
+            limit=ns.limit,
+            path_prefix=ns.path_prefix,
+            mode=ns.mode,
+            context=ns.context,
+            per_file=ns.per_file,
+            where=ns.where,
+        )
     except ValueError as exc:
         return _fail(str(exc))
     # The Searcher's own path: the daemon when one holds the store, else the store itself.
     with connect(settings, load_encoder=_load_encoder) as searcher:
         try:
-            hits = searcher.search(
-                ns.question,
-                limit=ns.limit,
-                path_prefix=ns.path_prefix,
-                mode=ns.mode,
-                context=ns.context,
-                per_file=ns.per_file,
-                filters=filters,
-            )
+            hits = searcher.find(request)
         except ValueError as exc:
             return _fail(str(exc))
     if ns.json:
@@ -641,7 +645,7 @@ def _excerpt(hit: Hit, width: int = EXCERPT_CHARS) -> str:
 def _eval(ns: argparse.Namespace, settings: Settings) -> int:
     questions = load_questions(ns.questions)  # a bad file: one error line, nothing opened
     try:
-        check_query(questions[0].question, DEPTH, ns.path_prefix)  # an absolute prefix
+        SearchRequest.of(questions[0].question, limit=DEPTH, path_prefix=ns.path_prefix)
     except ValueError as exc:
         return _fail(str(exc))
     modes = (ns.mode,) if ns.mode else SEARCH_MODES
@@ -662,8 +666,8 @@ def _eval(ns: argparse.Namespace, settings: Settings) -> int:
 
 def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[str, Any]:
     """What `docsync eval` measured: the collection, the model, the fusion, the count."""
-    # A DaemonSearcher has no encoder here: the daemon loaded the model the settings name.
-    model = searcher.encoder.name if not isinstance(searcher, DaemonSearcher) else settings.model
+    # Through a daemon no encoder is here: the daemon loaded the model the settings name.
+    model = settings.model if searcher.via_daemon else searcher.encoder.name
     fusion = settings.fusion + (f" k={settings.rrf_k}" if settings.fusion == "rrf" else "")
     return {
         "collection": settings.collection,
@@ -671,7 +675,7 @@ def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[
         "model": model,
         "fusion": fusion,
         "questions": questions,
-        "via_daemon": isinstance(searcher, DaemonSearcher),
+        "via_daemon": searcher.via_daemon,
     }
 
 
@@ -698,7 +702,7 @@ def _score_modes(
 def _warn_unmatched(searcher: Searcher, questions: list[Question]) -> None:
     """One warning when questions name files the collection does not hold: most likely
     paths written from another folder than the synced one."""
-    if isinstance(searcher, DaemonSearcher):
+    if searcher.via_daemon:
         return  # the daemon holds the store, and lists no files: nothing to compare with
     stored = searcher.store.scroll({}, fields=[schema.PATH])
     missing = unmatched(questions, {str(p.payload.get(schema.PATH, "")) for p in stored})
