@@ -645,6 +645,7 @@ def _excerpt(hit: Hit, width: int = EXCERPT_CHARS) -> str:
 def _eval(ns: argparse.Namespace, settings: Settings) -> int:
     questions = load_questions(ns.questions)  # a bad file: one error line, nothing opened
     try:
+        # Its options, checked before anything is opened (an absolute prefix).
         SearchRequest.of(questions[0].question, limit=DEPTH, path_prefix=ns.path_prefix)
     except ValueError as exc:
         return _fail(str(exc))
