@@ -201,6 +201,12 @@ def connect(
         raise
 
 
+def holding(settings: Settings, store: Store, encoder: Encoder) -> Searcher:
+    """The searcher of the process that holds `store` (a daemon, for its HTTP /search and
+    MCP): the settings' defaults, as `connect` gives a reader."""
+    return _over(LocalBackend.open(store, encoder, fusion=fusion(settings)), settings)
+
+
 def _over(backend: Backend, settings: Settings) -> Searcher:
     return Searcher.over(
         backend,

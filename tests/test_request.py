@@ -18,7 +18,7 @@ from docsync.plugin.choices import SEARCH_MODES
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.hit import Hit
 from docsync.plugin.request import SearchOptions, SearchRequest
-from docsync.plugin.search import Searcher, connect
+from docsync.plugin.search import Searcher, connect, holding
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.plugin.stores.edge import EdgeStore
@@ -270,3 +270,19 @@ def test_connect_reads_the_profile_once_per_open(
             for mode in SEARCH_MODES:
                 assert searcher.search("socket", mode=mode)
     assert reads == [2]
+
+
+def test_the_daemon_searches_with_the_settings_defaults(
+    memory_store: Store, tiny_encoder: Encoder, tiny_model_dir: Path
+) -> None:
+    """HTTP /search and MCP on a daemon default to DOCSYNC_SEARCH_MODE, _CONTEXT_TOKENS and
+    _HITS_PER_FILE, as `docsync query` does (the daemon's searcher once took only the mode)."""
+    run_sync(CORPUS / "howto", memory_store, tiny_encoder)
+    settings = Settings(
+        model=str(tiny_model_dir), search_mode="keyword", context_tokens=0, hits_per_file=1
+    )
+    searcher = holding(settings, memory_store, tiny_encoder)
+    assert (searcher.mode, searcher.context, searcher.per_file) == ("keyword", 0, 1)
+    hits = searcher.search("socket", limit=10)
+    assert hits and len({h.path for h in hits}) == len(hits)
+    assert all((h.start, h.end) == (h.match_start, h.match_end) for h in hits)

@@ -515,19 +515,11 @@ def _log_start(verb: str, roots: list[Path], store: Store, encoder: Any) -> None
 
 
 def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp: Any) -> Any:
-    from docsync.plugin.search import Searcher, fusion
+    from docsync.plugin.search import holding
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
 
-    # The defaults HTTP /search and MCP document: the settings', as a reader's `connect` has.
-    searcher = Searcher(
-        store,
-        encoder,
-        mode=settings.search_mode,
-        fusion=fusion(settings),
-        context=settings.context_tokens,
-        per_file=settings.hits_per_file,
-    )
+    searcher = holding(settings, store, encoder)
 
     def status() -> dict[str, Any]:
         return {**collection_status(store), "daemon": daemon.state()}
