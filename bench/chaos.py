@@ -607,11 +607,11 @@ class Chaos:
         self.ready_s = self.elapsed()
 
     def socket_searcher(self) -> Any:
-        from docsync.plugin.search import DaemonSearcher, connect
+        from docsync.plugin.search import connect
         from docsync.plugin.settings import Settings
 
         searcher = connect(Settings(qdrant_path=self.store, model=self.options.model))
-        if not isinstance(searcher, DaemonSearcher):
+        if not searcher.via_daemon:
             searcher.close()
             raise RuntimeError("connect() did not go through the daemon")
         return searcher

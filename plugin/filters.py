@@ -1,5 +1,6 @@
 """Metadata filters for searches: `docsync query --where key=value`, the `filters` argument of
-`Searcher.search`, HTTP `/search?where=key=value`.
+`Searcher.search`, HTTP `/search?where=key=value`, all checked as part of a
+`docsync.plugin.request.SearchRequest`.
 
     format=pdf          what the file was read as: markdown, rst, text, pdf, html, docx
     path=guides/*.pdf   the file's path under its root, a glob (`*` also crosses folders)
@@ -39,15 +40,16 @@ _GLOB = re.compile(r"[*?\[]")
 Filters = Mapping[str, str | Sequence[str]]
 
 
-def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
-    """`key=value` strings (repeatable keys) as checked filters; `ValueError` when broken."""
+def where_filters(items: Iterable[str]) -> dict[str, list[str]]:
+    """`key=value` strings (repeatable keys) as filters, not yet checked (`check_filters`);
+    `ValueError` for one that is not `key=value`."""
     filters: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"a filter is key=value, not {item!r} (e.g. format=pdf)")
         filters.setdefault(key.strip(), []).append(value.strip())
-    return check_filters(filters)
+    return filters
 
 
 def check_filters(filters: Filters) -> dict[str, list[str]]:

@@ -1,8 +1,10 @@
 """Question in, passages out: the retrieval helper applications use.
 
-One query path for every client (`docsync query`, HTTP /search, the `Searcher`): `connect()`
-opens the collection and loads the model, or, when a running `docsync run` holds the
-embedded store, returns a searcher that asks that daemon, which answers with this same code.
+One query path for every client (`docsync query`, HTTP /search, MCP, the `Searcher`, the
+framework retrievers): each builds a `SearchRequest` (`docsync.plugin.request`), checked
+once, and a `Searcher` answers it through its backend (`docsync.plugin.backends`): the store
+and model of this process, or, when a running `docsync run` holds the embedded store, that
+daemon, which answers with this same code. `connect()` chooses.
 
 Three modes: `dense` (the model's vectors, the question with the query instruction),
 `keyword` (BM25 over the collection's keyword vectors, the question as typed) and `hybrid`
@@ -13,94 +15,24 @@ dense, with one warning.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from docsync.plugin import schema
-from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE, SEARCH_MODES, one_of
-from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
+from docsync.plugin.backends import Backend, DaemonBackend, LocalBackend, read_profile
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE
+from docsync.plugin.daemon_client import SOCKET_NAME, daemon_answers
 from docsync.plugin.encoder import Encoder
-from docsync.plugin.errors import CollectionMissingError, StoreLockedError
-from docsync.plugin.filters import Filters, check_filters, to_match
-from docsync.plugin.passages import Passage, passages
-from docsync.plugin.store import Fusion, Match, Store, collection_missing
+from docsync.plugin.errors import StoreLockedError
+from docsync.plugin.filters import Filters
+from docsync.plugin.hit import Hit as Hit
+from docsync.plugin.request import DEFAULT_LIMIT, SearchOptions, SearchRequest
+from docsync.plugin.request import MAX_CONTEXT_TOKENS as MAX_CONTEXT_TOKENS
+from docsync.plugin.request import MAX_LIMIT as MAX_LIMIT
+from docsync.plugin.store import Fusion, Store, collection_missing
 from docsync.plugin.stores import open_store
 
 if TYPE_CHECKING:
     from docsync.plugin.settings import Settings
-
-log = logging.getLogger("docsync.search")
-
-# The most hits one search returns, whoever asks: `Searcher.search`, `docsync query -k`
-# and HTTP /search all refuse more.
-MAX_LIMIT = 100
-MAX_CONTEXT_TOKENS = 4096
-# What growing a hit into a passage reads of its neighbours.
-PASSAGE_FIELDS = (
-    schema.ROOT,
-    schema.PATH,
-    schema.TEXT,
-    schema.SECTION,
-    schema.GAP,
-    schema.START,
-    schema.END,
-    schema.CHUNK_INDEX,
-    schema.PAGE_START,
-    schema.PAGE_END,
-)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One passage of the file at `path` under `root`: `text` is exactly `source[start:end]`,
-    grown around the chunk that matched, `source[match_start:match_end]`."""
-
-    score: float
-    text: str
-    path: str
-    start: int
-    end: int
-    root: str = ""
-    title: str = ""
-    chunk_index: int = 0
-    match_start: int = -1  # the chunk that matched, inside [start, end); -1: all of it
-    match_end: int = -1
-    section: str = ""  # the heading path: "Title > Section > Subsection"
-    format: str = ""  # what the file was read as: markdown, rst, text, pdf, html, docx
-    page_start: int | None = None  # the pages the passage spans, 1-based (PDF only)
-    page_end: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.match_start < 0:
-            object.__setattr__(self, "match_start", self.start)
-        if self.match_end < 0:
-            object.__setattr__(self, "match_end", self.end)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Hit:
-        """A hit as `to_dict` (or the daemon's /search) gives it; unknown keys are ignored."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score,
-            "path": self.path,
-            "text": self.text,
-            "start": self.start,
-            "end": self.end,
-            "root": self.root,
-            "title": self.title,
-            "chunk_index": self.chunk_index,
-            "match_start": self.match_start,
-            "match_end": self.match_end,
-            "section": self.section,
-            "format": self.format,
-            "page_start": self.page_start,
-            "page_end": self.page_end,
-        }
 
 
 class Searcher:
@@ -108,7 +40,8 @@ class Searcher:
 
     Opening checks the collection's embedding profile against the encoder's and raises
     `ProfileMismatchError` when they differ, so vectors from two models never meet.
-    `mode`: the search mode when a search names none; `fusion`: how hybrid merges.
+    `mode`: the search mode when a search names none; `fusion`: how hybrid merges;
+    `context`, `per_file`: a search's defaults for those (see `search`).
     """
 
     def __init__(
@@ -121,17 +54,27 @@ class Searcher:
         context: int = DEFAULT_CONTEXT_TOKENS,
         per_file: int | None = None,
     ) -> None:
-        check_mode(mode)
-        check_context(context, per_file)
-        store.open(encoder.profile(), create=False)
-        self.store = store
-        self.encoder = encoder
-        self.mode = mode
-        self.fusion = fusion or Fusion()
-        self.context = context
-        self.per_file = per_file
-        self._keyword_ready = False
-        self._fallback_said = False
+        defaults = SearchOptions.checked(mode=mode, context=context, per_file=per_file)
+        self._begin(LocalBackend.open(store, encoder, fusion=fusion), defaults)
+
+    @classmethod
+    def over(
+        cls,
+        backend: Backend,
+        *,
+        mode: str = DEFAULT_SEARCH_MODE,
+        context: int = DEFAULT_CONTEXT_TOKENS,
+        per_file: int | None = None,
+    ) -> Searcher:
+        """A searcher through `backend` (a `LocalBackend` or a `DaemonBackend`)."""
+        defaults = SearchOptions.checked(mode=mode, context=context, per_file=per_file)
+        searcher = cls.__new__(cls)
+        searcher._begin(backend, defaults)
+        return searcher
+
+    def _begin(self, backend: Backend, defaults: SearchOptions) -> None:
+        self.backend = backend
+        self.defaults = defaults
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Searcher:
@@ -159,7 +102,7 @@ class Searcher:
     def search(
         self,
         question: str,
-        limit: int = 5,
+        limit: int = DEFAULT_LIMIT,
         path_prefix: str | None = None,
         mode: str | None = None,
         context: int | None = None,
@@ -173,178 +116,61 @@ class Searcher:
         `per_file`: at most this many hits from one file. Each defaults to this searcher's.
         `filters`: metadata conditions, `{"format": "pdf", "tags": ["a", "b"]}` (see
         plugin/filters.py; `ValueError` for an unknown key). At most `MAX_LIMIT` hits."""
-        check_query(question, limit, path_prefix, mode)
-        check_context(context, per_file)
-        return self._search(
+        request = SearchRequest.of(
             question,
-            limit,
-            path_prefix,
-            mode or self.mode,
-            self.context if context is None else context,
-            per_file or self.per_file,
-            check_filters(filters or {}),
-        )
-
-    def _search(
-        self,
-        question: str,
-        limit: int,
-        path_prefix: str | None,
-        mode: str,
-        context: int,
-        per_file: int | None,
-        filters: dict[str, list[str]],
-    ) -> list[Hit]:
-        mode = self._usable(mode)
-        match: dict[str, Any] = {}
-        if filters:
-            conditions = to_match(filters, self._paths)
-            if conditions is None:
-                return []  # a path glob that selects no file
-            match.update(conditions)
-        if path_prefix and schema.normalize_prefix(path_prefix):
-            match[schema.PATH_PREFIXES] = schema.normalize_prefix(path_prefix)
-        vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
-        keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
-        # More candidates than hits: merged passages, chunks without words and the per-file
-        # limit each take some away.
-        candidates = min(MAX_LIMIT, max(2 * limit, limit + 10))
-        points = self.store.search(
-            vector, limit=candidates, match=match or None, keyword=keyword, fusion=self.fusion
-        )
-        found = passages(
-            points,
             limit=limit,
-            budget=context,
-            neighbours=self._neighbours,
-            count_tokens=self.encoder.count_tokens,
+            path_prefix=path_prefix,
+            mode=mode,
+            context=context,
             per_file=per_file,
+            filters=filters,
         )
-        return [_passage_hit(p) for p in found]
+        return self.find(request)
 
-    def _paths(self) -> Iterator[str]:
-        """Every indexed file's path (from its first chunk), for a path glob."""
-        for point in self.store.scroll({schema.CHUNK_INDEX: [0]}, fields=(schema.PATH,)):
-            yield str(point.payload.get(schema.PATH, ""))
+    def find(self, request: SearchRequest) -> list[Hit]:
+        """The hits for a checked request, its options left out taken from this searcher's."""
+        return self.backend.search(request.filled(self.defaults))
 
-    def _neighbours(self, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
-        match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
-        return [p.payload for p in self.store.scroll(match, fields=PASSAGE_FIELDS)]
+    @property
+    def mode(self) -> str:
+        return self.defaults.mode or DEFAULT_SEARCH_MODE
+
+    @property
+    def context(self) -> int:
+        return DEFAULT_CONTEXT_TOKENS if self.defaults.context is None else self.defaults.context
+
+    @property
+    def per_file(self) -> int | None:
+        return self.defaults.per_file
+
+    @property
+    def via_daemon(self) -> bool:
+        """Whether a daemon answers this searcher's searches (it holds store and model)."""
+        return self.backend.via_daemon
+
+    @property
+    def store(self) -> Store:
+        """The store searched (`StoreError` through a daemon, which holds it)."""
+        return self.backend.store
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model that embeds questions (`StoreError` through a daemon, which holds it)."""
+        return self.backend.encoder
 
     def keyword_ready(self) -> bool:
         """Whether the collection holds keyword vectors made as this encoder makes them.
         Asked again until it does: a daemon's sync may add them while this searcher lives."""
-        if not self._keyword_ready:
-            stored = self.store.read_profile()
-            profile = self.encoder.profile()
-            self._keyword_ready = stored is not None and profile.keyword_ready(stored)
-        return self._keyword_ready
-
-    def _usable(self, mode: str) -> str:
-        """`mode`, or dense when the collection cannot answer a keyword query yet."""
-        if mode == "dense" or self.keyword_ready():
-            return mode
-        if not self._fallback_said:
-            log.warning(
-                "collection %r has no keyword vectors yet (made before them, or with another "
-                "BM25 configuration): searching %s by dense vectors only; the next "
-                "`docsync sync` adds them",
-                self.store.collection,
-                mode,
-            )
-            self._fallback_said = True
-        return "dense"
+        return self.backend.keyword_ready()
 
     def close(self) -> None:
-        self.store.close()
+        self.backend.close()
 
     def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class DaemonSearcher(Searcher):
-    """A `Searcher` that asks the `docsync run` holding the embedded store (over its Unix
-    socket) to search with its own store and model. It has no `store` or `encoder` here."""
-
-    def __init__(
-        self,
-        socket_path: Path,
-        *,
-        mode: str = DEFAULT_SEARCH_MODE,
-        context: int = DEFAULT_CONTEXT_TOKENS,
-        per_file: int | None = None,
-    ) -> None:
-        self.socket_path = socket_path  # no store to open: the daemon holds it
-        self.mode = check_mode(mode)
-        check_context(context, per_file)
-        self.context, self.per_file = context, per_file
-
-    def _search(
-        self,
-        question: str,
-        limit: int,
-        path_prefix: str | None,
-        mode: str,
-        context: int,
-        per_file: int | None,
-        filters: dict[str, list[str]],
-    ) -> list[Hit]:
-        params: dict[str, str | list[str]] = {
-            "q": question,
-            "limit": str(limit),
-            "path_prefix": path_prefix or "",
-        }
-        params["mode"] = mode
-        params["context"] = str(context)
-        if per_file is not None:
-            params["per_file"] = str(per_file)
-        if filters:
-            params["where"] = [f"{key}={v}" for key, values in filters.items() for v in values]
-        return [Hit.from_dict(hit) for hit in ask_daemon(self.socket_path, "/search", params)]
-
-    def close(self) -> None:
-        """Nothing held: each search is one request."""
-
-
-def check_query(
-    question: str, limit: int, path_prefix: str | None = None, mode: str | None = None
-) -> None:
-    """The rules for a search, the same for every client: `ValueError` when broken."""
-    check_options(limit, path_prefix, mode)
-    if not question.strip():
-        raise ValueError("the question is empty")
-
-
-def check_options(limit: int, path_prefix: str | None = None, mode: str | None = None) -> None:
-    """`check_query`'s rules but the question's, for a client that takes them before its
-    questions (a framework's retriever)."""
-    if mode is not None:
-        check_mode(mode)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    if path_prefix and path_prefix.strip().startswith("/"):
-        raise ValueError(
-            f"the path prefix {path_prefix!r} is absolute; it is a path relative to a synced "
-            "folder, as hits show it (e.g. 'howto' or 'howto/sockets.rst')"
-        )
-
-
-def check_context(context: int | None, per_file: int | None) -> None:
-    """The rules for `context` and `per_file`: `ValueError` when broken."""
-    if context is not None and not 0 <= context <= MAX_CONTEXT_TOKENS:
-        raise ValueError(f"context must be between 0 and {MAX_CONTEXT_TOKENS} tokens")
-    if per_file is not None and per_file < 1:
-        raise ValueError("per_file must be at least 1")
-
-
-def check_mode(mode: str) -> str:
-    """`mode` when it is a search mode, else `ValueError`."""
-    if mode not in SEARCH_MODES:
-        raise ValueError(f"the search mode must be {one_of(SEARCH_MODES)}, not {mode!r}")
-    return mode
 
 
 def connect(
@@ -363,31 +189,32 @@ def connect(
     except StoreLockedError:
         socket_path = settings.qdrant_path / SOCKET_NAME
         if daemon_answers(socket_path):
-            return DaemonSearcher(
-                socket_path,
-                mode=settings.search_mode,
-                context=settings.context_tokens,
-                per_file=settings.hits_per_file,
-            )
+            return _over(DaemonBackend(socket_path), settings)
         raise
     try:
-        try:
-            store.read_profile()
-        except CollectionMissingError:
-            raise collection_missing(store.collection, store.description) from None
+        stored = read_profile(store)  # once for this searcher: its backend keeps it
         store.ping()  # a store that cannot be opened fails now, not after the model loaded
         encoder = (load_encoder or _lazy_encoder)(settings)
-        return Searcher(
-            store,
-            encoder,
-            mode=settings.search_mode,
-            fusion=fusion(settings),
-            context=settings.context_tokens,
-            per_file=settings.hits_per_file,
-        )
+        backend = LocalBackend(store, encoder, stored, fusion=fusion(settings))
+        return _over(backend, settings)
     except BaseException:
         store.close()
         raise
+
+
+def holding(settings: Settings, store: Store, encoder: Encoder) -> Searcher:
+    """The searcher of the process that holds `store` (a daemon, for its HTTP /search and
+    MCP): the settings' defaults, as `connect` gives a reader."""
+    return _over(LocalBackend.open(store, encoder, fusion=fusion(settings)), settings)
+
+
+def _over(backend: Backend, settings: Settings) -> Searcher:
+    return Searcher.over(
+        backend,
+        mode=settings.search_mode,
+        context=settings.context_tokens,
+        per_file=settings.hits_per_file,
+    )
 
 
 def _lazy_encoder(settings: Settings) -> Encoder:
@@ -397,28 +224,3 @@ def _lazy_encoder(settings: Settings) -> Encoder:
 def fusion(settings: Settings) -> Fusion:
     """How hybrid searches fuse, as the settings say."""
     return Fusion(method=settings.fusion, k=settings.rrf_k)
-
-
-def _passage_hit(passage: Passage) -> Hit:
-    first = passage.chunks[passage.first]
-    last = passage.chunks[passage.last]
-    return Hit(
-        score=passage.score,
-        text=passage.text(),
-        path=passage.path,
-        start=int(first.get(schema.START, 0)),
-        end=int(last.get(schema.END, 0)),
-        root=passage.root,
-        title=passage.title,
-        chunk_index=int(passage.match.get(schema.CHUNK_INDEX, 0)),
-        match_start=int(passage.match.get(schema.START, 0)),
-        match_end=int(passage.match.get(schema.END, 0)),
-        section=passage.section,
-        format=str(passage.match.get(schema.FORMAT, "")),
-        page_start=_page(first.get(schema.PAGE_START)),
-        page_end=_page(last.get(schema.PAGE_END)),
-    )
-
-
-def _page(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) else None

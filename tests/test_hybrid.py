@@ -107,7 +107,7 @@ def test_an_exact_identifier_is_found_by_hybrid_where_dense_misses_it(
     assert rank(searcher, "dense") >= 5  # the siblings look the same to the model
     assert rank(searcher, "keyword") == 0
     assert rank(searcher, "hybrid") < 3
-    searcher.fusion = Fusion("dbsf")
+    searcher = Searcher(store, minilm_encoder, fusion=Fusion("dbsf"))
     assert rank(searcher, "hybrid") < 3
 
 

@@ -106,7 +106,7 @@ def test_searcher_asks_the_daemon_that_holds_the_store(
     """While `docsync run` holds the embedded store, `Searcher.from_settings()` goes through
     the daemon's socket, as `docsync query` does: same hits, same validation."""
     from docsync.plugin.daemon_client import SOCKET_NAME
-    from docsync.plugin.search import MAX_LIMIT, DaemonSearcher
+    from docsync.plugin.search import MAX_LIMIT
     from docsync.worker.serve import Api, Endpoints
 
     _clean_env(monkeypatch, tmp_path)
@@ -127,7 +127,7 @@ def test_searcher_asks_the_daemon_that_holds_the_store(
     )
     try:
         with Searcher.from_settings(settings) as searcher:
-            assert isinstance(searcher, DaemonSearcher)
+            assert searcher.via_daemon
             question = "How do I install Python on a Mac?"
             expected = local.search(question, limit=4, path_prefix="mac.rst")
             assert searcher.search(question, limit=4, path_prefix="mac.rst") == expected

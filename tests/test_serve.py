@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from docsync.plugin.backends import DaemonBackend
 from docsync.plugin.daemon_client import daemon_answers
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ConfigError, StoreUnavailableError
-from docsync.plugin.search import DaemonSearcher, Searcher
+from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.worker.cli import cli
@@ -371,7 +372,7 @@ def test_a_searcher_of_a_daemon_that_stopped_fails_with_one_store_error(
     searcher: Searcher, tmp_path: Path
 ) -> None:
     sock_path = tmp_path / "daemon.sock"
-    remote = DaemonSearcher(sock_path)
+    remote = Searcher.over(DaemonBackend(sock_path))
     with serving(make_api(searcher), socket_path=sock_path):
         assert len(remote.search("socket", limit=2)) == 2
         assert daemon_answers(sock_path)

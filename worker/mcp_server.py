@@ -33,7 +33,7 @@ from mcp.types import CallToolResult, TextContent
 from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import DocsyncError, StoreLockedError
-from docsync.plugin.filters import parse_where
+from docsync.plugin.request import SearchRequest
 from docsync.plugin.search import Hit, Searcher, connect
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
@@ -66,15 +66,13 @@ class Collection:
         where: list[str] | None = None,
         path_prefix: str | None = None,
     ) -> list[Hit]:
-        filters = parse_where(where or [])
+        request = SearchRequest.of(
+            question, limit=limit, path_prefix=path_prefix, mode=mode, where=where or ()
+        )
         if self._held is not None:
-            return self._held.search(
-                question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
-            )
+            return self._held.find(request)
         with connect(self.settings, load_encoder=self._encoder_for) as searcher:
-            return searcher.search(
-                question, limit=limit, path_prefix=path_prefix, mode=mode, filters=filters
-            )
+            return searcher.find(request)
 
     def read(
         self, path: str, start: int = 0, end: int | None = None, root: str | None = None

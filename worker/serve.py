@@ -46,8 +46,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from docsync.plugin.daemon_client import SOCKET_NAME as SOCKET_NAME
 from docsync.plugin.daemon_client import ask_daemon as ask_daemon
 from docsync.plugin.errors import ConfigError, DocsyncError, StoreError
-from docsync.plugin.filters import parse_where
-from docsync.plugin.search import MAX_LIMIT, Searcher, check_context, check_mode
+from docsync.plugin.request import SearchRequest
+from docsync.plugin.search import Searcher
 from docsync.plugin.stored_text import read_stored
 
 if TYPE_CHECKING:
@@ -99,36 +99,8 @@ class Api:
         return _json(200, {"ready": True})
 
     def _search(self, params: dict[str, str], wheres: list[str]) -> Response:
-        question = params.get("q", "").strip()
-        if not question:
-            return _json(400, {"error": "missing q (the question)"})
         try:
-            limit = int(params.get("limit", "5"))
-        except ValueError:
-            return _json(400, {"error": "limit must be a number"})
-        if not 1 <= limit <= MAX_LIMIT:
-            return _json(400, {"error": f"limit must be between 1 and {MAX_LIMIT}"})
-        mode = params.get("mode", "").strip() or None
-        try:
-            context = _optional_int(params, "context")
-            per_file = _optional_int(params, "per_file")
-            if mode is not None:
-                check_mode(mode)
-            check_context(context, per_file)
-            filters = parse_where(wheres)
-        except ValueError as exc:
-            return _json(400, {"error": str(exc)})
-        path_prefix = params.get("path_prefix")
-        try:
-            hits = self.searcher.search(
-                question,
-                limit=limit,
-                path_prefix=path_prefix,
-                mode=mode,
-                context=context,
-                per_file=per_file,
-                filters=filters,
-            )
+            hits = self.searcher.find(SearchRequest.from_params(params, wheres))
         except ValueError as exc:
             return _json(400, {"error": str(exc)})
         return _json(200, [hit.to_dict() for hit in hits])

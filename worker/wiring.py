@@ -227,11 +227,11 @@ def open_endpoints(
     settings: Settings, daemon: Daemon, store: Store, encoder: Encoder, tcp: _Server | None
 ) -> tuple[Endpoints, HttpBridge | None]:
     """The daemon's socket and HTTP endpoint, serving; and its MCP bridge, to close after."""
-    from docsync.plugin.search import Searcher, fusion
+    from docsync.plugin.search import holding
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
 
-    searcher = Searcher(store, encoder, mode=settings.search_mode, fusion=fusion(settings))
+    searcher = holding(settings, store, encoder)
 
     def status() -> dict[str, object]:
         return {**collection_status(store), "daemon": daemon.state()}

@@ -6,10 +6,11 @@ imported only by the module that needs it:
 - `llamaindex`: `DocsyncRetriever`, a LlamaIndex `BaseRetriever` (`pip install
   'docsync-qdrant[llamaindex]'`).
 
-Both search through a `docsync.plugin.search.Searcher` (built from settings, or one you have), so
-the
-model's query instruction is applied as docsync applies it, and both give a hit's fields
-(path, title, section, pages, span, score) as the framework's metadata.
+Both search through a `docsync.plugin.search.Searcher` (built from settings, or one you have),
+with their options checked once, when they are made, as a `SearchOptions`
+(`docsync.plugin.request`); so the model's query instruction is applied as docsync applies it,
+and both give a hit's fields (path, title, section, pages, span, score) as the framework's
+metadata.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from docsync.plugin.filters import Filters, check_filters
-from docsync.plugin.search import Hit, Searcher, check_options
+from docsync.plugin.filters import Filters
+from docsync.plugin.hit import Hit
+from docsync.plugin.request import SearchOptions
+from docsync.plugin.search import Searcher
 
 if TYPE_CHECKING:
     from docsync.plugin.settings import Settings
@@ -43,12 +46,16 @@ def hit_id(hit: Hit) -> str:
 
 def check_retriever(
     k: int, mode: str | None, filters: Filters | None, path_prefix: str | None
-) -> dict[str, list[str]]:
+) -> SearchOptions:
     """A retriever's options checked when it is made, not at its first question
-    (`ValueError`): its filters as `Searcher.search` takes them (`{"format": "pdf"}` as
+    (`ValueError`); its filters as `Searcher.search` takes them (`{"format": "pdf"}` as
     well as `{"format": ["pdf"]}`)."""
-    check_options(k, path_prefix, mode)
-    return check_filters(filters or {})
+    return SearchOptions.checked(limit=k, mode=mode, filters=filters, path_prefix=path_prefix)
+
+
+def filters_of(options: SearchOptions) -> dict[str, list[str]]:
+    """The checked filters of `options`, each key's values as a list (a retriever's field)."""
+    return {key: list(values) for key, values in options.filters.items()}
 
 
 def over_settings(settings: Settings | None, build: Callable[[Searcher], Retriever]) -> Retriever:

@@ -14,10 +14,18 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
-from docsync.plugin.frameworks import check_retriever, hit_id, hit_metadata, over_settings
-from docsync.plugin.search import Hit, Searcher
+from docsync.plugin.frameworks import (
+    check_retriever,
+    filters_of,
+    hit_id,
+    hit_metadata,
+    over_settings,
+)
+from docsync.plugin.hit import Hit
+from docsync.plugin.request import SearchOptions
+from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 
 
@@ -32,10 +40,12 @@ class DocsyncRetriever(BaseRetriever):
     # {"format": "pdf"}, or several values of a key: {"format": ["pdf", "html"]}
     filters: dict[str, str | list[str]] = Field(default_factory=dict)
     path_prefix: str | None = None
+    _options: SearchOptions = PrivateAttr()  # the fields above, checked once
 
     @model_validator(mode="after")
     def _check_options(self) -> DocsyncRetriever:
-        self.filters = dict(check_retriever(self.k, self.mode, self.filters, self.path_prefix))
+        self._options = check_retriever(self.k, self.mode, self.filters, self.path_prefix)
+        self.filters = dict(filters_of(self._options))
         return self
 
     @classmethod
@@ -49,13 +59,7 @@ class DocsyncRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        hits = self.searcher.search(
-            query,
-            limit=self.k,
-            path_prefix=self.path_prefix,
-            mode=self.mode,
-            filters=self.filters or None,
-        )
+        hits = self.searcher.find(self._options.ask(query))
         return [_document(hit) for hit in hits]
 
 

@@ -17,8 +17,16 @@ from typing import Any
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from docsync.plugin.frameworks import CITED, check_retriever, hit_id, hit_metadata, over_settings
-from docsync.plugin.search import Hit, Searcher
+from docsync.plugin.frameworks import (
+    CITED,
+    check_retriever,
+    filters_of,
+    hit_id,
+    hit_metadata,
+    over_settings,
+)
+from docsync.plugin.hit import Hit
+from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 
 
@@ -37,7 +45,8 @@ class DocsyncRetriever(BaseRetriever):
         path_prefix: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.filters = check_retriever(k, mode, filters, path_prefix)
+        self.options = check_retriever(k, mode, filters, path_prefix)  # checked once
+        self.filters = filters_of(self.options)
         self.searcher = searcher
         self.k, self.mode, self.path_prefix = k, mode, path_prefix
         super().__init__(**kwargs)
@@ -51,13 +60,7 @@ class DocsyncRetriever(BaseRetriever):
         return over_settings(settings, lambda searcher: cls(searcher, **options))
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.searcher.search(
-            query_bundle.query_str,
-            limit=self.k,
-            path_prefix=self.path_prefix,
-            mode=self.mode,
-            filters=self.filters or None,
-        )
+        hits = self.searcher.find(self.options.ask(query_bundle.query_str))
         return [_node(hit) for hit in hits]
 
 

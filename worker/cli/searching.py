@@ -17,8 +17,8 @@ from docsync.plugin.choices import (
     SearchMode,
 )
 from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score, unmatched
-from docsync.plugin.filters import parse_where
-from docsync.plugin.search import MAX_LIMIT, DaemonSearcher, Hit, Searcher, check_query, connect
+from docsync.plugin.request import SearchRequest
+from docsync.plugin.search import MAX_LIMIT, Hit, Searcher, connect
 from docsync.plugin.settings import Settings
 from docsync.worker import render, wiring
 from docsync.worker.cli.app import PATH, check_limit, command, edge, fail
@@ -83,26 +83,22 @@ def query(
     where: tuple[str, ...],
     as_json: bool,
 ) -> int:
-    from docsync.plugin.search import check_context
-
     try:
-        check_query(question, limit, path_prefix, mode)
-        check_context(context, per_file)
-        filters = parse_where(list(where))
+        request = SearchRequest.of(
+            question,
+            limit=limit,
+            path_prefix=path_prefix,
+            mode=mode,
+            context=context,
+            per_file=per_file,
+            where=where,
+        )
     except ValueError as exc:
         return fail(str(exc))
     # The Searcher's own path: the daemon when one holds the store, else the store itself.
     with connect(settings, load_encoder=wiring.load_encoder) as searcher:
         try:
-            hits = searcher.search(
-                question,
-                limit=limit,
-                path_prefix=path_prefix,
-                mode=mode,
-                context=context,
-                per_file=per_file,
-                filters=filters,
-            )
+            hits = searcher.find(request)
         except ValueError as exc:
             return fail(str(exc))
     if as_json:
@@ -138,7 +134,8 @@ def evaluate(
 ) -> int:
     labelled = load_questions(questions)  # a bad file: one error line, nothing opened
     try:
-        check_query(labelled[0].question, DEPTH, path_prefix)  # an absolute prefix
+        # Its options, checked before anything is opened (an absolute prefix).
+        SearchRequest.of(labelled[0].question, limit=DEPTH, path_prefix=path_prefix)
     except ValueError as exc:
         return fail(str(exc))
     modes = (mode,) if mode else SEARCH_MODES
@@ -155,8 +152,8 @@ def evaluate(
 
 def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[str, object]:
     """What `docsync eval` measured: the collection, the model, the fusion, the count."""
-    # A DaemonSearcher has no encoder here: the daemon loaded the model the settings name.
-    model = searcher.encoder.name if not isinstance(searcher, DaemonSearcher) else settings.model
+    # Through a daemon no encoder is here: the daemon loaded the model the settings name.
+    model = settings.model if searcher.via_daemon else searcher.encoder.name
     fusion = settings.fusion + (f" k={settings.rrf_k}" if settings.fusion == "rrf" else "")
     return {
         "collection": settings.collection,
@@ -164,7 +161,7 @@ def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[
         "model": model,
         "fusion": fusion,
         "questions": questions,
-        "via_daemon": isinstance(searcher, DaemonSearcher),
+        "via_daemon": searcher.via_daemon,
     }
 
 
@@ -191,7 +188,7 @@ def _score_modes(
 def _warn_unmatched(searcher: Searcher, questions: list[Question]) -> None:
     """One warning when questions name files the collection does not hold: most likely
     paths written from another folder than the synced one."""
-    if isinstance(searcher, DaemonSearcher):
+    if searcher.via_daemon:
         return  # the daemon holds the store, and lists no files: nothing to compare with
     stored = searcher.store.scroll({}, fields=[schema.PATH])
     missing = unmatched(questions, {str(p.payload.get(schema.PATH, "")) for p in stored})

@@ -1,0 +1,201 @@
+"""Where a `Searcher`'s searches run, chosen when it is built (`docsync.plugin.search.connect`):
+
+- `LocalBackend`: this process holds the store and the model: the question is embedded
+  here (dense with the query instruction, keyword as typed), the store searched, each hit
+  grown into a passage;
+- `DaemonBackend`: a running `docsync run` holds the embedded store, which no other process
+  may open: the request goes to the daemon over its Unix socket, whose own `LocalBackend`
+  answers it.
+
+Both take a checked `SearchRequest` with every option filled, and give the same hits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from docsync.plugin import schema
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE
+from docsync.plugin.daemon_client import ask_daemon
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import CollectionMissingError, StoreError
+from docsync.plugin.filters import to_match
+from docsync.plugin.hit import Hit
+from docsync.plugin.passages import passages
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.request import MAX_LIMIT, SearchRequest
+from docsync.plugin.store import Fusion, Match, Store, check_profile, collection_missing
+
+log = logging.getLogger("docsync.search")
+
+# What growing a hit into a passage reads of its neighbours.
+PASSAGE_FIELDS = (
+    schema.ROOT,
+    schema.PATH,
+    schema.TEXT,
+    schema.SECTION,
+    schema.GAP,
+    schema.START,
+    schema.END,
+    schema.CHUNK_INDEX,
+    schema.PAGE_START,
+    schema.PAGE_END,
+)
+
+
+class Backend(Protocol):
+    """What a `Searcher` searches through."""
+
+    via_daemon: bool  # whether a daemon answers (then it holds the store and the model)
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def encoder(self) -> Encoder: ...
+
+    def keyword_ready(self) -> bool: ...
+
+    def search(self, request: SearchRequest) -> list[Hit]: ...
+
+    def close(self) -> None: ...
+
+
+def read_profile(store: Store) -> EmbeddingProfile | None:
+    """The collection's profile, read for a searcher: `CollectionMissingError` (saying how
+    to make it) when the collection is not there."""
+    try:
+        return store.read_profile()
+    except CollectionMissingError:
+        raise collection_missing(store.collection, store.description) from None
+
+
+class LocalBackend:
+    """Searches `store` with `encoder`. `stored`: the collection's profile, read once for
+    this backend (`read_profile`) and refused (`ProfileMismatchError`) unless it is the
+    encoder's, so vectors from two models never meet. Read again only while the collection
+    lacks keyword vectors of this profile: a daemon's sync may add them meanwhile."""
+
+    via_daemon = False
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        stored: EmbeddingProfile | None,
+        *,
+        fusion: Fusion | None = None,
+    ) -> None:
+        self._profile = encoder.profile()
+        check_profile(self._profile, stored, collection=store.collection)
+        self.store, self.encoder = store, encoder
+        self.fusion = fusion or Fusion()
+        self._stored = stored
+        self._fallback_said = False
+
+    @classmethod
+    def open(cls, store: Store, encoder: Encoder, *, fusion: Fusion | None = None) -> LocalBackend:
+        """A backend on the collection of `store`, its profile read now."""
+        return cls(store, encoder, read_profile(store), fusion=fusion)
+
+    def search(self, request: SearchRequest) -> list[Hit]:
+        mode = self._usable(request.mode or DEFAULT_SEARCH_MODE)
+        match: dict[str, Any] = {}
+        if request.filters:
+            conditions = to_match(request.filters, self._paths)
+            if conditions is None:
+                return []  # a path glob that selects no file
+            match.update(conditions)
+        prefix = schema.normalize_prefix(request.path_prefix) if request.path_prefix else None
+        if prefix:
+            match[schema.PATH_PREFIXES] = prefix
+        question = request.question
+        vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
+        keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
+        # More candidates than hits: merged passages, chunks without words and the per-file
+        # limit each take some away.
+        candidates = min(MAX_LIMIT, max(2 * request.limit, request.limit + 10))
+        points = self.store.search(
+            vector, limit=candidates, match=match or None, keyword=keyword, fusion=self.fusion
+        )
+        found = passages(
+            points,
+            limit=request.limit,
+            budget=DEFAULT_CONTEXT_TOKENS if request.context is None else request.context,
+            neighbours=self._neighbours,
+            count_tokens=self.encoder.count_tokens,
+            per_file=request.per_file,
+        )
+        return [Hit.from_passage(p) for p in found]
+
+    def _paths(self) -> Iterator[str]:
+        """Every indexed file's path (from its first chunk), for a path glob."""
+        for point in self.store.scroll({schema.CHUNK_INDEX: [0]}, fields=(schema.PATH,)):
+            yield str(point.payload.get(schema.PATH, ""))
+
+    def _neighbours(self, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
+        match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
+        return [p.payload for p in self.store.scroll(match, fields=PASSAGE_FIELDS)]
+
+    def keyword_ready(self) -> bool:
+        """Whether the collection holds keyword vectors made as this encoder makes them."""
+        if not self._ready():
+            self._stored = self.store.read_profile()
+        return self._ready()
+
+    def _ready(self) -> bool:
+        return self._stored is not None and self._profile.keyword_ready(self._stored)
+
+    def _usable(self, mode: str) -> str:
+        """`mode`, or dense when the collection cannot answer a keyword query yet."""
+        if mode == "dense" or self.keyword_ready():
+            return mode
+        if not self._fallback_said:
+            log.warning(
+                "collection %r has no keyword vectors yet (made before them, or with another "
+                "BM25 configuration): searching %s by dense vectors only; the next "
+                "`docsync sync` adds them",
+                self.store.collection,
+                mode,
+            )
+            self._fallback_said = True
+        return "dense"
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class DaemonBackend:
+    """Asks the `docsync run` that holds the embedded store, over its Unix socket at
+    `socket_path`, to search with its own store and model: each search is one request, so
+    nothing is held here."""
+
+    via_daemon = True
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+
+    @property
+    def store(self) -> Store:
+        raise StoreError(self._elsewhere("store"))
+
+    @property
+    def encoder(self) -> Encoder:
+        raise StoreError(self._elsewhere("model"))
+
+    def _elsewhere(self, what: str) -> str:
+        return f"the docsync daemon on {self.socket_path} holds the {what}: this searcher asks it"
+
+    def keyword_ready(self) -> bool:
+        """True: the daemon searches dense by itself while its collection is not ready."""
+        return True
+
+    def search(self, request: SearchRequest) -> list[Hit]:
+        answer = ask_daemon(self.socket_path, "/search", request.to_params())
+        return [Hit.from_dict(hit) for hit in answer]
+
+    def close(self) -> None:
+        """Nothing held."""
