@@ -48,8 +48,8 @@ def make_tree(folder: Path, count: int) -> None:
 # `docsync sync` with every root listed whole, as before folder-at-a-time listings: the
 # baseline of `--whole`.
 WHOLE = (
-    "import sys; from docsync.worker import pipeline; from docsync.worker.cli import main; "
-    "pipeline.WHOLE_LISTING_POINTS = 1 << 62; sys.argv[0] = 'docsync'; main()"
+    "import sys; from docsync.worker import scopes; from docsync.worker.cli import main; "
+    "scopes.WHOLE_LISTING_POINTS = 1 << 62; sys.argv[0] = 'docsync'; main()"
 )
 
 

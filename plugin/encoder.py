@@ -10,32 +10,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from docsync.plugin.device import check_present, likely_device, resolve_device
+from docsync.plugin.device import check_present, likely_device
 from docsync.plugin.embedding.card import (
     ModelCard,
-    card_key,
-    plain_tokenizer,
-    read_card,
-    write_card,
-)
-from docsync.plugin.embedding.questions import QuestionEncoder
-from docsync.plugin.embedding.runner import (
-    Prepared,
-    Runner,
-    check_precision,
-    configure_cpu_threads,
     model_dimension,
-    model_inputs,
-    resolve_precision,
+    plain_tokenizer,
 )
+from docsync.plugin.embedding.loading import card_or_model, load_model, model_source
+from docsync.plugin.embedding.machine import check_precision, resolve_precision
+from docsync.plugin.embedding.questions import QuestionEncoder
+from docsync.plugin.embedding.runner import Prepared, Runner, RunnerOptions
 from docsync.plugin.errors import ModelLoadError
 from docsync.plugin.keyword import KeywordEncoder
 from docsync.plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
@@ -84,14 +75,14 @@ class Encoder:
         self.passage_prefix = passage_prefix
         # The keyword door: BM25, no model to load, the same for every dense model.
         self.keyword = KeywordEncoder()
-        self._runner_options: dict[str, Any] = {
-            "precision": precision,
-            "token_budget": token_budget,
-            "max_batch": batch_size,
-            "backend": backend,
-            "prefetch": prefetch,
-            "cache": cache,
-        }
+        self._runner_options = RunnerOptions(
+            precision=precision,
+            token_budget=token_budget,
+            max_batch=batch_size,
+            backend=backend,
+            prefetch=prefetch,
+            cache=cache,
+        )
         self._device_setting = device
         self._card = card
         self._loader = loader
@@ -137,37 +128,31 @@ class Encoder:
         check_precision(precision)
         source = cls.source(name)
         fingerprint = model_fingerprint(Path(source)) if Path(source).is_dir() else None
-        options: dict[str, Any] = {
-            "name": source,
-            "query_prefix": query_prefix,
-            "passage_prefix": passage_prefix,
-            "precision": precision,
-            "token_budget": token_budget,
-            "batch_size": batch_size,
-            "backend": backend,
-            "cache": cache,
-            "fingerprint": fingerprint,
-            "device": device,
-        }
-        loader = partial(_load_model, source, device, precision)
+        encoder = partial(
+            cls,
+            name=source,
+            query_prefix=query_prefix,
+            passage_prefix=passage_prefix,
+            precision=precision,
+            token_budget=token_budget,
+            batch_size=batch_size,
+            backend=backend,
+            cache=cache,
+            fingerprint=fingerprint,
+            device=device,
+        )
+        loader = partial(load_model, source, device, precision)
         if not lazy:
-            return cls(loader(), **options).warm()
-        from docsync.plugin.settings import default_cache
-
-        folder = cache or default_cache()
-        key = card_key(source, fingerprint)
-        card = read_card(folder, key) if key else None
-        if card is not None:
-            return cls(None, card=card, loader=loader, **options)
-        model = loader()
-        if key is not None:
-            card = _write_card(model, source=source, cache=folder, key=key)
-        return cls(model, card=card, **options).warm()
+            return encoder(loader()).warm()
+        card, model = card_or_model(source, fingerprint, cache, loader)
+        if model is None:
+            return encoder(None, card=card, loader=loader)
+        return encoder(model, card=card).warm()
 
     @staticmethod
     def source(name: str | os.PathLike[str]) -> str:
         """Where the model comes from: a local directory as an absolute path, else a hub name."""
-        return _model_source(os.fspath(name))
+        return model_source(os.fspath(name))
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lazy: bool = False) -> Encoder:
@@ -215,7 +200,7 @@ class Encoder:
 
     def _adopt(self, model: Any) -> None:
         self._model = model
-        self._runner = Runner(model, **self._runner_options)
+        self._runner = Runner(model, self._runner_options)
 
     @property
     def dimension(self) -> int:
@@ -240,10 +225,10 @@ class Encoder:
     @property
     def precision(self) -> str:
         if self._runner is None:
-            backend = self._runner_options["backend"]
+            backend = self._runner_options.backend
             if backend != "torch":
                 return "int8" if backend == "onnx-int8" else "fp32"
-            return resolve_precision(self._runner_options["precision"], self.device)
+            return resolve_precision(self._runner_options.precision, self.device)
         return self._runner.precision
 
     @property
@@ -268,7 +253,7 @@ class Encoder:
         not load the model for it (DESIGN: light until needed)."""
         if self._runner is not None:
             return self._runner.prefetch
-        option: bool | None = self._runner_options["prefetch"]
+        option = self._runner_options.prefetch
         return self.device.startswith("cuda") if option is None else option
 
     def window_at(self, index: int) -> int:
@@ -308,14 +293,6 @@ class Encoder:
             return self._questions.embed(self.query_input(question))
         return self._runner_now().embed_one(self.query_input(question))
 
-    def embed_queries(self, questions: Sequence[str]) -> Vectors:
-        if self._runner is None and self._questions is not None:
-            out = np.empty((len(questions), self.dimension), dtype=np.float32)
-            for row, question in enumerate(questions):
-                out[row] = self.embed_query(question)
-            return out
-        return self._runner_now().embed([self.query_input(q) for q in questions])
-
     def prepare_passages(self, inputs: Sequence[str]) -> Prepared:
         """Passage inputs to be embedded next, by `embed_passages`: on a GPU their tokenizing
         begins now, on a thread, while the device works on earlier ones."""
@@ -354,80 +331,3 @@ class Encoder:
     def tokens(self, inputs: Sequence[str]) -> int:
         """Tokens the model reads for `inputs` (specials in, padding out): what tokens/s count."""
         return self._runner_now().tokens(inputs)
-
-
-def _load_model(source: str, device: str, precision: str) -> Any:
-    """The SentenceTransformer at `source` (a folder or a hub name) on `device`, in fp32 as
-    its files hold it."""
-    resolved = resolve_device(device)
-    resolve_precision(precision, resolved)  # refuse an impossible precision before loading
-    if resolved == "cpu":
-        configure_cpu_threads()
-    log.info("loading model %s", source)
-    if not Path(source).is_dir() and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0"):
-        log.info(
-            "(from the Hugging Face hub or its cache; an unreachable hub is retried for about "
-            "a minute: HF_HUB_OFFLINE=1 skips it, DOCSYNC_MODEL=DIR loads a local copy)"
-        )
-    try:
-        from sentence_transformers import SentenceTransformer
-
-        with _quiet_loading():
-            return SentenceTransformer(source, device=resolved)
-    except Exception as exc:  # any loader failure means the same thing to the user
-        raise ModelLoadError(_load_failure(source, exc)) from exc
-
-
-def _write_card(model: Any, *, source: str, cache: Path, key: str) -> ModelCard | None:
-    return write_card(
-        model,
-        source=source,
-        cache=cache,
-        key=key,
-        inputs=model_inputs(model),
-        dimension=model_dimension(model),
-    )
-
-
-def _model_source(name: str) -> str:
-    """A local directory as an absolute path; anything else is a hub name, kept as given."""
-    path = Path(name).expanduser()
-    # Hub names look like "org/model"; only an explicit path is taken as a local directory.
-    looks_local = name.startswith(("/", "./", "../", "~", os.sep))
-    if path.is_dir():
-        return str(path.resolve())
-    if looks_local:
-        raise ModelLoadError(
-            f"model directory {name!r} does not exist. Set DOCSYNC_MODEL to a directory that "
-            "holds a sentence-transformers model, or to a Hugging Face hub name."
-        )
-    return name
-
-
-def _load_failure(name: str, exc: BaseException) -> str:
-    reason = " ".join(str(exc).split())[:300].rstrip(".") or type(exc).__name__
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    # Only say what is not already so: with HF_HUB_OFFLINE set, the hub is no way out.
-    stop_trying = "" if offline else "; HF_HUB_OFFLINE=1 stops docsync trying the hub"
-    return (
-        f"could not load model {name!r}: {reason}. To use a local copy, set DOCSYNC_MODEL to "
-        "a local directory holding the sentence-transformers model (e.g. made on a machine "
-        f"with network access by `hf download {name} --local-dir DIR`, then copied here)"
-        f"{stop_trying}."
-    )
-
-
-@contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """No progress bars while a model loads (transformers draws one for its weights on
-    every load): a library should not write to a program's terminal. Restored after."""
-    from transformers.utils import logging as transformers_logging
-
-    bars: Any = transformers_logging  # its switches cover the hub's bars too
-    were_on = bool(bars.is_progress_bar_enabled())
-    bars.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if were_on:
-            bars.enable_progress_bar()

@@ -1,5 +1,7 @@
-"""The one retry policy: transient store failures only, exponential backoff with jitter,
-bounded. Everything else fails at once."""
+"""The one retry policy: transient store failures only, exponential backoff, bounded.
+Everything else fails at once. `call_with_retry` retries one call (with jitter); `backoff` is
+the same wait for loops that count their own failures and never give up (the daemon waiting
+out an outage, a failed index build, a reader that crashed)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    wait_exponential,
     wait_exponential_jitter,
 )
 
@@ -39,3 +42,12 @@ def call_with_retry(
         reraise=True,
     )
     return retrying(fn)
+
+
+def backoff(failures: int, *, first: float, maximum: float) -> float:
+    """Seconds to wait after `failures` failures in a row: `first`, doubled after each, at
+    most `maximum`. tenacity's exponential wait, which also stays bounded after a thousand
+    failures (where `2 ** failures` overflows a float): a long outage must not end a daemon."""
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, failures)
+    return float(wait_exponential(multiplier=first, max=maximum)(state))

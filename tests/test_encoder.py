@@ -12,12 +12,9 @@ from sentence_transformers import SentenceTransformer
 
 from docsync.plugin import device as device_module
 from docsync.plugin.device import check_present
-from docsync.plugin.embedding.runner import (
-    StopRequested,
-    _budget_groups,
-    cpu_has_native_bf16,
-    resolve_precision,
-)
+from docsync.plugin.embedding.batches import budget_groups
+from docsync.plugin.embedding.machine import cpu_has_native_bf16, resolve_precision
+from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ConfigError, ModelLoadError
 from tests.conftest import CORPUS, QUERY_PREFIX, minilm_dir
@@ -186,7 +183,7 @@ def test_precision_follows_the_device(tmp_path: Path) -> None:
 
 def test_batches_follow_a_token_budget() -> None:
     lengths = np.array([300, 250, 100, 100, 90, 10, 10, 10, 5])
-    groups = list(_budget_groups(lengths, budget=600, max_batch=4))
+    groups = list(budget_groups(lengths, budget=600, max_batch=4))
     shapes = [(width, len(lengths[g])) for g, width in groups]
     assert all(w * n <= 600 for w, n in shapes) and all(n <= 4 for _, n in shapes)
     assert all(w % 16 == 0 and w >= lengths[g][0] for g, w in groups)
@@ -201,7 +198,7 @@ def test_batch_shapes_are_few() -> None:
     shapes = set()
     for start in range(0, len(lengths), 512):  # windows of 512 texts, as on a CPU
         window = lengths[start : start + 512]
-        shapes |= {(w, len(window[g])) for g, w in _budget_groups(window, 2048, 4096)}
+        shapes |= {(w, len(window[g])) for g, w in budget_groups(window, 2048, 4096)}
     assert len(shapes) <= 16 * 4 + 16  # each width's full batch, and a few short last ones
     counts = {n for w, n in shapes if n < 2048 // w}
     assert all(n & (n - 1) == 0 for n in counts)

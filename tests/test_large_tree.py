@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.store import Store
 from docsync.plugin.stores.qdrant import QdrantClientStore
-from docsync.worker import pipeline
+from docsync.worker import scopes
 from docsync.worker.pipeline import sync
 from docsync.worker.plan import IndexedFile
 from tests.conftest import run_sync, state
@@ -44,16 +44,16 @@ def tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def listings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of each listing a sync holds, with the split past `LIMIT` points."""
-    monkeypatch.setattr(pipeline, "WHOLE_LISTING_POINTS", LIMIT)
+    monkeypatch.setattr(scopes, "WHOLE_LISTING_POINTS", LIMIT)
     sizes: list[int] = []
-    real = pipeline.list_files
+    real = scopes.list_files
 
     def listed(*args: Any, **kwargs: Any) -> dict[str, IndexedFile]:
         files = real(*args, **kwargs)
         sizes.append(len(files))
         return files
 
-    monkeypatch.setattr(pipeline, "list_files", listed)
+    monkeypatch.setattr(scopes, "list_files", listed)
     return sizes
 
 

@@ -17,6 +17,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import StoreUnavailableError
+from docsync.plugin.retry import backoff
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores import open_store
 from docsync.plugin.stores.qdrant import SERVER_ATTEMPTS, QdrantClientStore
@@ -149,3 +150,10 @@ def test_tries_follow_the_setting(caplog: pytest.LogCaptureFixture) -> None:
         store.ping()
     assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 1
     store.close()
+
+
+def test_backoff_doubles_up_to_its_bound_and_never_overflows() -> None:
+    waits = [backoff(n, first=0.5, maximum=8.0) for n in range(1, 8)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    # A daemon that has waited out a day-long outage: 2 ** 1100 is past a float's range.
+    assert backoff(1100, first=1.0, maximum=60.0) == 60.0

@@ -69,7 +69,7 @@ def test_files_planned_in_groups_give_the_same_points(
 ) -> None:
     """Documents are tokenized many at a time (one tokenizer call a group); what is written
     must not depend on how the files were grouped."""
-    from docsync.worker import pipeline
+    from docsync.worker import planner
 
     def points(store: Store) -> dict[str, tuple[dict[str, Any], list[float] | None]]:
         # file_stat left out: a file's key depends on when it was read (unsettled: "")
@@ -86,19 +86,19 @@ def test_files_planned_in_groups_give_the_same_points(
         return spans_many(texts)
 
     monkeypatch.setattr(tiny_encoder, "token_spans_many", counted)
-    monkeypatch.setattr(pipeline, "PLAN_GROUP_FILES", 1)
+    monkeypatch.setattr(planner, "PLAN_GROUP_FILES", 1)
     one_by_one = QdrantClientStore(QdrantClient(location=":memory:"), "one")
     run_sync(docs, one_by_one, tiny_encoder)
     files = len(calls)
     assert files > 5 and set(calls) == {1}
     calls.clear()
-    monkeypatch.setattr(pipeline, "PLAN_GROUP_FILES", 4)
+    monkeypatch.setattr(planner, "PLAN_GROUP_FILES", 4)
     grouped = QdrantClientStore(QdrantClient(location=":memory:"), "grouped")
     run_sync(docs, grouped, tiny_encoder)
     assert sum(calls) == files and max(calls) == 4 and len(calls) == -(-files // 4)
     assert points(grouped) == points(one_by_one)
     calls.clear()
-    monkeypatch.setattr(pipeline, "PLAN_GROUP_CHARS", 1)  # every file fills a group
+    monkeypatch.setattr(planner, "PLAN_GROUP_CHARS", 1)  # every file fills a group
     by_size = QdrantClientStore(QdrantClient(location=":memory:"), "by_size")
     run_sync(docs, by_size, tiny_encoder)
     assert set(calls) == {1}
@@ -520,7 +520,7 @@ def test_a_rejected_part_keeps_the_files_old_points(
 def test_points_written_before_heading_paths_and_gaps_gain_them_without_reembedding(
     docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from docsync.worker import pipeline, plan
+    from docsync.worker import plan, sync_options
 
     payload = plan._payload
 
@@ -531,7 +531,7 @@ def test_points_written_before_heading_paths_and_gaps_gain_them_without_reembedd
         return old
 
     monkeypatch.setattr(plan, "_payload", before_sections)
-    monkeypatch.setattr(pipeline, "PAYLOAD_VERSION", 1)
+    monkeypatch.setattr(sync_options, "PAYLOAD_VERSION", 1)
     run_sync(docs, memory_store, tiny_encoder)
     assert all("section" not in p.payload for p in memory_store.scroll({}))
     monkeypatch.undo()

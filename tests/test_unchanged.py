@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import docsync.worker.pipeline
+import docsync.worker.planner
 import docsync.worker.read
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.store import Store
@@ -22,13 +22,13 @@ from tests.test_sync import assert_exact
 def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The paths the pipeline reads, in order."""
     seen: list[str] = []
-    real = docsync.worker.pipeline.read_document
+    real = docsync.worker.planner.read_document
 
     def counting(source: Any, **kwargs: Any) -> Any:
         seen.append(source.path)
         return real(source, **kwargs)
 
-    monkeypatch.setattr(docsync.worker.pipeline, "read_document", counting)
+    monkeypatch.setattr(docsync.worker.planner, "read_document", counting)
     yield seen
 
 

@@ -19,15 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import StoreError, StoreFullError, StoreUnavailableError
 from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.retry import backoff
 from docsync.plugin.store import Store
-from docsync.worker.embed import Interrupted
 from docsync.worker.metrics import Metrics
-from docsync.worker.pipeline import Progress, Syncer, SyncOptions
+from docsync.worker.pipeline import Syncer, SyncOptions
+from docsync.worker.progress import Progress
 from docsync.worker.report import SyncReport
 from docsync.worker.retries import ReadRetries
+from docsync.worker.scan import has_entries
 from docsync.worker.watch import Change, Debouncer, Watcher
 
 log = logging.getLogger("docsync.daemon")
@@ -93,7 +96,7 @@ class Daemon:
         self._watcher_factory = watcher_factory
         self._watched: dict[Path, Identity | None] = {}  # each root's folder when watched
         self.watcher = self._new_watcher()
-        self._present = {root: _present(root) is not False for root in self.roots}
+        self._present = {root: has_entries(root) is not False for root in self.roots}
         self._next_rescan = self._rescan_after()
         self._failures = 0
         self._index_failures = 0
@@ -112,7 +115,7 @@ class Daemon:
             while not self._stop.is_set():
                 self.step()
                 self.debouncer.wait(timeout=self._idle_wait())
-        except Interrupted:
+        except StopRequested:
             log.info("stopped in the middle of a batch; nothing partial was written")
         finally:
             self.watcher.stop()
@@ -148,10 +151,6 @@ class Daemon:
             "pending_changes": len(self.debouncer) + self.retries.waiting(),
         }
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def healthy(self) -> bool:
         return self._clock() - self.heartbeat < STALL_SECONDS
 
@@ -184,10 +183,7 @@ class Daemon:
             self.store.optimize(serving=True, should_stop=self._stop.is_set)
         except StoreError as exc:
             self._index_failures += 1
-            delay = min(
-                self.options.backoff_max, self.options.backoff_min * 2 ** (self._index_failures - 1)
-            )
-            self._index_after = self._clock() + delay
+            self._index_after = self._clock() + self._backoff(self._index_failures)
             self.metrics.errors.labels(kind="index_build").inc()
             if self._index_failures == 1:
                 log.warning("the index build failed (%s); searches stay exact; retrying", exc)
@@ -246,7 +242,7 @@ class Daemon:
 
     def _retry_later(self, changes: list[Change], exc: StoreUnavailableError) -> None:
         self._failures += 1
-        delay = min(self.options.backoff_max, self.options.backoff_min * 2 ** (self._failures - 1))
+        delay = self._backoff(self._failures)
         full = isinstance(exc, StoreFullError)  # an outage too, but the user must act
         self.metrics.errors.labels(kind="store_full" if full else "store_unavailable").inc()
         log.warning(
@@ -291,7 +287,7 @@ class Daemon:
         return True
 
     def _came_back(self, root: Path) -> bool:
-        present = _present(root)
+        present = has_entries(root)
         if present is None or present == self._present[root]:
             return False
         self._present[root] = present
@@ -308,6 +304,9 @@ class Daemon:
         self._watched = {root: _identity(root) for root in self.roots}
         return self._watcher_factory(self.roots, self.debouncer.touch, self.options.polling)
 
+    def _backoff(self, failures: int) -> float:
+        return backoff(failures, first=self.options.backoff_min, maximum=self.options.backoff_max)
+
     def _rescan_after(self) -> float:
         seconds = self.options.rescan_seconds
         return self._clock() + seconds if seconds > 0 else float("inf")
@@ -323,18 +322,6 @@ def _identity(root: Path) -> Identity | None:
     except OSError:
         return None
     return status.st_dev, status.st_ino
-
-
-def _present(root: Path) -> bool | None:
-    """Whether `root` is there with something in it; None when this process cannot tell
-    (out of file descriptors, say): that is no news about the root."""
-    try:
-        with os.scandir(root) as entries:
-            return any(True for _ in entries)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return False
-    except OSError:
-        return None
 
 
 def _outermost(scopes: set[tuple[Path, str]]) -> list[tuple[Path, str]]:

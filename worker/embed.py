@@ -16,14 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docsync.plugin import schema
-from docsync.plugin.embedding.runner import Prepared, StopRequested
+from docsync.plugin.embedding.runner import Prepared
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.store import Store
 from docsync.worker.plan import FilePlan, PlannedPoint, PlannedVector, compact
 
 LOOKUP_BATCH = 256
-# A stop was requested between two embedding batches; nothing of the window was written.
-Interrupted = StopRequested
 
 
 @dataclass
@@ -63,7 +61,7 @@ def finish_vectors(
     job: VectorJob, *, encoder: Encoder, should_stop: Callable[[], bool] = lambda: False
 ) -> EmbedResult:
     """Embed what `start_vectors` left to compute and give every planned upsert its vector;
-    raises `Interrupted` when `should_stop` says so between batches (nothing is assigned)."""
+    raises `StopRequested` when `should_stop` says so between batches (nothing is assigned)."""
     result = EmbedResult()
     missing = [p for _, points in job.pending for p in points]
     if not missing:

@@ -184,12 +184,6 @@ class FileVersion:
     meta: Mapping[str, str] = field(default_factory=dict)
 
 
-def plan_file(version: FileVersion, existing: Iterable[Point], compose: ComposeInput) -> FilePlan:
-    """Upserts for every chunk whose point is missing or out of date (carrying the old vector
-    whenever the embedded text is unchanged), deletes for every point no chunk wants."""
-    return next(plan_parts(version, existing, compose, part_points=None))
-
-
 def plan_parts(
     version: FileVersion,
     existing: Iterable[Point],
@@ -197,8 +191,10 @@ def plan_parts(
     *,
     part_points: int | None,
 ) -> Iterator[FilePlan]:
-    """`plan_file` in parts of at most `part_points` upserts (None: one part), made as they
-    are asked for; the last part holds the deletes."""
+    """Upserts for every chunk whose point is missing or out of date (carrying the old vector
+    whenever the embedded text is unchanged), deletes for every point no chunk wants; in parts
+    of at most `part_points` upserts (None: one part), made as they are asked for; the last
+    part holds the deletes."""
     stored = {p.id: p for p in existing}
     old_vectors = {
         str(p.payload.get(schema.EMBED_HASH)): p.vector for p in stored.values() if p.vector

@@ -1,6 +1,7 @@
 """Progress of a long command: a bar on a terminal (stderr); elsewhere (docker, systemd, a
 pipe) a log line every `interval` seconds, since a bar there is either nothing or noise and a
-30-minute first sync must not look hung."""
+30-minute first sync must not look hung. `Progress` is what the pipeline reports to;
+`NoProgress` hears nothing. tqdm is imported only for a bar."""
 
 from __future__ import annotations
 
@@ -9,13 +10,41 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger("docsync.progress")
 # Seconds between two progress lines where stderr is no terminal (DOCSYNC_PROGRESS_SECONDS).
 LOG_INTERVAL = 30.0
+
+
+class Progress(Protocol):
+    def set_total(self, total: int) -> None:
+        """Start again at 0 of `total`."""
+
+    def more(self, files: int) -> None:
+        """`files` more to do (a large tree is found a folder at a time)."""
+
+    def advance(self, files: int = 1) -> None: ...
+
+    def embedded(self, chunks: int) -> None:
+        """`chunks` more passages embedded (vectors computed, not reused)."""
+
+
+class NoProgress:
+    def set_total(self, total: int) -> None:
+        pass
+
+    def more(self, files: int) -> None:
+        pass
+
+    def advance(self, files: int = 1) -> None:
+        pass
+
+    def embedded(self, chunks: int) -> None:
+        pass
 
 
 class _Bar:
@@ -36,20 +65,6 @@ class _Bar:
     def embedded(self, chunks: int) -> None:
         self._chunks += chunks
         self._bar.set_postfix(chunks=self._chunks)
-
-
-class _Silent:
-    def set_total(self, total: int) -> None:
-        pass
-
-    def more(self, files: int) -> None:
-        pass
-
-    def advance(self, files: int = 1) -> None:
-        pass
-
-    def embedded(self, chunks: int) -> None:
-        pass
 
 
 class LogLines:
@@ -123,14 +138,17 @@ def progress_bar(
     desc: str = "sync",
     unit: str = "file",
     interval: float = LOG_INTERVAL,
-) -> Iterator[_Bar | _Silent | LogLines]:
+) -> Iterator[Progress]:
     """Files done out of files found (or other `unit`s): a bar when stderr is a terminal,
     else a log line every `interval` seconds; nothing when `enabled` is False."""
     if enabled is False:
-        yield _Silent()
+        yield NoProgress()
         return
     if enabled is None and not sys.stderr.isatty():
         yield LogLines(interval=interval, desc=desc, unit=unit)
         return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     with tqdm(total=0, unit=unit, desc=desc, file=sys.stderr) as bar, logging_redirect_tqdm():
         yield _Bar(bar)

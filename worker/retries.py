@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from docsync.plugin.retry import backoff
 from docsync.worker.report import SyncReport
 
 log = logging.getLogger("docsync.daemon")
@@ -72,7 +73,7 @@ class ReadRetries:
                 tries,
             )
             return
-        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (tries - 1))
+        delay = backoff(tries, first=FIRST_DELAY, maximum=MAX_DELAY)
         self._failed[key] = tries
         self._due[key] = self._clock() + delay
         log.info("%s/%s: reading it again in %.0fs (try %d of %d)", root, path, delay, tries, TRIES)

@@ -168,6 +168,18 @@ def storable(path: str) -> bool:
     return True
 
 
+def has_entries(folder: Path) -> bool | None:
+    """Whether `folder` is there with something in it; None when this process cannot tell
+    (out of file descriptors, say): no news about the folder, and no reason to delete."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return False
+    except OSError:
+        return None
+
+
 def printable(path: str) -> str:
     """`path` as it can be shown: its undecodable bytes as `\\xNN`."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -185,6 +185,29 @@ def plain_tokenizer(tokenizer: Any) -> Any:
     return copy
 
 
+def truncating(tokenizer: Any, max_tokens: int) -> Any:
+    """A private copy of a `tokenizers.Tokenizer` (see `plain_tokenizer`) that truncates as
+    the model does, at `max_tokens`."""
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.enable_truncation(max_length=max_tokens)
+    return copy
+
+
+def model_inputs(model: Any) -> list[str]:
+    """The input tensors `model` (a SentenceTransformer) takes, of the three BERT-like
+    encoders know."""
+    sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
+    return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+
+
+def model_dimension(model: Any) -> int:
+    """The length of `model`'s sentence embeddings."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
 def _export_questions(model: Any, inputs: list[str], tokenizer: Any, path: Path) -> bool:
     """Export the module chain to `path`; keep it only where it embeds as the model does."""
     try:
@@ -213,10 +236,10 @@ def _agreement(model: Any, inputs: list[str], tokenizer: Any, path: Path) -> flo
     from docsync.plugin.embedding.questions import features
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    truncating = _truncating(tokenizer, int(model.max_seq_length))
+    truncated = truncating(tokenizer, int(model.max_seq_length))
     worst = 1.0
     for text in SAMPLES:
-        ids = truncating.encode(text).ids
+        ids = truncated.encode(text).ids
         tokenize = getattr(model, "preprocess", None) or model.tokenize
         if [int(i) for i in tokenize([text])["input_ids"][0]] != ids:
             log.info("the card's tokenizer gives other ids than the model's for %r", text[:40])
@@ -228,14 +251,6 @@ def _agreement(model: Any, inputs: list[str], tokenizer: Any, path: Path) -> flo
         cosine = float(np.dot(ours, theirs) / (np.linalg.norm(ours) * np.linalg.norm(theirs)))
         worst = min(worst, cosine)
     return worst
-
-
-def _truncating(tokenizer: Any, max_tokens: int) -> Any:
-    from tokenizers import Tokenizer
-
-    copy = Tokenizer.from_str(tokenizer.to_str())
-    copy.enable_truncation(max_length=max_tokens)
-    return copy
 
 
 def _rename_into_place(scratch: Path, final: Path) -> None:

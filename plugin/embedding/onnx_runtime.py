@@ -19,12 +19,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from docsync.plugin.embedding.runner import available_cpus
+from docsync.plugin.embedding.machine import available_cpus
 from docsync.plugin.errors import ConfigError
 from docsync.plugin.folders import private_dirs
 
 log = logging.getLogger("docsync.encoder")
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _FILLING = threading.Lock()
 
 

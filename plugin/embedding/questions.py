@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from docsync.plugin.embedding.card import ModelCard
-from docsync.plugin.embedding.runner import available_cpus
+from docsync.plugin.embedding.machine import available_cpus
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 

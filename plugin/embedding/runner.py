@@ -4,11 +4,9 @@ sentence-transformers' `encode` tokenizes through the slow Python wrapper, sorts
 *characters*, pads every batch of a fixed count to its longest member, and synchronises
 with the device after each batch. Here instead:
 
-- inputs are tokenized by the Rust tokenizer directly (`encode_batch_fast`, which releases
-  the GIL), sorted by *token* count, and cut into batches by a padded-token budget (batch
-  size times its longest input), so little compute goes to padding;
-- the model runs in the precision that suits the device: fp16 on CUDA, bf16 on CPUs that
-  compute it natively (AVX512-BF16 or AMX), fp32 elsewhere;
+- inputs are tokenized by the Rust tokenizer directly, sorted by *token* count, and cut into
+  batches by a padded-token budget, so little compute goes to padding (`batches`);
+- the model runs in the precision that suits the device (`machine.resolve_precision`);
 - a whole window of texts is sorted together (sorting pieces of a thousand texts left a
   third of a GPU's batches as padding), and on CUDA its tokenizing starts on a thread of its
   own as soon as the caller knows the texts (`prepare`), while the previous window embeds;
@@ -18,29 +16,29 @@ with the device after each batch. Here instead:
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
 normalisation come from the model's configuration, never from here. One exception: a single
-question on a CPU runs through `docsync.plugin.embedding.lean` (same weights, same pooling modules,
-a
-fraction of the per-call overhead) once its vectors have been checked against the chain's.
+question on a CPU runs through `docsync.plugin.embedding.lean` (same weights, same pooling
+modules, a fraction of the per-call overhead) once its vectors have been checked against the
+chain's.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from docsync.plugin.background import ahead
-from docsync.plugin.choices import BACKENDS, PRECISIONS
+from docsync.plugin.choices import BACKENDS
+from docsync.plugin.embedding.batches import Tokens, padded, sorted_batches, tokenize
+from docsync.plugin.embedding.card import model_dimension, model_inputs, plain_tokenizer, truncating
 from docsync.plugin.embedding.lean import LeanForward
+from docsync.plugin.embedding.machine import resolve_precision
 from docsync.plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
@@ -49,8 +47,6 @@ log = logging.getLogger("docsync.encoder")
 CPU_TOKEN_BUDGET = 2048
 CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
-WIDTH_STEP = 16  # batch widths are padded up to a multiple of this (see _budget_groups)
-TOKENIZE_PIECE = 4096  # texts per tokenizer call (each call runs without the GIL)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 _UNBUILT = object()
 # Texts the lean forward pass must embed as the model does before it is trusted: a question
@@ -64,73 +60,16 @@ LEAN_SAMPLES = (
 )
 
 
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX); on other CPUs bf16 is
-    emulated and slower than fp32."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a `Runner` runs its model (the encoder keeps them until it loads the model)."""
 
-
-def resolve_precision(spec: str, device: str) -> str:
-    """`auto`: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32. An explicit
-    precision the device cannot run is an error, not a silent change."""
-    spec = check_precision(spec)
-    kind = device.split(":")[0]
-    if spec == "auto":
-        if kind == "cuda":
-            return "fp16"
-        return "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
-    if spec == "fp16" and kind == "cpu":
-        raise ConfigError("DOCSYNC_PRECISION=fp16 needs a GPU; on a CPU use bf16 or fp32")
-    return spec
-
-
-def check_precision(spec: str) -> str:
-    """`spec` normalised, or a `ConfigError` for a name that is no precision."""
-    spec = spec.strip().lower()
-    if spec not in PRECISIONS:
-        raise ConfigError(f"unknown precision {spec!r}: use {', '.join(PRECISIONS)}")
-    return spec
-
-
-def model_inputs(model: Any) -> list[str]:
-    """The input tensors `model` (a SentenceTransformer) takes, of the three BERT-like
-    encoders know."""
-    sample = model.preprocess(["x"]) if hasattr(model, "preprocess") else model.tokenize(["x"])
-    return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
-
-
-def model_dimension(model: Any) -> int:
-    """The length of `model`'s sentence embeddings."""
-    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(get())
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = count or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return count
-
-
-def configure_cpu_threads() -> int:
-    """One torch thread per usable CPU (torch's default counts the host's cores, which
-    oversubscribes a container)."""
-    import torch
-
-    threads = available_cpus()
-    torch.set_num_threads(threads)
-    return threads
+    precision: str = "auto"
+    token_budget: int | None = None  # padded tokens per batch; None: the device's default
+    max_batch: int | None = None  # inputs per batch at most; None: MAX_BATCH
+    backend: str = "torch"  # or an ONNX Runtime backend (`choices.BACKENDS`), on a CPU
+    prefetch: bool | None = None  # tokenize the next window on a thread; None: on CUDA
+    cache: Path | None = None  # where the ONNX backends keep their export
 
 
 @dataclass
@@ -139,20 +78,11 @@ class _Batch:
     features: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class _Tokens:
-    """The token ids of a list of texts, row after row in one array."""
-
-    flat: np.ndarray[Any, np.dtype[np.int64]]
-    starts: np.ndarray[Any, np.dtype[np.int64]]
-    lengths: np.ndarray[Any, np.dtype[np.int64]]
-
-
 class Prepared:
     """Texts handed to the runner ahead of their embedding; on CUDA their tokenizing is
     already under way on a thread (see `Runner.prepare`)."""
 
-    def __init__(self, texts: list[str], tokens: Future[_Tokens] | None) -> None:
+    def __init__(self, texts: list[str], tokens: Future[Tokens] | None) -> None:
         self.texts = texts
         self._tokens = tokens
 
@@ -163,17 +93,7 @@ class Prepared:
 class Runner:
     """Embeds texts with a loaded SentenceTransformer, fast (see the module docstring)."""
 
-    def __init__(
-        self,
-        model: Any,
-        *,
-        precision: str = "auto",
-        token_budget: int | None = None,
-        max_batch: int | None = None,
-        backend: str = "torch",
-        prefetch: bool | None = None,
-        cache: Path | None = None,
-    ) -> None:
+    def __init__(self, model: Any, options: RunnerOptions) -> None:
         import torch
 
         self._torch = torch
@@ -181,22 +101,24 @@ class Runner:
         self._cuda = self.device.startswith("cuda")
         # Tokenizing the next window on a thread pays where the device is not the CPU; on a
         # CPU the model already keeps every core busy.
-        self.prefetch = self._cuda if prefetch is None else prefetch
+        self.prefetch = self._cuda if options.prefetch is None else options.prefetch
         # The GPU feed: batches padded on a feeder thread, results left on the device until
         # the end of the call (a CPU computes each batch as it is called: nothing to overlap).
         self.feed_ahead = self._cuda
         self._tokenizing: ThreadPoolExecutor | None = None
-        self.budget = token_budget or (CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET)
-        self.max_batch = max_batch or MAX_BATCH
-        self._tokenizer = _truncating(model.tokenizer, model.max_seq_length)
+        default_budget = CUDA_TOKEN_BUDGET if self._cuda else CPU_TOKEN_BUDGET
+        self.budget = options.token_budget or default_budget
+        self.max_batch = options.max_batch or MAX_BATCH
+        self._tokenizer = truncating(plain_tokenizer(model.tokenizer), model.max_seq_length)
         self._max_width = int(model.max_seq_length)  # padding never goes past the model's limit
         self._pad = int(model.tokenizer.pad_token_id or 0)
         self._keys = model_inputs(model)
         self._session: Any = None
         self._lean: object = _UNBUILT
         self._lean_lock = threading.Lock()
+        backend = options.backend
         if backend == "torch":
-            self.precision = resolve_precision(precision, self.device)
+            self.precision = resolve_precision(options.precision, self.device)
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
             self.model = model.to(dtype[self.precision]).eval()
             return
@@ -210,7 +132,10 @@ class Runner:
         self.model = model.eval()
         self.precision = "int8" if backend == "onnx-int8" else "fp32"
         self._session = onnx_session(
-            self.model, self._keys, int8=backend == "onnx-int8", cache=cache or default_cache()
+            self.model,
+            self._keys,
+            int8=backend == "onnx-int8",
+            cache=options.cache or default_cache(),
         )
 
     def prepare(self, texts: Sequence[str]) -> Prepared:
@@ -296,54 +221,21 @@ class Runner:
     def dimension(self) -> int:
         return model_dimension(self.model)
 
-    def _tokenize(self, texts: list[str]) -> _Tokens:
-        flats, lengths = [], []
-        for start in range(0, len(texts), TOKENIZE_PIECE):
-            encodings = self._tokenizer.encode_batch_fast(texts[start : start + TOKENIZE_PIECE])
-            ids = [e.ids for e in encodings]
-            piece = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            count = int(piece.sum())
-            flats.append(np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=count))
-            lengths.append(piece)
-        length = np.concatenate(lengths)
-        return _Tokens(np.concatenate(flats), np.cumsum(length) - length, length)
+    def _tokenize(self, texts: list[str]) -> Tokens:
+        return tokenize(self._tokenizer, texts)
 
-    def _batches(self, tokens: _Tokens) -> Iterator[_Batch]:
-        """Batches of the whole list sorted by token count, longest first (memory trouble
-        shows early), each within the padded-token budget."""
-        order = np.argsort(-tokens.lengths, kind="stable")
-        lengths = tokens.lengths[order]
-        for group, width in _budget_groups(lengths, self.budget, self.max_batch):
-            rows = order[group]
-            width = min(width, max(int(lengths[group.start]), self._max_width))
-            features = self._features(tokens.flat, tokens.starts[rows], tokens.lengths[rows], width)
-            yield _Batch(rows, features)
-
-    def _features(
-        self,
-        flat: np.ndarray[Any, Any],
-        starts: np.ndarray[Any, Any],
-        lengths: np.ndarray[Any, Any],
-        width: int,
-    ) -> dict[str, Any]:
-        """Id and mask matrices for the rows `flat[start:start+length]`, padded to `width`,
-        built with array operations only (a Python loop per row would hold the GIL the GPU
-        feed needs)."""
-        torch = self._torch
-        mask = np.arange(width)[None, :] < lengths[:, None]
-        before = np.cumsum(lengths) - lengths  # where each row starts among the kept tokens
-        index = np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))
-        ids = np.full(mask.shape, self._pad, dtype=np.int64)
-        ids[mask] = flat[index]
-        arrays = {
-            "input_ids": ids,
-            "attention_mask": mask.astype(np.int64),
-            "token_type_ids": np.zeros_like(ids),
-        }
-        tensors = {k: torch.from_numpy(arrays[k]) for k in self._keys}
-        if self._cuda:
-            tensors = {k: v.pin_memory() for k, v in tensors.items()}
-        return tensors
+    def _batches(self, tokens: Tokens) -> Iterator[_Batch]:
+        """The model's input tensors, batch by batch (see `batches.sorted_batches`); on CUDA
+        in pinned memory, so that their copies to the device are asynchronous."""
+        widest = self._max_width
+        for rows, width in sorted_batches(
+            tokens, budget=self.budget, max_batch=self.max_batch, max_width=widest
+        ):
+            arrays = padded(tokens, rows, width, self._pad)
+            tensors = {k: self._torch.from_numpy(arrays[k]) for k in self._keys}
+            if self._cuda:
+                tensors = {k: v.pin_memory() for k, v in tensors.items()}
+            yield _Batch(rows, tensors)
 
     def _forward(self, features: dict[str, Any]) -> Any:
         torch = self._torch
@@ -377,37 +269,3 @@ class Runner:
 
 class StopRequested(Exception):
     """`should_stop` answered True between two batches."""
-
-
-def _budget_groups(
-    lengths: np.ndarray[Any, Any], budget: int, max_batch: int, *, step: int = WIDTH_STEP
-) -> Iterator[tuple[slice, int]]:
-    """Slices of `lengths` (sorted, longest first), each with its padded width: the first
-    length rounded up to a multiple of `step`. A slice's count times its width stays within
-    `budget`, its count within `max_batch`; a last slice short of that is cut into powers of
-    two. Why: oneDNN keeps kernels and buffers for every input shape it meets (about 3 MB a
-    shape for MiniLM in bf16), and exact widths and counts gave a long sync hundreds of
-    shapes (800 MB); rounded, they are a few dozen, for a little padding."""
-    start = 0
-    while start < len(lengths):
-        width = -(-max(int(lengths[start]), 1) // step) * step
-        size = max(1, min(max_batch, budget // width))
-        end = min(start + size, len(lengths))
-        if end - start < size:  # the last slice
-            while start < end:
-                part = 1 << ((end - start).bit_length() - 1)
-                yield slice(start, start + part), width
-                start += part
-            return
-        yield slice(start, end), width
-        start = end
-
-
-def _truncating(tokenizer: Any, max_length: int) -> Any:
-    """A private copy of the fast tokenizer that truncates as the model does and never pads."""
-    from tokenizers import Tokenizer
-
-    copy = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    copy.no_padding()
-    copy.enable_truncation(max_length=max_length)
-    return copy
