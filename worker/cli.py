@@ -469,8 +469,6 @@ def _daemon(ns: argparse.Namespace, settings: Settings, roots: list[Path], tcp: 
                 daemon.run(progress=progress)
         finally:
             endpoints.close()
-            if endpoints.api.mcp is not None:
-                endpoints.api.mcp.close()
     finally:
         store.close()
     log.info("stopped")
@@ -528,9 +526,9 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
         searcher=searcher,
         healthy=daemon.healthy,
         ready=daemon.ready.is_set,
-        metrics=daemon.metrics.render,
+        metrics=daemon.metrics.registry,
         status=status,
-        mcp=_mcp_bridge(settings, searcher, status) if tcp is not None else None,
+        mcp=_mcp_server(settings, searcher, status) if tcp is not None else None,
     )
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
@@ -547,13 +545,12 @@ def _endpoints(settings: Settings, daemon: Any, store: Store, encoder: Any, tcp:
     return endpoints
 
 
-def _mcp_bridge(settings: Settings, searcher: Any, status: Callable[[], dict[str, Any]]) -> Any:
+def _mcp_server(settings: Settings, searcher: Any, status: Callable[[], dict[str, Any]]) -> Any:
     """MCP over streamable HTTP on the daemon's endpoint, its tools on the daemon's own
     searcher and status (the daemon holds the store)."""
-    from docsync.worker.mcp_server import Collection, HttpBridge, build_server
+    from docsync.worker.mcp_server import Collection, build_server
 
-    collection = Collection(settings, searcher=searcher, status=status)
-    return HttpBridge(build_server(settings, collection))
+    return build_server(settings, Collection(settings, searcher=searcher, status=status))
 
 
 def _sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -> Any:
