@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import socket
@@ -33,6 +34,7 @@ from docsync.worker.serve import (
     BACKLOG,
     LIMITS,
     MCP_MAX_BODY,
+    STOP_SECONDS,
     Api,
     Endpoints,
     Limits,
@@ -534,3 +536,29 @@ def test_search_filters_by_where_and_refuses_unknown_keys(searcher: Searcher) ->
     assert status == 200 and json.loads(body) == []
     status, _, body = api.answer("/search?q=socket&where=colour=red")
     assert status == 400 and "unknown filter key 'colour'" in json.loads(body)["error"]
+
+
+def test_a_stop_waits_for_no_client_still_sending(
+    searcher: Searcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`docsync run` stops within seconds of SIGTERM: a body half sent, a request half sent
+    on the socket and a kept-alive idle client are dropped, not waited for, and nobody's
+    task is cancelled with a traceback."""
+    recorder = Recorder(searcher)
+    sock_path = tmp_path / "daemon.sock"
+    server = listen_tcp("127.0.0.1", 0)
+    endpoints = Endpoints(mcp_api(searcher, recorder), socket_path=sock_path, tcp=server)
+    port = server.server_address[1]
+    clients = [partial_post(port), half_request(str(sock_path), socket.AF_UNIX)]
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    kept.request("GET", "/healthz")
+    assert kept.getresponse().read() == b'{"status": "ok"}'
+    started = time.monotonic()
+    endpoints.close()
+    assert time.monotonic() - started < STOP_SECONDS
+    for client in clients:
+        assert client.recv(4096) == b""
+        client.close()
+    kept.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not sock_path.exists()

@@ -207,8 +207,8 @@ class Connections:
         self.received(connection)
         self.open.discard(connection)
 
-    def drop_all(self) -> None:
-        for connection in list(self.open):
+    def drop_all(self, *, sending_only: bool = False) -> None:
+        for connection in list(self.sending if sending_only else self.open):
             self.drop(connection)
 
     def protocol(self) -> type[H11Protocol]:

@@ -338,6 +338,7 @@ class Endpoints:
             self._serve(listen_unix(socket_path), build_app(api, mcp=mcp), limits)
         if tcp is not None:
             self._serve(tcp.socket, build_app(api, mcp=mcp, access=tcp.access), limits)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(
             target=asyncio.run, args=(self._run(),), daemon=True, name="docsync-http"
         )
@@ -363,6 +364,7 @@ class Endpoints:
         self._servers.append((uvicorn.Server(config), sock, connections))
 
     async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if self.api.mcp is not None:
@@ -375,14 +377,22 @@ class Endpoints:
                 connections.drop_all()  # those a stop did not wait for
             await asyncio.sleep(0)  # their transports close
 
+    def _drop_sending(self) -> None:
+        for _, _, connections in self._servers:
+            connections.drop_all(sending_only=True)
+
     @property
     def tcp_address(self) -> tuple[str, int] | None:
         return None if self._tcp is None else self._tcp.server_address
 
     def close(self) -> None:
-        """Stop serving within seconds: answers under way get `STOP_SECONDS`."""
+        """Stop serving within seconds: answers under way get `STOP_SECONDS`; requests that
+        are not all in are not waited for (no answer is under way for them)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self._loop.call_soon_threadsafe(self._drop_sending)
         for server, _, _ in self._servers:
-            server.should_exit = True
+            server.should_exit = True  # uvicorn looks every 0.1 s
         self._thread.join(STOP_SECONDS * 3)
         if self._socket_path is not None and os.path.exists(self._socket_path):
             os.unlink(self._socket_path)
