@@ -63,6 +63,15 @@ class Hit:
             page_end=_page(last.get(schema.PAGE_END)),
         )
 
+    def where(self) -> str:
+        """How a person cites it: `guide.pdf p. 12`, `guide.pdf pp. 12-13`, or the path alone
+        where the format has no pages."""
+        if self.page_start is None:
+            return self.path
+        if self.page_end in (None, self.page_start):
+            return f"{self.path} p. {self.page_start}"
+        return f"{self.path} pp. {self.page_start}-{self.page_end}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,

@@ -20,7 +20,7 @@ from docsync.plugin.settings import Settings
 from docsync.plugin.stored_text import MAX_READ_CHARS, read_stored
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.mcp_server import Collection
-from tests.conftest import HANG
+from tests.conftest import HANG, run_sync
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
 
@@ -212,28 +212,40 @@ async def mcp_over_http(url: str) -> tuple[Any, Any]:
     return tools, result
 
 
-def test_mcp_over_http_logs_no_line_a_request(caplog: pytest.LogCaptureFixture) -> None:
-    from docsync.worker.mcp_server import HttpBridge, build_server
+def test_mcp_over_http_logs_no_line_a_request(
+    caplog: pytest.LogCaptureFixture, memory_store: Any, tiny_encoder: Encoder, tmp_path: Path
+) -> None:
+    import http.client
+
+    from docsync.worker.mcp_server import build_server
 
     sdk_log = "mcp.server.streamable_http"
     caplog.set_level(logging.INFO)
     logging.getLogger(sdk_log).setLevel(logging.NOTSET)  # as a fresh process has it
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    bridge = HttpBridge(build_server(settings, Collection(settings, status=dict)))
-    headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+    (tmp_path / "a.md").write_text("# A\n\nOne passage.\n")
+    run_sync(tmp_path, memory_store, tiny_encoder)
+    api = make_api(Searcher(memory_store, tiny_encoder))
+    api.mcp = build_server(settings, Collection(settings, status=dict))
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
-    try:
-        answers = [bridge("POST", headers, request) for _ in range(3)]
-    finally:
-        bridge.close()
-    assert [status for status, _, _ in answers] == [200] * 3
-    assert {tool["name"] for tool in json.loads(answers[0][2])["result"]["tools"]} == {
+    answers = []
+    with serving(api) as (_, port):
+        for _ in range(3):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
+            connection.request("POST", "/mcp", body=request, headers=headers)
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
+            connection.close()
+    assert [status for status, _ in answers] == [200] * 3
+    assert {tool["name"] for tool in json.loads(answers[0][1])["result"]["tools"]} == {
         "search",
         "read",
         "status",
     }
     said = [r.getMessage() for r in caplog.records if r.name == sdk_log]
     assert said == []  # was "Terminating session: None" at INFO for every request
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
 
 
 def test_the_daemon_serves_mcp_over_streamable_http(
@@ -241,7 +253,7 @@ def test_the_daemon_serves_mcp_over_streamable_http(
 ) -> None:
     import http.client
 
-    from docsync.worker.mcp_server import HttpBridge, build_server
+    from docsync.worker.mcp_server import build_server
 
     top = query_top(capsys)
     settings = Settings()
@@ -250,23 +262,19 @@ def test_the_daemon_serves_mcp_over_streamable_http(
     # model's hybrid ranking has near ties that bf16 rounding can reorder.
     searcher = Searcher(store, Encoder.from_settings(settings, lazy=True))
     status = {"collection": "docsync"}
-    bridge = HttpBridge(
-        build_server(settings, Collection(settings, searcher=searcher, status=lambda: status))
-    )
     api = make_api(searcher)
-    api.mcp = bridge
+    api.mcp = build_server(settings, Collection(settings, searcher=searcher, status=lambda: status))
     try:
         with serving(api) as (_, port):
             tools, result = anyio.run(mcp_over_http, f"http://127.0.0.1:{port}/mcp")
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
-            connection.request("GET", "/mcp")
+            connection.request("GET", "/mcp", headers={"Accept": "text/event-stream"})
             refused = connection.getresponse().status
         with serving(api, token="s3cret") as (_, port):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
             connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
             unauthorised = connection.getresponse().status
     finally:
-        bridge.close()
         store.close()
     assert {tool.name for tool in tools} == {"search", "read", "status"}
     assert not result.is_error and place(result.structured_content["hits"][0]) == place(top)

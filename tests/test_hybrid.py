@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import StoreRequestError
@@ -313,7 +314,7 @@ def test_http_search_mode(memory_store: Store, tiny_encoder: Encoder) -> None:
         searcher=Searcher(memory_store, tiny_encoder),
         healthy=lambda: True,
         ready=lambda: True,
-        metrics=lambda: b"",
+        metrics=CollectorRegistry(),
         status=lambda: {},
     )
     status, _, body = api.answer("/search?q=environment+variables&mode=keyword&limit=3")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 
 from docsync import Searcher, Settings
@@ -118,7 +120,7 @@ def test_searcher_asks_the_daemon_that_holds_the_store(
         searcher=local,
         healthy=lambda: True,
         ready=lambda: True,
-        metrics=lambda: b"",
+        metrics=CollectorRegistry(),
         status=lambda: {},
     )
     endpoints = Endpoints(api, socket_path=path / SOCKET_NAME, tcp=None)
@@ -183,3 +185,12 @@ def test_offline_load_failure_does_not_suggest_going_offline(
     message = str(caught.value)
     assert "HF_HUB_OFFLINE" not in message
     assert "DOCSYNC_MODEL" in message and "local directory" in message
+
+
+def test_a_hit_is_cited_with_its_pages_the_same_way_by_every_client() -> None:
+    from docsync.plugin.hit import Hit
+
+    hit = Hit(score=1.0, text="t", path="guide.pdf", start=0, end=1)
+    assert hit.where() == "guide.pdf"
+    assert replace(hit, page_start=3, page_end=3).where() == "guide.pdf p. 3"
+    assert replace(hit, page_start=3, page_end=5).where() == "guide.pdf pp. 3-5"

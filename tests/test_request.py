@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from docsync.plugin.backends import DaemonBackend
 from docsync.plugin.choices import SEARCH_MODES
@@ -55,7 +56,7 @@ def api_for(searcher: Searcher) -> Api:
         searcher=searcher,
         healthy=lambda: True,
         ready=lambda: True,
-        metrics=lambda: b"",
+        metrics=CollectorRegistry(),
         status=lambda: {},
     )
 

@@ -19,16 +19,15 @@ descriptions.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
+from starlette.applications import Starlette
 
 from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers
 from docsync.plugin.encoder import Encoder
@@ -124,19 +123,11 @@ def hits_text(hits: list[Hit]) -> str:
         return "No passage matches the question."
     blocks = []
     for number, hit in enumerate(hits, 1):
-        where = hit.path + _pages(hit)
+        where = hit.where()
         section = f", section {hit.section!r}" if hit.section else ""
         head = f"[{number}] {where}{section}, characters {hit.start}-{hit.end}"
         blocks.append(f"{head} (score {hit.score:.3f})\n{hit.text}")
     return "\n\n".join(blocks)
-
-
-def _pages(hit: Hit) -> str:
-    if hit.page_start is None:
-        return ""
-    if hit.page_end in (None, hit.page_start):
-        return f" p. {hit.page_start}"
-    return f" pp. {hit.page_start}-{hit.page_end}"
 
 
 def build_server(settings: Settings, collection: Collection | None = None) -> MCPServer:
@@ -228,107 +219,23 @@ def serve_stdio(settings: Settings) -> None:
     build_server(settings).run()
 
 
-Response = tuple[int, str, bytes]
-# The longest one MCP request may take through the bridge (a search, a read).
-BRIDGE_SECONDS = 120.0
-# The SDK's transport, which ends its stateless "session" after every request and says so
-# at INFO ("Terminating session: None"): a line a request that tells the daemon's log nothing.
+# The SDK's transport ends its stateless "session" after every request and says so at INFO
+# ("Terminating session: None"): a line a request that tells the daemon's log nothing.
 SDK_SESSION_LOG = "mcp.server.streamable_http"
 
 
-class HttpBridge:
-    """The MCP server's streamable HTTP transport, for the daemon's own HTTP endpoint (a
-    hand-written server, behind its token and Host checks): each POST to `/mcp` is handed
-    to the SDK's ASGI app, stateless and answered in JSON, on an event loop of its own.
-
-    Hand-written because the SDK serves its transport as an ASGI app and the endpoint is
-    not an ASGI server; the bridge is the few lines that turn one request into an ASGI call.
-    """
-
-    def __init__(self, server: MCPServer) -> None:
-        if not log.isEnabledFor(logging.DEBUG):  # kept for whoever debugs the daemon
-            logging.getLogger(SDK_SESSION_LOG).setLevel(logging.WARNING)
-        self._app = server.streamable_http_app(
-            streamable_http_path="/mcp",
-            stateless_http=True,
-            json_response=True,
-            # The endpoint checks Host names (and the token) before a request gets here.
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        self._server = server
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="docsync-mcp"
-        )
-        self._thread.start()
-        self._stopped = asyncio.Event()  # bound to the loop that first waits on it
-        self._serving = threading.Event()
-        self._running = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
-        # The SDK refuses requests until its session manager runs: none may come before.
-        if not self._serving.wait(BRIDGE_SECONDS):
-            raise RuntimeError("the MCP session manager did not start")
-
-    async def _run(self) -> None:
-        async with self._server.session_manager.run():
-            self._serving.set()
-            await self._stopped.wait()
-
-    def __call__(self, method: str, headers: Sequence[tuple[str, str]], body: bytes) -> Response:
-        call = _asgi_call(self._app, method, headers, body)
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result(BRIDGE_SECONDS)
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._stopped.set)
-        try:
-            self._running.result(10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-
-async def _asgi_call(
-    app: Any, method: str, headers: Sequence[tuple[str, str]], body: bytes
-) -> Response:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 0),
-    }
-    done = asyncio.Event()
-    status, content_type, chunks = 500, "application/json", []
-    given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, content_type
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-            for name, value in message.get("headers", []):
-                if name.lower() == b"content-type":
-                    content_type = value.decode("latin-1")
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    try:
-        await app(scope, receive, send)
-    finally:
-        done.set()
-    return status, content_type, b"".join(chunks)
+def streamable_http_app(server: MCPServer, *, path: str, max_body: int) -> Starlette:
+    """The SDK's own ASGI app of the MCP server's streamable HTTP transport at `path`,
+    stateless and answered in JSON, for the daemon's HTTP endpoint (`docsync.worker.serve`),
+    which mounts it behind its token, Host and body checks. Whoever serves it runs
+    `server.session_manager.run()` around it: the SDK refuses requests until that runs."""
+    if not log.isEnabledFor(logging.DEBUG):  # kept for whoever debugs the daemon
+        logging.getLogger(SDK_SESSION_LOG).setLevel(logging.WARNING)
+    return server.streamable_http_app(
+        streamable_http_path=path,
+        stateless_http=True,
+        json_response=True,
+        max_request_body_size=max_body,
+        # The endpoint checks Host names (and the token) before a request gets here.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )

@@ -43,16 +43,7 @@ def hits_text(hits: list[Hit], path_prefix: str | None) -> Iterator[str]:
                 "not start with that folder's name)"
             )
     for hit in hits:
-        yield f"{hit.score:.3f}  {where(hit)}  [{hit.start}:{hit.end}]\n    {excerpt(hit)}\n"
-
-
-def where(hit: Hit) -> str:
-    """`guide.pdf p. 12` (or `pp. 12-13`) where the hit has pages, else its path."""
-    if hit.page_start is None:
-        return hit.path
-    if hit.page_end is None or hit.page_end == hit.page_start:
-        return f"{hit.path} p. {hit.page_start}"
-    return f"{hit.path} pp. {hit.page_start}-{hit.page_end}"
+        yield f"{hit.score:.3f}  {hit.where()}  [{hit.start}:{hit.end}]\n    {excerpt(hit)}\n"
 
 
 def excerpt(hit: Hit, width: int = EXCERPT_CHARS) -> str:

@@ -19,13 +19,14 @@ from docsync.plugin.store import Store
 from docsync.plugin.stores import open_store
 
 if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
     from docsync.plugin.encoder import Encoder
     from docsync.plugin.search import Searcher
     from docsync.worker.daemon import Daemon
-    from docsync.worker.mcp_server import HttpBridge
     from docsync.worker.pipeline import SyncOptions
     from docsync.worker.report import SyncReport
-    from docsync.worker.serve import Endpoints, _Server
+    from docsync.worker.serve import Endpoints, TcpListener
 
 log = logging.getLogger("docsync")
 
@@ -147,7 +148,7 @@ def log_start(verb: str, roots: list[Path], store: Store, encoder: Encoder) -> N
 def run_daemon(
     settings: Settings,
     roots: list[Path],
-    tcp: _Server | None,
+    tcp: TcpListener | None,
     *,
     allow_empty: bool,
     mass_delete: bool,
@@ -167,14 +168,12 @@ def run_daemon(
         # that dies as it opens) is waited out.
         if not daemon.wait_for_store(encoder.profile()):
             return 0
-        endpoints, bridge = open_endpoints(settings, daemon, store, encoder, tcp)
+        endpoints = open_endpoints(settings, daemon, store, encoder, tcp)
         try:
             with progress_bar(interval=settings.progress_seconds) as progress:
                 daemon.run(progress=progress)
         finally:
             endpoints.close()
-            if bridge is not None:
-                bridge.close()
     finally:
         store.close()
     log.info("stopped")
@@ -200,7 +199,7 @@ def build_daemon(
     )
 
 
-def listen(settings: Settings) -> _Server | None:
+def listen(settings: Settings) -> TcpListener | None:
     """The TCP endpoint bound but not serving yet, or None when no port is set."""
     from docsync.worker.serve import listen_tcp
 
@@ -224,9 +223,9 @@ def listen(settings: Settings) -> _Server | None:
 
 
 def open_endpoints(
-    settings: Settings, daemon: Daemon, store: Store, encoder: Encoder, tcp: _Server | None
-) -> tuple[Endpoints, HttpBridge | None]:
-    """The daemon's socket and HTTP endpoint, serving; and its MCP bridge, to close after."""
+    settings: Settings, daemon: Daemon, store: Store, encoder: Encoder, tcp: TcpListener | None
+) -> Endpoints:
+    """The daemon's socket and HTTP endpoint, serving (with MCP at /mcp over TCP)."""
     from docsync.plugin.search import holding
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
@@ -236,14 +235,13 @@ def open_endpoints(
     def status() -> dict[str, object]:
         return {**collection_status(store), "daemon": daemon.state()}
 
-    bridge = mcp_bridge(settings, searcher, status) if tcp is not None else None
     api = Api(
         searcher=searcher,
         healthy=daemon.healthy,
         ready=daemon.ready.is_set,
-        metrics=daemon.metrics.render,
+        metrics=daemon.metrics.registry,
         status=status,
-        mcp=bridge,
+        mcp=mcp_server(settings, searcher, status) if tcp is not None else None,
     )
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
@@ -257,18 +255,17 @@ def open_endpoints(
             port,
             guard,
         )
-    return endpoints, bridge
+    return endpoints
 
 
-def mcp_bridge(
+def mcp_server(
     settings: Settings, searcher: Searcher, status: Callable[[], dict[str, object]]
-) -> HttpBridge:
+) -> MCPServer:
     """MCP over streamable HTTP on the daemon's endpoint, its tools on the daemon's own
     searcher and status (the daemon holds the store)."""
-    from docsync.worker.mcp_server import Collection, HttpBridge, build_server
+    from docsync.worker.mcp_server import Collection, build_server
 
-    collection = Collection(settings, searcher=searcher, status=status)
-    return HttpBridge(build_server(settings, collection))
+    return build_server(settings, Collection(settings, searcher=searcher, status=status))
 
 
 def daemon_status(settings: Settings) -> Mapping[str, object] | None:
