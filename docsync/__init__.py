@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         StoreUnavailableError,
     )
     from docsync.plugin.profile import EmbeddingProfile
+    from docsync.plugin.request import SearchRequest
     from docsync.plugin.search import Hit, Searcher
     from docsync.plugin.settings import Settings
     from docsync.plugin.store import Point, ScoredPoint, Store
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 # name -> the module that defines it; imported on first access (PEP 562)
 _HOME = {
     "Searcher": "docsync.plugin.search",
+    "SearchRequest": "docsync.plugin.request",
     "Hit": "docsync.plugin.search",
     "Settings": "docsync.plugin.settings",
     "EmbeddingProfile": "docsync.plugin.profile",
@@ -75,6 +77,7 @@ __all__ = [
     "Point",
     "ProfileMismatchError",
     "ScoredPoint",
+    "SearchRequest",
     "Searcher",
     "Settings",
     "Store",
