@@ -16,7 +16,7 @@ dense, with one warning.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from docsync.plugin.backends import Backend, DaemonBackend, LocalBackend, read_profile
 from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE
@@ -32,6 +32,8 @@ from docsync.plugin.store import Fusion, Store, collection_missing
 from docsync.plugin.stores import open_store
 
 if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
     from docsync.plugin.settings import Settings
 
 
@@ -87,7 +89,7 @@ class Searcher:
     @classmethod
     def from_client(
         cls,
-        client: Any,
+        client: QdrantClient,
         collection: str,
         encoder: Encoder,
         *,

@@ -27,9 +27,9 @@ Host nor token.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -68,7 +68,7 @@ class Api:
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
     metrics: CollectorRegistry  # served at /metrics by prometheus-client's own ASGI app
-    status: Callable[[], dict[str, Any]]
+    status: Callable[[], Mapping[str, object]]
     # The MCP server whose streamable HTTP app is mounted at /mcp; None: no /mcp route.
     mcp: MCPServer | None = None
 
@@ -134,7 +134,7 @@ def _optional_int(params: dict[str, str], name: str) -> int | None:
         raise ValueError(f"{name} must be a number") from None
 
 
-def _json(status: int, body: Any) -> Response:
+def _json(status: int, body: object) -> Response:
     return status, "application/json", json.dumps(body, ensure_ascii=False).encode()
 
 

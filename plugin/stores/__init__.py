@@ -9,7 +9,7 @@ that uses one never loads the other's library.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from docsync.plugin.errors import StoreRequestError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
@@ -59,7 +59,19 @@ def open_store(settings: Settings, *, reading: bool = False, serving: bool = Fal
     )
 
 
-def point_from_record(record: Any) -> Point:
+class EngineRecord(Protocol):
+    """A point as either Qdrant library returns it (`qdrant_client.models.Record` or
+    `ScoredPoint`, `qdrant_edge`'s records): what `point_from_record` reads of it."""
+
+    @property
+    def id(self) -> object: ...
+    @property
+    def vector(self) -> object: ...
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
+
+
+def point_from_record(record: EngineRecord) -> Point:
     """A `Point` from either engine's record (`id`, `payload`, and `vector`: a list, or a
     mapping of names to vectors where the dense one is "" and sparse ones have `indices`
     and `values`), as both Qdrant libraries return them."""
