@@ -17,6 +17,7 @@ os.environ.pop("DOCSYNC_CACHE", None)
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from qdrant_client import QdrantClient
 
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.store import Store
+from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from docsync.worker.pipeline import SyncOptions, sync
 from docsync.worker.report import SyncReport
@@ -119,10 +121,50 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A folder of real multi-section documents (a copy: tests edit it)."""
-    root = tmp_path / "docs"
+    return copy_docs(tmp_path / "docs")
+
+
+def copy_docs(root: Path) -> Path:
+    """The `docs` documents (21 files in howto/ and using/) copied to `root`, afresh."""
+    shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(CORPUS / "howto", root / "howto")
     shutil.copytree(CORPUS / "using", root / "using")
     return root
+
+
+@dataclass(frozen=True)
+class SyncedCorpus:
+    """The `docs` documents synced once a session with the tiny model into an embedded
+    store: what the sync reported, and where the documents and the store's folder are."""
+
+    docs: Path
+    store: Path
+    report: SyncReport
+
+
+@pytest.fixture(scope="session")
+def synced_corpus(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Encoder) -> SyncedCorpus:
+    base = tmp_path_factory.mktemp("synced")
+    store = EdgeStore.connect(path=base / "store", collection="docsync")
+    try:
+        report = run_sync(copy_docs(base / "docs"), store, tiny_encoder)
+    finally:
+        store.close()
+    assert report.ok
+    return SyncedCorpus(base / "docs", base / "store", report)
+
+
+@pytest.fixture
+def synced(synced_corpus: SyncedCorpus, tmp_path: Path) -> Iterator[tuple[Path, Store]]:
+    """The `docs` documents and a collection synced from them, for a test that starts from
+    a synced collection: a copy of the session's store, opened, and the documents restored
+    where the session synced them (a point's root is that folder), as an earlier test may
+    have edited them. The sync itself is tested with `docs` and a store of the test's own."""
+    docs = copy_docs(synced_corpus.docs)
+    shutil.copytree(synced_corpus.store, tmp_path / "store", symlinks=True)
+    store = EdgeStore.connect(path=tmp_path / "store", collection="docsync")
+    yield docs, store
+    store.close()
 
 
 def run_sync(
@@ -168,6 +210,7 @@ def held_elsewhere(path: Path, collection: str = "docsync") -> Iterator[None]:
     finally:
         holder.stdin.close()
         holder.wait(timeout=HANG)
+        holder.stdout.close()
 
 
 def point_count(store: Store) -> int:

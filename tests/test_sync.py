@@ -7,19 +7,20 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 from sentence_transformers import SentenceTransformer
 
+from docsync.plugin.embedding.runner import Prepared
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ConfigError, ProfileMismatchError, StoreRequestError
 from docsync.plugin.store import Point, Store
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from docsync.worker.pipeline import Syncer, SyncOptions
-from tests.conftest import QUERY_PREFIX, run_sync, state
+from tests.conftest import CORPUS, QUERY_PREFIX, SyncedCorpus, run_sync, state
 
 INSERTED = (
     "A paragraph added by an editor near the top of the file. It introduces a topic the "
@@ -27,16 +28,55 @@ INSERTED = (
 )
 
 
-def fresh_state(roots: list[Path] | Path, encoder: Encoder, **options: object) -> set[Any]:
+def fresh_store(roots: list[Path] | Path, encoder: Encoder, **options: object) -> Store:
     store = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")
     run_sync(roots, store, encoder, **options)
-    return state(store)
+    return store
+
+
+def fresh_state(roots: list[Path] | Path, encoder: Encoder, **options: object) -> set[Any]:
+    """The `state` of a collection synced from scratch, which a synced one must equal."""
+    return state(fresh_store(roots, Remembering(encoder), **options))  # type: ignore[arg-type]
+
+
+class Remembering:
+    """An encoder that embeds each passage input once a session: the fresh syncs that check a
+    collection compare points (`state`), not vectors, and most of their texts recur. All
+    else is the encoder's own."""
+
+    # Vectors by the model's name, precision and dimension, and the passage input.
+    vectors: ClassVar[dict[tuple[str, str, int, str], Any]] = {}
+
+    def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
+        self._model = (encoder.name, encoder.precision, encoder.dimension)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def prepare_passages(self, inputs: Sequence[str]) -> Prepared:
+        return Prepared(list(inputs), None)
+
+    def embed_passages(self, inputs: Sequence[str] | Prepared, should_stop: Any = None) -> Any:
+        texts = inputs.texts if isinstance(inputs, Prepared) else list(inputs)
+        keys = {t: (*self._model, t) for t in texts}
+        new = [t for t, key in keys.items() if key not in self.vectors]
+        if new:
+            vectors = self._encoder.embed_passages(new)
+            self.vectors.update(zip([keys[t] for t in new], vectors, strict=True))
+        return np.stack([self.vectors[keys[t]] for t in texts])
 
 
 def assert_exact(store: Store, roots: list[Path] | Path, encoder: Encoder, **opts: Any) -> None:
+    assert_same(store, fresh_state(roots, encoder, **opts))
+
+
+def assert_same(store: Store, fresh: set[Any]) -> None:
+    """`store` holds the points of `fresh`, the state of a collection synced from scratch,
+    each once."""
     points = list(store.scroll({}))
     assert len({p.id for p in points}) == len(points) == store.count()
-    assert state(store) == fresh_state(roots, encoder, **opts)
+    assert state(store) == fresh
     assert len(state(store)) == len(points)  # no duplicated (path, text, span)
 
 
@@ -70,6 +110,8 @@ def test_files_planned_in_groups_give_the_same_points(
     """Documents are tokenized many at a time (one tokenizer call a group); what is written
     must not depend on how the files were grouped."""
     from docsync.worker import planner
+
+    docs = docs / "using"  # six files: more than one group of four
 
     def points(store: Store) -> dict[str, tuple[dict[str, Any], list[float] | None]]:
         # file_stat left out: a file's key depends on when it was read (unsettled: "")
@@ -105,18 +147,18 @@ def test_files_planned_in_groups_give_the_same_points(
     assert points(by_size) == points(one_by_one)
 
 
-def test_second_sync_does_nothing(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    again = run_sync(docs, memory_store, tiny_encoder)
+def test_second_sync_does_nothing(synced: tuple[Path, Store], tiny_encoder: Encoder) -> None:
+    docs, store = synced
+    again = run_sync(docs, store, tiny_encoder)
     assert (again.chunks_embedded, again.points_upserted, again.points_deleted) == (0, 0, 0)
     assert again.files_changed == again.files_deleted == 0
     assert again.files_scanned == 21
 
 
 def test_exact_after_edits_appends_truncations_deletes_renames(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
+    docs, store = synced
     howto, using = docs / "howto", docs / "using"
     regex = howto / "regex.rst"
     regex.write_text(regex.read_text().replace("regular expression", "regexp pattern", 3))
@@ -130,58 +172,58 @@ def test_exact_after_edits_appends_truncations_deletes_renames(
     shutil.rmtree(using)
     (docs / "notes").mkdir()
     (docs / "notes" / "new.md").write_text("# New note\n\nWritten after the first sync.\n")
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert report.ok
     assert report.files_deleted == 1 + 1 + 6  # curses, the old sockets path, using/*
     assert report.files_changed == 5  # regex, enum, unicode, the new sockets path, new.md
-    assert_exact(memory_store, docs, tiny_encoder)
+    assert_exact(store, docs, tiny_encoder)
 
 
 def test_shrinking_file_leaves_no_stale_chunks(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
+    docs, store = synced
     target = docs / "howto" / "functional.rst"
-    run_sync(docs, memory_store, tiny_encoder)
-    before = memory_store.count({"path": "howto/functional.rst"})
+    before = store.count({"path": "howto/functional.rst"})
     target.write_text(target.read_text()[:3000])
-    report = run_sync(docs, memory_store, tiny_encoder)
-    after = memory_store.count({"path": "howto/functional.rst"})
+    report = run_sync(docs, store, tiny_encoder)
+    after = store.count({"path": "howto/functional.rst"})
     assert after < before and report.points_deleted >= before - after
-    assert_exact(memory_store, docs, tiny_encoder)
+    assert_exact(store, docs, tiny_encoder)
 
 
 def test_paragraph_inserted_near_top_reembeds_few_chunks(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
+    docs, store = synced
     target = docs / "howto" / "descriptor.rst"
-    run_sync(docs, memory_store, tiny_encoder)
-    assert memory_store.count({"path": "howto/descriptor.rst"}) >= 40
+    assert store.count({"path": "howto/descriptor.rst"}) >= 40
     insert_after_paragraph(target, 2, INSERTED)
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert 1 <= report.chunks_embedded <= 3
     assert report.files_changed == 1
-    assert_exact(memory_store, docs, tiny_encoder)
+    assert_exact(store, docs, tiny_encoder)
 
 
 @pytest.mark.parametrize("new_name", ["howto/sockets-renamed.rst", "moved/deeper/sockets.rst"])
 def test_renamed_or_moved_file_is_not_reembedded(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder, new_name: str
+    synced: tuple[Path, Store], tiny_encoder: Encoder, new_name: str
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    n = memory_store.count({"path": "howto/sockets.rst"})
+    docs, store = synced
+    n = store.count({"path": "howto/sockets.rst"})
     (docs / new_name).parent.mkdir(parents=True, exist_ok=True)
     (docs / "howto" / "sockets.rst").rename(docs / new_name)
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert report.chunks_embedded == 0
     assert report.vectors_reused == n == report.points_upserted == report.points_deleted
-    assert memory_store.count({"path": new_name}) == n
-    assert_exact(memory_store, docs, tiny_encoder)
+    assert store.count({"path": new_name}) == n
+    assert_exact(store, docs, tiny_encoder)
 
 
-def test_copied_file_reuses_vectors(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
+def test_copied_file_reuses_vectors(synced: tuple[Path, Store], tiny_encoder: Encoder) -> None:
+    docs, store = synced
     shutil.copy(docs / "howto" / "enum.rst", docs / "enum-copy.rst")
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert report.chunks_embedded == 0 and report.points_upserted > 0
 
 
@@ -217,20 +259,20 @@ def test_bad_input_is_skipped_with_reasons(
 
 
 def test_file_that_turns_bad_loses_its_points(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
+    docs, store = synced
     (docs / "howto" / "enum.rst").write_bytes(b"\x00\x01binary now")
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert report.files_skipped == {"binary": 1}
-    assert memory_store.count({"path": "howto/enum.rst"}) == 0
+    assert store.count({"path": "howto/enum.rst"}) == 0
 
 
 def test_unreadable_file_keeps_its_points_and_fails_the_sync(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+    synced: tuple[Path, Store], tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    kept = memory_store.count({"path": "howto/enum.rst"})
+    docs, store = synced
+    kept = store.count({"path": "howto/enum.rst"})
     (docs / "howto" / "enum.rst").write_text("# Changed\n\nBut we cannot read it.\n")
     real_open = os.open
 
@@ -240,47 +282,47 @@ def test_unreadable_file_keeps_its_points_and_fails_the_sync(
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", deny)
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert not report.ok
     assert [(f.reason, f.path.endswith("howto/enum.rst")) for f in report.failures] == [
         ("unreadable", True)
     ]
-    assert memory_store.count({"path": "howto/enum.rst"}) == kept
+    assert store.count({"path": "howto/enum.rst"}) == kept
 
 
 def test_profile_guard_refuses_and_writes_nothing(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    before = state(memory_store)
+    docs, store = synced
+    before = state(store)
     (docs / "notes.md").write_text("# Notes\n\nNew text that must not be written.\n")
     other = Encoder(tiny_encoder._model, name=tiny_encoder.name, query_prefix="query: ")
     with pytest.raises(ProfileMismatchError, match="query_prefix"):
-        run_sync(docs, memory_store, other)
-    assert state(memory_store) == before
+        run_sync(docs, store, other)
+    assert state(store) == before
 
 
-def test_emptied_root_is_not_wiped(docs: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    count = memory_store.count()
+def test_emptied_root_is_not_wiped(synced: tuple[Path, Store], tiny_encoder: Encoder) -> None:
+    docs, store = synced
+    count = store.count()
     for child in docs.iterdir():
         shutil.rmtree(child)
-    report = run_sync(docs, memory_store, tiny_encoder)
+    report = run_sync(docs, store, tiny_encoder)
     assert report.protected_roots == [str(docs.resolve())] and not report.ok
-    assert memory_store.count() == count
-    confirmed = run_sync(docs, memory_store, tiny_encoder, allow_empty_roots=True)
-    assert confirmed.ok and memory_store.count() == 0
+    assert store.count() == count
+    confirmed = run_sync(docs, store, tiny_encoder, allow_empty_roots=True)
+    assert confirmed.ok and store.count() == 0
 
 
 def test_missing_root_is_an_error_and_deletes_nothing(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    count = memory_store.count()
+    docs, store = synced
+    count = store.count()
     shutil.rmtree(docs)
     with pytest.raises(ConfigError, match="directory not found"):
-        run_sync(docs, memory_store, tiny_encoder)
-    assert memory_store.count() == count
+        run_sync(docs, store, tiny_encoder)
+    assert store.count() == count
 
 
 def test_roots_are_independent(tmp_path: Path, memory_store: Store, tiny_encoder: Encoder) -> None:
@@ -298,25 +340,25 @@ def test_roots_are_independent(tmp_path: Path, memory_store: Store, tiny_encoder
 
 
 def test_changed_rules_remove_excluded_files(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    report = run_sync(docs, memory_store, tiny_encoder, exclude=[".*", "using"])
+    docs, store = synced
+    report = run_sync(docs, store, tiny_encoder, exclude=[".*", "using"])
     assert report.files_deleted == 6
-    assert memory_store.count({"path_prefixes": "using"}) == 0
-    assert_exact(memory_store, docs, tiny_encoder, exclude=[".*", "using"])
+    assert store.count({"path_prefixes": "using"}) == 0
+    assert_exact(store, docs, tiny_encoder, exclude=[".*", "using"])
 
 
 def test_rules_that_drop_most_of_a_root_are_held_back(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+    synced: tuple[Path, Store], tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`DOCSYNC_INCLUDE='sockets.rst'` deleted 28 of 29 files' points and exited 0."""
-    run_sync(docs, memory_store, tiny_encoder)
-    before = state(memory_store)
+    docs, store = synced
+    before = state(store)
     (docs / "using" / "mac.rst").unlink()  # really gone: deleted even while the rest is held
-    held = run_sync(docs, memory_store, tiny_encoder, include=["sockets.rst"])
+    held = run_sync(docs, store, tiny_encoder, include=["sockets.rst"])
     assert held.protected_roots == [str(docs.resolve())] and not held.ok
-    assert held.files_deleted == 1 and {p for _, p, *_ in state(memory_store)} == {
+    assert held.files_deleted == 1 and {p for _, p, *_ in state(store)} == {
         p for _, p, *_ in before if p != "using/mac.rst"
     }
     said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
@@ -325,11 +367,9 @@ def test_rules_that_drop_most_of_a_root_are_held_back(
     assert "and 14 more): not deleting them" in said
     # the not-included warning names files too, not only their extensions
     assert "(19 .rst: howto/annotations.rst, howto/argparse.rst" in said
-    report = run_sync(
-        docs, memory_store, tiny_encoder, include=["sockets.rst"], allow_mass_delete=True
-    )
+    report = run_sync(docs, store, tiny_encoder, include=["sockets.rst"], allow_mass_delete=True)
     assert report.ok and report.files_deleted == 19
-    assert_exact(memory_store, docs, tiny_encoder, include=["sockets.rst"])
+    assert_exact(store, docs, tiny_encoder, include=["sockets.rst"])
 
 
 def skip_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -340,13 +380,14 @@ def skip_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_skip_is_said_once_until_its_file_changes(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+    synced: tuple[Path, Store], tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A daemon's Syncer: its rescans repeated every skip warning, each time."""
+    docs, store = synced
     caplog.set_level(logging.DEBUG, logger="docsync.sync")
     (docs / "blob.md").write_bytes(b"\x00\x01" * 100)
     (docs / "empty.md").write_text("")
-    syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
+    syncer = Syncer(store, tiny_encoder, SyncOptions())
     scopes = [(docs.resolve(), "")]
     first = syncer.sync_scopes(scopes)
     assert first.files_skipped == {"binary": 1, "empty": 1}
@@ -364,13 +405,11 @@ def test_a_skip_is_said_once_until_its_file_changes(
     assert skip_warnings(caplog) == ["empty.md"]
 
 
-def test_changed_chunk_size_rechunks(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
-) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
-    report = run_sync(docs, memory_store, tiny_encoder, chunk_tokens=128)
+def test_changed_chunk_size_rechunks(synced: tuple[Path, Store], tiny_encoder: Encoder) -> None:
+    docs, store = synced
+    report = run_sync(docs, store, tiny_encoder, chunk_tokens=128)
     assert report.files_changed == 21
-    assert_exact(memory_store, docs, tiny_encoder, chunk_tokens=128)
+    assert_exact(store, docs, tiny_encoder, chunk_tokens=128)
 
 
 class FlakyStore:
@@ -401,28 +440,32 @@ class FlakyStore:
     [("upsert", 1, False), ("upsert", 2, True), ("delete", 0, False), ("delete", 2, True)],
 )
 def test_interrupted_sync_is_repaired_by_the_next(
-    docs: Path,
-    memory_store: Store,
+    synced: tuple[Path, Store],
     tiny_encoder: Encoder,
     method: str,
     after: int,
     apply_first: bool,
 ) -> None:
-    run_sync(docs, memory_store, tiny_encoder)
+    docs, store = synced
     insert_after_paragraph(docs / "howto" / "descriptor.rst", 2, INSERTED)
     (docs / "howto" / "regex.rst").write_text("# Regex\n\nShort now.\n")
     (docs / "howto" / "enum.rst").rename(docs / "enum.rst")
     (docs / "howto" / "curses.rst").unlink()
-    flaky = FlakyStore(memory_store, method, after, apply_first=apply_first)
+    flaky = FlakyStore(store, method, after, apply_first=apply_first)
     with pytest.raises(RuntimeError, match="injected"):
         run_sync(docs, flaky, tiny_encoder)  # type: ignore[arg-type]
-    run_sync(docs, memory_store, tiny_encoder)
-    assert_exact(memory_store, docs, tiny_encoder)
+    run_sync(docs, store, tiny_encoder)
+    assert_exact(store, docs, tiny_encoder)
 
 
 def test_rejected_write_fails_that_file_only(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    tmp_path: Path, memory_store: Store, tiny_encoder: Encoder
 ) -> None:
+    docs = tmp_path / "docs"
+    (docs / "howto").mkdir(parents=True)
+    for name in ("enum.rst", "regex.rst"):  # the file refused and one written
+        shutil.copy(CORPUS / "howto" / name, docs / "howto" / name)
+
     class Rejecting(FlakyStore):
         def upsert(self, points: Sequence[Point]) -> None:
             if any(p.payload["path"] == "howto/enum.rst" for p in points):
@@ -452,9 +495,8 @@ def test_windows_prepared_ahead_sync_exactly(
     (docs / "howto" / "curses.rst").unlink()
     insert_after_paragraph(docs / "howto" / "descriptor.rst", 2, INSERTED)
     run_sync(docs, memory_store, ahead)
-    assert_exact(memory_store, docs, plain)
-    fresh = QdrantClientStore(QdrantClient(location=":memory:"), "fresh")
-    run_sync(docs, fresh, plain)
+    fresh = fresh_store(docs, plain)  # its vectors are compared: embedded here
+    assert_same(memory_store, state(fresh))
 
     def vectors(store: Store) -> dict[tuple[str, int], Any]:
         return {
@@ -468,12 +510,15 @@ def test_windows_prepared_ahead_sync_exactly(
 
 
 def test_long_files_are_written_in_parts_with_the_same_points(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store],
+    synced_corpus: SyncedCorpus,
+    memory_store: Store,
+    tiny_encoder: Encoder,
 ) -> None:
     """With windows of 8 chunks, every file of more is planned, embedded and written in
     parts; the points are those of a sync in one part, and each file counts once."""
-    whole = QdrantClientStore(QdrantClient(location=":memory:"), "whole")
-    expected = run_sync(docs, whole, tiny_encoder)
+    docs, whole = synced  # synced in one part
+    expected = synced_corpus.report
     parts = run_sync(docs, memory_store, tiny_encoder, window_chunks=8)
     assert parts.files_changed == expected.files_changed == 21
     assert parts.points_upserted == expected.points_upserted
@@ -487,13 +532,13 @@ def test_long_files_are_written_in_parts_with_the_same_points(
 
 
 def test_a_rejected_part_keeps_the_files_old_points(
-    docs: Path, memory_store: Store, tiny_encoder: Encoder
+    synced: tuple[Path, Store], tiny_encoder: Encoder
 ) -> None:
     """A part of a long file that the store refuses stops the file's later parts, its
     deletes above all: the old points stay until the whole new version is in."""
-    run_sync(docs, memory_store, tiny_encoder)
+    docs, store = synced
     path = "howto/descriptor.rst"
-    old = {p.id for p in memory_store.scroll({"path": path})}
+    old = {p.id for p in store.scroll({"path": path})}
     source = docs / path
     source.write_text(source.read_text(encoding="utf-8").replace("descriptor", "Descriptor"))
 
@@ -507,14 +552,14 @@ def test_a_rejected_part_keeps_the_files_old_points(
                     raise StoreRequestError("payload too large (413)")
             self._inner.upsert(points)
 
-    store = RejectingSecondPart(memory_store, "none", 0, apply_first=False)
-    report = run_sync(docs, store, tiny_encoder, window_chunks=8)  # type: ignore[arg-type]
-    assert store.parts == 2  # the parts after the rejected one were not tried
+    rejecting = RejectingSecondPart(store, "none", 0, apply_first=False)
+    report = run_sync(docs, rejecting, tiny_encoder, window_chunks=8)  # type: ignore[arg-type]
+    assert rejecting.parts == 2  # the parts after the rejected one were not tried
     assert [(f.path, f.reason) for f in report.failures] == [(str(docs / path), "rejected")]
     assert path not in report.synced_paths and report.files_changed == 0
-    assert old <= {p.id for p in memory_store.scroll({"path": path})}
-    run_sync(docs, memory_store, tiny_encoder)
-    assert_exact(memory_store, docs, tiny_encoder)
+    assert old <= {p.id for p in store.scroll({"path": path})}
+    run_sync(docs, store, tiny_encoder)
+    assert_exact(store, docs, tiny_encoder)
 
 
 def test_points_written_before_heading_paths_and_gaps_gain_them_without_reembedding(
