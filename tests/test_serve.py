@@ -467,7 +467,11 @@ def test_listening_beyond_loopback_needs_a_token_or_the_opt_out() -> None:
             assert not server.loopback
         finally:
             server.server_close()
-    assert listen_tcp("localhost", 0).loopback  # loopback by name needs nothing
+    server = listen_tcp("localhost", 0)
+    try:
+        assert server.loopback  # loopback by name needs nothing
+    finally:
+        server.server_close()
 
 
 def test_allowed_host_names() -> None:
