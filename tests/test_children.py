@@ -495,6 +495,7 @@ def test_a_store_opened_after_a_kill_waits_for_the_old_shard_process(
     old = int(holder.stdout.readline())
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
+    holder.stdout.close()
     assert not gone(old)  # still building: it has not read the end of its socket yet
     store = EdgeStore.connect(path=path, collection="docsync", serving=serving)
     try:
@@ -520,6 +521,7 @@ def test_an_idle_shard_process_ends_with_its_parent(tmp_path: Path) -> None:
     old = int(holder.stdout.readline())
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
+    holder.stdout.close()
     poll(lambda: gone(old))
 
 
