@@ -291,6 +291,7 @@ def test_export_into_a_reader_that_stops_early(
     assert len(export.stdout.read(100)) == 100
     export.stdout.close()  # far more than a pipe's buffer is still to come
     err = export.stderr.read().decode()
+    export.stderr.close()
     assert export.wait(timeout=HANG) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
 
