@@ -268,12 +268,18 @@ def test_the_daemon_serves_mcp_over_streamable_http(
         with serving(api) as (_, port):
             tools, result = anyio.run(mcp_over_http, f"http://127.0.0.1:{port}/mcp")
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
-            connection.request("GET", "/mcp", headers={"Accept": "text/event-stream"})
-            refused = connection.getresponse().status
+            try:
+                connection.request("GET", "/mcp", headers={"Accept": "text/event-stream"})
+                refused = connection.getresponse().status
+            finally:
+                connection.close()
         with serving(api, token="s3cret") as (_, port):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
-            connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
-            unauthorised = connection.getresponse().status
+            try:
+                connection.request("POST", "/mcp", body=b"{}", headers={"Host": "localhost"})
+                unauthorised = connection.getresponse().status
+            finally:
+                connection.close()
     finally:
         store.close()
     assert {tool.name for tool in tools} == {"search", "read", "status"}
