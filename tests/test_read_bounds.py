@@ -116,6 +116,18 @@ def test_a_docx_with_hundreds_of_mb_of_xml_is_too_large(tmp_path: Path) -> None:
     assert skip.reason == "too_large" and str(TEST_MEMORY_MB) in skip.detail
 
 
+def test_a_docx_whose_xml_parser_runs_out_of_memory_is_too_large(tmp_path: Path) -> None:
+    """200 MiB of XML under a 512 MB cap: libxml2 runs out first and calls it a syntax error
+    (`XMLSyntaxError: unknown error`); the read took the address space to its cap, so the
+    file is too large, not corrupt."""
+    skip = read(bomb_docx(tmp_path / "bomb.docx", 200), memory_mb=512)
+    assert isinstance(skip, Skip)
+    assert (skip.reason, skip.detail) == (
+        "too_large",
+        "reading it needed more than 512 MB (DOCSYNC_READER_MEMORY_MB)",
+    )
+
+
 def test_normal_documents_read_under_the_cap_and_after_a_bomb(tmp_path: Path) -> None:
     """The cap leaves room for real files, and the child that hit it is replaced."""
     normal = [

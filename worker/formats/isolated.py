@@ -77,6 +77,7 @@ def _serve(channel: Channel[Answer, Request], memory_mb: int) -> None:
             format, raw = channel.receive()
         except ChildGone:
             return
+        peak_before = _vm_peak()
         try:
             result: Extracted | Unreadable = extract(format, raw)
         except Unreadable as exc:
@@ -84,9 +85,25 @@ def _serve(channel: Channel[Answer, Request], memory_mb: int) -> None:
         except MemoryError:
             result = too_large(memory_mb)
         except Exception as exc:  # a parser's own bug on a bad file: that file's problem
-            result = Unreadable("corrupt", f"{type(exc).__name__}: {exc}")
+            result = _failed(exc, memory_mb, peak_before)
         del raw
         channel.send(result)
+
+
+def _failed(exc: Exception, memory_mb: int, peak_before: int) -> Unreadable:
+    """A parser that failed as this read took the address space to a new peak near its cap
+    ran out of memory, whatever it calls the failure: libxml2 reports an allocation that
+    failed as `XMLSyntaxError: unknown error`. Otherwise the file is corrupt."""
+    peak = _vm_peak()
+    if peak > peak_before and peak >= _MEMORY_DEATH_SHARE * memory_mb * _MIB:
+        return too_large(memory_mb)
+    return Unreadable("corrupt", f"{type(exc).__name__}: {exc}")
+
+
+def _vm_peak() -> int:
+    """The most address space this process has had mapped, in bytes (0 where /proc cannot
+    tell)."""
+    return _status_fields("VmPeak").get("VmPeak", 0)
 
 
 def _cap_memory(memory_mb: int) -> None:
@@ -109,16 +126,22 @@ def _unresident() -> int:
     """Bytes of this process's address space that are mapped but not resident (libraries,
     reserved arenas): they count against its cap but not in its resident peak. 0 where
     /proc cannot tell."""
+    fields = _status_fields("VmSize", "VmRSS")
+    return max(0, fields.get("VmSize", 0) - fields.get("VmRSS", 0))
+
+
+def _status_fields(*names: str) -> dict[str, int]:
+    """These sizes from /proc/self/status, in bytes; none where it cannot be read."""
     fields: dict[str, int] = {}
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 name, _, value = line.partition(":")
-                if name in ("VmSize", "VmRSS"):
+                if name in names:
                     fields[name] = int(value.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, fields.get("VmSize", 0) - fields.get("VmRSS", 0))
+        return {}
+    return fields
 
 
 class ReaderProcess:
