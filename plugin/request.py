@@ -137,17 +137,18 @@ class SearchRequest(SearchOptions):
         where: Sequence[str] = (),
     ) -> SearchRequest:
         """A request, or a one-line `ValueError`; `where` as for `SearchOptions.checked`.
-        Checked in one go: the first problem, in the order of the fields, is the one said."""
-        values = {
-            "limit": limit,
-            "path_prefix": path_prefix,
-            "mode": mode,
-            "context": context,
-            "per_file": per_file,
-            "filters": _with_where(filters, where),
-            "question": question,
-        }
-        return _one_line(SearchRequest, values)
+        The options are checked before the question, the order of the fields, so the first
+        problem is the one said."""
+        options = SearchOptions.checked(
+            limit=limit,
+            path_prefix=path_prefix,
+            mode=mode,
+            context=context,
+            per_file=per_file,
+            filters=filters,
+            where=where,
+        )
+        return options.ask(question)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], where: Sequence[str] = ()) -> SearchRequest:
