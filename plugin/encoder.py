@@ -318,6 +318,13 @@ class Encoder:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text).ids)
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        """`count_tokens` of each text, in one tokenizer call (on every core)."""
+        if not texts:
+            return []
+        encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encoded]
+
     def _tokenize(self, text: str) -> Any:
         # encode_batch releases the GIL (encode does not: 35 ms on a 68 KB file), so a
         # search in another thread is not kept waiting while a long document is tokenized.

@@ -7,12 +7,21 @@ passage stays within a token budget. Passages that overlap or touch are merged i
 which keeps the better score and the chunk it matched (`match_start`, `match_end`). A chunk
 that carries almost no words (a table border, a lone directive) is never a hit on its own,
 and hits can be limited per file.
+
+A point names the chunks it may grow into and their tokens (`schema.NEXT`, `schema.PREVIOUS`,
+`schema.TOKENS`), so each hit's growth is decided from its own payload, and the chunks every
+passage needs are fetched by ID in one request (`fetch`) after all of them are decided;
+nothing is tokenized. (Measured at 100k points: see `docsync.plugin.backends.LocalBackend`.)
+Points written before those fields grow as they always did, one request per hit for its
+neighbours (`neighbours`) and their tokens counted (`count_tokens`), until the next sync
+adds them.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +29,14 @@ from docsync.plugin import schema
 from docsync.plugin.store import ScoredPoint
 
 # Neighbours looked at on each side of a matched chunk; the token budget stops sooner.
-REACH = 4
+REACH = schema.REACH
 MIN_WORDS = 3  # a chunk with fewer words than this never stands alone as a hit
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 Neighbours = Callable[[str, str, Sequence[int]], Sequence[dict[str, Any]]]
 CountTokens = Callable[[str], int]
+# The payloads of points by ID, in one request (IDs not found are left out).
+Fetch = Callable[[Sequence[str]], Mapping[str, dict[str, Any]]]
 
 
 @dataclass
@@ -37,14 +48,37 @@ class Passage:
     section: str
     match: dict[str, Any]  # the payload of the chunk that matched
     chunks: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> payload
+    # index -> point ID of a chunk it grows into that is still to be fetched (`fill`)
+    wanted: dict[int, str] = field(default_factory=dict)
 
     @property
     def first(self) -> int:
-        return min(self.chunks)
+        return min(itertools.chain(self.chunks, self.wanted))
 
     @property
     def last(self) -> int:
-        return max(self.chunks)
+        return max(itertools.chain(self.chunks, self.wanted))
+
+    def holds(self, index: int) -> bool:
+        return index in self.chunks or index in self.wanted
+
+    def take(self, other: Passage) -> None:
+        """Merge `other` (a worse hit's passage that overlaps or touches this one) in."""
+        self.chunks.update(other.chunks)
+        self.wanted.update((i, pid) for i, pid in other.wanted.items() if i not in self.chunks)
+        for index in other.chunks:
+            self.wanted.pop(index, None)
+
+    def fill(self, fetched: Mapping[str, dict[str, Any]]) -> bool:
+        """Its wanted chunks from `fetched`; False when one is not there as it was named
+        (deleted or rewritten since the hit's point was written)."""
+        for index, pid in self.wanted.items():
+            chunk = fetched.get(pid)
+            if chunk is None or not _is_at(chunk, self.root, self.path, index):
+                return False
+            self.chunks[index] = chunk
+        self.wanted.clear()
+        return True
 
     def text(self) -> str:
         """The chunks in order with the whitespace between them: exactly the file's text
@@ -81,11 +115,39 @@ def passages(
     budget: int,
     neighbours: Neighbours,
     count_tokens: CountTokens,
+    fetch: Fetch | None = None,
     per_file: int | None = None,
 ) -> list[Passage]:
     """At most `limit` passages from `points` (best first): each matched chunk grown to
     about `budget` tokens (0: the chunk alone, never merged with another), overlapping
-    ones merged, at most `per_file` from one file."""
+    ones merged, at most `per_file` from one file. `fetch`: how to fetch the chunks a
+    point names (None: every hit grows the way of points written before they named them)."""
+    found = _gather(points, limit, budget, per_file, neighbours, count_tokens, planned=fetch)
+    wanted = sorted({pid for p in found for pid in p.wanted.values()})
+    if fetch is not None and wanted:
+        fetched = fetch(wanted)
+        if not all(p.fill(fetched) for p in found):  # the file changed under the search
+            return passages(
+                points,
+                limit=limit,
+                budget=budget,
+                neighbours=neighbours,
+                count_tokens=count_tokens,
+                per_file=per_file,
+            )
+    return found
+
+
+def _gather(
+    points: Sequence[ScoredPoint],
+    limit: int,
+    budget: int,
+    per_file: int | None,
+    neighbours: Neighbours,
+    count_tokens: CountTokens,
+    *,
+    planned: Fetch | None,
+) -> list[Passage]:
     found: list[Passage] = []
     for point in points:
         payload = point.payload
@@ -104,13 +166,13 @@ def passages(
             payload,
             {index: payload},
         )
-        if budget > 0:
+        if budget > 0 and not (planned is not None and _plan(passage, budget)):
             _grow(passage, budget, neighbours, count_tokens)
         # A budget of 0 asks for each chunk alone: two adjacent hits stay two hits (merged,
         # they would be a passage of neighbours, across a section's end as well).
         merged = next((p for p in found if _touches(p, passage)), None) if budget > 0 else None
         if merged is not None:
-            merged.chunks.update(passage.chunks)  # the better (earlier) one keeps its match
+            merged.take(passage)  # the better (earlier) one keeps its match
             continue
         same_file = sum(1 for p in found if (p.root, p.path) == (root, path))
         if per_file is not None and same_file >= per_file:
@@ -121,6 +183,31 @@ def passages(
     return found
 
 
+def _plan(passage: Passage, budget: int) -> bool:
+    """Grow as `_grow` does, from the neighbours and tokens the matched point names: the
+    chunks go to `passage.wanted`. False when its payload names none (written before)."""
+    match = passage.match
+    tokens, after, before = (match.get(k) for k in (schema.TOKENS, schema.NEXT, schema.PREVIOUS))
+    if not isinstance(tokens, int) or not isinstance(after, list) or not isinstance(before, list):
+        return False
+    index = passage.first
+    sides = {1: after, -1: before}  # the chunks there, nearest first, in the same section
+    growing = {1: True, -1: True}
+    for distance in range(1, REACH + 1):
+        for direction in (1, -1):
+            side = sides[direction]
+            if not growing[direction] or distance > len(side):
+                growing[direction] = False
+                continue
+            pid, cost = side[distance - 1]
+            if tokens + int(cost) > budget:
+                growing[direction] = False
+                continue
+            passage.wanted[index + direction * distance] = str(pid)
+            tokens += int(cost)
+    return True
+
+
 def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTokens) -> None:
     index = passage.first
     wanted = [i for i in range(index - REACH, index + REACH + 1) if i >= 0 and i != index]
@@ -128,7 +215,7 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
         int(p.get(schema.CHUNK_INDEX, -1)): p
         for p in neighbours(passage.root, passage.path, wanted)
     }
-    tokens = count(str(passage.match.get(schema.TEXT, "")))
+    tokens = _tokens(passage.match, count)
     growing = {1: True, -1: True}  # after, before: still growing that way
     for distance in range(1, REACH + 1):
         for direction in (1, -1):
@@ -139,7 +226,7 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
             if chunk is None or chunk.get(schema.SECTION, "") != passage.section:
                 growing[direction] = False
                 continue
-            cost = count(str(chunk.get(schema.TEXT, "")))
+            cost = _tokens(chunk, count)
             if tokens + cost > budget:
                 growing[direction] = False
                 continue
@@ -147,8 +234,18 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
             tokens += cost
 
 
+def _tokens(chunk: dict[str, Any], count: CountTokens) -> int:
+    stored = chunk.get(schema.TOKENS)
+    return stored if isinstance(stored, int) else count(str(chunk.get(schema.TEXT, "")))
+
+
+def _is_at(chunk: dict[str, Any], root: str, path: str, index: int) -> bool:
+    where = (chunk.get(schema.ROOT), chunk.get(schema.PATH), chunk.get(schema.CHUNK_INDEX))
+    return where == (root, path, index)
+
+
 def _covers(passage: Passage, root: str, path: str, index: int) -> bool:
-    return passage.root == root and passage.path == path and index in passage.chunks
+    return passage.root == root and passage.path == path and passage.holds(index)
 
 
 def _touches(a: Passage, b: Passage) -> bool:

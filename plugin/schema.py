@@ -33,6 +33,16 @@ CHUNKER = "chunker"
 FORMAT = "format"  # what the file was read as: one of FORMATS
 PAGE_START = "page_start"  # the pages a chunk spans, 1-based (PDF only)
 PAGE_END = "page_end"
+# The chunk's tokens, as the model's tokenizer counts its text alone (the passage budget's
+# unit): stored so that a search never tokenizes stored text.
+TOKENS = "tokens"
+# The chunks a passage may grow into: those after this one (`NEXT`) and before it
+# (`PREVIOUS`) in the same file and section, nearest first, at most `REACH` each way, each as
+# [point id, tokens]. With them a hit's growth is decided from its own payload, and one
+# `retrieve` by ID fetches every hit's neighbours (plugin/passages.py).
+NEXT = "next"
+PREVIOUS = "previous"
+REACH = 4  # chunks looked at each way; changing it needs a new payload version (worker)
 TAGS = "tags"  # the document's tags (front matter, keywords): a list of strings
 META = "meta"  # its other metadata (author, front matter scalars): field -> string
 
@@ -70,6 +80,9 @@ class Payload(TypedDict):
     format: str
     tags: list[str]
     meta: dict[str, str]
+    tokens: int
+    next: list[list[str | int]]  # [[point id, tokens], ...]: JSON has no tuples
+    previous: list[list[str | int]]
     page_start: NotRequired[int]
     page_end: NotRequired[int]
 

@@ -84,7 +84,14 @@ class Store(Protocol):
         """Set the fields of `payload` on the points `ids`; their other fields and their
         vectors stay as they are."""
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]: ...
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]:
+        """The points `ids` that exist; `fields` limits the payload returned."""
 
     def scroll(
         self,
@@ -106,9 +113,10 @@ class Store(Protocol):
         match: Match | None = None,
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         """By the dense `vector`, by the `keyword` vector, or by both, their rankings merged
-        by `fusion` (default `Fusion()`)."""
+        by `fusion` (default `Fusion()`); `fields` limits the payload returned."""
 
     def has_keyword_vectors(self) -> bool:
         """Whether the collection has the keyword (sparse) vector at all."""

@@ -182,6 +182,9 @@ class FileVersion:
     pages: Sequence[int] = ()  # where each page starts in the text (PDF)
     tags: Sequence[str] = ()
     meta: Mapping[str, str] = field(default_factory=dict)
+    # Each chunk's tokens, its text counted alone (`Encoder.count_tokens`): what a passage
+    # counts them as (`schema.TOKENS`).
+    tokens: Sequence[int] = ()
 
 
 def plan_parts(
@@ -224,13 +227,34 @@ def plan_removal(root: str, path: str, ids: list[str]) -> FilePlan:
 
 def _desired_points(version: FileVersion, compose: ComposeInput) -> Iterator[PlannedPoint]:
     repeats: Counter[str] = Counter()
-    for chunk in version.chunks:
+    inputs, hashes, ids = [], [], []
+    for chunk in version.chunks:  # every ID first: each point names its neighbours'
         embed_input = compose(chunk.text, version.title)
         embed_hash = schema.content_hash(embed_input)
         occurrence = repeats[embed_hash]
         repeats[embed_hash] += 1
-        pid = schema.point_id(version.root, version.path, embed_hash, occurrence)
-        yield PlannedPoint(pid, _payload(version, chunk, embed_hash), embed_input)
+        inputs.append(embed_input)
+        hashes.append(embed_hash)
+        ids.append(schema.point_id(version.root, version.path, embed_hash, occurrence))
+    for i, chunk in enumerate(version.chunks):
+        payload = _payload(version, chunk, hashes[i])
+        payload["next"] = _around(version, ids, i, 1)
+        payload["previous"] = _around(version, ids, i, -1)
+        yield PlannedPoint(ids[i], payload, inputs[i])
+
+
+def _around(
+    version: FileVersion, ids: Sequence[str], index: int, step: int
+) -> list[list[str | int]]:
+    """[id, tokens] of the chunks a passage around chunk `index` may grow into going `step`
+    (1: after, -1: before): nearest first, in its section, at most `schema.REACH`."""
+    chunks, section = version.chunks, version.chunks[index].section
+    found: list[list[str | int]] = []
+    at = index + step
+    while 0 <= at < len(chunks) and len(found) < schema.REACH and chunks[at].section == section:
+        found.append([ids[at], version.tokens[at]])
+        at += step
+    return found
 
 
 def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payload:
@@ -262,4 +286,7 @@ def _common(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Paylo
         "format": version.format,
         "tags": list(version.tags),
         "meta": dict(version.meta),
+        "tokens": version.tokens[chunk.index],
+        "next": [],
+        "previous": [],
     }

@@ -137,6 +137,7 @@ class Planner:
             pages=document.content.pages,
             tags=document.content.tags,
             meta=document.content.meta,
+            tokens=self.encoder.count_tokens_many([c.text for c in chunks]),
         )
         existing = (
             self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)

@@ -10,7 +10,7 @@ from docsync.plugin.profile import CHUNKER_VERSION
 from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 4
+PAYLOAD_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class SyncOptions:
         # What a point's payload was made by, stored in each point: a file whose points have
         # another is planned again. `payload=2` added the heading path (`section`), `payload=3`
         # the whitespace before each chunk (`gap`), `payload=4` the file's format, tags and
-        # metadata (and pages): points written before gain them without re-embedding (their
-        # embedded text is the same, unless front matter gives the file a new title).
+        # metadata (and pages), `payload=5` each chunk's tokens and the neighbours a passage
+        # grows into (`next`, `previous`): points written before gain them without
+        # re-embedding (their embedded text is the same, unless front matter gives the file a
+        # new title).
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"

@@ -167,10 +167,18 @@ class EdgeStore(ShardKeeper):
             self._use(lambda shard: shard.set_payload(ids, payload))
             self._written().wrote(len(ids))  # the engine moves them out of the index
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]:
         if not ids:
             return []
-        return self._use(lambda shard: shard.retrieve(ids, with_vectors=with_vectors))
+        return self._use(
+            lambda shard: shard.retrieve(ids, with_vectors=with_vectors, fields=fields)
+        )
 
     def scroll(
         self,
@@ -206,11 +214,12 @@ class EdgeStore(ShardKeeper):
         match: Match | None = None,
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         with self._search_lock:
             return self._use(
                 lambda shard: shard.search(
-                    vector, limit=limit, match=match, keyword=keyword, fusion=fusion
+                    vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
                 )
             )
 

@@ -86,8 +86,15 @@ class HostedShard:
     def optimize(self) -> bool:
         return self._ask(ask.Optimize())
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
-        return self._ask(ask.Retrieve(list(ids), with_vectors))
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]:
+        wanted = list(fields) if fields is not None else None
+        return self._ask(ask.Retrieve(list(ids), with_vectors, wanted))
 
     def scroll_page(
         self,
@@ -113,9 +120,11 @@ class HostedShard:
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
         exact: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         dense = list(vector) if vector is not None else None
-        return self._ask(ask.Search(dense, limit, match, keyword, fusion, exact))
+        wanted = list(fields) if fields is not None else None
+        return self._ask(ask.Search(dense, limit, match, keyword, fusion, exact, wanted))
 
     def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int:
         return self._ask(ask.Count(match, lacking_keyword))

@@ -121,8 +121,15 @@ class LocalShard:
 
     # reads --------------------------------------------------------------------------------
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
-        records = self._shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]:
+        payload = list(fields) if fields is not None else True
+        records = self._shard.retrieve(list(ids), with_payload=payload, with_vector=with_vectors)
         return [point_from_record(r) for r in records]
 
     def scroll_page(
@@ -157,14 +164,16 @@ class LocalShard:
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
         exact: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         """`exact`: every point compared with the full vectors (a benchmark's truth)."""
         queries = _queries(vector, keyword)
         flt = _filter(match)
         params = _EXACT if exact else _RESCORED
+        payload = list(fields) if fields is not None else True
         if len(queries) == 1:
             request = edge.QueryRequest(
-                limit=limit, query=queries[0], filter=flt, with_payload=True, params=params
+                limit=limit, query=queries[0], filter=flt, with_payload=payload, params=params
             )
         else:
             fusion = fusion or Fusion()
@@ -176,7 +185,7 @@ class LocalShard:
                 ],
                 query=_fusion(fusion),
                 filter=flt,
-                with_payload=True,
+                with_payload=payload,
             )
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))

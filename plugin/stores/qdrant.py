@@ -183,14 +183,20 @@ class QdrantClientStore:
             ordering=self._ordering,
         )
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]:
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]:
         if not ids:
             return []
         records = self._call(
             self._client.retrieve,
             self.collection,
             ids=list(ids),
-            with_payload=True,
+            with_payload=list(fields) if fields is not None else True,
             with_vectors=with_vectors,
         )
         return [point_from_record(r) for r in records]
@@ -228,6 +234,7 @@ class QdrantClientStore:
         match: Match | None = None,
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         flt = query_filter(match)
         queries = dense_and_keyword(vector, keyword)
@@ -249,7 +256,7 @@ class QdrantClientStore:
             self.collection,
             query_filter=flt,
             limit=limit,
-            with_payload=True,
+            with_payload=list(fields) if fields is not None else True,
             **request,
         )
         return [

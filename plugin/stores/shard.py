@@ -49,7 +49,13 @@ class Shard(Protocol):
 
     # reads
 
-    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Point]: ...
+    def retrieve(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
+    ) -> list[Point]: ...
 
     def scroll_page(
         self,
@@ -75,8 +81,10 @@ class Shard(Protocol):
         keyword: SparseVector | None = None,
         fusion: Fusion | None = None,
         exact: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
-        """`exact`: every point compared with the full vectors (a benchmark's truth)."""
+        """`exact`: every point compared with the full vectors (a benchmark's truth);
+        `fields`: the payload returned (None: all of it)."""
         ...
 
     def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int: ...

@@ -82,9 +82,10 @@ class Close:
 class Retrieve:
     ids: list[str]
     with_vectors: bool
+    fields: list[str] | None = None
 
     def __call__(self, shard: Shard) -> list[Point]:
-        return shard.retrieve(self.ids, with_vectors=self.with_vectors)
+        return shard.retrieve(self.ids, with_vectors=self.with_vectors, fields=self.fields)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Search:
     keyword: SparseVector | None
     fusion: Fusion | None
     exact: bool
+    fields: list[str] | None = None
 
     def __call__(self, shard: Shard) -> list[ScoredPoint]:
         return shard.search(
@@ -126,6 +128,7 @@ class Search:
             keyword=self.keyword,
             fusion=self.fusion,
             exact=self.exact,
+            fields=self.fields,
         )
 
 
