@@ -29,12 +29,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks
 from output import emit
+from query_profile import profiles
 
+from docsync.plugin import schema
 from docsync.plugin.choices import SEARCH_MODES
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Point
+from docsync.plugin.store import Point, Store
 from docsync.plugin.stores.edge import EdgeStore
 
 QUESTIONS = [
@@ -61,10 +63,14 @@ QUESTIONS = [
 ]
 
 
-def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
+DOC_CHUNKS = 60  # each copy of the corpus's chunks is cut into documents of this many
+
+
+def build(store: Store, encoder: Encoder, points: int) -> None:
     inputs = [text for f in real_chunks(encoder, DEFAULT_CORPUS) for text in f.inputs]
     base = encoder.embed_passages(inputs)
     keywords = [encoder.keyword.embed_payload({"text": text}) for text in inputs]
+    tokens = encoder.count_tokens_many(inputs)
     rng = np.random.default_rng(0)
     store.open(encoder.profile(), create=True)
     for start in range(0, points, 1024):
@@ -80,7 +86,8 @@ def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
                 "text": inputs[row],
                 "start": 0,
                 "end": len(inputs[row]),
-                "chunk_index": row % 60,
+                "chunk_index": row % DOC_CHUNKS,
+                **named(i, len(inputs), tokens),
             }
             batch.append(
                 Point(
@@ -93,6 +100,19 @@ def build(store: EdgeStore, encoder: Encoder, points: int) -> None:
         store.upsert(batch)
     while store.optimize():
         pass
+
+
+def named(i: int, rows: int, tokens: list[int]) -> dict[str, Any]:
+    """Point `i`'s tokens and neighbours, as the worker stores them (`schema.NEXT`): the
+    chunks of its document (one section) within `schema.REACH`; point i's ID is i + 1."""
+    row, start = i % rows, i - i % rows
+
+    def side(step: int) -> list[list[str | int]]:
+        ats = (row + step * d for d in range(1, schema.REACH + 1))
+        same = [a for a in ats if 0 <= a < rows and a // DOC_CHUNKS == row // DOC_CHUNKS]
+        return [[str(uuid.UUID(int=start + a + 1)), tokens[a]] for a in same]
+
+    return {schema.TOKENS: tokens[row], schema.NEXT: side(1), schema.PREVIOUS: side(-1)}
 
 
 def stock_embed_ms(encoder: Encoder, rounds: int) -> list[float]:
@@ -139,6 +159,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=10, help="passes over the questions")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--profile", action="store_true", help="time each step of a search (query_profile.py)"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     encoder = Encoder.from_settings(settings)
@@ -149,13 +172,16 @@ def main(argv: list[str]) -> int:
         build_s = time.perf_counter() - started
         searcher = Searcher(store, encoder)
         modes: dict[str, list[float]] = {mode: [] for mode in SEARCH_MODES}
-        embed, search = [], []
+        embed, search, bare = [], [], []
         for _ in range(args.rounds):
             for turn, question in enumerate(QUESTIONS):
                 for mode in rotated(SEARCH_MODES, turn):  # none always first
                     t0 = time.perf_counter()
                     searcher.search(question, limit=5, mode=mode)
                     modes[mode].append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                searcher.search(question, limit=5, mode="dense", context=0)  # bare chunks
+                bare.append((time.perf_counter() - t0) * 1000)
                 t1 = time.perf_counter()
                 vector = encoder.embed_query(question)
                 t2 = time.perf_counter()
@@ -164,6 +190,7 @@ def main(argv: list[str]) -> int:
                 embed.append((t2 - t1) * 1000)
                 search.append((t3 - t2) * 1000)
         points = store.count()
+        steps = profiles(searcher, QUESTIONS, args.rounds) if args.profile else {}
         store.close()
     stock = stock_embed_ms(encoder, args.rounds)
     whole = modes[searcher.mode]
@@ -177,6 +204,8 @@ def main(argv: list[str]) -> int:
         "search_p50_ms": round(statistics.median(search), 2),
         "search_p95_ms": round(percentile(search, 0.95), 2),
         **mode_latencies(modes),
+        "dense_bare_p50_ms": round(statistics.median(bare), 2),
+        "p50_over_dense_bare": round(statistics.median(whole) / statistics.median(bare), 2),
         "stock_embed_p50_ms": round(statistics.median(stock), 2),
         "embed_speedup": round(statistics.median(stock) / statistics.median(embed), 2),
         "model": encoder.name,
@@ -184,6 +213,7 @@ def main(argv: list[str]) -> int:
         "precision": encoder.precision,
         "query_forward": encoder.query_forward,
         "build_s": round(build_s, 1),
+        **steps,
     }
     emit(result, as_json=args.json)
     return 0

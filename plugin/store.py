@@ -33,6 +33,12 @@ PREFETCH_MIN = 50
 PREFETCH_FACTOR = 4
 
 
+def floats(vector: Sequence[float]) -> list[float]:
+    """`vector` as the engines take it: a list of floats (a question's is one already, from
+    `tolist()`: not copied again, at every query)."""
+    return vector if isinstance(vector, list) else [float(x) for x in vector]
+
+
 @dataclass(frozen=True)
 class Point:
     id: str

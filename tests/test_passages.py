@@ -101,3 +101,74 @@ def test_chunks_carry_their_heading_path(tiny_encoder: Encoder) -> None:
         c.section for c in chunk_text(markdown, tokenizer=tiny_encoder, max_tokens=8, min_tokens=1)
     ]
     assert got[-1] == "Guide > Use" and "Guide > Install > Linux" in got
+
+
+def named(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chunks with what a sync stores for their passages: tokens, and the [id, tokens]
+    of the chunks after and before them in their section."""
+
+    def side(i: int, step: int) -> list[list[str | int]]:
+        found: list[list[str | int]] = []
+        at = i + step
+        while 0 <= at < len(chunks) and len(found) < 4:
+            if chunks[at]["section"] != chunks[i]["section"]:
+                break
+            found.append([f"{chunks[at]['path']}-{at}", words(chunks[at]["text"])])
+            at += step
+        return found
+
+    return [
+        {**c, "tokens": words(c["text"]), "next": side(i, 1), "previous": side(i, -1)}
+        for i, c in enumerate(chunks)
+    ]
+
+
+NAMED = {f"{c['path']}-{c['chunk_index']}": c for c in named(FILE) + named([*OTHER, BORDER])}
+PLAIN = {f"{c['path']}-{c['chunk_index']}": c for c in [*FILE, *OTHER, BORDER]}
+
+
+def test_named_neighbours_are_fetched_in_one_request_and_grow_alike() -> None:
+    asked: list[list[str]] = []
+
+    def fetch(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        asked.append(list(ids))
+        return {pid: NAMED[pid] for pid in ids if pid in NAMED}
+
+    def refused(*args: object) -> list[dict[str, Any]]:
+        raise AssertionError("a request per hit, or tokens counted")
+
+    cases: list[tuple[list[str], int]] = [
+        (["a.md-3"], 24),
+        (["a.md-5"], 24),
+        (["a.md-2", "a.md-4", "b.md-0"], 16),
+        (["b.md-3", "b.md-1", "a.md-0"], 40),
+        (["a.md-6", "a.md-7"], 100),
+    ]
+    for ids, budget in cases:
+        points = [hit(NAMED[pid], 1.0 - n / 10) for n, pid in enumerate(ids)]
+        asked.clear()
+        found = passages(
+            points, limit=5, budget=budget, neighbours=refused, count_tokens=refused, fetch=fetch
+        )
+        assert len(asked) <= 1
+        old = grow([hit(PLAIN[pid], 1.0 - n / 10) for n, pid in enumerate(ids)], budget)
+        assert [(p.path, sorted(p.chunks), p.text()) for p in found] == [
+            (p.path, sorted(p.chunks), p.text()) for p in old
+        ]
+
+
+def test_a_named_neighbour_gone_meanwhile_grows_the_old_way() -> None:
+    gone = "a.md-4"
+
+    def fetch(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {pid: NAMED[pid] for pid in ids if pid != gone}
+
+    (one,) = passages(
+        [hit(NAMED["a.md-3"], 0.9)],
+        limit=5,
+        budget=24,
+        neighbours=neighbours,
+        count_tokens=words,
+        fetch=fetch,
+    )
+    assert sorted(one.chunks) == [2, 3, 4]  # from the per-file request, which finds chunk 4

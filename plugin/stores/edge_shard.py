@@ -17,7 +17,7 @@ import qdrant_edge as edge
 from docsync.plugin.errors import StoreRequestError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
-from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint
+from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, floats
 from docsync.plugin.stores import point_from_record
 from docsync.plugin.stores.edge_folder import Held, hold_shard, let_go
 from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
@@ -265,7 +265,7 @@ _EXACT = edge.SearchParams(exact=True, quantization=edge.QuantizationSearchParam
 def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> list[Any]:
     queries = []
     if vector is not None:
-        queries.append(edge.Query.Nearest([float(x) for x in vector]))
+        queries.append(edge.Query.Nearest(floats(vector)))
     if keyword is not None:
         queries.append(edge.Query.Nearest(_sparse(keyword), using=KEYWORD_VECTOR))
     if not queries:

@@ -12,7 +12,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from docsync.plugin.errors import StoreError, StoreRequestError, StoreUnavailableError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
-from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point
+from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, floats
 
 
 def map_error(exc: Exception, where: str) -> StoreError | None:
@@ -80,7 +80,7 @@ def dense_and_keyword(
     """Each search's query and the vector it uses (None: the unnamed, dense one)."""
     queries: list[tuple[Any, str | None]] = []
     if vector is not None:
-        queries.append(([float(x) for x in vector], None))
+        queries.append((floats(vector), None))
     if keyword is not None:
         queries.append((sparse(keyword), KEYWORD_VECTOR))
     if not queries:
