@@ -87,7 +87,7 @@ def build(store: Store, encoder: Encoder, points: int) -> None:
                 "start": 0,
                 "end": len(inputs[row]),
                 "chunk_index": row % DOC_CHUNKS,
-                **named(i, len(inputs), tokens),
+                **named(i, len(inputs), tokens, points),
             }
             batch.append(
                 Point(
@@ -102,14 +102,19 @@ def build(store: Store, encoder: Encoder, points: int) -> None:
         pass
 
 
-def named(i: int, rows: int, tokens: list[int]) -> dict[str, Any]:
+def named(i: int, rows: int, tokens: list[int], points: int) -> dict[str, Any]:
     """Point `i`'s tokens and neighbours, as the worker stores them (`schema.NEXT`): the
-    chunks of its document (one section) within `schema.REACH`; point i's ID is i + 1."""
+    chunks of its document (one section) within `schema.REACH` among the `points` built;
+    point i's ID is i + 1."""
     row, start = i % rows, i - i % rows
 
     def side(step: int) -> list[list[str | int]]:
         ats = (row + step * d for d in range(1, schema.REACH + 1))
-        same = [a for a in ats if 0 <= a < rows and a // DOC_CHUNKS == row // DOC_CHUNKS]
+        same = [
+            a
+            for a in ats
+            if 0 <= a < rows and a // DOC_CHUNKS == row // DOC_CHUNKS and start + a < points
+        ]
         return [[str(uuid.UUID(int=start + a + 1)), tokens[a]] for a in same]
 
     return {schema.TOKENS: tokens[row], schema.NEXT: side(1), schema.PREVIOUS: side(-1)}

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("docsync.encoder")
 # Put between a document's title and a passage's text, as the model saw them in training.
 TITLE_SEPARATOR = "\n\n"
+COUNT_BATCH = 256  # texts per tokenizer call when counting many
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 
@@ -319,11 +320,16 @@ class Encoder:
         return len(self._tokenize(text).ids)
 
     def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
-        """`count_tokens` of each text, in one tokenizer call (on every core)."""
-        if not texts:
-            return []
-        encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encoded]
+        """`count_tokens` of each text, a batch per tokenizer call (on every core; a batch
+        at a time, so a file of tens of thousands of chunks never holds all their
+        encodings at once)."""
+        counts: list[int] = []
+        for i in range(0, len(texts), COUNT_BATCH):
+            batch = list(texts[i : i + COUNT_BATCH])
+            counts.extend(
+                len(e.ids) for e in self._tokenizer.encode_batch(batch, add_special_tokens=False)
+            )
+        return counts
 
     def _tokenize(self, text: str) -> Any:
         # encode_batch releases the GIL (encode does not: 35 ms on a 68 KB file), so a
