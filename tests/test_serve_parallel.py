@@ -29,7 +29,7 @@ from docsync.plugin.stores.edge_host import CHANNELS, HostedShard
 from docsync.plugin.stores.turns import Turns
 from docsync.worker.serve import ask_daemon
 from tests.conftest import CORPUS, HANG, run_sync
-from tests.test_serve import make_api, poll, serving
+from tests.test_serve import kept_alive, make_api, poll, serving
 
 DEADLINE = HANG
 CLIENTS = 3
@@ -242,3 +242,16 @@ def test_a_serving_store_answers_several_searches_at_once_each_its_own(
         assert found == [[ids[n]] * rounds for n in range(len(vectors))]
     finally:
         store.close()
+
+
+def test_answers_on_tcp_are_sent_without_waiting_for_the_clients_ack(searcher: Searcher) -> None:
+    """Nagle's algorithm off on every TCP connection: with it on, an answer written in two
+    parts (headers, body) on a kept-alive connection waits for the client's delayed ACK."""
+    with serving(make_api(searcher)) as (endpoints, port):
+        client = kept_alive(port)
+        with client:
+            connections = [c for _, _, group in endpoints._servers for c in group.open]
+            assert connections
+            for connection in connections:
+                sock = connection.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
