@@ -26,6 +26,7 @@ writes inside; the files docsync writes itself (the lock, profile.json) are 0600
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -216,7 +217,8 @@ class EdgeStore(ShardKeeper):
         fusion: Fusion | None = None,
         fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
-        with self._search_lock:
+        # A serving store builds its index elsewhere: its searches never wait for a build.
+        with contextlib.nullcontext() if self._serving else self._search_lock:
             return self._use(
                 lambda shard: shard.search(
                     vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields

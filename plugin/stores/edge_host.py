@@ -10,6 +10,10 @@ and asks
 it over a socket: the next shard opens in a second child while the first still answers, and
 the swap is one assignment.
 
+Several requests may be in flight at once (a daemon answers several clients): the child
+listens on `CHANNELS` sockets, one thread each, so one client's request never queues behind
+another's transfer; the engine's calls themselves take turns in the child (one lock).
+
 Not `multiprocessing.Manager`: its proxies start the child by re-importing the parent's main
 module, and hide which process died; here the child (`docsync.plugin.child`) imports only the
 engine adapter, and the protocol is one typed request (`docsync.plugin.stores.shard_requests`),
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -40,25 +46,40 @@ T = TypeVar("T")
 # What the child answers: (True, what the request returned) or (False, the error it raised).
 Answer = tuple[bool, object]
 STOP_SECONDS = 60.0  # for the child to flush and close its shard before it is killed
+# Sockets to the child: requests in flight at once (each a thread there, idle in a read).
+CHANNELS = 4
 
 
 class HostedShard:
     """A `docsync.plugin.stores.shard.Shard` answered by a child process that holds the
-    shard, one request at a time: each method sends its request
-    (`docsync.plugin.stores.shard_requests`) and waits for the answer. The engine's errors
-    are raised here as it raised them there; a child that died is a `ShardProcessError`
-    (and `alive` is False from then on): `EdgeStore` starts another and asks again."""
+    shard, up to `CHANNELS` requests at a time: each method takes a free channel, sends its
+    request (`docsync.plugin.stores.shard_requests`) and waits for the answer on it. The
+    engine's errors are raised here as it raised them there; a child that died is a
+    `ShardProcessError` (and `alive` is False from then on): `EdgeStore` starts another and
+    asks again."""
 
     def __init__(self, path: Path) -> None:
         """Start the child and wait until it has opened the shard at `path` (the engine's
         error, raised here, when it cannot)."""
         self.path = path
-        self._child: Child[ask.Request[object], Answer] = Child(
-            "docsync.plugin.stores.edge_host",
-            [str(path)],
-            new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
-        )
-        self._lock = threading.Lock()
+        pairs = [socket.socketpair() for _ in range(CHANNELS - 1)]
+        try:
+            self._child: Child[ask.Request[object], Answer] = Child(
+                "docsync.plugin.stores.edge_host",
+                [str(path), ",".join(str(theirs.fileno()) for _, theirs in pairs)],
+                new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+                pass_fds=[theirs.fileno() for _, theirs in pairs],
+            )
+        finally:
+            for _, theirs in pairs:
+                theirs.close()
+        self._extra: list[Channel[ask.Request[object], Answer]] = [
+            Channel(ours.detach()) for ours, _ in pairs
+        ]
+        self._free: queue.SimpleQueue[Channel[ask.Request[object], Answer]] = queue.SimpleQueue()
+        for channel in [self._child.channel, *self._extra]:
+            self._free.put(channel)
+        self._asking = threading.local()  # the channel this thread waits on
         try:
             self._answer()
         except BaseException:
@@ -141,22 +162,45 @@ class HostedShard:
         if not self._child.channel.closed:
             # Already gone, it says so: the engine's own log (its WAL) holds the last writes.
             with contextlib.suppress(StoreError):
-                self._ask(ask.Close())
+                self._ask_on(self._take(main=True), ask.Close())
             self._child.close()
+        for channel in self._extra:
+            channel.close()
         self._reap()
 
     def _ask(self, request: ask.Request[T]) -> T:
-        with self._lock:
+        return self._ask_on(self._take(main=False), request)
+
+    def _ask_on(self, channel: Channel[ask.Request[object], Answer], request: ask.Request[T]) -> T:
+        """`request` on `channel`, taken from the free ones (`_take`), given back after."""
+        self._asking.channel = channel
+        try:
             try:
-                self._child.send(request)
+                channel.send(request)
             except ChildGone as exc:
                 raise self._gone() from exc
             # The child answers each request with what that request's call returned.
             return cast(T, self._answer())
+        finally:
+            self._asking.channel = None
+            self._free.put(channel)
+
+    def _take(self, *, main: bool) -> Channel[ask.Request[object], Answer]:
+        """A free channel (`main`: the child's first one, which its main thread reads: the
+        one that may close the shard)."""
+        if not main:
+            return self._free.get()
+        others = []
+        while (channel := self._free.get()) is not self._child.channel:
+            others.append(channel)
+        for other in others:
+            self._free.put(other)
+        return channel
 
     def _answer(self) -> object:
+        channel = getattr(self._asking, "channel", None) or self._child.channel
         try:
-            ok, value = self._child.receive()
+            ok, value = channel.receive()
         except ChildGone as exc:
             raise self._gone() from exc
         if not ok and isinstance(value, BaseException):
@@ -173,6 +217,8 @@ class HostedShard:
 
     def _gone(self) -> ShardProcessError:
         self._child.close()
+        for channel in self._extra:
+            channel.close()
         status = self._reap()
         how = f"signal {-status}" if status < 0 else f"exit status {status}"
         return ShardProcessError(
@@ -180,9 +226,13 @@ class HostedShard:
         )
 
 
-def _serve(path: str, channel: Channel[Answer, ask.Request[object]]) -> None:
+def _serve(
+    path: str,
+    channel: Channel[Answer, ask.Request[object]],
+    extra: Sequence[Channel[Answer, ask.Request[object]]] = (),
+) -> None:
     """The child: open the shard, then answer requests until the parent asks it to close
-    or goes away."""
+    (on `channel`) or goes away; `extra` channels are answered by threads of their own."""
     # Stopped by its parent (or by the end of its socket), never by a signal meant for the
     # whole service: a half-done write is what it would leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -196,24 +246,43 @@ def _serve(path: str, channel: Channel[Answer, ask.Request[object]]) -> None:
     except Exception as exc:
         channel.send((False, _portable(exc)))
         return
+    engine = threading.Lock()  # the engine's calls take turns (each holds the GIL anyway)
+    for other in extra:
+        threading.Thread(target=_answer_extra, args=(other, shard, engine), daemon=True).start()
     try:
         channel.send((True, None))
-        while True:
-            # When the parent dies, however it dies, this read ends (EOF), idle or not.
-            request = channel.receive()
-            if isinstance(request, ask.Close):
-                break
-            try:
-                answer: Answer = (True, request(shard))
-            except Exception as exc:
-                answer = (False, _portable(exc))
-            channel.send(answer)
+        _answer_all(channel, shard, engine)
     except ChildGone:
         return  # the parent died: the engine's WAL holds what it wrote
     finally:
-        shard.flush()
-        shard.close()
+        with engine:
+            shard.flush()
+            shard.close()
     channel.send((True, None))
+
+
+def _answer_all(
+    channel: Channel[Answer, ask.Request[object]], shard: LocalShard, engine: threading.Lock
+) -> None:
+    """Answer the requests of `channel` until a `Close` (returns) or the parent's end of it
+    closes (ChildGone): when the parent dies, however it dies, the read ends (EOF)."""
+    while True:
+        request = channel.receive()
+        if isinstance(request, ask.Close):
+            return
+        try:
+            with engine:
+                answer: Answer = (True, request(shard))
+        except Exception as exc:
+            answer = (False, _portable(exc))
+        channel.send(answer)
+
+
+def _answer_extra(
+    channel: Channel[Answer, ask.Request[object]], shard: LocalShard, engine: threading.Lock
+) -> None:
+    with contextlib.suppress(ChildGone):  # the parent closed it, or died
+        _answer_all(channel, shard, engine)
 
 
 def _portable(exc: Exception) -> Exception:
@@ -226,5 +295,6 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
-if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_host SHARD_PATH FD
-    _serve(sys.argv[1], Channel(int(sys.argv[-1])))
+if __name__ == "__main__":  # python -m docsync.plugin.stores.edge_host SHARD_PATH [FD,...] FD
+    fds = sys.argv[2].split(",") if len(sys.argv) > 3 else []
+    _serve(sys.argv[1], Channel(int(sys.argv[-1])), [Channel(int(fd)) for fd in fds if fd])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +27,7 @@ from docsync.plugin.stores.edge_folder import NOT_WRITABLE, SHARD_DIR, mib
 from docsync.plugin.stores.edge_host import HostedShard
 from docsync.plugin.stores.edge_shard import LocalShard
 from docsync.plugin.stores.shard import Shard
+from docsync.plugin.stores.turns import Turns
 
 T = TypeVar("T")
 log = logging.getLogger("docsync.store")
@@ -50,7 +50,9 @@ class ShardKeeper:
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
         self._shard: Shard | None = None
-        self._engine_lock = threading.RLock()
+        # A serving store's requests share it (several in flight: the child answers each on
+        # a channel of its own); a swap, a start, an in-process shard's calls hold it alone.
+        self._turns = Turns()
 
     def _exists(self) -> bool:
         return not self._absent and (self._dir / SHARD_DIR).is_dir()
@@ -104,16 +106,32 @@ class ShardKeeper:
         edge_folder.ensure_space(self._root, expected)
 
     def _use(self, request: Callable[[Shard], T]) -> T:
-        """Ask the shard `request` (`lambda shard: shard.count()`) under the engine lock, so
+        """Ask the shard `request` (`lambda shard: shard.count()`) in a turn (`Turns`), so
         that a shard swapped in by an index built elsewhere (`_swap_in`) never meets a call
-        in flight on the one it ends.
+        in flight on the one it ends. A serving store's requests share their turn with each
+        other (a daemon's clients' searches, and its sync's writes, in flight together).
 
         A child holding the shard that dies meanwhile (killed, out of memory, a bus error)
         is started again and asked again, once: every request is safe to repeat (writes are
         by point ID, the rest only read). A second death raises `ShardProcessError`, which
         a daemon retries later like any outage; a nearly full disk (what a bus error in the
         engine usually means) is `StoreFullError` before the child is started again."""
-        with self._engine_lock:
+        failed: Shard | None = None
+        if self._serving:
+            with self._turns.shared():
+                hosted = self._shard
+                if isinstance(hosted, HostedShard) and hosted.alive:
+                    try:
+                        return self._call(lambda: request(hosted))
+                    except ShardProcessError as exc:
+                        log.warning("%s; starting another and asking again", exc)
+                        failed = hosted
+        with self._turns.alone():
+            if failed is not None:
+                if self._shard is failed:  # not started again by another request meanwhile
+                    self._shard = None
+                self._ensure_space(0)
+                return self._call(lambda: request(self._load()))
             # A child found dead here is started again by `_load` (`_host` tries twice): a
             # ShardProcessError of that start is its second death, not asked again.
             shard = self._load()
@@ -167,7 +185,7 @@ class ShardKeeper:
                 fresh = self._call(lambda: HostedShard(copy))
             except StoreError as exc:
                 raise IndexBuildError(f"the indexed copy did not open ({exc})") from exc
-        with self._engine_lock:
+        with self._turns.alone():
             if isinstance(self._shard, LocalShard):
                 shard, self._shard = self._shard, None
                 self._call(shard.close)
