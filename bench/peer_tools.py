@@ -6,7 +6,9 @@ first sync, or a re-sync after changes) in a process of its own.
 prints one JSON object: {"embedded": chunks embedded by this step, "chunks": chunks in the
 store after it}. WORK keeps the tool's store and its bookkeeping between steps.
 
-- langchain: `index()` with a `SQLRecordManager` (SQLite) and `cleanup="incremental"`,
+- langchain: `index()` with a `SQLRecordManager` (SQLite) and `cleanup="full"` (the folder's
+  every document is given each time, as its docs advise for that case; "incremental" also
+  re-embeds, on a no-op, the chunks of each file that spans two of its batches of 100),
   `RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`,
   `HuggingFaceEmbeddings`, `QdrantVectorStore` on a local qdrant-client path;
 - llamaindex: `IngestionPipeline` with its default splitter (`SentenceSplitter()`),
@@ -81,7 +83,7 @@ def langchain(folder: Path, work: Path, model: str) -> dict[str, int]:
         splitter.split_documents(documents),
         records,
         store,
-        cleanup="incremental",
+        cleanup="full",
         source_id_key="source",
     )
     embedded = int(result["num_added"]) + int(result["num_updated"])
