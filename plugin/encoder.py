@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from docsync.plugin.device import check_present, likely_device
+from docsync.plugin.device import calm_cpu_waits, check_present, likely_device
 from docsync.plugin.embedding.card import (
     ModelCard,
     model_dimension,
@@ -125,6 +125,7 @@ class Encoder:
         `lazy`: where the model has a card, answer an encoder that loads the model only when
         passages must be embedded; where it has none, load it now and write its card."""
         name = os.fspath(name)
+        calm_cpu_waits()  # before torch is imported, by the loader or the card
         check_present(device)  # also when the model is never loaded (a lazy encoder)
         check_precision(precision)
         source = cls.source(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -75,6 +77,39 @@ def test_missing_model_directory_says_how_to_fix(tmp_path: Path) -> None:
 def test_a_model_directory_may_be_given_as_a_path(tiny_model_dir: Path) -> None:
     encoder = Encoder.load(tiny_model_dir, device="cpu")
     assert encoder.name == str(tiny_model_dir.resolve())
+
+
+# Records OMP_WAIT_POLICY as torch is first imported (OpenMP reads it as torch loads it).
+_WAIT_POLICY_AT_TORCH_IMPORT = """
+import os, sys
+seen = []
+def hook(event, args):
+    if event == "import" and args[0] == "torch" and not seen:
+        seen.append(os.environ.get("OMP_WAIT_POLICY"))
+sys.addaudithook(hook)
+from docsync.plugin.encoder import Encoder
+Encoder.load(sys.argv[1], device="cpu")
+print(seen[0])
+"""
+
+
+@pytest.mark.parametrize(("given", "policy"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_they_wait_unless_told_otherwise(
+    tiny_model_dir: Path, given: str | None, policy: str
+) -> None:
+    """On a shared CPU, spinning OpenMP threads were most of a sync's CPU time: a model
+    loaded by docsync has them sleep, set before torch loads OpenMP; a user's policy wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    done = subprocess.run(
+        [sys.executable, "-c", _WAIT_POLICY_AT_TORCH_IMPORT, str(tiny_model_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == [policy]
 
 
 def test_unloadable_model_says_how_to_fix(tmp_path: Path) -> None:
