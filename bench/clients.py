@@ -86,9 +86,14 @@ class RunningDaemon:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            cwd=work,  # `-m` puts the current folder first: the docsync of PYTHONPATH runs
         )
         self.log_path = work / "daemon.log"
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_SECONDS
@@ -100,7 +105,9 @@ class RunningDaemon:
                 return
             except Exception:
                 time.sleep(0.2)
-        raise RuntimeError(f"the daemon was not ready in {START_SECONDS:g}s")
+        raise RuntimeError(
+            f"the daemon was not ready in {START_SECONDS:g}s: {self.log_path.read_text()[-2000:]}"
+        )
 
     def files_synced(self) -> float:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

@@ -669,20 +669,23 @@ def test_a_shard_process_that_dies_of_a_bus_error_is_survived(
     once there is not."""
     free = {"bytes": 1 << 40}
     low_disk(monkeypatch, free)
-    real_answer = HostedShard._answer
+    real_ask = HostedShard._ask
     bus_errors = [1]
     fills = [False]
 
-    def bus_error(self: HostedShard) -> Any:
+    def bus_error(self: HostedShard, request: Any) -> Any:
         if bus_errors[0]:
             bus_errors[0] -= 1
+            # Dead before the request reaches it: killed while it answered, it could have
+            # written its answer first (the child answers on any of its channels' threads).
             os.kill(self._child.pid, signal.SIGBUS)
+            self._child.wait(HANG)
             if fills[0]:
                 free["bytes"] = 1 << 20  # the disk filled up during the request
-        return real_answer(self)
+        return real_ask(self, request)
 
     serving.upsert(points(0, 10))
-    monkeypatch.setattr(HostedShard, "_answer", bus_error)
+    monkeypatch.setattr(HostedShard, "_ask", bus_error)
     serving.upsert(points(10, 10))  # the first process died; the second wrote it
     bus_errors[0], fills[0] = 1, True
     with pytest.raises(StoreFullError):
