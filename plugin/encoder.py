@@ -23,6 +23,7 @@ from docsync.plugin.embedding.card import (
     model_dimension,
     plain_tokenizer,
 )
+from docsync.plugin.embedding.combine import Combiner
 from docsync.plugin.embedding.loading import card_or_model, load_model, model_source
 from docsync.plugin.embedding.machine import check_precision, resolve_precision
 from docsync.plugin.embedding.questions import QuestionEncoder
@@ -90,6 +91,7 @@ class Encoder:
         self._loading = threading.Lock()
         self._model: Any = None
         self._runner: Runner | None = None
+        self._combined: Combiner | None = None  # questions asked at once, embedded together
         self._questions: QuestionEncoder | None = None
         if model is not None:
             self._tokenizer = plain_tokenizer(model.tokenizer)
@@ -202,7 +204,9 @@ class Encoder:
 
     def _adopt(self, model: Any) -> None:
         self._model = model
-        self._runner = Runner(model, self._runner_options)
+        runner = Runner(model, self._runner_options)
+        self._combined = Combiner(runner.embed_one, lambda texts: runner.embed(texts))
+        self._runner = runner
 
     @property
     def dimension(self) -> int:
@@ -293,7 +297,9 @@ class Encoder:
     def embed_query(self, question: str) -> Vectors:
         if self._runner is None and self._questions is not None:
             return self._questions.embed(self.query_input(question))
-        return self._runner_now().embed_one(self.query_input(question))
+        self._runner_now()
+        assert self._combined is not None
+        return self._combined(self.query_input(question))
 
     def prepare_passages(self, inputs: Sequence[str]) -> Prepared:
         """Passage inputs to be embedded next, by `embed_passages`: on a GPU their tokenizing
