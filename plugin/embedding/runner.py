@@ -15,9 +15,10 @@ with the device after each batch. Here instead:
   halves the budget and carries on.
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
-normalisation come from the model's configuration, never from here. One exception: a single
-question on a CPU runs through `docsync.plugin.embedding.lean` (same weights, same pooling
-modules, a fraction of the per-call overhead) once its vectors have been checked against the
+normalisation come from the model's configuration, never from here. On a CPU, a BERT encoder
+runs through `docsync.plugin.embedding.lean` instead (same weights, same pooling modules, a
+fraction of the per-call overhead, passages packed so no product is spent on padding), once
+its vectors, one text alone and a batch of unequal lengths, have been checked against the
 chain's.
 """
 
@@ -197,7 +198,7 @@ class Runner:
             "token_type_ids": torch.zeros_like(tensor),
         }
         with torch.inference_mode():
-            return self._forward({k: features[k] for k in self._keys})
+            return self._chain({k: features[k] for k in self._keys})
 
     def _lean_forward(self) -> LeanForward | None:
         """Built on first use, kept only where it gives the model's own vectors."""
@@ -238,6 +239,17 @@ class Runner:
             yield _Batch(rows, tensors)
 
     def _forward(self, features: dict[str, Any]) -> Any:
+        """A batch's vectors: on a CPU through the lean pass where it is trusted, packed (the
+        padding dropped again), else through the model's module chain."""
+        mask = features.get("attention_mask")
+        if self.device == "cpu" and self._session is None and mask is not None:
+            lean = self._lean_forward()
+            if lean is not None:
+                kept = mask.bool()
+                return lean.batch(features["input_ids"][kept], kept.sum(1).tolist())
+        return self._chain(features)
+
+    def _chain(self, features: dict[str, Any]) -> Any:
         torch = self._torch
         if self._session is not None:
             feed = {k: v.numpy() for k, v in features.items()}
@@ -254,8 +266,8 @@ class Runner:
                 self.budget = max(1024, self.budget // 2)
                 log.warning("GPU out of memory: halving the batch budget to %d tokens", self.budget)
                 half = len(features["input_ids"]) // 2
-                first = self._forward({k: v[:half] for k, v in features.items()})
-                second = self._forward({k: v[half:] for k, v in features.items()})
+                first = self._chain({k: v[:half] for k, v in features.items()})
+                second = self._chain({k: v[half:] for k, v in features.items()})
                 return torch.cat([first, second])
 
     def _collect(self, pending: list[tuple[Any, Any]], out: Vectors) -> None:
