@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
         "query_forward": encoder.query_forward,
         "build_s": round(build_s, 1),
     }
-    emit(result, as_json=args.json)
+    emit(result, as_json=args.json, cpu=True)
     return 0
 
 

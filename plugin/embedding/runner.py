@@ -6,7 +6,8 @@ with the device after each batch. Here instead:
 
 - inputs are tokenized by the Rust tokenizer directly, sorted by *token* count, and cut into
   batches by a padded-token budget, so little compute goes to padding (`batches`);
-- the model runs in the precision that suits the device (`machine.resolve_precision`);
+- the model runs in the precision that suits the device (`machine.resolve_precision`); on a
+  CPU, `auto` is the one measured fastest there (`precisions`, kept in the model's card);
 - a whole window of texts is sorted together (sorting pieces of a thousand texts left a
   third of a GPU's batches as padding), and on CUDA its tokenizing starts on a thread of its
   own as soon as the caller knows the texts (`prepare`), while the previous window embeds;
@@ -40,6 +41,7 @@ from docsync.plugin.embedding.batches import Tokens, padded, sorted_batches, tok
 from docsync.plugin.embedding.card import model_dimension, model_inputs, plain_tokenizer, truncating
 from docsync.plugin.embedding.lean import LeanForward
 from docsync.plugin.embedding.machine import resolve_precision
+from docsync.plugin.embedding.precisions import PrecisionTiming, time_precisions
 from docsync.plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
@@ -71,6 +73,8 @@ class RunnerOptions:
     backend: str = "torch"  # or an ONNX Runtime backend (`choices.BACKENDS`), on a CPU
     prefetch: bool | None = None  # tokenize the next window on a thread; None: on CUDA
     cache: Path | None = None  # where the ONNX backends keep their export
+    # `auto`'s measured choice on this CPU (from the model's card); None: timed at load
+    timing: PrecisionTiming | None = None
 
 
 @dataclass
@@ -118,8 +122,9 @@ class Runner:
         self._lean: object = _UNBUILT
         self._lean_lock = threading.Lock()
         backend = options.backend
+        self.timing: PrecisionTiming | None = None  # how `auto` chose on this CPU
         if backend == "torch":
-            self.precision = resolve_precision(options.precision, self.device)
+            self.precision = self._precision(model, options)
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
             self.model = model.to(dtype[self.precision]).eval()
             return
@@ -138,6 +143,17 @@ class Runner:
             int8=backend == "onnx-int8",
             cache=options.cache or default_cache(),
         )
+
+    def _precision(self, model: Any, options: RunnerOptions) -> str:
+        """The precision asked for; for `auto` on a CPU, the fastest measured here: by the
+        model's card, or now (a second or two) where no card measured this CPU."""
+        if options.precision.strip().lower() != "auto" or self.device != "cpu":
+            return resolve_precision(options.precision, self.device)
+        timing = options.timing if options.timing and options.timing.here() else None
+        self.timing = timing or time_precisions(model)
+        if self.timing is None:
+            return resolve_precision(options.precision, self.device)
+        return self.timing.fastest
 
     def prepare(self, texts: Sequence[str]) -> Prepared:
         """Texts to embed soon: with `prefetch` (on CUDA by default) their tokenizing starts
