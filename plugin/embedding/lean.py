@@ -26,6 +26,7 @@ log = logging.getLogger("docsync.encoder")
 # The vectors of the lean pass and of the module chain must agree at least this well (bf16
 # rounding in a different order moves the cosine by about 3e-5; a wrong structure, far more).
 AGREEMENT = 0.9995
+ROW_STEP = 64  # a packed batch's rows are a multiple of this (see `LeanForward.batch`)
 Tensor = Any  # torch.Tensor, without importing torch to type this module
 
 
@@ -110,21 +111,25 @@ class LeanForward:
         """Sentence embeddings (float32, one row a text) for a batch of texts given packed:
         every text's ids one after another in `flat`, `lengths` long each. The products run
         on the packed [tokens, width] matrix, so none is spent on padding; only attention
-        works on a padded [texts, heads, longest, head width] view, with padded keys masked."""
+        works on a padded [texts, heads, longest, head width] view, with padded keys masked.
+        The packed matrix gets a few blank rows, up to a multiple of `ROW_STEP`: oneDNN keeps
+        kernels for every shape it meets, and every token count would be one of its own."""
         torch, F = self._torch, self._F
         rows, longest = len(lengths), max(lengths)
         width, heads = self._width, self._heads
         length = torch.as_tensor(list(lengths), dtype=torch.int64)
         mask = torch.arange(longest)[None, :] < length[:, None]  # [texts, longest]
         places = mask.reshape(-1).nonzero().squeeze(1)  # each packed token's padded row
-        positions = places % longest
+        count = len(places)
+        blank = -count % ROW_STEP
+        positions = F.pad(places % longest, (0, blank))
         ragged = bool(min(lengths) != longest)
         keys = mask[:, None, None, :] if ragged else None
         with torch.inference_mode():
-            hidden = self._words[flat] + self._positions[positions]
+            hidden = self._words[F.pad(flat, (0, blank))] + self._positions[positions]
             hidden = F.layer_norm(hidden, (width,), *self._norm, self._eps)
             for layer in self._layers:
-                qkv = layer.qkv(hidden)
+                qkv = layer.qkv(hidden)[:count]
                 if ragged:
                     spread = qkv.new_zeros((rows * longest, 3 * width))
                     spread[places] = qkv
@@ -135,10 +140,11 @@ class LeanForward:
                 attended = attended.transpose(1, 2).reshape(rows * longest, width)
                 if ragged:
                     attended = attended[places]
+                attended = F.pad(attended, (0, 0, 0, blank))
                 hidden = layer.attention_out(hidden, attended, self._eps)
                 hidden = layer.feed_forward(hidden, self._eps)
             tokens = hidden.new_zeros((rows * longest, width))
-            tokens[places] = hidden
+            tokens[places] = hidden[:count]
             ids = torch.zeros((rows, longest), dtype=torch.int64)
             ids[mask] = flat
             features = {

@@ -32,7 +32,7 @@ QUALITY = 0.9995  # bf16 rounding moves the cosine by about 1e-4 at most; a brok
 TIME_LIMIT = 1.5  # seconds: no timed round starts past it, once each candidate had one
 ROUNDS = 3  # timed calls of each candidate, interleaved, where the time limit allows
 # The sample batch: six passages of 108 to 128 tokens, about 700 (a real chunk averages some
-# 145; the runner's CPU batches hold up to 2,048 padded tokens). On a quiet 2-core Zen 4 a
+# 145; the runner's CPU batches hold up to 4,096 padded tokens). On a quiet 2-core Zen 4 a
 # call takes under 0.1 s, so the whole timing well under a second.
 LENGTHS = tuple(range(128, 107, -4))
 SAMPLE = (

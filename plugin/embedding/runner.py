@@ -45,9 +45,10 @@ from docsync.plugin.embedding.precisions import PrecisionTiming, time_precisions
 from docsync.plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
-# Padded tokens per batch. On a CPU small batches of similar length win (cache-friendly, no
-# padding); a GPU needs large ones to fill its units. Tuned by bench/embed.py.
-CPU_TOKEN_BUDGET = 2048
+# Padded tokens per batch; a GPU needs large ones to fill its units. On a CPU batches of
+# similar length (little padding for attention); since the lean pass packs its products, 4,096
+# beat 2,048 (1.47x on the same batches, best of five, machine loaded; bench/NOTES.md).
+CPU_TOKEN_BUDGET = 4096
 CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
