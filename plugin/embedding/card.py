@@ -145,7 +145,8 @@ def write_card(
         questions = _on_cpu(
             model, lambda: _export_questions(model, inputs, tokenizer, scratch / "question.onnx")
         )
-        timing = _timing(model) if str(getattr(model, "device", "")) == "cpu" else None
+        on_cpu = str(getattr(model, "device", "")) == "cpu"
+        timing = time_precisions(model) if on_cpu else None
         data = {
             "version": CARD_VERSION,
             "model": source,  # for people reading the cache
@@ -168,16 +169,6 @@ def write_card(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return read_card(cache, key)
-
-
-def _timing(model: Any) -> PrecisionTiming | None:
-    """Each precision timed on this CPU; None (the runner times it when it loads the model)
-    where the timing fails on a model it does not expect."""
-    try:
-        return time_precisions(model)
-    except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as exc:
-        log.info("could not time the model's precisions for the card: %s", exc)
-        return None
 
 
 def _on_cpu(model: Any, work: Callable[[], bool]) -> bool:

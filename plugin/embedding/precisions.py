@@ -76,7 +76,16 @@ class PrecisionTiming:
 
 def time_precisions(model: Any) -> PrecisionTiming | None:
     """Time each candidate precision of `model` (a SentenceTransformer on the CPU, left as it
-    is: every candidate works on copies of its weights); None where none could run."""
+    is: every candidate works on copies of its weights); None where none could run, or the
+    model is not one this timing knows how to feed (the caller keeps the flags' guess)."""
+    try:
+        return _timed(model)
+    except (AttributeError, IndexError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        log.info("could not time this model's precisions: %s", exc)
+        return None
+
+
+def _timed(model: Any) -> PrecisionTiming | None:
     import torch
 
     started = time.perf_counter()
