@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
     }
     if "socket_1c_p50_ms" in daemon:  # what the daemon's socket adds to an in-process search
         result["socket_adds_p50_ms"] = round(daemon["socket_1c_p50_ms"] - result["p50_ms"], 2)
-    emit(result, as_json=args.json)
+    emit(result, as_json=args.json, cpu=True)
     return 0
 
 

@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
         "device": encoder.device,
         "precision": encoder.precision,
     }
-    emit(result, as_json=args.json)
+    emit(result, as_json=args.json, cpu=True)
     return 0
 
 

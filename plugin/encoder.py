@@ -24,7 +24,7 @@ from docsync.plugin.embedding.card import (
     plain_tokenizer,
 )
 from docsync.plugin.embedding.combine import Combiner
-from docsync.plugin.embedding.loading import card_or_model, load_model, model_source
+from docsync.plugin.embedding.loading import card_or_model, known_card, load_model, model_source
 from docsync.plugin.embedding.machine import check_precision, resolve_precision
 from docsync.plugin.embedding.questions import QuestionEncoder
 from docsync.plugin.embedding.runner import Prepared, Runner, RunnerOptions
@@ -84,6 +84,7 @@ class Encoder:
             backend=backend,
             prefetch=prefetch,
             cache=cache,
+            timing=card.timing if card is not None else None,
         )
         self._device_setting = device
         self._card = card
@@ -146,8 +147,8 @@ class Encoder:
             device=device,
         )
         loader = partial(load_model, source, device, precision)
-        if not lazy:
-            return encoder(loader()).warm()
+        if not lazy:  # the card, where there is one, keeps this CPU's precision timing
+            return encoder(loader(), card=known_card(source, fingerprint, cache)).warm()
         card, model = card_or_model(source, fingerprint, cache, loader)
         if model is None:
             return encoder(None, card=card, loader=loader)
@@ -234,8 +235,22 @@ class Encoder:
             backend = self._runner_options.backend
             if backend != "torch":
                 return "int8" if backend == "onnx-int8" else "fp32"
+            card = self._card
+            measured = card.cpu_precision if card is not None else None
+            auto = self._runner_options.precision.strip().lower() == "auto"
+            if measured and auto and self.device == "cpu":
+                return measured
             return resolve_precision(self._runner_options.precision, self.device)
         return self._runner.precision
+
+    @property
+    def precision_timing(self) -> dict[str, int]:
+        """Tokens a second of each precision `auto` timed on this CPU (empty where it did
+        not: an explicit precision, a GPU)."""
+        timing = self._runner.timing if self._runner is not None else None
+        if timing is None and self._card is not None and self._card.cpu_precision:
+            timing = self._card.timing
+        return dict(timing.tokens_per_s) if timing is not None else {}
 
     @property
     def query_forward(self) -> str:

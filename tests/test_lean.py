@@ -1,6 +1,6 @@
-"""Questions on a CPU take the lean forward pass (docsync.plugin.embedding.lean): the model's
-vectors, less
-overhead, and the module chain wherever the lean pass does not fit the model."""
+"""Questions and passages on a CPU take the lean forward pass (docsync.plugin.embedding.lean):
+the model's vectors, less overhead, and the module chain wherever the lean pass does not fit
+the model."""
 
 from __future__ import annotations
 
@@ -97,3 +97,56 @@ def test_a_lean_pass_that_fails_here_is_not_used(
     np.testing.assert_allclose(
         encoder.embed_query("socket"), chain_vector(encoder, "socket"), atol=1e-6
     )
+
+
+PASSAGES = [
+    "socket",
+    "The socket module gives access to the BSD socket interface.",
+    "Sockets are created with socket(), bound with bind() and connected with connect(). " * 4,
+    "A passage far longer than the model reads: " + "tokens and more tokens " * 200,
+    "Ça coûte 3,50 € — naïve CAFÉ 東京 résumé",
+]
+
+
+def test_passages_go_through_the_packed_lean_pass_as_the_model_embeds_them() -> None:
+    """Passages of unequal lengths in one batch, packed: stock `encode`'s vectors in fp32."""
+    model = SentenceTransformer(str(minilm_dir()), device="cpu")
+    expected = model.encode(PASSAGES, batch_size=len(PASSAGES))
+    encoder = Encoder(model, name="minilm", query_prefix="", precision="fp32")
+    assert encoder.query_forward == "lean"  # built, and checked, for passages too
+    np.testing.assert_allclose(encoder.embed_passages(PASSAGES), expected, atol=1e-5)
+
+
+def test_packed_passages_keep_the_model_pooling(tiny_model_dir: Path) -> None:
+    encoder = Encoder(
+        SentenceTransformer(str(tiny_model_dir), device="cpu"),
+        name="tiny",
+        query_prefix="",
+        precision="fp32",
+    )
+    assert encoder.query_forward == "lean"
+    got = encoder.embed_passages(PASSAGES)
+    for text, vector in zip(PASSAGES, got, strict=True):
+        np.testing.assert_allclose(vector, chain_vector(encoder, text), atol=1e-5)
+
+
+def test_a_batch_the_lean_pass_gets_wrong_keeps_the_module_chain(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lean pass right for one text but wrong for a padded batch (here: every batch's
+    vectors zeroed) is not used for either."""
+    wrong = lean.LeanForward.batch
+
+    def zeroed(self: lean.LeanForward, flat: object, lengths: list[int]) -> object:
+        return wrong(self, flat, lengths) * 0
+
+    monkeypatch.setattr(lean.LeanForward, "batch", zeroed)
+    encoder = Encoder(
+        SentenceTransformer(str(tiny_model_dir), device="cpu"),
+        name="tiny",
+        query_prefix="",
+        precision="fp32",
+    )
+    assert encoder.query_forward == "model"
+    got = encoder.embed_passages(PASSAGES[:2])
+    np.testing.assert_allclose(got[1], chain_vector(encoder, PASSAGES[1]), atol=1e-5)

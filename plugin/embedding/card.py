@@ -12,7 +12,9 @@ under `DOCSYNC_CACHE/models/`:
   has it: transformers fills in what older folders leave out), truncation and padding off;
 - `question.onnx`: the whole module chain (transformer, pooling, normalisation) exported to
   ONNX in fp32, kept only where its vectors agree with the chain's on sample texts
-  (cosine >= `AGREEMENT`) and its tokenizer gives the model's own ids.
+  (cosine >= `AGREEMENT`) and its tokenizer gives the model's own ids;
+- the precision that embeds passages fastest on this CPU (`precisions.time_precisions`), with
+  each candidate's speed and the CPU it was measured on, where the model is on the CPU.
 
 A card is keyed by the content of the model's files (`profile.model_fingerprint`) and the
 versions of the libraries that read them: edited weights, or an upgrade that tokenizes
@@ -38,11 +40,12 @@ from typing import Any
 import numpy as np
 
 from docsync.plugin.embedding.onnx_runtime import export_chain
+from docsync.plugin.embedding.precisions import PrecisionTiming, time_precisions
 from docsync.plugin.folders import private_dirs
 from docsync.plugin.profile import model_fingerprint
 
 log = logging.getLogger("docsync.encoder")
-CARD_VERSION = 1
+CARD_VERSION = 2  # 2: the precision timing
 # The export must give the module chain's vectors: fp32 against fp32, ONNX Runtime's kernels
 # move the cosine by about 1e-7; a wrong graph, by far more.
 AGREEMENT = 0.9999
@@ -66,6 +69,14 @@ class ModelCard:
     special_tokens: int  # added to a single text
     inputs: tuple[str, ...]  # the tensors the model takes: input_ids, attention_mask, ...
     questions: bool  # whether `question.onnx` is there, checked
+    timing: PrecisionTiming | None = None  # measured when the card was made, on a CPU
+
+    @property
+    def cpu_precision(self) -> str | None:
+        """The fastest precision for passages measured on this CPU; None where the card was
+        made on a GPU or on another kind of CPU."""
+        timing = self.timing
+        return timing.fastest if timing is not None and timing.here() else None
 
     @property
     def question_model(self) -> Path:
@@ -104,6 +115,7 @@ def read_card(cache: Path, key: str) -> ModelCard | None:
             special_tokens=int(data["special_tokens"]),
             inputs=tuple(str(name) for name in data["inputs"]),
             questions=bool(data["questions"]),
+            timing=PrecisionTiming.from_json(data["timing"]) if data.get("timing") else None,
         )
     except FileNotFoundError:
         return None
@@ -133,6 +145,8 @@ def write_card(
         questions = _on_cpu(
             model, lambda: _export_questions(model, inputs, tokenizer, scratch / "question.onnx")
         )
+        on_cpu = str(getattr(model, "device", "")) == "cpu"
+        timing = time_precisions(model) if on_cpu else None
         data = {
             "version": CARD_VERSION,
             "model": source,  # for people reading the cache
@@ -141,6 +155,7 @@ def write_card(
             "special_tokens": int(model.tokenizer.num_special_tokens_to_add(pair=False)),
             "inputs": list(inputs),
             "questions": questions,
+            "timing": timing.as_json() if timing is not None else None,
         }
         (scratch / "card.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
         _rename_into_place(scratch, final)

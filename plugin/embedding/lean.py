@@ -1,4 +1,4 @@
-"""A lean forward pass for one question on a CPU.
+"""A lean forward pass for questions and passages on a CPU.
 
 For one short question, `model(features)` spends most of its time around the arithmetic, not
 in it: a BERT layer is some forty module calls and small tensor operations, and in bf16
@@ -7,6 +7,10 @@ MiniLM) `LeanForward` runs the same arithmetic in a dozen operations per layer: 
 value fused into one product, weights laid out once when it is built (oneDNN's packed format
 for bf16), no attention mask (one question has no padding). Only the transformer is replaced:
 pooling and normalisation still run through the model's own modules.
+
+Passages (`LeanForward.batch`) come packed: every token of a batch in one [tokens, width]
+matrix, so the products, most of the work, spend nothing on padding; only attention
+spreads them into a padded [texts, heads, longest, head width] view, with padded keys masked.
 
 `LeanForward.build` answers None for any model it does not recognise, and the runner compares
 its vectors with the module chain's before it uses them (`agrees_with`).
@@ -22,13 +26,14 @@ log = logging.getLogger("docsync.encoder")
 # The vectors of the lean pass and of the module chain must agree at least this well (bf16
 # rounding in a different order moves the cosine by about 3e-5; a wrong structure, far more).
 AGREEMENT = 0.9995
+ROW_STEP = 64  # a packed batch's rows are a multiple of this (see `LeanForward.batch`)
 Tensor = Any  # torch.Tensor, without importing torch to type this module
 
 
 class LeanForward:
     """One text's ids in, its sentence embedding out, through a BERT encoder's weights."""
 
-    def __init__(self, model: Any, auto_model: Any) -> None:
+    def __init__(self, model: Any, auto_model: Any, dtype: Any = None) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -39,19 +44,24 @@ class LeanForward:
         self._heads = int(config.num_attention_heads)
         self._width = int(config.hidden_size)
         self._eps = float(config.layer_norm_eps)
-        self._words = embeddings.word_embeddings.weight.detach()
+
+        def cast(tensor: Tensor) -> Tensor:  # the model's own tensor where dtype is its own
+            return tensor.detach().to(dtype) if dtype is not None else tensor.detach()
+
+        self._words = cast(embeddings.word_embeddings.weight)
         # Positions and the one token type a single text has, added once here.
-        self._positions = (
+        self._positions = cast(
             embeddings.position_embeddings.weight + embeddings.token_type_embeddings.weight[0]
-        ).detach()
-        self._norm = _norm_weights(embeddings.LayerNorm)
-        self._layers = [_Layer.of(layer) for layer in auto_model.encoder.layer]
+        )
+        self._norm = _norm_weights(embeddings.LayerNorm, cast)
+        self._layers = [_Layer.of(layer, cast) for layer in auto_model.encoder.layer]
         self._after = list(model)[1:]  # pooling, normalisation, ... as the model defines them
 
     @classmethod
-    def build(cls, model: Any) -> LeanForward | None:
-        """A lean pass over `model`'s weights, or None where its structure is not a plain
-        BERT encoder on the CPU (anything else keeps the module chain)."""
+    def build(cls, model: Any, dtype: Any = None) -> LeanForward | None:
+        """A lean pass over `model`'s weights (copies of them in `dtype`, where given), or
+        None where its structure is not a plain BERT encoder on the CPU (anything else keeps
+        the module chain)."""
         modules = list(model) if hasattr(model, "__iter__") else []
         auto_model = getattr(modules[0], "auto_model", None) if modules else None
         config = getattr(auto_model, "config", None)
@@ -67,7 +77,7 @@ class LeanForward:
         if not plain_bert:
             return None
         try:
-            return cls(model, auto_model)
+            return cls(model, auto_model, dtype)
         except (AttributeError, RuntimeError, TypeError) as exc:
             log.debug("no lean forward pass for this model: %s", exc)
             return None
@@ -97,21 +107,76 @@ class LeanForward:
                 features = module(features)
         return features
 
+    def batch(self, flat: Tensor, lengths: Sequence[int]) -> Tensor:
+        """Sentence embeddings (float32, one row a text) for a batch of texts given packed:
+        every text's ids one after another in `flat`, `lengths` long each. The products run
+        on the packed [tokens, width] matrix, so none is spent on padding; only attention
+        works on a padded [texts, heads, longest, head width] view, with padded keys masked.
+        The packed matrix gets a few blank rows, up to a multiple of `ROW_STEP`: oneDNN keeps
+        kernels for every shape it meets, and every token count would be one of its own."""
+        torch, F = self._torch, self._F
+        rows, longest = len(lengths), max(lengths)
+        width, heads = self._width, self._heads
+        length = torch.as_tensor(list(lengths), dtype=torch.int64)
+        mask = torch.arange(longest)[None, :] < length[:, None]  # [texts, longest]
+        places = mask.reshape(-1).nonzero().squeeze(1)  # each packed token's padded row
+        count = len(places)
+        blank = -count % ROW_STEP
+        positions = F.pad(places % longest, (0, blank))
+        ragged = bool(min(lengths) != longest)
+        keys = mask[:, None, None, :] if ragged else None
+        with torch.inference_mode():
+            hidden = self._words[F.pad(flat, (0, blank))] + self._positions[positions]
+            hidden = F.layer_norm(hidden, (width,), *self._norm, self._eps)
+            for layer in self._layers:
+                qkv = layer.qkv(hidden)[:count]
+                if ragged:
+                    spread = qkv.new_zeros((rows * longest, 3 * width))
+                    spread[places] = qkv
+                    qkv = spread
+                qkv = qkv.view(rows, longest, 3, heads, width // heads)
+                q, k, v = qkv.permute(2, 0, 3, 1, 4)
+                attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+                attended = attended.transpose(1, 2).reshape(rows * longest, width)
+                if ragged:
+                    attended = attended[places]
+                attended = F.pad(attended, (0, 0, 0, blank))
+                hidden = layer.attention_out(hidden, attended, self._eps)
+                hidden = layer.feed_forward(hidden, self._eps)
+            tokens = hidden.new_zeros((rows * longest, width))
+            tokens[places] = hidden[:count]
+            ids = torch.zeros((rows, longest), dtype=torch.int64)
+            ids[mask] = flat
+            features = {
+                "input_ids": ids,
+                "attention_mask": mask.to(torch.int64),
+                "token_type_ids": torch.zeros((rows, longest), dtype=torch.int64),
+                "token_embeddings": tokens.view(rows, longest, width),
+            }
+            for module in self._after:
+                features = module(features)
+            return features["sentence_embedding"].float()
+
     def agrees_with(
         self, chain: Callable[[Sequence[int]], Tensor], samples: Sequence[Sequence[int]]
     ) -> bool:
         """Whether this pass and the module chain (`chain`: ids to vector) give the same vectors
-        for `samples`, within bf16 rounding. A pass that fails on this machine (an operator
-        its CPU lacks) does not agree."""
-        F = self._F
-        for ids in samples:
-            full = chain(ids).float().reshape(-1)
-            try:
-                lean = self(ids)["sentence_embedding"].float().reshape(-1)
-            except (RuntimeError, NotImplementedError, KeyError) as exc:
-                log.debug("lean forward pass fails on this machine: %s", exc)
-                return False
-            cosine = float(F.cosine_similarity(lean, full, dim=0))
+        for `samples`, within bf16 rounding: each alone (`__call__`, a question's way) and all
+        together in one packed batch of unequal lengths (`batch`, the passages' way). A pass
+        that fails on this machine (an operator its CPU lacks) does not agree."""
+        torch, F = self._torch, self._F
+        full = torch.stack([chain(ids).float().reshape(-1) for ids in samples])
+        try:
+            alone = torch.stack(
+                [self(ids)["sentence_embedding"].float().reshape(-1) for ids in samples]
+            )
+            flat = torch.tensor([i for ids in samples for i in ids], dtype=torch.int64)
+            together = self.batch(flat, [len(ids) for ids in samples])
+        except (RuntimeError, NotImplementedError, KeyError) as exc:
+            log.debug("lean forward pass fails on this machine: %s", exc)
+            return False
+        for lean in (alone, together):
+            cosine = float(F.cosine_similarity(lean, full, dim=1).min())
             if not cosine >= AGREEMENT:
                 log.debug("lean forward pass disagrees with the model (cosine %.6f)", cosine)
                 return False
@@ -167,23 +232,22 @@ class _Layer:
         self._up, self._down, self._down_norm = up, down, down_norm
 
     @classmethod
-    def of(cls, layer: Any) -> _Layer:
+    def of(cls, layer: Any, cast: Callable[[Tensor], Tensor]) -> _Layer:
         import torch
 
         attention = layer.attention.self
         parts = (attention.query, attention.key, attention.value)
         qkv = _Linear(
-            torch.cat([p.weight.detach() for p in parts]),
-            torch.cat([p.bias.detach() for p in parts]),
+            cast(torch.cat([p.weight for p in parts])), cast(torch.cat([p.bias for p in parts]))
         )
-        output = layer.attention.output
+        output, up, down = layer.attention.output, layer.intermediate.dense, layer.output.dense
         return cls(
             qkv,
-            _Linear(output.dense.weight, output.dense.bias),
-            _norm_weights(output.LayerNorm),
-            _Linear(layer.intermediate.dense.weight, layer.intermediate.dense.bias, gelu=True),
-            _Linear(layer.output.dense.weight, layer.output.dense.bias),
-            _norm_weights(layer.output.LayerNorm),
+            _Linear(cast(output.dense.weight), cast(output.dense.bias)),
+            _norm_weights(output.LayerNorm, cast),
+            _Linear(cast(up.weight), cast(up.bias), gelu=True),
+            _Linear(cast(down.weight), cast(down.bias)),
+            _norm_weights(layer.output.LayerNorm, cast),
         )
 
     def attention_out(self, hidden: Tensor, attended: Tensor, eps: float) -> Tensor:
@@ -196,5 +260,5 @@ class _Layer:
         return self._F.layer_norm(hidden + inner, hidden.shape[-1:], *self._down_norm, eps)
 
 
-def _norm_weights(norm: Any) -> tuple[Tensor, Tensor]:
-    return norm.weight.detach(), norm.bias.detach()
+def _norm_weights(norm: Any, cast: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    return cast(norm.weight), cast(norm.bias)

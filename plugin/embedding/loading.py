@@ -73,6 +73,14 @@ def card_or_model(
     return card, model
 
 
+def known_card(source: str, fingerprint: str | None, cache: Path | None) -> ModelCard | None:
+    """The model's card where one is kept under `cache`; never writes one."""
+    from docsync.plugin.settings import default_cache
+
+    key = card_key(source, fingerprint)
+    return read_card(cache or default_cache(), key) if key else None
+
+
 def model_source(name: str) -> str:
     """A local directory as an absolute path; anything else is a hub name, kept as given."""
     path = Path(name).expanduser()

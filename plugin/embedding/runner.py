@@ -6,7 +6,8 @@ with the device after each batch. Here instead:
 
 - inputs are tokenized by the Rust tokenizer directly, sorted by *token* count, and cut into
   batches by a padded-token budget, so little compute goes to padding (`batches`);
-- the model runs in the precision that suits the device (`machine.resolve_precision`);
+- the model runs in the precision that suits the device (`machine.resolve_precision`); on a
+  CPU, `auto` is the one measured fastest there (`precisions`, kept in the model's card);
 - a whole window of texts is sorted together (sorting pieces of a thousand texts left a
   third of a GPU's batches as padding), and on CUDA its tokenizing starts on a thread of its
   own as soon as the caller knows the texts (`prepare`), while the previous window embeds;
@@ -15,9 +16,10 @@ with the device after each batch. Here instead:
   halves the budget and carries on.
 
 The forward pass is the model's own module chain (`model(features)`), so pooling and
-normalisation come from the model's configuration, never from here. One exception: a single
-question on a CPU runs through `docsync.plugin.embedding.lean` (same weights, same pooling
-modules, a fraction of the per-call overhead) once its vectors have been checked against the
+normalisation come from the model's configuration, never from here. On a CPU, a BERT encoder
+runs through `docsync.plugin.embedding.lean` instead (same weights, same pooling modules, a
+fraction of the per-call overhead, passages packed so no product is spent on padding), once
+its vectors, one text alone and a batch of unequal lengths, have been checked against the
 chain's.
 """
 
@@ -39,12 +41,14 @@ from docsync.plugin.embedding.batches import Tokens, padded, sorted_batches, tok
 from docsync.plugin.embedding.card import model_dimension, model_inputs, plain_tokenizer, truncating
 from docsync.plugin.embedding.lean import LeanForward
 from docsync.plugin.embedding.machine import resolve_precision
+from docsync.plugin.embedding.precisions import PrecisionTiming, time_precisions
 from docsync.plugin.errors import ConfigError
 
 log = logging.getLogger("docsync.encoder")
-# Padded tokens per batch. On a CPU small batches of similar length win (cache-friendly, no
-# padding); a GPU needs large ones to fill its units. Tuned by bench/embed.py.
-CPU_TOKEN_BUDGET = 2048
+# Padded tokens per batch; a GPU needs large ones to fill its units. On a CPU batches of
+# similar length (little padding for attention); since the lean pass packs its products, 4,096
+# beat 2,048 (1.47x on the same batches, best of five, machine loaded; bench/NOTES.md).
+CPU_TOKEN_BUDGET = 4096
 CUDA_TOKEN_BUDGET = 131072
 MAX_BATCH = 4096
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
@@ -70,6 +74,8 @@ class RunnerOptions:
     backend: str = "torch"  # or an ONNX Runtime backend (`choices.BACKENDS`), on a CPU
     prefetch: bool | None = None  # tokenize the next window on a thread; None: on CUDA
     cache: Path | None = None  # where the ONNX backends keep their export
+    # `auto`'s measured choice on this CPU (from the model's card); None: timed at load
+    timing: PrecisionTiming | None = None
 
 
 @dataclass
@@ -117,8 +123,9 @@ class Runner:
         self._lean: object = _UNBUILT
         self._lean_lock = threading.Lock()
         backend = options.backend
+        self.timing: PrecisionTiming | None = None  # how `auto` chose on this CPU
         if backend == "torch":
-            self.precision = resolve_precision(options.precision, self.device)
+            self.precision = self._precision(model, options)
             dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
             self.model = model.to(dtype[self.precision]).eval()
             return
@@ -137,6 +144,17 @@ class Runner:
             int8=backend == "onnx-int8",
             cache=options.cache or default_cache(),
         )
+
+    def _precision(self, model: Any, options: RunnerOptions) -> str:
+        """The precision asked for; for `auto` on a CPU, the fastest measured here: by the
+        model's card, or now (a second or two) where no card measured this CPU."""
+        if options.precision.strip().lower() != "auto" or self.device != "cpu":
+            return resolve_precision(options.precision, self.device)
+        timing = options.timing if options.timing and options.timing.here() else None
+        self.timing = timing or time_precisions(model)
+        if self.timing is None:
+            return resolve_precision(options.precision, self.device)
+        return self.timing.fastest
 
     def prepare(self, texts: Sequence[str]) -> Prepared:
         """Texts to embed soon: with `prefetch` (on CUDA by default) their tokenizing starts
@@ -197,7 +215,7 @@ class Runner:
             "token_type_ids": torch.zeros_like(tensor),
         }
         with torch.inference_mode():
-            return self._forward({k: features[k] for k in self._keys})
+            return self._chain({k: features[k] for k in self._keys})
 
     def _lean_forward(self) -> LeanForward | None:
         """Built on first use, kept only where it gives the model's own vectors."""
@@ -238,6 +256,17 @@ class Runner:
             yield _Batch(rows, tensors)
 
     def _forward(self, features: dict[str, Any]) -> Any:
+        """A batch's vectors: on a CPU through the lean pass where it is trusted, packed (the
+        padding dropped again), else through the model's module chain."""
+        mask = features.get("attention_mask")
+        if self.device == "cpu" and self._session is None and mask is not None:
+            lean = self._lean_forward()
+            if lean is not None:
+                kept = mask.bool()
+                return lean.batch(features["input_ids"][kept], kept.sum(1).tolist())
+        return self._chain(features)
+
+    def _chain(self, features: dict[str, Any]) -> Any:
         torch = self._torch
         if self._session is not None:
             feed = {k: v.numpy() for k, v in features.items()}
@@ -254,8 +283,8 @@ class Runner:
                 self.budget = max(1024, self.budget // 2)
                 log.warning("GPU out of memory: halving the batch budget to %d tokens", self.budget)
                 half = len(features["input_ids"]) // 2
-                first = self._forward({k: v[:half] for k, v in features.items()})
-                second = self._forward({k: v[half:] for k, v in features.items()})
+                first = self._chain({k: v[:half] for k, v in features.items()})
+                second = self._chain({k: v[half:] for k, v in features.items()})
                 return torch.cat([first, second])
 
     def _collect(self, pending: list[tuple[Any, Any]], out: Vectors) -> None:
