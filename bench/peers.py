@@ -16,9 +16,9 @@ card is made in that run) and, on a fresh store, with the card made (`first`).
 
     DOCSYNC_MODEL=/path/to/model python bench/peers.py [--json] [--corpus DIR] [--tools ...]
 
-The peers run as their users run them: with OpenMP's default waits, which spin on a busy
-CPU (docsync's threads sleep: `plugin/device.py`'s `CPU_WAITS`). `OMP_WAIT_POLICY=PASSIVE
-python bench/peers.py` gives the peers docsync's waits too.
+The peers run as their users run them: with OpenMP's default waits, which spin long on a
+busy CPU (docsync's threads spin briefly, then sleep: `plugin/device.py`'s `SPIN_TURNS`).
+`GOMP_SPINCOUNT=30000 python bench/peers.py` gives the peers docsync's waits too.
 
 A peer whose packages are missing is skipped, said in one line (the packages:
 `bench/peer_tools.py`'s docstring, or `pip install 'docsync-qdrant[bench]'`).

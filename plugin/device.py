@@ -14,12 +14,16 @@ from docsync.plugin.errors import ConfigError
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU while the driver is loaded
 DEVICES = "auto, cpu, cuda, cuda:N or mps"  # DOCSYNC_DEVICE's names, for messages
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-# OpenMP's waiting threads sleep instead of spinning. Its default spins for some 300,000
-# turns at every barrier of every operator: on a CPU shared with other work the thread it
-# waits for is off the core, and the spinning is most of the sync's CPU time. Measured on 2
-# busy cores (load 8-15), MiniLM embedding passages: 0.070-0.092 CPU-s a chunk spinning,
-# 0.027-0.030 passive, at a fifth to half of the wall time.
-CPU_WAITS = {"OMP_WAIT_POLICY": "PASSIVE"}
+# OpenMP's waiting threads spin briefly, then sleep. Its default (torch's CPU builds use GNU
+# OpenMP) spins for 300,000 turns at every barrier: on a CPU shared with other work the thread
+# it waits for is off the core, and on 2 busy cores (load 8-15) that spinning was most of a
+# sync's CPU (0.070-0.092 CPU-s a chunk against 0.027-0.030 sleeping at once). Sleeping at
+# once (`OMP_WAIT_POLICY=PASSIVE`) doubles a question's latency on a quiet machine instead
+# (3.1 -> 5.8 ms, MiniLM: each of its hundred operators wakes the other thread). 30,000 turns
+# keeps both: 3.08 ms a question quiet; 300 passages with 2 other busy processes, 9.2 CPU-s
+# against 8.9 passive and 16.6 by default (bench/NOTES.md, issue 27).
+SPIN_TURNS = "30000"
+OPENMP_WAITS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # a user who sets either is obeyed
 
 
 def check_device(spec: str) -> str:
@@ -32,11 +36,11 @@ def check_device(spec: str) -> str:
 
 
 def calm_cpu_waits() -> None:
-    """Make OpenMP's idle threads sleep rather than spin (`CPU_WAITS`), unless the
-    environment already says otherwise. Read when torch loads OpenMP: called before the
+    """Make OpenMP's idle threads spin briefly, then sleep (`SPIN_TURNS`), unless the
+    environment already says how they wait. Read when torch loads OpenMP: called before the
     first `import torch`; in a process that imported torch already it changes nothing."""
-    for name, value in CPU_WAITS.items():
-        os.environ.setdefault(name, value)
+    if not any(name in os.environ for name in OPENMP_WAITS):
+        os.environ["GOMP_SPINCOUNT"] = SPIN_TURNS
 
 
 def check_present(spec: str) -> str:
