@@ -75,5 +75,6 @@ def test_a_large_files_text_is_freed_before_its_points_are_embedded(
         tracemalloc.stop()
         store.close()
     assert report.ok and len(heap) > 2
-    # about 4.5 here (chunks, points planned, ids); 8 when the text was still held
-    assert max(heap) < 6 * chars, f"{max(heap) / chars:.1f} bytes per character while embedding"
+    # about 6.5 here (chunks, points planned with their neighbours' IDs and tokens, ids: 4.5
+    # before points named their neighbours); the text still held would add 4
+    assert max(heap) < 8.5 * chars, f"{max(heap) / chars:.1f} bytes per character while embedding"
