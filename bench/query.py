@@ -230,6 +230,7 @@ def main(argv: list[str]) -> int:
         "queries": len(whole),
         "p50_ms": round(statistics.median(whole), 2),
         "p95_ms": round(percentile(whole, 0.95), 2),
+        "p99_ms": round(percentile(whole, 0.99), 2),
         "embed_p50_ms": round(statistics.median(embed), 2),
         "embed_p95_ms": round(percentile(embed, 0.95), 2),
         "search_p50_ms": round(statistics.median(search), 2),
