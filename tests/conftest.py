@@ -61,6 +61,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def save_tiny_bert(base: Path, **config: object) -> Path:
     """Save a tiny random BERT sentence-transformers model under `base` (`config` overrides
     BertConfig fields); answers the model's directory."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -76,7 +77,9 @@ def save_tiny_bert(base: Path, **config: object) -> Path:
         "initializer_range": 0.5,  # at BERT's 0.02, random CLS vectors are all alike
     }
     fields.update(config)
-    BertModel(BertConfig(**fields)).save_pretrained(base / "hf")
+    with torch.random.fork_rng():  # the same weights every run: a failure reproduces
+        torch.manual_seed(0)
+        BertModel(BertConfig(**fields)).save_pretrained(base / "hf")
     tokenizer.save_pretrained(base / "hf")
     transformer = Transformer(str(base / "hf"), max_seq_length=256)
     pooling = Pooling(32, pooling_mode="cls")

@@ -88,9 +88,19 @@ def the_old_way(backend: LocalBackend, request: SearchRequest) -> list[Hit]:
     return [Hit.from_passage(p) for p in found]
 
 
+class Near(float):
+    """A score equal to any within a millionth of it: two searches' fusions differ in the
+    last bits, and rounding both to a fixed place can still split them across a boundary."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float) and abs(self - other) <= 1e-6 * max(1.0, abs(other))
+
+    __hash__ = float.__hash__
+
+
 def rounded(hits: list[Hit]) -> list[Hit]:
-    """The hits, their scores to 5 places (two searches' fusions differ in the last bits)."""
-    return [replace(h, score=round(h.score, 5)) for h in hits]
+    """The hits, their scores compared to a millionth (see `Near`)."""
+    return [replace(h, score=Near(h.score)) for h in hits]
 
 
 def requests() -> Iterator[SearchRequest]:
