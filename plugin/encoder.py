@@ -28,6 +28,7 @@ from docsync.plugin.embedding.loading import card_or_model, known_card, load_mod
 from docsync.plugin.embedding.machine import check_precision, resolve_precision
 from docsync.plugin.embedding.questions import QuestionEncoder
 from docsync.plugin.embedding.runner import Prepared, Runner, RunnerOptions
+from docsync.plugin.embedding.teams import passing
 from docsync.plugin.errors import ModelLoadError
 from docsync.plugin.keyword import KeywordEncoder
 from docsync.plugin.profile import CHUNKER_VERSION, DISTANCE, EmbeddingProfile, model_fingerprint
@@ -97,7 +98,7 @@ class Encoder:
         if model is not None:
             self._tokenizer = plain_tokenizer(model.tokenizer)
             self._special_tokens = int(model.tokenizer.num_special_tokens_to_add(pair=False))
-            self._adopt(model)
+            passing(lambda: self._adopt(model))
         elif card is not None and loader is not None:
             self._tokenizer = card.tokenizer()
             self._special_tokens = card.special_tokens
@@ -148,8 +149,8 @@ class Encoder:
         )
         loader = partial(load_model, source, device, precision)
         if not lazy:  # the card, where there is one, keeps this CPU's precision timing
-            return encoder(loader(), card=known_card(source, fingerprint, cache)).warm()
-        card, model = card_or_model(source, fingerprint, cache, loader)
+            return encoder(passing(loader), card=known_card(source, fingerprint, cache)).warm()
+        card, model = passing(lambda: card_or_model(source, fingerprint, cache, loader))
         if model is None:
             return encoder(None, card=card, loader=loader)
         return encoder(model, card=card).warm()
@@ -182,7 +183,9 @@ class Encoder:
     def warm(self) -> Encoder:
         """Load the model now if it is not, and run it once: first calls pay for lazy
         initialisation, which should not be a user's first question."""
-        self._runner_now().embed_one(self.query_input("warm up"))
+        self._runner_now()
+        assert self._combined is not None
+        self._combined(self.query_input("warm up"))  # on the thread questions run on
         return self
 
     def _runner_now(self) -> Runner:
@@ -192,14 +195,14 @@ class Encoder:
         with self._loading:
             if self._runner is None:
                 assert self._loader is not None
-                model = self._loader()
+                model = passing(self._loader)  # see docsync.plugin.embedding.teams
                 card, dimension = self._card, model_dimension(model)
                 if card is not None and dimension != card.dimension:
                     raise ModelLoadError(
                         f"model {self.name!r} gives {dimension}-dimensional vectors but its "
                         f"card in {card.folder} says {card.dimension}: delete that folder"
                     )
-                self._adopt(model)
+                passing(lambda: self._adopt(model))  # a CPU precision may be timed here
             assert self._runner is not None
             return self._runner
 
@@ -258,7 +261,7 @@ class Encoder:
         chain), or, before a lazy encoder has loaded the model, "onnx" (the card's export)."""
         if self._runner is None and self._questions is not None:
             return "onnx"
-        return self._runner_now().query_forward
+        return passing(lambda: self._runner_now().query_forward)  # may check the lean pass
 
     @property
     def window(self) -> int:
@@ -326,8 +329,10 @@ class Encoder:
     ) -> Vectors:
         """Embed passage inputs exactly as given (build each with `passage_input`), or what
         `prepare_passages` was given. `should_stop` is asked between batches; when it says
-        so, `StopRequested` is raised."""
-        return self._runner_now().embed(inputs, should_stop)
+        so, `StopRequested` is raised. The work runs on a thread that ends with it (see
+        `docsync.plugin.embedding.teams`)."""
+        runner = self._runner_now()
+        return passing(lambda: runner.embed(inputs, should_stop))
 
     def token_spans(self, text: str) -> TokenSpans:
         """Character offsets of the model's tokens in `text`, special tokens left out."""

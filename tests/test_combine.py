@@ -132,3 +132,24 @@ def test_an_error_in_a_lone_pass_reaches_its_caller() -> None:
         combiner("x")
     with pytest.raises(ValueError):
         combiner("y")
+
+
+def test_every_question_is_embedded_on_one_thread_whoever_asks() -> None:
+    """Questions from many threads run on the combiner's one thread: the model's OpenMP work
+    keeps one team, not one per asking thread (docsync.plugin.embedding.teams)."""
+    runs_on: set[str] = set()
+
+    def one(text: str) -> np.ndarray:
+        runs_on.add(threading.current_thread().name)
+        return vector_of(text)
+
+    def many(texts: Sequence[str]) -> np.ndarray:
+        runs_on.add(threading.current_thread().name)
+        return np.stack([vector_of(t) for t in texts])
+
+    combiner = Combiner(one, many)
+    threads, answers = ask_in_threads(combiner, [f"q{i}" * (i + 1) for i in range(12)])
+    for thread in threads:
+        thread.join(30)
+    assert combiner("main") is not None
+    assert len(answers) == 12 and runs_on == {"docsync-questions"}
