@@ -82,7 +82,7 @@ def profile_one(searcher: Searcher, question: str, timer: Timer) -> None:
     assert len(bare) == len(points)
 
     def fetch(ids: Sequence[str]) -> Any:
-        return timer("fetch", lambda: backend._fetch(ids))
+        return timer("fetch", lambda: backend._fetch(ids, {}))
 
     found = timer(
         "passages",

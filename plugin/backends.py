@@ -13,7 +13,7 @@ Both take a checked `SearchRequest` with every option filled, and give the same 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -129,21 +129,24 @@ class LocalBackend:
         # More candidates than hits: merged passages, chunks without words and the per-file
         # limit each take some away.
         candidates = min(MAX_LIMIT, max(2 * request.limit, request.limit + 10))
-        points = self.store.search(
+        budget = DEFAULT_CONTEXT_TOKENS if request.context is None else request.context
+        points, named = self.store.search_around(
             vector,
             limit=candidates,
             match=match or None,
             keyword=keyword,
             fusion=self.fusion,
             fields=HIT_FIELDS,
+            budget=budget,
+            around_fields=PASSAGE_FIELDS,
         )
         found = passages(
             points,
             limit=request.limit,
-            budget=DEFAULT_CONTEXT_TOKENS if request.context is None else request.context,
+            budget=budget,
             neighbours=self._neighbours,
             count_tokens=self.encoder.count_tokens,
-            fetch=self._fetch,
+            fetch=lambda ids: self._fetch(ids, named),
             per_file=request.per_file,
         )
         return [Hit.from_passage(p) for p in found]
@@ -157,14 +160,22 @@ class LocalBackend:
         match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
         return [p.payload for p in self.store.scroll(match, fields=PASSAGE_FIELDS)]
 
-    def _fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Every hit's neighbours in one request, by the IDs the hits name (`schema.NEXT`).
-        Chosen by measurement, the embedded store at 100k points (bench/query.py's), the
-        neighbours of a hybrid search's first 6 hits (48 chunks), p50 on 2 busy cores: one
-        scroll per hit 1.8 ms, one scroll for all (per-file conditions joined by `should`)
-        1.4 ms, one `retrieve` by ID 0.54 ms; and by ID only the chunks that fit the budget
-        are fetched, decided from the hits' payloads before the request."""
-        return {p.id: p.payload for p in self.store.retrieve(ids, fields=PASSAGE_FIELDS)}
+    def _fetch(
+        self, ids: Sequence[str], named: Mapping[str, dict[str, Any]]
+    ) -> Mapping[str, dict[str, Any]]:
+        """The chunks `ids` that passages grow with: those the search's hits named, fetched
+        with the search (`Store.search_around`: a daemon's store asks the process that holds
+        its shard once, not twice), the rest in one request, by ID. Chosen by measurement,
+        the embedded store at 100k points (bench/query.py's), the neighbours of a hybrid
+        search's first 6 hits (48 chunks), p50 on 2 busy cores: one scroll per hit 1.8 ms,
+        one scroll for all (per-file conditions joined by `should`) 1.4 ms, one `retrieve`
+        by ID 0.54 ms; and by ID only the chunks that fit the budget are fetched, decided
+        from the hits' payloads before the request."""
+        missing = [pid for pid in ids if pid not in named]
+        if not missing:
+            return named
+        found = self.store.retrieve(missing, fields=PASSAGE_FIELDS)
+        return {**named, **{p.id: p.payload for p in found}}
 
     def keyword_ready(self) -> bool:
         """Whether the collection holds keyword vectors made as this encoder makes them."""

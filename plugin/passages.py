@@ -186,11 +186,22 @@ def _gather(
 def _plan(passage: Passage, budget: int) -> bool:
     """Grow as `_grow` does, from the neighbours and tokens the matched point names: the
     chunks go to `passage.wanted`. False when its payload names none (written before)."""
-    match = passage.match
-    tokens, after, before = (match.get(k) for k in (schema.TOKENS, schema.NEXT, schema.PREVIOUS))
-    if not isinstance(tokens, int) or not isinstance(after, list) or not isinstance(before, list):
+    chosen = named(passage.match, budget)
+    if chosen is None:
         return False
     index = passage.first
+    passage.wanted.update((index + offset, pid) for offset, pid in chosen)
+    return True
+
+
+def named(payload: Mapping[str, Any], budget: int) -> list[tuple[int, str]] | None:
+    """The chunks a point's payload names (`schema.NEXT`, `schema.PREVIOUS`) that its passage
+    grows into within `budget` tokens, as `_grow` would choose them: (offset from the point,
+    ID), the next one first, then the one before, and so on. None where it names none."""
+    tokens, after, before = (payload.get(k) for k in (schema.TOKENS, schema.NEXT, schema.PREVIOUS))
+    if not isinstance(tokens, int) or not isinstance(after, list) or not isinstance(before, list):
+        return None
+    chosen: list[tuple[int, str]] = []
     sides = {1: after, -1: before}  # the chunks there, nearest first, in the same section
     growing = {1: True, -1: True}
     for distance in range(1, REACH + 1):
@@ -203,9 +214,17 @@ def _plan(passage: Passage, budget: int) -> bool:
             if tokens + int(cost) > budget:
                 growing[direction] = False
                 continue
-            passage.wanted[index + direction * distance] = str(pid)
+            chosen.append((direction * distance, str(pid)))
             tokens += int(cost)
-    return True
+    return chosen
+
+
+def named_ids(points: Sequence[ScoredPoint], budget: int) -> list[str]:
+    """Every chunk the `points` name within `budget` tokens (see `named`), each once: what
+    their passages may be grown with, fetched in the same request as the search where the
+    store can (`Store.search_around`)."""
+    ids = {pid for p in points for _, pid in named(p.payload, budget) or ()}
+    return sorted(ids)
 
 
 def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTokens) -> None:

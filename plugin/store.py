@@ -66,6 +66,10 @@ class ScoredPoint:
     payload: dict[str, Any]
 
 
+# A search's hits, and the payloads of the chunks they name by ID (`Store.search_around`).
+Around = tuple[list[ScoredPoint], dict[str, dict[str, Any]]]
+
+
 class Store(Protocol):
     """A collection of 384-dim (or whatever the profile says) cosine vectors with payloads."""
 
@@ -123,6 +127,22 @@ class Store(Protocol):
     ) -> list[ScoredPoint]:
         """By the dense `vector`, by the `keyword` vector, or by both, their rankings merged
         by `fusion` (default `Fusion()`); `fields` limits the payload returned."""
+
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        """`search`, and the payloads (`around_fields`) of the chunks its hits name within
+        `budget` tokens (`docsync.plugin.passages.named_ids`), in as few requests as the store
+        allows: what their passages are grown with."""
 
     def has_keyword_vectors(self) -> bool:
         """Whether the collection has the keyword (sparse) vector at all."""

@@ -20,6 +20,7 @@ from docsync.plugin.hit import Hit
 from docsync.plugin.passages import passages
 from docsync.plugin.request import MAX_LIMIT, SearchRequest
 from docsync.plugin.store import ScoredPoint, Store
+from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker import plan, sync_options
 from tests.conftest import run_sync
 
@@ -176,3 +177,33 @@ def test_points_written_before_gain_tokens_and_neighbours_without_reembedding(
     assert_named_exactly(memory_store, tiny_encoder)
     assert [rounded(backend.search(r)) for r in requests()] == [rounded(h) for h in old]
     assert run_sync(docs, memory_store, tiny_encoder).files_changed == 0
+
+
+def test_a_daemons_store_asks_its_shard_process_once_a_search(
+    synced: tuple[Path, Store], tiny_encoder: Encoder, tmp_path: Path
+) -> None:
+    """A serving store (a daemon's: its shard held by a child process) answers a search and
+    the chunks its hits name in one request to that process (`Store.search_around`), and
+    the passages equal the local store's."""
+    _, local = synced  # a copy of the synced store, in tmp_path / "store"
+    expected = [rounded(LocalBackend.open(local, tiny_encoder).search(r)) for r in requests()]
+    local.close()
+    serving = EdgeStore.connect(path=tmp_path / "store", collection="docsync", serving=True)
+    try:
+        backend = LocalBackend.open(serving, tiny_encoder)
+        assert serving.count() > 0  # the shard's process started
+        asked: list[str] = []
+        hosted = serving._shard  # type: ignore[attr-defined]
+        ask_on = hosted._ask_on
+
+        def counted(channel: Any, request: Any) -> Any:
+            asked.append(type(request).__name__)
+            return ask_on(channel, request)
+
+        hosted._ask_on = counted
+        found = [rounded(backend.search(r)) for r in requests()]
+        hosted._ask_on = ask_on
+    finally:
+        serving.close()
+    assert found == expected
+    assert asked == ["SearchAround"] * len(expected)  # one request each, neighbours included

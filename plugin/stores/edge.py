@@ -44,6 +44,7 @@ from docsync.plugin.folders import private_dirs
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import (
+    Around,
     Fusion,
     Match,
     Point,
@@ -222,6 +223,32 @@ class EdgeStore(ShardKeeper):
             return self._use(
                 lambda shard: shard.search(
                     vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
+                )
+            )
+
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        with contextlib.nullcontext() if self._serving else self._search_lock:
+            return self._use(
+                lambda shard: shard.search_around(
+                    vector,
+                    limit=limit,
+                    match=match,
+                    keyword=keyword,
+                    fusion=fusion,
+                    fields=fields,
+                    budget=budget,
+                    around_fields=around_fields,
                 )
             )
 

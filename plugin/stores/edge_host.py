@@ -37,7 +37,7 @@ from typing import Any, TypeVar, cast
 from docsync.plugin.child import Channel, Child, ChildGone
 from docsync.plugin.errors import ShardProcessError, StoreError
 from docsync.plugin.keyword import SparseVector
-from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
+from docsync.plugin.store import Around, Fusion, Match, Point, ScoredPoint
 from docsync.plugin.stores import shard_requests as ask
 from docsync.plugin.stores.edge_shard import LocalShard
 from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
@@ -146,6 +146,23 @@ class HostedShard:
         dense = list(vector) if vector is not None else None
         wanted = list(fields) if fields is not None else None
         return self._ask(ask.Search(dense, limit, match, keyword, fusion, exact, wanted))
+
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        dense = list(vector) if vector is not None else None
+        wanted = list(fields) if fields is not None else None
+        search = ask.Search(dense, limit, match, keyword, fusion, False, wanted)
+        return self._ask(ask.SearchAround(search, budget, list(around_fields)))
 
     def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int:
         return self._ask(ask.Count(match, lacking_keyword))

@@ -17,10 +17,10 @@ import qdrant_edge as edge
 from docsync.plugin.errors import StoreRequestError
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
-from docsync.plugin.store import OVERSAMPLING, Fusion, Match, Point, ScoredPoint, floats
+from docsync.plugin.store import OVERSAMPLING, Around, Fusion, Match, Point, ScoredPoint, floats
 from docsync.plugin.stores import point_from_record
 from docsync.plugin.stores.edge_folder import Held, hold_shard, let_go
-from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
+from docsync.plugin.stores.shard import SCROLL_PAGE, Offset, search_around
 
 
 class LocalShard:
@@ -191,6 +191,30 @@ class LocalShard:
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in self._shard.query(request)
         ]
+
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        return search_around(
+            self,
+            vector,
+            limit=limit,
+            match=match,
+            keyword=keyword,
+            fusion=fusion,
+            fields=fields,
+            budget=budget,
+            around_fields=around_fields,
+        )
 
     def warm(self) -> None:
         """Ask one search (by a stored point's vector), so that the first search a user asks

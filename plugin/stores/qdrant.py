@@ -23,11 +23,13 @@ from docsync.plugin.errors import (
     StoreRequestError,
 )
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
+from docsync.plugin.passages import named_ids
 from docsync.plugin.profile import METADATA_KEY, EmbeddingProfile
 from docsync.plugin.retry import call_with_retry
 from docsync.plugin.schema import INDEXED_FIELDS
 from docsync.plugin.settings import redact
 from docsync.plugin.store import (
+    Around,
     Fusion,
     Match,
     Point,
@@ -225,6 +227,26 @@ class QdrantClientStore:
             yield from (point_from_record(r) for r in records)
             if offset is None:
                 return
+
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        """Two requests to a server: Qdrant has no call that answers both."""
+        hits = self.search(
+            vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
+        )
+        ids = named_ids(hits, budget)
+        named = self.retrieve(ids, fields=around_fields) if ids else []
+        return hits, {p.id: p.payload for p in named}
 
     def search(
         self,

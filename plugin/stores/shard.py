@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from docsync.plugin.keyword import SparseVector
-from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
+from docsync.plugin.passages import named_ids
+from docsync.plugin.store import Around, Fusion, Match, Point, ScoredPoint
 
 # Where a scroll goes on: the id of the next point (the engine's `PointId`), None at the end.
 Offset = int | str | UUID | None
@@ -87,8 +88,45 @@ class Shard(Protocol):
         `fields`: the payload returned (None: all of it)."""
         ...
 
+    def search_around(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        match: Match | None = None,
+        keyword: SparseVector | None = None,
+        fusion: Fusion | None = None,
+        fields: Sequence[str] | None = None,
+        budget: int,
+        around_fields: Sequence[str],
+    ) -> Around:
+        """`search`, and the chunks its hits name (see `Store.search_around`): one request
+        to a hosted shard where `search` and `retrieve` would be two."""
+        ...
+
     def count(self, match: Match | None = None, *, lacking_keyword: bool = False) -> int: ...
 
     def unindexed(self, *, keyword: bool) -> int:
         """Points whose dense vector the HNSW index lacks, by the engine's counts."""
         ...
+
+
+def search_around(
+    shard: Shard,
+    vector: Sequence[float] | None,
+    *,
+    limit: int,
+    match: Match | None = None,
+    keyword: SparseVector | None = None,
+    fusion: Fusion | None = None,
+    fields: Sequence[str] | None = None,
+    budget: int,
+    around_fields: Sequence[str],
+) -> Around:
+    """`Shard.search_around` by the shard's own `search` and `retrieve`."""
+    hits = shard.search(
+        vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
+    )
+    ids = named_ids(hits, budget)
+    named = shard.retrieve(ids, fields=around_fields) if ids else []
+    return hits, {p.id: p.payload for p in named}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from docsync.plugin.keyword import SparseVector
-from docsync.plugin.store import Fusion, Match, Point, ScoredPoint
+from docsync.plugin.store import Around, Fusion, Match, Point, ScoredPoint
 from docsync.plugin.stores.shard import Offset, Shard
 
 T_co = TypeVar("T_co", covariant=True)
@@ -129,6 +129,26 @@ class Search:
             fusion=self.fusion,
             exact=self.exact,
             fields=self.fields,
+        )
+
+
+@dataclass(frozen=True)
+class SearchAround:
+    search: Search
+    budget: int
+    around_fields: list[str]
+
+    def __call__(self, shard: Shard) -> Around:
+        s = self.search
+        return shard.search_around(
+            s.vector,
+            limit=s.limit,
+            match=s.match,
+            keyword=s.keyword,
+            fusion=s.fusion,
+            fields=s.fields,
+            budget=self.budget,
+            around_fields=self.around_fields,
         )
 
 
