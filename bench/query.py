@@ -190,6 +190,7 @@ def main(argv: list[str]) -> int:
             build(store, encoder, args.points)
             built.mark_built(tmp)
         build_s = time.perf_counter() - started
+        store.warm()  # as a daemon's shard process does when it opens the shard
         searcher = Searcher(store, encoder)
         modes: dict[str, list[float]] = {mode: [] for mode in SEARCH_MODES}
         embed, search, bare = [], [], []

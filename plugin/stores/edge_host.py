@@ -40,6 +40,7 @@ from docsync.plugin.keyword import SparseVector
 from docsync.plugin.store import Around, Fusion, Match, Point, ScoredPoint
 from docsync.plugin.stores import shard_requests as ask
 from docsync.plugin.stores.edge_shard import LocalShard
+from docsync.plugin.stores.preread import preread_behind
 from docsync.plugin.stores.shard import SCROLL_PAGE, Offset
 
 T = TypeVar("T")
@@ -260,6 +261,7 @@ def _serve(
         # (`edge_folder.hold_shard`).
         shard = LocalShard.load(path, hold=True)
         shard.warm()  # before it is "opened": a daemon's first search after a swap is fast
+        preread_behind(Path(path))  # and the searches after it (docsync.plugin.stores.preread)
     except Exception as exc:
         channel.send((False, _portable(exc)))
         return
