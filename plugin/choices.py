@@ -23,6 +23,10 @@ Fusion = Literal["rrf", "dbsf"]  # DOCSYNC_FUSION: how hybrid merges its two ran
 FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 DEFAULT_FUSION: Fusion = "dbsf"  # measured best with passages (bench/quality.py)
 DEFAULT_RRF_K = 60  # DOCSYNC_RRF_K: the usual constant of reciprocal rank fusion
+# The fusion guard (docsync.plugin.guard): dense's and keyword's first DEFAULT_GUARD hits are
+# kept within the fused first DEFAULT_GUARD_WITHIN (0: fusion alone).
+DEFAULT_GUARD = 1
+DEFAULT_GUARD_WITHIN = 5
 # DOCSYNC_WRITE_ORDERING: how a server orders a write among a shard's replicas (Qdrant's
 # names); weak is the server's own default.
 WriteOrdering = Literal["weak", "medium", "strong"]

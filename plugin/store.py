@@ -17,7 +17,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from docsync.plugin.choices import DEFAULT_FUSION, DEFAULT_RRF_K
+from docsync.plugin.choices import (
+    DEFAULT_FUSION,
+    DEFAULT_GUARD,
+    DEFAULT_GUARD_WITHIN,
+    DEFAULT_RRF_K,
+)
 from docsync.plugin.errors import CollectionMissingError, ProfileMismatchError
 from docsync.plugin.keyword import SparseVector
 from docsync.plugin.profile import EmbeddingProfile
@@ -50,10 +55,15 @@ class Point:
 @dataclass(frozen=True)
 class Fusion:
     """How a hybrid search merges its dense and keyword rankings: reciprocal rank fusion
-    (`k` damps the weight of the first ranks) or distribution-based score fusion."""
+    (`k` damps the weight of the first ranks; `weights`, dense's and keyword's, where not
+    equal) or distribution-based score fusion; then each ranking's first `guard` hits are
+    kept within the fused first `within` (`docsync.plugin.guard`; 0: no guard)."""
 
     method: str = DEFAULT_FUSION  # docsync.plugin.choices.FUSIONS
     k: int = DEFAULT_RRF_K
+    weights: tuple[float, float] | None = None  # rrf only
+    guard: int = DEFAULT_GUARD
+    within: int = DEFAULT_GUARD_WITHIN
 
     def prefetch(self, limit: int) -> int:
         return max(PREFETCH_MIN, PREFETCH_FACTOR * limit)

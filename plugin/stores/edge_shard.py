@@ -15,6 +15,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from docsync.plugin.errors import StoreRequestError
+from docsync.plugin.guard import guarded
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.schema import INDEXED_FIELDS
 from docsync.plugin.store import OVERSAMPLING, Around, Fusion, Match, Point, ScoredPoint, floats
@@ -187,10 +188,20 @@ class LocalShard:
                 filter=flt,
                 with_payload=payload,
             )
-        return [
-            ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
-            for h in self._shard.query(request)
-        ]
+            if fusion.guard > 0:
+                # The rankings' first hits asked in the same batch: one call to the engine.
+                tops = [
+                    edge.QueryRequest(
+                        limit=fusion.guard, query=q, filter=flt, with_payload=payload, params=params
+                    )
+                    for q in queries
+                ]
+                fused, *rankings = (
+                    _scored(hits)
+                    for hits in self._shard.query_batch(edge.QueryBatchRequest([request, *tops]))
+                )
+                return guarded(fused, rankings, keep=fusion.guard, within=fusion.within)
+        return _scored(self._shard.query(request))
 
     def search_around(
         self,
@@ -301,7 +312,16 @@ def _queries(vector: Sequence[float] | None, keyword: SparseVector | None) -> li
 
 
 def _fusion(fusion: Fusion) -> Any:
-    return edge.Fusion.Dbsf() if fusion.method == "dbsf" else edge.Fusion.Rrf(k=fusion.k)
+    if fusion.method == "dbsf":
+        return edge.Fusion.Dbsf()
+    weights = list(fusion.weights) if fusion.weights is not None else None
+    return edge.Fusion.Rrf(k=fusion.k, weights=weights)
+
+
+def _scored(hits: Any) -> list[ScoredPoint]:
+    return [
+        ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in hits
+    ]
 
 
 def _sparse(vector: SparseVector) -> Any:

@@ -22,6 +22,7 @@ from docsync.plugin.errors import (
     StoreLockedError,
     StoreRequestError,
 )
+from docsync.plugin.guard import guarded
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.passages import named_ids
 from docsync.plugin.profile import METADATA_KEY, EmbeddingProfile
@@ -262,6 +263,7 @@ class QdrantClientStore:
         queries = dense_and_keyword(vector, keyword)
         # The in-process modes search exactly, and warn about any search parameter.
         rescored = RESCORED if self._server else None
+        payload = list(fields) if fields is not None else True
         if len(queries) == 1:
             query, using = queries[0]
             request: dict[str, Any] = {"query": query, "using": using, "search_params": rescored}
@@ -273,18 +275,44 @@ class QdrantClientStore:
                 for q, u in queries
             ]
             request = {"prefetch": prefetch, "query": fusion_query(fusion)}
+            if fusion.guard > 0:
+                return self._guarded(queries, fusion, flt, limit, payload, rescored, request)
         response = self._call(
             self._client.query_points,
             self.collection,
             query_filter=flt,
             limit=limit,
-            with_payload=list(fields) if fields is not None else True,
+            with_payload=payload,
             **request,
         )
-        return [
-            ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
-            for p in response.points
+        return _scored(response.points)
+
+    def _guarded(
+        self,
+        queries: list[tuple[Any, str | None]],
+        fusion: Fusion,
+        flt: models.Filter | None,
+        limit: int,
+        payload: list[str] | bool,
+        rescored: models.SearchParams | None,
+        request: dict[str, Any],
+    ) -> list[ScoredPoint]:
+        """The fused search and each ranking's first hits in one batch, then the guard."""
+        fused = models.QueryRequest(filter=flt, limit=limit, with_payload=payload, **request)
+        tops = [
+            models.QueryRequest(
+                query=q,
+                using=u,
+                filter=flt,
+                limit=fusion.guard,
+                with_payload=payload,
+                params=rescored,
+            )
+            for q, u in queries
         ]
+        responses = self._call(self._client.query_batch_points, self.collection, [fused, *tops])
+        first, *rankings = (_scored(r.points) for r in responses)
+        return guarded(first, rankings, keep=fusion.guard, within=fusion.within)
 
     def has_keyword_vectors(self) -> bool:
         if not self._call(self._client.collection_exists, self.collection):
@@ -405,3 +433,10 @@ def _embedded_client(path: Path) -> QdrantClient:
                 "set DOCSYNC_QDRANT_URL"
             ) from exc
         raise
+
+
+def _scored(points: Sequence[models.ScoredPoint]) -> list[ScoredPoint]:
+    return [
+        ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
+        for p in points
+    ]

@@ -91,7 +91,8 @@ def dense_and_keyword(
 def fusion_query(fusion: Fusion) -> models.Query:
     if fusion.method == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
-    return models.RrfQuery(rrf=models.Rrf(k=fusion.k))
+    weights = list(fusion.weights) if fusion.weights is not None else None
+    return models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=weights))
 
 
 def sparse(vector: SparseVector) -> models.SparseVector:
