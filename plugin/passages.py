@@ -2,8 +2,9 @@
 
 Chunks are small so that a question's vector meets a passage about one thing; an answer
 often needs the sentences around it. A matched chunk is grown with its neighbours in the
-same file and section (same heading path), next one first, then the one before, while the
-passage stays within a token budget. Passages that overlap or touch are merged into one,
+same file and section (same heading path) while the passage stays within a token budget:
+the rest of the section after the match first (what a matched question, term or heading
+goes on to say), then the chunks before it. Passages that overlap or touch are merged into one,
 which keeps the better score and the chunk it matched (`match_start`, `match_end`). A chunk
 that carries almost no words (a table border, a lone directive) is never a hit on its own,
 and hits can be limited per file.
@@ -197,23 +198,18 @@ def _plan(passage: Passage, budget: int) -> bool:
 def named(payload: Mapping[str, Any], budget: int) -> list[tuple[int, str]] | None:
     """The chunks a point's payload names (`schema.NEXT`, `schema.PREVIOUS`) that its passage
     grows into within `budget` tokens, as `_grow` would choose them: (offset from the point,
-    ID), the next one first, then the one before, and so on. None where it names none."""
+    ID), the rest of its section after it first (the chunks after the match, nearest first,
+    while they fit: a FAQ entry's answer, a definition's explanation), then the ones before
+    it with what the budget has left. None where it names none."""
     tokens, after, before = (payload.get(k) for k in (schema.TOKENS, schema.NEXT, schema.PREVIOUS))
     if not isinstance(tokens, int) or not isinstance(after, list) or not isinstance(before, list):
         return None
     chosen: list[tuple[int, str]] = []
-    sides = {1: after, -1: before}  # the chunks there, nearest first, in the same section
-    growing = {1: True, -1: True}
-    for distance in range(1, REACH + 1):
-        for direction in (1, -1):
-            side = sides[direction]
-            if not growing[direction] or distance > len(side):
-                growing[direction] = False
-                continue
-            pid, cost = side[distance - 1]
+    # The chunks each way, nearest first, in the same section: after the match first.
+    for direction, side in ((1, after), (-1, before)):
+        for distance, (pid, cost) in enumerate(side[:REACH], start=1):
             if tokens + int(cost) > budget:
-                growing[direction] = False
-                continue
+                break
             chosen.append((direction * distance, str(pid)))
             tokens += int(cost)
     return chosen
@@ -235,20 +231,15 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
         for p in neighbours(passage.root, passage.path, wanted)
     }
     tokens = _tokens(passage.match, count)
-    growing = {1: True, -1: True}  # after, before: still growing that way
-    for distance in range(1, REACH + 1):
-        for direction in (1, -1):
-            if not growing[direction]:
-                continue
+    for direction in (1, -1):  # the rest of the section after the match first (see `named`)
+        for distance in range(1, REACH + 1):
             at = index + direction * distance
             chunk = around.get(at)
             if chunk is None or chunk.get(schema.SECTION, "") != passage.section:
-                growing[direction] = False
-                continue
+                break
             cost = _tokens(chunk, count)
             if tokens + cost > budget:
-                growing[direction] = False
-                continue
+                break
             passage.chunks[at] = chunk
             tokens += cost
 

@@ -54,12 +54,14 @@ def grow(points: list[ScoredPoint], budget: int, **options: Any) -> list[Any]:
     )
 
 
-def test_a_hit_grows_next_first_within_its_section_and_budget() -> None:
+def test_a_hit_grows_with_the_rest_of_its_section_first_within_the_budget() -> None:
     (one,) = grow([hit(FILE[3], 0.9)], budget=8 * 3)  # room for three chunks of 8 words
-    assert sorted(one.chunks) == [2, 3, 4]
+    assert sorted(one.chunks) == [3, 4, 5]  # what follows the match, before what precedes
     assert one.match is FILE[3]
     (edge,) = grow([hit(FILE[5], 0.9)], budget=8 * 3)
-    assert sorted(edge.chunks) == [3, 4, 5]  # chunk 6 is another section
+    assert sorted(edge.chunks) == [3, 4, 5]  # chunk 6 is another section: the rest goes back
+    (more,) = grow([hit(FILE[3], 0.9)], budget=8 * 5)
+    assert sorted(more.chunks) == [1, 2, 3, 4, 5]
     (alone,) = grow([hit(FILE[3], 0.9)], budget=0)
     assert sorted(alone.chunks) == [3]
     text = grow([hit(FILE[0], 0.9)], budget=16)[0].text()
@@ -171,4 +173,4 @@ def test_a_named_neighbour_gone_meanwhile_grows_the_old_way() -> None:
         count_tokens=words,
         fetch=fetch,
     )
-    assert sorted(one.chunks) == [2, 3, 4]  # from the per-file request, which finds chunk 4
+    assert sorted(one.chunks) == [3, 4, 5]  # from the per-file request, which finds chunk 4
