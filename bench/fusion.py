@@ -44,18 +44,12 @@ VARIANTS: dict[str, Fusion | None] = {
     "rrf k=60": Fusion("rrf", 60, **NO_GUARD),
     "rrf k=20": Fusion("rrf", 20, **NO_GUARD),
     "rrf k=10": Fusion("rrf", 10, **NO_GUARD),
-    "rrf k=2": Fusion("rrf", 2, **NO_GUARD),
-    "rrf k=60 w=2:1": Fusion("rrf", 60, (2.0, 1.0), **NO_GUARD),
     "rrf k=60 w=1:2": Fusion("rrf", 60, (1.0, 2.0), **NO_GUARD),
-    "rrf k=10 w=1:2": Fusion("rrf", 10, (1.0, 2.0), **NO_GUARD),
     "dbsf": Fusion("dbsf", **NO_GUARD),
     "dbsf guard 1/5": Fusion("dbsf", guard=1, within=5),
-    "dbsf guard 1/3": Fusion("dbsf", guard=1, within=3),
-    "dbsf guard 1/2": Fusion("dbsf", guard=1, within=2),
     "dbsf guard 2/5": Fusion("dbsf", guard=2, within=5),
     "rrf k=60 guard 1/5": Fusion("rrf", 60, guard=1, within=5),
-    "rrf k=10 guard 1/5": Fusion("rrf", 10, guard=1, within=5),
-    "rrf k=60 w=1:2 guard 1/5": Fusion("rrf", 60, (1.0, 2.0), guard=1, within=5),
+    "rrf k=20 guard 1/5": Fusion("rrf", 20, guard=1, within=5),
 }
 
 

@@ -69,6 +69,31 @@ def test_a_short_fused_list_grows_to_hold_them() -> None:
     assert ids(kept) == ["a", "z"]
 
 
+def at(pid: str, index: int, path: str = "a.md", score: float = 0.5) -> ScoredPoint:
+    return ScoredPoint(pid, score, {"root": "/r", "path": path, "chunk_index": index})
+
+
+def test_a_first_hits_neighbours_in_its_ranking_come_right_after_the_kept_places() -> None:
+    """Dense alone merges its third hit (the chunk after its first) into its first passage:
+    the fused list gets it too, after the kept places, unless it is in them already."""
+    fused = [at(x, 40 + i, "b.md", 1 - i / 10) for i, x in enumerate("abcdefg")]
+    dense = [at("d1", 7), at("far", 30), at("d2", 8), at("other", 7, "c.md")]
+    kept = guarded(fused, [dense, [fused[0]]], keep=1, within=3)
+    assert ids(kept) == ["a", "b", "d1", "d2", "c", "d", "e"] and falling(kept)
+    late = [at("d1", 7, score=1.0), *fused[:5], at("d2", 8, score=0.1)]
+    assert ids(guarded(late, [dense, [fused[0]]], keep=1, within=3)) == [
+        "d1",
+        "a",
+        "b",
+        "d2",
+        "c",
+        "d",
+        "e",
+    ]
+    holding = [late[0], late[-1], *fused[:5]]
+    assert guarded(holding, [dense, [fused[0]]], keep=1, within=3) == holding
+
+
 def test_more_hits_to_keep_than_places_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot keep 3 hits of 2 rankings in 5 places"):
         guarded(FUSED, [FUSED, FUSED], keep=3, within=5)

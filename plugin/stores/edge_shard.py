@@ -189,10 +189,11 @@ class LocalShard:
                 with_payload=payload,
             )
             if fusion.guard > 0:
-                # The rankings' first hits asked in the same batch: one call to the engine.
+                # Each ranking asked in the same batch (its first hits and their company, see
+                # `guarded`): one call to the engine.
                 tops = [
                     edge.QueryRequest(
-                        limit=fusion.guard, query=q, filter=flt, with_payload=payload, params=params
+                        limit=limit, query=q, filter=flt, with_payload=payload, params=params
                     )
                     for q in queries
                 ]

@@ -304,7 +304,7 @@ class QdrantClientStore:
                 query=q,
                 using=u,
                 filter=flt,
-                limit=fusion.guard,
+                limit=limit,
                 with_payload=payload,
                 params=rescored,
             )
