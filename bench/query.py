@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from docsync.plugin.choices import SEARCH_MODES
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
-from docsync.plugin.store import Point, Store
+from docsync.plugin.store import Fusion, Point, Store
 from docsync.plugin.stores.edge import EdgeStore
 
 QUESTIONS = [
@@ -192,8 +193,10 @@ def main(argv: list[str]) -> int:
         build_s = time.perf_counter() - started
         store.warm()  # as a daemon's shard process does when it opens the shard
         searcher = Searcher(store, encoder)
+        # Hybrid without the fusion guard (docsync.plugin.guard): what the guard costs.
+        unguarded = Searcher(store, encoder, mode="hybrid", fusion=replace(Fusion(), guard=0))
         modes: dict[str, list[float]] = {mode: [] for mode in SEARCH_MODES}
-        embed, search, bare = [], [], []
+        embed, search, bare, plain = [], [], [], []
         for _ in range(args.rounds):
             for turn, question in enumerate(QUESTIONS):
                 for mode in rotated(SEARCH_MODES, turn):  # none always first
@@ -203,6 +206,9 @@ def main(argv: list[str]) -> int:
                 t0 = time.perf_counter()
                 searcher.search(question, limit=5, mode="dense", context=0)  # bare chunks
                 bare.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                unguarded.search(question, limit=5)
+                plain.append((time.perf_counter() - t0) * 1000)
                 t1 = time.perf_counter()
                 vector = encoder.embed_query(question)
                 t2 = time.perf_counter()
@@ -238,6 +244,7 @@ def main(argv: list[str]) -> int:
         "search_p95_ms": round(percentile(search, 0.95), 2),
         **mode_latencies(modes),
         "dense_bare_p50_ms": round(statistics.median(bare), 2),
+        "hybrid_unguarded_p50_ms": round(statistics.median(plain), 2),
         "p50_over_dense_bare": round(statistics.median(whole) / statistics.median(bare), 2),
         "stock_embed_p50_ms": round(statistics.median(stock), 2),
         "embed_speedup": round(statistics.median(stock) / statistics.median(embed), 2),

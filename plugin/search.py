@@ -225,4 +225,4 @@ def _lazy_encoder(settings: Settings) -> Encoder:
 
 def fusion(settings: Settings) -> Fusion:
     """How hybrid searches fuse, as the settings say."""
-    return Fusion(method=settings.fusion, k=settings.rrf_k)
+    return Fusion(method=settings.fusion, k=settings.rrf_k, guard=settings.fusion_guard)

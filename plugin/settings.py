@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from docsync.plugin.choices import (
     DEFAULT_CONTEXT_TOKENS,
     DEFAULT_FUSION,
+    DEFAULT_GUARD,
     DEFAULT_RRF_K,
     DEFAULT_SEARCH_MODE,
     Backend,
@@ -197,6 +198,12 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="hybrid with rrf: k, how little the first ranks weigh",
+    )
+    fusion_guard: int = Field(
+        DEFAULT_GUARD,
+        ge=0,
+        le=2,
+        description="hybrid: dense's and keyword's first N passages kept in the first five",
     )
     context_tokens: int = Field(
         DEFAULT_CONTEXT_TOKENS,

@@ -250,6 +250,8 @@ def test_search_mode_and_fusion_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.search_mode == "hybrid"
     assert fusion(settings) == Fusion("dbsf", 10)
+    monkeypatch.setenv("DOCSYNC_FUSION_GUARD", "0")
+    assert fusion(Settings(_env_file=None)) == Fusion("dbsf", 10, guard=0)  # type: ignore[call-arg]
     assert Settings(_env_file=None, search_mode="dense").search_mode == "dense"  # type: ignore[call-arg]
 
 

@@ -155,6 +155,7 @@ def _eval_about(settings: Settings, searcher: Searcher, questions: int) -> dict[
     # Through a daemon no encoder is here: the daemon loaded the model the settings name.
     model = settings.model if searcher.via_daemon else searcher.encoder.name
     fusion = settings.fusion + (f" k={settings.rrf_k}" if settings.fusion == "rrf" else "")
+    fusion += f" guard={settings.fusion_guard}" if settings.fusion_guard else ""
     return {
         "collection": settings.collection,
         "store": settings.store_description(),
