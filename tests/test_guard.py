@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,58 +31,71 @@ def falling(points: list[ScoredPoint]) -> bool:
 
 
 FUSED = ranking("a", "b", "c", "d", "e", "f", "g", "h")
+FETCHED: list[list[str]] = []
+
+
+def fetch(wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """Every point's payload: its ID (and the neighbours `NAMES` gives it)."""
+    FETCHED.append(wanted)
+    return {pid: {"id": pid, **NAMES.get(pid, {})} for pid in wanted if pid != "gone"}
+
+
+NAMES: dict[str, dict[str, Any]] = {}
 
 
 def test_a_fused_list_that_holds_the_first_hits_is_left_as_it_was() -> None:
-    kept = guarded(FUSED, [ranking("c", "x"), ranking("e", "y")], keep=1, within=5)
+    kept = guarded(FUSED, [ranking("c", "x"), ranking("e", "y")], keep=1, within=5, fetch=fetch)
     assert kept == FUSED
 
 
 def test_a_first_hit_fused_out_of_the_list_is_brought_within() -> None:
-    kept = guarded(FUSED, [ranking("z", "a"), ranking("a")], keep=1, within=5)
+    kept = guarded(FUSED, [ranking("z", "a"), ranking("a")], keep=1, within=5, fetch=fetch)
     assert ids(kept) == ["a", "b", "c", "d", "z", "e", "f", "g"]
     assert len(kept) == len(FUSED) and falling(kept)
 
 
 def test_a_first_hit_fused_low_moves_up_and_the_others_keep_their_order() -> None:
-    kept = guarded(FUSED, [ranking("g"), ranking("a")], keep=1, within=3)
+    kept = guarded(FUSED, [ranking("g"), ranking("a")], keep=1, within=3, fetch=fetch)
     assert ids(kept) == ["a", "b", "g", "c", "d", "e", "f", "h"] and falling(kept)
 
 
 def test_both_rankings_late_and_one_at_the_edge_all_stay_within() -> None:
     """ "e" sits in the last place kept; bringing "z" in must not push it out."""
-    kept = guarded(FUSED, [ranking("e"), ranking("z")], keep=1, within=5)
+    kept = guarded(FUSED, [ranking("e"), ranking("z")], keep=1, within=5, fetch=fetch)
     assert ids(kept)[:5] == ["a", "b", "c", "e", "z"] and falling(kept)
 
 
 def test_one_hit_first_in_both_rankings_takes_one_place() -> None:
-    kept = guarded(FUSED, [ranking("z"), ranking("z")], keep=1, within=2)
+    kept = guarded(FUSED, [ranking("z"), ranking("z")], keep=1, within=2, fetch=fetch)
     assert ids(kept)[:3] == ["a", "z", "b"]
 
 
 def test_the_first_two_of_each_ranking() -> None:
-    kept = guarded(FUSED, [ranking("h", "g"), ranking("a", "y")], keep=2, within=5)
+    kept = guarded(FUSED, [ranking("h", "g"), ranking("a", "y")], keep=2, within=5, fetch=fetch)
     assert set(ids(kept)[:5]) == {"a", "b", "h", "g", "y"} and falling(kept)
 
 
 def test_a_short_fused_list_grows_to_hold_them() -> None:
-    kept = guarded(ranking("a"), [ranking("z"), ranking("a")], keep=1, within=5)
+    kept = guarded(ranking("a"), [ranking("z"), ranking("a")], keep=1, within=5, fetch=fetch)
     assert ids(kept) == ["a", "z"]
 
 
-def at(pid: str, index: int, path: str = "a.md", score: float = 0.5) -> ScoredPoint:
-    return ScoredPoint(pid, score, {"root": "/r", "path": path, "chunk_index": index})
+def named(pid: str, after: list[str], before: list[str] = []) -> ScoredPoint:  # noqa: B006
+    """A point whose passage may grow into `after` and `before` (`schema.NEXT`, `PREVIOUS`)."""
+    payload = {"next": [[a, 10] for a in after], "previous": [[b, 10] for b in before]}
+    return ScoredPoint(pid, 0.5, payload)
 
 
 def test_a_first_hits_neighbours_in_its_ranking_come_right_after_the_kept_places() -> None:
     """Dense alone merges its third hit (the chunk after its first) into its first passage:
     the fused list gets it too, after the kept places, unless it is in them already."""
-    fused = [at(x, 40 + i, "b.md", 1 - i / 10) for i, x in enumerate("abcdefg")]
-    dense = [at("d1", 7), at("far", 30), at("d2", 8), at("other", 7, "c.md")]
-    kept = guarded(fused, [dense, [fused[0]]], keep=1, within=3)
-    assert ids(kept) == ["a", "b", "d1", "d2", "c", "d", "e"] and falling(kept)
-    late = [at("d1", 7, score=1.0), *fused[:5], at("d2", 8, score=0.1)]
-    assert ids(guarded(late, [dense, [fused[0]]], keep=1, within=3)) == [
+    NAMES["d1"] = named("d1", ["d2", "x"], ["d0"]).payload
+    dense = [ranking("d1")[0], *ranking("far", "d2", "other")]
+    kept = guarded(FUSED, [dense, FUSED], keep=1, within=3, fetch=fetch)
+    assert ids(kept) == ["a", "b", "d1", "d2", "c", "d", "e", "f"] and falling(kept)
+    assert kept[2].payload == {"id": "d1", **NAMES["d1"]}
+    late = [named("d1", ["d2"]), *FUSED[:5], ScoredPoint("d2", 0.1, {})]
+    assert ids(guarded(late, [dense, FUSED], keep=1, within=3, fetch=fetch)) == [
         "d1",
         "a",
         "b",
@@ -90,13 +104,22 @@ def test_a_first_hits_neighbours_in_its_ranking_come_right_after_the_kept_places
         "d",
         "e",
     ]
-    holding = [late[0], late[-1], *fused[:5]]
-    assert guarded(holding, [dense, [fused[0]]], keep=1, within=3) == holding
+    holding = [late[0], late[-1], *FUSED[:5]]
+    assert guarded(holding, [dense, FUSED], keep=1, within=3, fetch=fetch) == holding
+
+
+def test_payloads_are_fetched_only_for_hits_brought_in() -> None:
+    FETCHED.clear()
+    assert guarded(FUSED, [ranking("c"), ranking("a")], keep=1, within=5, fetch=fetch) == FUSED
+    assert FETCHED == []
+    kept = guarded(FUSED, [ranking("gone"), ranking("a")], keep=1, within=5, fetch=fetch)
+    assert kept == FUSED  # deleted since the search: nothing to keep
+    assert FETCHED == [["gone"]]
 
 
 def test_more_hits_to_keep_than_places_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot keep 3 hits of 2 rankings in 5 places"):
-        guarded(FUSED, [FUSED, FUSED], keep=3, within=5)
+        guarded(FUSED, [FUSED, FUSED], keep=3, within=5, fetch=fetch)
 
 
 # Through a store: "lone" is dense's first (its vector is the question's) and has none of

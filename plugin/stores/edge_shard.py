@@ -133,6 +133,11 @@ class LocalShard:
         records = self._shard.retrieve(list(ids), with_payload=payload, with_vector=with_vectors)
         return [point_from_record(r) for r in records]
 
+    def _payloads(
+        self, ids: Sequence[str], fields: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        return {p.id: p.payload for p in self.retrieve(ids, fields=fields)}
+
     def scroll_page(
         self,
         match: Match | None,
@@ -189,11 +194,11 @@ class LocalShard:
                 with_payload=payload,
             )
             if fusion.guard > 0:
-                # Each ranking asked in the same batch (its first hits and their company, see
-                # `guarded`): one call to the engine.
+                # Each ranking asked in the same batch, IDs alone (its first hits and their
+                # company, see `guarded`): one call to the engine, unless the guard acts.
                 tops = [
                     edge.QueryRequest(
-                        limit=limit, query=q, filter=flt, with_payload=payload, params=params
+                        limit=limit, query=q, filter=flt, with_payload=False, params=params
                     )
                     for q in queries
                 ]
@@ -201,7 +206,13 @@ class LocalShard:
                     _scored(hits)
                     for hits in self._shard.query_batch(edge.QueryBatchRequest([request, *tops]))
                 )
-                return guarded(fused, rankings, keep=fusion.guard, within=fusion.within)
+                return guarded(
+                    fused,
+                    rankings,
+                    keep=fusion.guard,
+                    within=fusion.within,
+                    fetch=lambda ids: self._payloads(ids, fields),
+                )
         return _scored(self._shard.query(request))
 
     def search_around(

@@ -297,7 +297,8 @@ class QdrantClientStore:
         rescored: models.SearchParams | None,
         request: dict[str, Any],
     ) -> list[ScoredPoint]:
-        """The fused search and each ranking's first hits in one batch, then the guard."""
+        """The fused search and each ranking (IDs alone) in one batch, then the guard; the
+        payloads of the hits it brings in, in another request when it does."""
         fused = models.QueryRequest(filter=flt, limit=limit, with_payload=payload, **request)
         tops = [
             models.QueryRequest(
@@ -305,14 +306,19 @@ class QdrantClientStore:
                 using=u,
                 filter=flt,
                 limit=limit,
-                with_payload=payload,
+                with_payload=False,
                 params=rescored,
             )
             for q, u in queries
         ]
         responses = self._call(self._client.query_batch_points, self.collection, [fused, *tops])
         first, *rankings = (_scored(r.points) for r in responses)
-        return guarded(first, rankings, keep=fusion.guard, within=fusion.within)
+        fields = payload if isinstance(payload, list) else None
+
+        def fetch(ids: list[str]) -> dict[str, dict[str, Any]]:
+            return {p.id: p.payload for p in self.retrieve(ids, fields=fields)}
+
+        return guarded(first, rankings, keep=fusion.guard, within=fusion.within, fetch=fetch)
 
     def has_keyword_vectors(self) -> bool:
         if not self._call(self._client.collection_exists, self.collection):
