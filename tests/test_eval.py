@@ -41,7 +41,7 @@ def test_json_scores_every_mode(synced: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0, err
     result = json.loads(out)  # exactly one JSON document on stdout
     assert result["collection"] == "docsync" and result["questions"] == 3
-    assert result["model"] and result["fusion"] == "dbsf"  # the default fusion
+    assert result["model"] and result["fusion"] == "dbsf guard=1"  # the default fusion
     for mode in SEARCH_MODES:
         scores = result[mode]
         assert scores.keys() == SCORES and scores["questions"] == 3
