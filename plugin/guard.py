@@ -11,8 +11,10 @@ may grow into) come right after those places (`company`): in the ranker's own se
 merge into its first passage, and may hold the answer. A list that already holds them all
 is returned as it was.
 
-The rankings need no payloads (their IDs and order are enough): the payloads of the few hits
-the guard brings in are fetched (`Fetch`), and only when it brings some.
+Points written before they named their neighbours have no company until the next sync adds
+the names (without re-embedding). The rankings need no payloads (their IDs and order are
+enough): the payloads of the few hits the guard brings in are fetched (`Fetch`), and only
+when it brings some.
 """
 
 from __future__ import annotations
