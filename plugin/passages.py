@@ -3,11 +3,12 @@
 Chunks are small so that a question's vector meets a passage about one thing; an answer
 often needs the sentences around it. A matched chunk is grown with its neighbours in the
 same file and section (same heading path) while the passage stays within a token budget:
-the rest of the section after the match first (what a matched question, term or heading
-goes on to say), then the chunks before it. Passages that overlap or touch are merged into one,
-which keeps the better score and the chunk it matched (`match_start`, `match_end`). A chunk
-that carries almost no words (a table border, a lone directive) is never a hit on its own,
-and hits can be limited per file.
+the next one and the one before in turn, except that where the rest of the section after
+the match fits, it comes first (what a matched question, term or heading goes on to say:
+the passage finishes its section), then the chunks before it (`walk`). Passages that
+overlap or touch are merged into one, which keeps the better score and the chunk it matched
+(`match_start`, `match_end`). A chunk that carries almost no words (a table border, a lone
+directive) is never a hit on its own, and hits can be limited per file.
 
 A point names the chunks it may grow into and their tokens (`schema.NEXT`, `schema.PREVIOUS`,
 `schema.TOKENS`), so each hit's growth is decided from its own payload, and the chunks every
@@ -198,20 +199,49 @@ def _plan(passage: Passage, budget: int) -> bool:
 def named(payload: Mapping[str, Any], budget: int) -> list[tuple[int, str]] | None:
     """The chunks a point's payload names (`schema.NEXT`, `schema.PREVIOUS`) that its passage
     grows into within `budget` tokens, as `_grow` would choose them: (offset from the point,
-    ID), the rest of its section after it first (the chunks after the match, nearest first,
-    while they fit: a FAQ entry's answer, a definition's explanation), then the ones before
-    it with what the budget has left. None where it names none."""
+    ID), in the order `walk` takes them. None where it names none."""
     tokens, after, before = (payload.get(k) for k in (schema.TOKENS, schema.NEXT, schema.PREVIOUS))
     if not isinstance(tokens, int) or not isinstance(after, list) or not isinstance(before, list):
         return None
-    chosen: list[tuple[int, str]] = []
-    # The chunks each way, nearest first, in the same section: after the match first.
-    for direction, side in ((1, after), (-1, before)):
-        for distance, (pid, cost) in enumerate(side[:REACH], start=1):
-            if tokens + int(cost) > budget:
+    sides = {1: [(str(pid), int(cost)) for pid, cost in after[:REACH]]}
+    sides[-1] = [(str(pid), int(cost)) for pid, cost in before[:REACH]]
+    return [
+        (offset, sides[1 if offset > 0 else -1][abs(offset) - 1][0])
+        for offset in walk(tokens, [c for _, c in sides[1]], [c for _, c in sides[-1]], budget)
+    ]
+
+
+def walk(tokens: int, after: Sequence[int], before: Sequence[int], budget: int) -> list[int]:
+    """The offsets a passage of `tokens` grows into within `budget`, given the tokens of the
+    chunks after and before it in its section (nearest first, at most `REACH`): when the
+    section ends within reach after the match (fewer than `REACH` after it) and all of that
+    fits, the rest of the section first (a FAQ entry's answer, a definition's explanation),
+    then the chunks before it; else the next one and the one before in turn, each side while
+    its next chunk fits. `named` and `_grow` both walk this way."""
+    chosen: list[int] = []
+    if len(after) < REACH and tokens + sum(after) <= budget:
+        chosen = list(range(1, len(after) + 1))
+        tokens += sum(after)
+        for distance, cost in enumerate(before, start=1):
+            if tokens + cost > budget:
                 break
-            chosen.append((direction * distance, str(pid)))
-            tokens += int(cost)
+            chosen.append(-distance)
+            tokens += cost
+        return chosen
+    sides = {1: after, -1: before}
+    growing = {1: True, -1: True}
+    for distance in range(1, REACH + 1):
+        for direction in (1, -1):
+            side = sides[direction]
+            if (
+                not growing[direction]
+                or distance > len(side)
+                or tokens + side[distance - 1] > budget
+            ):
+                growing[direction] = False
+                continue
+            chosen.append(direction * distance)
+            tokens += side[distance - 1]
     return chosen
 
 
@@ -230,18 +260,16 @@ def _grow(passage: Passage, budget: int, neighbours: Neighbours, count: CountTok
         int(p.get(schema.CHUNK_INDEX, -1)): p
         for p in neighbours(passage.root, passage.path, wanted)
     }
-    tokens = _tokens(passage.match, count)
-    for direction in (1, -1):  # the rest of the section after the match first (see `named`)
+    sides: dict[int, list[dict[str, Any]]] = {1: [], -1: []}
+    for direction, side in sides.items():  # the chunks each way in the section, nearest first
         for distance in range(1, REACH + 1):
-            at = index + direction * distance
-            chunk = around.get(at)
+            chunk = around.get(index + direction * distance)
             if chunk is None or chunk.get(schema.SECTION, "") != passage.section:
                 break
-            cost = _tokens(chunk, count)
-            if tokens + cost > budget:
-                break
-            passage.chunks[at] = chunk
-            tokens += cost
+            side.append(chunk)
+    costs = {d: [_tokens(c, count) for c in side] for d, side in sides.items()}
+    for offset in walk(_tokens(passage.match, count), costs[1], costs[-1], budget):
+        passage.chunks[index + offset] = sides[1 if offset > 0 else -1][abs(offset) - 1]
 
 
 def _tokens(chunk: dict[str, Any], count: CountTokens) -> int:

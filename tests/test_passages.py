@@ -54,9 +54,11 @@ def grow(points: list[ScoredPoint], budget: int, **options: Any) -> list[Any]:
     )
 
 
-def test_a_hit_grows_with_the_rest_of_its_section_first_within_the_budget() -> None:
+def test_a_hit_grows_with_the_rest_of_its_section_first_where_it_fits() -> None:
     (one,) = grow([hit(FILE[3], 0.9)], budget=8 * 3)  # room for three chunks of 8 words
-    assert sorted(one.chunks) == [3, 4, 5]  # what follows the match, before what precedes
+    assert sorted(one.chunks) == [3, 4, 5]  # the section's rest, before what precedes
+    (long,) = grow([hit(FILE[1], 0.9)], budget=8 * 3)  # its rest (2 to 5) does not fit
+    assert sorted(long.chunks) == [0, 1, 2]  # the next one and the one before in turn
     assert one.match is FILE[3]
     (edge,) = grow([hit(FILE[5], 0.9)], budget=8 * 3)
     assert sorted(edge.chunks) == [3, 4, 5]  # chunk 6 is another section: the rest goes back
