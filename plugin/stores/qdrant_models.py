@@ -91,8 +91,9 @@ def dense_and_keyword(
 def fusion_query(fusion: Fusion) -> models.Query:
     if fusion.method == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
-    weights = list(fusion.weights) if fusion.weights is not None else None
-    return models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=weights))
+    if fusion.weights is None:  # a server older than weighted RRF takes this one
+        return models.RrfQuery(rrf=models.Rrf(k=fusion.k))
+    return models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=list(fusion.weights)))
 
 
 def sparse(vector: SparseVector) -> models.SparseVector:
