@@ -82,9 +82,10 @@ class _Unit:
     heading: bool = False
 
 
-def find_title(text: str, fallback: str) -> str:
-    """The first heading's text, or `fallback` (the file name) when there is none."""
-    for block in _blocks(text):
+def find_title(text: str, fallback: str, headings: Sequence[int] | None = None) -> str:
+    """The first heading's text, or `fallback` (the file name) when there is none.
+    `headings`: as for `chunk_text`."""
+    for block in _blocks(text, headings):
         if block.heading:
             title = _heading_text(text[block.start : block.end])
             if title:
@@ -110,17 +111,21 @@ def chunk_text(
     spans: Sequence[tuple[int, int]] | None = None,
     breaks: Sequence[int] = (),
     body_start: int = 0,
+    headings: Sequence[int] | None = None,
 ) -> list[Chunk]:
     """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring).
     `spans`: the text's token spans, when the caller already has them (`token_spans` of
     `tokenizer`, computed together with other texts' in one call). `breaks`: ascending
     offsets where a page starts; no paragraph may span one. `body_start`: text before it
-    (front matter) is not chunked; the first chunk's gap then holds it."""
+    (front matter) is not chunked; the first chunk's gap then holds it. `headings`: where
+    the only heading lines start (a PDF's, each a Markdown `#` line its reader wrote); any
+    other line is text, even one that looks like a heading (a `# comment` in a listing)."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
     counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
-    blocks = list(_after(text, _blocks(text), body_start)) if body_start else list(_blocks(text))
+    found = _blocks(text, headings)
+    blocks = list(_after(text, found, body_start)) if body_start else list(found)
     if breaks:
         blocks = list(_split_at_breaks(text, blocks, breaks))
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
@@ -227,9 +232,11 @@ class _Lines:
         return self[index] if index < len(self.starts) else ""
 
 
-def _blocks(text: str) -> Iterator[_Unit]:
-    """Paragraphs and headings, in order, trimmed of surrounding whitespace."""
+def _blocks(text: str, headings: Sequence[int] | None = None) -> Iterator[_Unit]:
+    """Paragraphs and headings, in order, trimmed of surrounding whitespace. `headings`:
+    the offsets of the only lines that are headings (no fences either), or None."""
     lines = _Lines(text)
+    explicit = None if headings is None else frozenset(headings)
     para_start: int | None = None
     in_fence = False
     i = 0
@@ -239,14 +246,17 @@ def _blocks(text: str) -> Iterator[_Unit]:
         unit = None if first is None else _trim(text, lines.starts[first], lines.ends[last])
         if first is None or unit is None:
             return None
-        label = all(_LABEL.match(lines[j]) for j in range(first, last + 1))
+        label = explicit is None and all(_LABEL.match(lines[j]) for j in range(first, last + 1))
         return _Unit(unit.start, unit.end, heading=label)
 
     while i < len(lines):
         line = lines[i]
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        height = 0 if in_fence else _heading_height(lines, i, para_start is None)
+        if explicit is not None:
+            height = 1 if lines.starts[i] in explicit and _ATX.match(line) else 0
+        else:
+            if _FENCE.match(line):
+                in_fence = not in_fence
+            height = 0 if in_fence else _heading_height(lines, i, para_start is None)
         if height:
             if (block := paragraph(para_start, i - 1)) is not None:
                 yield block

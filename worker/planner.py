@@ -124,6 +124,7 @@ class Planner:
             spans=spans,
             breaks=document.content.pages,
             body_start=document.content.body_start,
+            headings=document.content.headings,
         )
         version = FileVersion(
             root,
@@ -150,7 +151,8 @@ class Planner:
 
     def _title(self, document: Document) -> str:
         stem = PurePosixPath(document.source.path).stem
-        title = document.content.title or find_title(document.text, fallback=stem)
+        headings = document.content.headings
+        title = document.content.title or find_title(document.text, stem, headings)
         return clip_title(title, self.encoder)
 
     def _budget(self, title: str) -> int:

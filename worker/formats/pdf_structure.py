@@ -1,0 +1,282 @@
+"""A PDF's structure, found in its lines (worker/formats/pdf_lines.py): running headers and
+footers to drop, headings to mark, words hyphenated across line ends to join.
+
+* Running headers and footers: a line among the first or last two of a page (in text order
+  or by position) whose letters, without its numbers (digits and roman numerals), are those
+  of such a line on at least RUNNING_SHARE of the pages: `Release Notes for dblatex 5 / 32`,
+  a bare page number. A document of under MIN_PAGES pages keeps every line.
+* Headings: from the outline where the document has one, each bookmark matched to the line
+  that prints its title on the page it points at (at or below where it points); a bookmark
+  whose title is not printed there becomes a heading line of its own. Without an outline,
+  short lines in a font larger than the body's (the size most of the text is set in), each
+  larger size a level higher, and bold numbered lines (`4.2 Tables`) at the body's size.
+* Hyphens: `exam-` at a line end followed by `ple` is joined as `example`, unless the
+  document spells the word with its hyphen elsewhere (`command-line`) and never without.
+
+Everything is decided from the document's own lines: the same bytes give the same text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from docsync.worker.formats.pdf_lines import Bookmark, Line
+
+RUNNING_SHARE = 0.4
+MIN_PAGES = 3
+ROW_UNITS = 4  # PDF units (1/72 in)
+_EDGE_LINES = 2  # lines at the top and the bottom of a page that may be running
+_ROMAN = re.compile(r"^[ivxlcdm]+$")
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+_WORD = re.compile(r"\w+")
+MAX_LEVEL = 6
+# Font-size headings: at least this much larger than the body, and lines this short.
+SIZE_RATIO = 1.15
+HEADING_CHARS = 90
+_FONT_LEVELS = 4  # distinct heading sizes kept; smaller ones are text
+_NUMBERED = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)+)\.?\s+\w")
+_PAGE_REFERENCE = re.compile(r"(\s|\.)\d+$")  # a contents entry: `4 Example 5`
+_HYPHENATED = re.compile(r"(\w*[a-z])-$")
+_CONTINUED = re.compile(r"^([a-z]+)")
+_TOP, _BOTTOM = "top", "bottom"
+
+
+def running_key(text: str) -> str:
+    """A line's letters without its numbers, lower case: what repeats on a running line."""
+    words = [w for w in text.casefold().split() if not _ROMAN.match(w.strip(".,:;()/"))]
+    return _NOT_LETTER.sub("", " ".join(words))
+
+
+def _edges(lines: Sequence[Line], height: float) -> dict[int, str]:
+    """Indexes of the lines that may be a running header (`top`) or footer (`bottom`)."""
+    if not lines:
+        return {}
+    near = {
+        *range(min(_EDGE_LINES, len(lines))),
+        *range(max(0, len(lines) - _EDGE_LINES), len(lines)),
+    }
+    if any(line.top for line in lines):
+        near.add(max(range(len(lines)), key=lambda i: lines[i].top))
+        near.add(min(range(len(lines)), key=lambda i: lines[i].top))
+    middle = height / 2
+    return {
+        i: (_TOP if (lines[i].top > middle if height else i < len(lines) / 2) else _BOTTOM)
+        for i in sorted(near)
+    }
+
+
+def drop_running(pages: list[list[Line]], heights: Sequence[float]) -> None:
+    """Remove running headers, footers and page numbers from `pages`, in place."""
+    if len(pages) < MIN_PAGES:
+        return
+    edges = [_edges(lines, height) for lines, height in zip(pages, heights, strict=True)]
+    seen: Counter[tuple[str, str, int]] = Counter()
+    for lines, near in zip(pages, edges, strict=True):
+        seen.update(
+            {(zone, running_key(lines[i].text), _row(lines[i])) for i, zone in near.items()}
+        )
+    needed = max(MIN_PAGES, RUNNING_SHARE * sum(1 for lines in pages if lines))
+    for p, (lines, near) in enumerate(zip(pages, edges, strict=True)):
+        drop = {
+            i
+            for i, zone in near.items()
+            if seen[zone, key := running_key(lines[i].text), _row(lines[i])] >= needed
+            and (len(key) >= 3 or (not key and _is_number(lines[i].text)))
+        }
+        if drop:
+            pages[p] = [line for i, line in enumerate(lines) if i not in drop]
+
+
+def _row(line: Line) -> int:
+    """Where a line stands, to ROW_UNITS: a running line stands at the same place on every
+    page (a title page's title that repeats the running header's words does not)."""
+    return int(line.top // ROW_UNITS)
+
+
+def _is_number(text: str) -> bool:
+    words = text.casefold().replace("/", " ").split()
+    return bool(words) and all(w.isdigit() or _ROMAN.match(w) or w in ("page", "of") for w in words)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def mark_outline(pages: list[list[Line]], bookmarks: Sequence[Bookmark]) -> None:
+    """Mark the line of each bookmark's title as a heading of its level (a line of its own
+    where the page does not print it)."""
+    by_page: dict[int, list[Bookmark]] = {}
+    for mark in bookmarks:
+        by_page.setdefault(mark.page, []).append(mark)
+    for index, marks in by_page.items():
+        lines = pages[index]
+        cursor = 0
+        for mark in sorted(marks, key=lambda m: -(m.top if m.top is not None else 1e9)):
+            level = min(mark.level, MAX_LEVEL)
+            found = _find_title(lines, mark, cursor)
+            if found is None:
+                at = _below(lines, mark.top, cursor)
+                lines.insert(at, Line(mark.title, top=mark.top or 0.0, heading=level))
+                cursor = at + 1
+                continue
+            first, last = found
+            lines[first] = Line(
+                " ".join(lines[i].text.strip() for i in range(first, last + 1)),
+                top=lines[first].top,
+                heading=level,
+            )
+            del lines[first + 1 : last + 1]
+            cursor = first + 1
+
+
+def _below(lines: Sequence[Line], top: float | None, cursor: int) -> int:
+    """The first line at or after `cursor` that stands at or below `top`."""
+    if top is None:
+        return cursor
+    for i in range(cursor, len(lines)):
+        if not lines[i].top or lines[i].top <= top + 1:
+            return i
+    return len(lines)
+
+
+def _find_title(lines: Sequence[Line], mark: Bookmark, cursor: int) -> tuple[int, int] | None:
+    """The lines (first, last) that print the bookmark's title: its words end them, after at
+    most a section number's words."""
+    title = _words(mark.title)
+    if not title:
+        return None
+    start = _below(lines, mark.top, cursor)
+    for first in range(start, len(lines)):
+        if lines[first].heading:
+            continue
+        words: list[str] = []
+        for last in range(first, min(first + 3, len(lines))):
+            words += _words(lines[last].text)
+            if len(words) > len(title) + 3:
+                break
+            if words[len(words) - len(title) :] == title and _prefix_is_number(words, title):
+                return first, last
+    return None
+
+
+def _prefix_is_number(words: Sequence[str], title: Sequence[str]) -> bool:
+    prefix = words[: len(words) - len(title)]
+    return all(w.isdigit() or len(w) <= 2 or w in ("chapter", "part", "appendix") for w in prefix)
+
+
+def mark_by_font(pages: list[list[Line]]) -> None:
+    """Without an outline: mark lines set larger than the body text (and bold numbered
+    lines at its size) as headings, larger sizes at higher levels."""
+    sizes: Counter[float] = Counter()
+    for lines in pages:
+        for line in lines:
+            if line.size and not line.mono:
+                sizes[line.size] += len(line.text)
+    if not sizes:
+        return
+    body = sizes.most_common(1)[0][0]
+    candidates = [line for lines in pages for line in lines if _looks_like_heading(line, body)]
+    larger = sorted(
+        {line.size for line in candidates if line.size >= body * SIZE_RATIO}, reverse=True
+    )
+    levels = {size: i + 1 for i, size in enumerate(larger[:_FONT_LEVELS])}
+    numbered_level = len(levels) + 1
+    for lines in pages:
+        for line in lines:
+            if not _looks_like_heading(line, body):
+                continue
+            if line.size in levels:
+                line.heading = levels[line.size]
+            elif _numbered(line, body):
+                line.heading = min(numbered_level, MAX_LEVEL)
+        _merge_headings(lines, levels)
+    _drop_unfollowed(pages)
+
+
+def _drop_unfollowed(pages: list[list[Line]]) -> None:
+    """A heading is followed by text or by a heading under it: a title page's author and
+    date lines, set large one after the other, are text."""
+    under = MAX_LEVEL + 1  # the level found for the line after this one (7: text)
+    for lines in reversed(pages):
+        for line in reversed(lines):
+            level = line.heading
+            if level and under <= level:
+                line.heading = 0
+            under = level or MAX_LEVEL + 1
+
+
+def _numbered(line: Line, body: float) -> bool:
+    text = line.text.strip()
+    return (
+        line.bold
+        and abs(line.size - body) < 0.5
+        and bool(_NUMBERED.match(text))
+        and not _PAGE_REFERENCE.search(text)
+    )
+
+
+def _looks_like_heading(line: Line, body: float) -> bool:
+    text = line.text.strip()
+    letters = sum(c.isalpha() for c in text)
+    return (
+        not line.mono
+        and line.size >= body - 0.5
+        and len(text) <= HEADING_CHARS
+        and letters >= 2
+        and letters * 2 >= len(text.replace(" ", ""))
+    )
+
+
+def _merge_headings(lines: list[Line], levels: dict[float, int]) -> None:
+    """A heading set large on two lines (same size, one under the other) is one."""
+    i = 0
+    while i + 1 < len(lines):
+        a, b = lines[i], lines[i + 1]
+        close = 0 < a.top - b.top <= a.size * 1.6
+        if a.heading and a.size in levels and a.heading == b.heading and a.size == b.size and close:
+            a.text = a.text.rstrip() + " " + b.text.strip()
+            del lines[i + 1]
+        else:
+            i += 1
+
+
+def join_hyphens(pages: list[list[Line]]) -> None:
+    """Join words hyphenated across line ends, in place (see the module docstring)."""
+    vocabulary: set[str] = set()
+    for lines in pages:
+        for line in lines:
+            vocabulary.update(_WORD.findall(line.text.casefold()))
+            vocabulary.update(re.findall(r"\w+-\w+", line.text.casefold()))
+    for lines in pages:
+        i = 0
+        while i + 1 < len(lines):
+            a, b = lines[i], lines[i + 1]
+            head = _HYPHENATED.search(a.text) if not (a.heading or b.heading) else None
+            tail = _CONTINUED.match(b.text) if head else None
+            if head is None or tail is None:
+                i += 1
+                continue
+            left, right = head.group(1).casefold(), tail.group(1)
+            whole, kept = left + right, f"{left}-{right}"
+            keep_hyphen = kept in vocabulary and whole not in vocabulary
+            a.text = (a.text if keep_hyphen else a.text[:-1]) + b.text.strip()
+            del lines[i + 1]
+
+
+def page_text(lines: Sequence[Line]) -> tuple[str, list[int]]:
+    """The page's text, headings as Markdown headings, and the offsets of its heading lines."""
+    parts: list[str] = []
+    headings: list[int] = []
+    offset = 0
+    for line in lines:
+        text = line.text.strip() if line.heading else line.text
+        if line.heading:
+            text = "#" * line.heading + " " + " ".join(text.split())
+            headings.append(offset)
+        parts.append(text)
+        offset += len(text) + 1
+    joined = "\n".join(parts)
+    lead = len(joined) - len(joined.lstrip())
+    return joined.strip(), [at - lead for at in headings]
