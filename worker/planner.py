@@ -136,6 +136,7 @@ class Planner:
             document.stat_key,
             format=document.content.format,
             pages=document.content.pages,
+            labels=document.content.labels,
             tags=document.content.tags,
             meta=document.content.meta,
             tokens=self.encoder.count_tokens_many([c.text for c in chunks]),

@@ -10,7 +10,7 @@ from docsync.plugin.profile import CHUNKER_VERSION
 from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 5
+PAYLOAD_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -36,5 +36,7 @@ class SyncOptions:
         # metadata (and pages), `payload=5` each chunk's tokens and the neighbours a passage
         # grows into (`next`, `previous`): points written before gain them without
         # re-embedding (their embedded text is the same, unless front matter gives the file a
-        # new title).
+        # new title). `payload=6`: a PDF's structure (headings, no running headers and
+        # footers, joined hyphens) and page labels: a PDF is read again and only its chunks
+        # whose text changed are embedded; other formats' points are rewritten as they were.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
