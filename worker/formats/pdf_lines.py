@@ -36,8 +36,9 @@ _MAX_OUTLINE_DEPTH = 6
 
 @dataclass
 class Line:
-    """One line of a page's text, and where it stands: `top` in PDF units from the page's
-    bottom, `size` the font size in points (0 where unknown)."""
+    """One line of a page's text, and where it stands: `top`, its baseline in PDF units from
+    the page's bottom (the same for every glyph of the line, unlike their boxes); `size`
+    the font size in points (0 where unknown)."""
 
     text: str
     top: float = 0.0
@@ -90,7 +91,9 @@ def _line(textpage: pdfium.PdfTextPage, raw: str, start: int, end: int, located:
     middle = (first + end) // 2
     at = next((i for i in range(middle, end) if raw[i].isalnum()), first)
     left, _, _, _ = textpage.get_charbox(first)
-    _, _, _, top = textpage.get_charbox(at)
+    x, y = ctypes.c_double(), ctypes.c_double()
+    pdfium_c.FPDFText_GetCharOrigin(textpage, at, x, y)
+    top = y.value
     size = float(pdfium_c.FPDFText_GetFontSize(textpage, at))
     weight = int(pdfium_c.FPDFText_GetFontWeight(textpage, at))
     name = _font_name(textpage, at)

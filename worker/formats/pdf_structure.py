@@ -4,7 +4,10 @@ footers to drop, headings to mark, words hyphenated across line ends to join.
 * Running headers and footers: a line among the first or last two of a page (in text order
   or by position) whose letters, without its numbers (digits and roman numerals), are those
   of such a line on at least RUNNING_SHARE of the pages: `Release Notes for dblatex 5 / 32`,
-  a bare page number. A document of under MIN_PAGES pages keeps every line.
+  a bare page number; or one that begins or ends with the page's number, where this holds on
+  at least NUMBERED_SHARE of the pages (`Chapter 8: Base modules 96` on the page after 95),
+  or on MIN_PAGES pages for a bare page number (the foot of each chapter's first page).
+  A document of under MIN_PAGES pages keeps every line.
 * Headings: from the outline where the document has one, each bookmark matched to the line
   that prints its title on the page it points at (at or below where it points); a bookmark
   whose title is not printed there becomes a heading line of its own. Without an outline,
@@ -25,6 +28,9 @@ from collections.abc import Sequence
 from docsync.worker.formats.pdf_lines import Bookmark, Line
 
 RUNNING_SHARE = 0.4
+# A line that ends (or begins) with its page's number, at the same place on this share of the
+# pages, is running whatever its words (they change with each chapter).
+NUMBERED_SHARE = 0.2
 MIN_PAGES = 3
 ROW_UNITS = 4  # PDF units (1/72 in)
 _EDGE_LINES = 2  # lines at the top and the bottom of a page that may be running
@@ -34,6 +40,7 @@ _WORD = re.compile(r"\w+")
 MAX_LEVEL = 6
 # Font-size headings: at least this much larger than the body, and lines this short.
 SIZE_RATIO = 1.15
+BOLD_RATIO = 1.05
 HEADING_CHARS = 90
 _FONT_LEVELS = 4  # distinct heading sizes kept; smaller ones are text
 _NUMBERED = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)+)\.?\s+\w")
@@ -72,21 +79,38 @@ def drop_running(pages: list[list[Line]], heights: Sequence[float]) -> None:
     if len(pages) < MIN_PAGES:
         return
     edges = [_edges(lines, height) for lines, height in zip(pages, heights, strict=True)]
-    seen: Counter[tuple[str, str, int]] = Counter()
-    for lines, near in zip(pages, edges, strict=True):
-        seen.update(
-            {(zone, running_key(lines[i].text), _row(lines[i])) for i, zone in near.items()}
-        )
-    needed = max(MIN_PAGES, RUNNING_SHARE * sum(1 for lines in pages if lines))
+    seen: Counter[tuple[str, str | int, int]] = Counter()
     for p, (lines, near) in enumerate(zip(pages, edges, strict=True)):
-        drop = {
-            i
-            for i, zone in near.items()
-            if seen[zone, key := running_key(lines[i].text), _row(lines[i])] >= needed
-            and (len(key) >= 3 or (not key and _is_number(lines[i].text)))
-        }
+        seen.update({key for i, zone in near.items() for key in _keys(lines[i], zone, p)})
+    filled = sum(1 for lines in pages if lines)
+    needed = max(MIN_PAGES, RUNNING_SHARE * filled)
+    counted = max(MIN_PAGES, NUMBERED_SHARE * filled)
+    for p, (lines, near) in enumerate(zip(pages, edges, strict=True)):
+        drop = set()
+        for i, zone in near.items():
+            text, number = _keys(lines[i], zone, p)
+            words = text[1]
+            repeated = seen[text] >= needed and (
+                len(words) >= 3 or (not words and _is_number(lines[i].text))
+            )
+            alone = not words and _is_number(lines[i].text)  # a bare page number
+            tracked = seen[number] >= (MIN_PAGES if alone else counted)
+            if repeated or (number[1] != "" and tracked):
+                drop.add(i)
         if drop:
             pages[p] = [line for i, line in enumerate(lines) if i not in drop]
+
+
+def _keys(line: Line, zone: str, page: int) -> tuple[tuple[str, str | int, int], ...]:
+    """What a running line shares with the others: its words without numbers, and (where it
+    begins or ends with a page number) that number less the page's index, which a
+    chapter's running head (`Chapter 8: Base modules 96`) keeps from page to page."""
+    row = _row(line)
+    words = line.text.split()
+    ends = [w.strip(".,:;()[]|") for w in (words[0], words[-1])] if words else []
+    number = next((int(w) for w in ends if w.isdigit() and len(w) <= 5), None)
+    offset: str | int = "" if number is None else number - page
+    return (zone, running_key(line.text), row), (zone + "#", offset, row)
 
 
 def _row(line: Line) -> int:
@@ -178,16 +202,14 @@ def mark_by_font(pages: list[list[Line]]) -> None:
         return
     body = sizes.most_common(1)[0][0]
     candidates = [line for lines in pages for line in lines if _looks_like_heading(line, body)]
-    larger = sorted(
-        {line.size for line in candidates if line.size >= body * SIZE_RATIO}, reverse=True
-    )
+    larger = sorted({line.size for line in candidates if _larger(line, body)}, reverse=True)
     levels = {size: i + 1 for i, size in enumerate(larger[:_FONT_LEVELS])}
     numbered_level = len(levels) + 1
     for lines in pages:
         for line in lines:
             if not _looks_like_heading(line, body):
                 continue
-            if line.size in levels:
+            if line.size in levels and _larger(line, body):
                 line.heading = levels[line.size]
             elif _numbered(line, body):
                 line.heading = min(numbered_level, MAX_LEVEL)
@@ -205,6 +227,11 @@ def _drop_unfollowed(pages: list[list[Line]]) -> None:
             if level and under <= level:
                 line.heading = 0
             under = level or MAX_LEVEL + 1
+
+
+def _larger(line: Line, body: float) -> bool:
+    """Set larger than the body: by SIZE_RATIO, or by BOLD_RATIO in bold."""
+    return line.size >= body * (BOLD_RATIO if line.bold else SIZE_RATIO)
 
 
 def _numbered(line: Line, body: float) -> bool:
