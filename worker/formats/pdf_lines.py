@@ -19,8 +19,6 @@ import pypdfium2.raw as pdfium_c
 
 # PDFium ends lines with `\r\n`; some producers' text has bare `\n` or `\r`.
 _BREAK = re.compile(r"\r\n?|\n")
-# PDFium marks a hyphen that splits a word at a line end as U+FFFE: the word is joined again.
-_SPLIT_WORD = re.compile("\ufffe\n?")
 # Control characters PDFium puts in text (\x02 for a hyphen at a line end, \x00 padding, C1
 # codes for glyphs it could not map, such as some bullets).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -69,7 +67,7 @@ def page_lines(page: pdfium.PdfPage) -> list[Line]:
             end = len(raw) if brk is None else brk.start()
             line = _line(textpage, raw, start, end, located)
             if lines and lines[-1].text.endswith("\ufffe"):
-                lines[-1].text = lines[-1].text[:-1] + line.text  # a word split at the line end
+                lines[-1].text += line.text  # a word split at the line end: joined later
             else:
                 lines.append(line)
             if brk is None:
@@ -78,7 +76,7 @@ def page_lines(page: pdfium.PdfPage) -> list[Line]:
     finally:
         textpage.close()
     for line in lines:
-        line.text = _CONTROLS.sub("", _SPLIT_WORD.sub("", line.text)).rstrip()
+        line.text = _CONTROLS.sub("", line.text).rstrip()
     return [line for line in lines if line.text.strip()]
 
 

@@ -13,8 +13,10 @@ footers to drop, headings to mark, words hyphenated across line ends to join.
   whose title is not printed there becomes a heading line of its own. Without an outline,
   short lines in a font larger than the body's (the size most of the text is set in), each
   larger size a level higher, and bold numbered lines (`4.2 Tables`) at the body's size.
-* Hyphens: `exam-` at a line end followed by `ple` is joined as `example`, unless the
-  document spells the word with its hyphen elsewhere (`command-line`) and never without.
+* Hyphens: a word split at a line end (`exam-` then `ple`: PDFium marks most such hyphens,
+  a plain `-` between lower-case letters is taken as one too) is joined as `example`,
+  unless the document spells the word with its hyphen elsewhere and never without
+  (`cross-references`, which PDFium marks all the same).
 
 Everything is decided from the document's own lines: the same bytes give the same text.
 """
@@ -45,8 +47,11 @@ HEADING_CHARS = 90
 _FONT_LEVELS = 4  # distinct heading sizes kept; smaller ones are text
 _NUMBERED = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)+)\.?\s+\w")
 _PAGE_REFERENCE = re.compile(r"(\s|\.)\d+$")  # a contents entry: `4 Example 5`
-_HYPHENATED = re.compile(r"(\w*[a-z])-$")
-_CONTINUED = re.compile(r"^([a-z]+)")
+_HYPHENATED = re.compile(r"(?<=[a-z])-$")  # a line that ends in the middle of a word
+_CONTINUED = re.compile(r"^[a-z]")
+_MARK = "\ufffe"  # PDFium's mark of a hyphen it took out of a word split at a line end
+_MARKED = re.compile(r"(\w*)\ufffe\s*(\w*)")
+_COMPOUND = re.compile(r"\w+(?:-\w+)+")
 _TOP, _BOTTOM = "top", "bottom"
 
 
@@ -270,12 +275,14 @@ def _merge_headings(lines: list[Line], levels: dict[float, int]) -> None:
 
 
 def join_hyphens(pages: list[list[Line]]) -> None:
-    """Join words hyphenated across line ends, in place (see the module docstring)."""
+    """Join words hyphenated across line ends, in place (see the module docstring): those
+    PDFium marks (U+FFFE where the hyphen was), and a plain `-` that ends a line between
+    two lower-case word parts."""
     vocabulary: set[str] = set()
     for lines in pages:
         for line in lines:
             vocabulary.update(_WORD.findall(line.text.casefold()))
-            vocabulary.update(re.findall(r"\w+-\w+", line.text.casefold()))
+            vocabulary.update(_COMPOUND.findall(line.text.casefold()))
     for lines in pages:
         i = 0
         while i + 1 < len(lines):
@@ -285,11 +292,19 @@ def join_hyphens(pages: list[list[Line]]) -> None:
             if head is None or tail is None:
                 i += 1
                 continue
-            left, right = head.group(1).casefold(), tail.group(1)
-            whole, kept = left + right, f"{left}-{right}"
-            keep_hyphen = kept in vocabulary and whole not in vocabulary
-            a.text = (a.text if keep_hyphen else a.text[:-1]) + b.text.strip()
+            a.text = a.text[: head.start()] + _MARK + b.text.strip()
             del lines[i + 1]
+        for line in lines:
+            if _MARK in line.text:
+                line.text = _MARKED.sub(lambda m: _rejoin(m, vocabulary), line.text)
+
+
+def _rejoin(match: re.Match[str], vocabulary: set[str]) -> str:
+    """The two parts of a split word joined, with their hyphen where the document spells
+    the word with one elsewhere and never without (`cross-references`)."""
+    left, right = match.group(1), match.group(2)
+    whole, kept = (left + right).casefold(), f"{left}-{right}".casefold()
+    return f"{left}-{right}" if kept in vocabulary and whole not in vocabulary else left + right
 
 
 def page_text(lines: Sequence[Line]) -> tuple[str, list[int]]:
