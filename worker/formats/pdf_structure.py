@@ -94,11 +94,9 @@ def drop_running(pages: list[list[Line]], heights: Sequence[float]) -> None:
         drop = set()
         for i, zone in near.items():
             text, number = _keys(lines[i], zone, p)
-            words = text[1]
-            repeated = seen[text] >= needed and (
-                len(words) >= 3 or (not words and _is_number(lines[i].text))
-            )
+            words = running_key(lines[i].text)
             alone = not words and _is_number(lines[i].text)  # a bare page number
+            repeated = seen[text] >= needed and (len(words) >= 3 or alone)
             tracked = seen[number] >= (MIN_PAGES if alone else counted)
             if repeated or (number[1] != "" and tracked):
                 drop.add(i)
