@@ -207,3 +207,12 @@ def test_a_new_payload_version_reads_pdfs_again_and_embeds_only_changed_text(
     assert again.chunks_embedded == 0 and again.points_upserted == first.points_upserted
     chunker = {p.payload["chunker"] for p in memory_store.scroll({})}
     assert chunker == {sync_options.SyncOptions().chunker}
+
+
+def test_a_pdfs_heading_levels_are_their_depth_not_their_order() -> None:
+    words = " ".join(["word"] * 20)  # each section over TINY_TOKENS
+    text = f"## 1.1 First\n{words}\n# 2 Chapter\n{words}\n## 2.1 Part\n{words}"
+    starts = [m.start() for m in re.finditer("^#", text, re.M)]
+    chunks = chunk_text(text, tokenizer=_Words(), max_tokens=40, headings=starts)
+    sections = list(dict.fromkeys(c.section for c in chunks))
+    assert sections == ["1.1 First", "2 Chapter", "2 Chapter > 2.1 Part"]

@@ -130,7 +130,7 @@ def chunk_text(
         blocks = list(_split_at_breaks(text, blocks, breaks))
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor, breaks)
-    sections = _Sections(text, blocks)
+    sections = _Sections(text, blocks, by_depth=headings is not None)
     ends = [0] + [g[-1].end for g in groups]
     return [
         Chunk(
@@ -149,9 +149,10 @@ def chunk_text(
 class _Sections:
     """The heading path in effect at any offset of a text. A heading's level is its style's
     rank in order of first appearance (reStructuredText's rule; it also orders Markdown's
-    `#`, `##` and setext headings as a document uses them)."""
+    `#`, `##` and setext headings as a document uses them). `by_depth`: the headings are a
+    reader's `#` lines (a PDF's), whose depth is their level."""
 
-    def __init__(self, text: str, blocks: Sequence[_Unit]) -> None:
+    def __init__(self, text: str, blocks: Sequence[_Unit], by_depth: bool = False) -> None:
         self._ends: list[int] = []
         self._paths: list[str] = []
         styles: list[tuple[str, int]] = []
@@ -164,7 +165,7 @@ class _Sections:
             style = _heading_style(source)
             if style not in styles:
                 styles.append(style)
-            level = styles.index(style)
+            level = style[1] if by_depth else styles.index(style)
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, " ".join(title.split())))
