@@ -40,6 +40,7 @@ _ROMAN = re.compile(r"^[ivxlcdm]+$")
 _NOT_LETTER = re.compile(r"[\W\d_]+")
 _WORD = re.compile(r"\w+")
 MAX_LEVEL = 6
+MAX_PAGE_MARKS = 200  # bookmarks matched on one page; more are left out
 # Font-size headings: at least this much larger than the body, and lines this short.
 SIZE_RATIO = 1.15
 BOLD_RATIO = 1.05
@@ -136,7 +137,9 @@ def mark_outline(pages: list[list[Line]], bookmarks: Sequence[Bookmark]) -> None
     where the page does not print it)."""
     by_page: dict[int, list[Bookmark]] = {}
     for mark in bookmarks:
-        by_page.setdefault(mark.page, []).append(mark)
+        marks = by_page.setdefault(mark.page, [])
+        if len(marks) < MAX_PAGE_MARKS:  # a page's lines are searched once a bookmark
+            marks.append(mark)
     for index, marks in by_page.items():
         lines = pages[index]
         cursor = 0
@@ -260,16 +263,24 @@ def _looks_like_heading(line: Line, body: float) -> bool:
 
 
 def _merge_headings(lines: list[Line], levels: dict[float, int]) -> None:
-    """A heading set large on two lines (same size, one under the other) is one."""
-    i = 0
-    while i + 1 < len(lines):
-        a, b = lines[i], lines[i + 1]
-        close = 0 < a.top - b.top <= a.size * 1.6
-        if a.heading and a.size in levels and a.heading == b.heading and a.size == b.size and close:
-            a.text = a.text.rstrip() + " " + b.text.strip()
-            del lines[i + 1]
-        else:
-            i += 1
+    """A heading set large on two lines or more (same size, each under the last) is one."""
+    merged: list[Line] = []
+    below = 0.0  # where the last line merged into the heading before stands
+    for line in lines:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and last.heading
+            and last.size in levels
+            and (last.heading, last.size) == (line.heading, line.size)
+            and 0 < (below or last.top) - line.top <= last.size * 1.6
+        ):
+            last.text = last.text.rstrip() + " " + line.text.strip()
+            below = line.top
+            continue
+        merged.append(line)
+        below = 0.0
+    lines[:] = merged
 
 
 def join_hyphens(pages: list[list[Line]]) -> None:
@@ -282,16 +293,15 @@ def join_hyphens(pages: list[list[Line]]) -> None:
             vocabulary.update(_WORD.findall(line.text.casefold()))
             vocabulary.update(_COMPOUND.findall(line.text.casefold()))
     for lines in pages:
-        i = 0
-        while i + 1 < len(lines):
-            a, b = lines[i], lines[i + 1]
-            head = _HYPHENATED.search(a.text) if not (a.heading or b.heading) else None
-            tail = _CONTINUED.match(b.text) if head else None
-            if head is None or tail is None:
-                i += 1
-                continue
-            a.text = a.text[: head.start()] + _MARK + b.text.strip()
-            del lines[i + 1]
+        joined: list[Line] = []
+        for line in lines:
+            last = joined[-1] if joined else None
+            head = _HYPHENATED.search(last.text) if last and not last.heading else None
+            if last and head and not line.heading and _CONTINUED.match(line.text):
+                last.text = last.text[: head.start()] + _MARK + line.text.strip()
+            else:
+                joined.append(line)
+        lines[:] = joined
         for line in lines:
             if _MARK in line.text:
                 line.text = _MARKED.sub(lambda m: _rejoin(m, vocabulary), line.text)
