@@ -18,10 +18,11 @@ from docsync.plugin.store import Store
 from docsync.worker import sync_options
 from docsync.worker.chunk import chunk_text, find_title
 from docsync.worker.formats import Extracted
+from docsync.worker.formats.isolated import ReaderProcess
 from docsync.worker.formats.pdf import read_pdf
 from docsync.worker.formats.pdf_lines import Line, outline
 from docsync.worker.formats.pdf_structure import join_hyphens
-from tests.conftest import run_sync
+from tests.conftest import HANG, run_sync
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
 
@@ -164,6 +165,15 @@ def test_page_labels_are_kept_where_they_differ() -> None:
     notes = extracted("release-notes.pdf")
     assert notes.labels[:6] == ("i", "ii", "iii", "iv", "1", "2") and notes.labels[8] == "5"
     assert extracted("manual.pdf").labels == ()  # no labels: the numbers are the pages
+
+
+def test_the_reader_process_gives_the_same_structure() -> None:
+    reader = ReaderProcess()
+    try:
+        raw = (DOCUMENTS / "release-notes.pdf").read_bytes()
+        assert reader.extract("pdf", raw, timeout=HANG) == read_pdf(raw)
+    finally:
+        reader.close()
 
 
 def test_hits_cite_the_printed_label_and_chunks_stay_exact(
