@@ -1,14 +1,15 @@
 """PDF: pypdfium2 (PDFium, Chrome's PDF engine; BSD-3/Apache-2.0), the text layer of one
-page at a time, so a document of thousands of pages holds one page's objects at once.
+page at a time, so a document of thousands of pages holds one page's objects at once (and
+every page's lines, a few numbers each beside their text, until its structure is found).
 
 Each page's lines come with their position and font (worker/formats/pdf_lines.py); from
-them the document's structure is found (worker/formats/pdf_structure.py): running headers,
-footers and page numbers dropped, headings from the outline (or, without one, from font
-sizes) written as Markdown headings, hyphenated words joined. Pages are joined by a blank
-line and each page's start is kept (`Extracted.pages`), so a chunk knows the pages it spans;
-the heading lines' offsets are `Extracted.headings`, the only lines the chunker takes as
-headings (a `# comment` printed in the PDF stays text). Printed page labels (`ix`, `12`)
-are kept where they differ from the physical page numbers (`Extracted.labels`).
+them the document's structure is found (worker/formats/pdf_structure.py, pdf_headings.py):
+running headers, footers and page numbers dropped, headings from the outline (or, without
+one, from font sizes) written as Markdown headings, hyphenated words joined. Pages are
+joined by a blank line and each page's start is kept (`Extracted.pages`), so a chunk knows
+the pages it spans; the heading lines' offsets are `Extracted.headings`, the only lines the
+chunker takes as headings (a `# comment` printed in the PDF stays text). Printed page labels
+(`ix`, `12`) are kept where they differ from the physical page numbers (`Extracted.labels`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ from __future__ import annotations
 import pypdfium2 as pdfium
 
 from docsync.worker.formats import PDF, Extracted, Unreadable
+from docsync.worker.formats.pdf_headings import mark_by_font, mark_outline
 from docsync.worker.formats.pdf_lines import Line, outline, page_label, page_lines
-from docsync.worker.formats.pdf_structure import (
-    drop_running,
-    join_hyphens,
-    mark_by_font,
-    mark_outline,
-    page_text,
-)
+from docsync.worker.formats.pdf_structure import drop_running, join_hyphens, page_text
 from docsync.worker.formats.text import has_text, metadata
 
 PAGE_JOIN = "\n\n"

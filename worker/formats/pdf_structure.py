@@ -1,5 +1,6 @@
 """A PDF's structure, found in its lines (worker/formats/pdf_lines.py): running headers and
-footers to drop, headings to mark, words hyphenated across line ends to join.
+footers to drop, words hyphenated across line ends to join, and the page's text with its
+headings (marked by worker/formats/pdf_headings.py) as Markdown headings.
 
 * Running headers and footers: a line among the first or last two of a page (in text order
   or by position) whose letters, without its numbers (digits and roman numerals), are those
@@ -8,11 +9,7 @@ footers to drop, headings to mark, words hyphenated across line ends to join.
   at least NUMBERED_SHARE of the pages (`Chapter 8: Base modules 96` on the page after 95),
   or on MIN_PAGES pages for a bare page number (the foot of each chapter's first page).
   A document of under MIN_PAGES pages keeps every line.
-* Headings: from the outline where the document has one, each bookmark matched to the line
-  that prints its title on the page it points at (at or below where it points); a bookmark
-  whose title is not printed there becomes a heading line of its own. Without an outline,
-  short lines in a font larger than the body's (the size most of the text is set in), each
-  larger size a level higher, and bold numbered lines (`4.2 Tables`) at the body's size.
+* Headings: worker/formats/pdf_headings.py.
 * Hyphens: a word split at a line end (`exam-` then `ple`: PDFium marks most such hyphens,
   a plain `-` between lower-case letters is taken as one too) is joined as `example`,
   unless the document spells the word with its hyphen elsewhere and never without
@@ -27,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from docsync.worker.formats.pdf_lines import Bookmark, Line
+from docsync.worker.formats.pdf_lines import Line
 
 RUNNING_SHARE = 0.4
 # A line that ends (or begins) with its page's number, at the same place on this share of the
@@ -39,15 +36,6 @@ _EDGE_LINES = 2  # lines at the top and the bottom of a page that may be running
 _ROMAN = re.compile(r"^[ivxlcdm]+$")
 _NOT_LETTER = re.compile(r"[\W\d_]+")
 _WORD = re.compile(r"\w+")
-MAX_LEVEL = 6
-MAX_PAGE_MARKS = 200  # bookmarks matched on one page; more are left out
-# Font-size headings: at least this much larger than the body, and lines this short.
-SIZE_RATIO = 1.15
-BOLD_RATIO = 1.05
-HEADING_CHARS = 90
-_FONT_LEVELS = 4  # distinct heading sizes kept; smaller ones are text
-_NUMBERED = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)+)\.?\s+\w")
-_PAGE_REFERENCE = re.compile(r"(\s|\.)\d+$")  # a contents entry: `4 Example 5`
 _HYPHENATED = re.compile(r"(?<=[a-z])-$")  # a line that ends in the middle of a word
 _CONTINUED = re.compile(r"^[a-z]")
 _MARK = "\ufffe"  # PDFium's mark of a hyphen it took out of a word split at a line end
@@ -126,161 +114,6 @@ def _row(line: Line) -> int:
 def _is_number(text: str) -> bool:
     words = text.casefold().replace("/", " ").split()
     return bool(words) and all(w.isdigit() or _ROMAN.match(w) or w in ("page", "of") for w in words)
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.casefold())
-
-
-def mark_outline(pages: list[list[Line]], bookmarks: Sequence[Bookmark]) -> None:
-    """Mark the line of each bookmark's title as a heading of its level (a line of its own
-    where the page does not print it)."""
-    by_page: dict[int, list[Bookmark]] = {}
-    for mark in bookmarks:
-        marks = by_page.setdefault(mark.page, [])
-        if len(marks) < MAX_PAGE_MARKS:  # a page's lines are searched once a bookmark
-            marks.append(mark)
-    for index, marks in by_page.items():
-        lines = pages[index]
-        cursor = 0
-        for mark in sorted(marks, key=lambda m: -(m.top if m.top is not None else 1e9)):
-            level = min(mark.level, MAX_LEVEL)
-            found = _find_title(lines, mark, cursor)
-            if found is None:
-                at = _below(lines, mark.top, cursor)
-                lines.insert(at, Line(mark.title, top=mark.top or 0.0, heading=level))
-                cursor = at + 1
-                continue
-            first, last = found
-            lines[first] = Line(
-                " ".join(lines[i].text.strip() for i in range(first, last + 1)),
-                top=lines[first].top,
-                heading=level,
-            )
-            del lines[first + 1 : last + 1]
-            cursor = first + 1
-
-
-def _below(lines: Sequence[Line], top: float | None, cursor: int) -> int:
-    """The first line at or after `cursor` that stands at or below `top`."""
-    if top is None:
-        return cursor
-    for i in range(cursor, len(lines)):
-        if not lines[i].top or lines[i].top <= top + 1:
-            return i
-    return len(lines)
-
-
-def _find_title(lines: Sequence[Line], mark: Bookmark, cursor: int) -> tuple[int, int] | None:
-    """The lines (first, last) that print the bookmark's title: its words end them, after at
-    most a section number's words."""
-    title = _words(mark.title)
-    if not title:
-        return None
-    start = _below(lines, mark.top, cursor)
-    for first in range(start, len(lines)):
-        if lines[first].heading:
-            continue
-        words: list[str] = []
-        for last in range(first, min(first + 3, len(lines))):
-            words += _words(lines[last].text)
-            if len(words) > len(title) + 3:
-                break
-            if words[len(words) - len(title) :] == title and _prefix_is_number(words, title):
-                return first, last
-    return None
-
-
-def _prefix_is_number(words: Sequence[str], title: Sequence[str]) -> bool:
-    prefix = words[: len(words) - len(title)]
-    return all(w.isdigit() or len(w) <= 2 or w in ("chapter", "part", "appendix") for w in prefix)
-
-
-def mark_by_font(pages: list[list[Line]]) -> None:
-    """Without an outline: mark lines set larger than the body text (and bold numbered
-    lines at its size) as headings, larger sizes at higher levels."""
-    sizes: Counter[float] = Counter()
-    for lines in pages:
-        for line in lines:
-            if line.size and not line.mono:
-                sizes[line.size] += len(line.text)
-    if not sizes:
-        return
-    body = sizes.most_common(1)[0][0]
-    candidates = [line for lines in pages for line in lines if _looks_like_heading(line, body)]
-    larger = sorted({line.size for line in candidates if _larger(line, body)}, reverse=True)
-    levels = {size: i + 1 for i, size in enumerate(larger[:_FONT_LEVELS])}
-    numbered_level = len(levels) + 1
-    for lines in pages:
-        for line in lines:
-            if not _looks_like_heading(line, body):
-                continue
-            if line.size in levels and _larger(line, body):
-                line.heading = levels[line.size]
-            elif _numbered(line, body):
-                line.heading = min(numbered_level, MAX_LEVEL)
-        _merge_headings(lines, levels)
-    _drop_unfollowed(pages)
-
-
-def _drop_unfollowed(pages: list[list[Line]]) -> None:
-    """A heading is followed by text or by a heading under it: a title page's author and
-    date lines, set large one after the other, are text."""
-    under = MAX_LEVEL + 1  # the level found for the line after this one (7: text)
-    for lines in reversed(pages):
-        for line in reversed(lines):
-            level = line.heading
-            if level and under <= level:
-                line.heading = 0
-            under = level or MAX_LEVEL + 1
-
-
-def _larger(line: Line, body: float) -> bool:
-    """Set larger than the body: by SIZE_RATIO, or by BOLD_RATIO in bold."""
-    return line.size >= body * (BOLD_RATIO if line.bold else SIZE_RATIO)
-
-
-def _numbered(line: Line, body: float) -> bool:
-    text = line.text.strip()
-    return (
-        line.bold
-        and abs(line.size - body) < 0.5
-        and bool(_NUMBERED.match(text))
-        and not _PAGE_REFERENCE.search(text)
-    )
-
-
-def _looks_like_heading(line: Line, body: float) -> bool:
-    text = line.text.strip()
-    letters = sum(c.isalpha() for c in text)
-    return (
-        not line.mono
-        and line.size >= body - 0.5
-        and len(text) <= HEADING_CHARS
-        and letters >= 2
-        and letters * 2 >= len(text.replace(" ", ""))
-    )
-
-
-def _merge_headings(lines: list[Line], levels: dict[float, int]) -> None:
-    """A heading set large on two lines or more (same size, each under the last) is one."""
-    merged: list[Line] = []
-    below = 0.0  # where the last line merged into the heading before stands
-    for line in lines:
-        last = merged[-1] if merged else None
-        if (
-            last is not None
-            and last.heading
-            and last.size in levels
-            and (last.heading, last.size) == (line.heading, line.size)
-            and 0 < (below or last.top) - line.top <= last.size * 1.6
-        ):
-            last.text = last.text.rstrip() + " " + line.text.strip()
-            below = line.top
-            continue
-        merged.append(line)
-        below = 0.0
-    lines[:] = merged
 
 
 def join_hyphens(pages: list[list[Line]]) -> None:
