@@ -226,3 +226,19 @@ def test_a_pdfs_heading_levels_are_their_depth_not_their_order() -> None:
     chunks = chunk_text(text, tokenizer=_Words(), max_tokens=40, headings=starts)
     sections = list(dict.fromkeys(c.section for c in chunks))
     assert sections == ["1.1 First", "2 Chapter", "2 Chapter > 2.1 Part"]
+
+
+def test_show_pages_lists_each_page_with_its_printed_label() -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "docsync", "show", "--pages"]
+    notes = subprocess.run(
+        [*command, str(DOCUMENTS / "release-notes.pdf")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    starts = extracted("release-notes.pdf").pages
+    assert notes[0] == "p. i (1)\t0" and notes[8] == f"p. 5 (9)\t{starts[8]}"
+    manual = subprocess.run(
+        [*command, str(DOCUMENTS / "manual.pdf")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert manual[:2] == ["p. 1\t0", f"p. 2\t{extracted('manual.pdf').pages[1]}"]
