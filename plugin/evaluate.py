@@ -6,7 +6,8 @@ relative to its synced folder, as hits show it) and optionally `answer` (a phras
 answering passage contains). A hit is *relevant* when it comes from that file and, if an
 answer is given, its text contains the phrase (compared with whitespace runs collapsed, so
 a passage joined from chunks still matches, and without Markdown's code marks, so a phrase
-copied from the page matches text whose reader marked `code`). The scores, over the first relevant hit's rank:
+copied from the page matches text whose reader marked `code`). The scores, over the first
+relevant hit's rank:
 Hit@1, Hit@5, MRR@10, nDCG@10 (one relevant passage per question: 1/log2(rank+1)), and
 File@5, the answering file among the first five hits whatever their text.
 """
