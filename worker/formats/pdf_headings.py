@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from docsync.worker.formats.pdf_lines import Bookmark, Line
 
@@ -23,6 +23,8 @@ MAX_PAGE_MARKS = 200  # bookmarks matched on one page; more are left out
 SIZE_RATIO = 1.15
 BOLD_RATIO = 1.05
 HEADING_CHARS = 90
+EDGES = 4
+FLUSH_UNITS = 3  # how far (PDF units) a heading may start from the body text's left edge
 _FONT_LEVELS = 4  # distinct heading sizes kept; smaller ones are text
 _NUMBERED = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)+)\.?\s+\w")
 _PAGE_REFERENCE = re.compile(r"(\s|\.)\d+$")  # a contents entry: `4 Example 5`
@@ -108,13 +110,21 @@ def mark_by_font(pages: list[list[Line]]) -> None:
     if not sizes:
         return
     body = sizes.most_common(1)[0][0]
-    candidates = [line for lines in pages for line in lines if _looks_like_heading(line, body)]
+    top = max((line.size for lines in pages for line in lines), default=0.0)
+    edge = _flush([line for lines in pages for line in lines], body, top)
+    flush = [edge] * len(pages)
+    candidates = [
+        line
+        for lines, edge in zip(pages, flush, strict=True)
+        for line in lines
+        if _looks_like_heading(line, body) and edge(line)
+    ]
     larger = sorted({line.size for line in candidates if _larger(line, body)}, reverse=True)
     levels = {size: i + 1 for i, size in enumerate(larger[:_FONT_LEVELS])}
     numbered_level = len(levels) + 1
-    for lines in pages:
+    for lines, edge in zip(pages, flush, strict=True):
         for line in lines:
-            if not _looks_like_heading(line, body):
+            if not (_looks_like_heading(line, body) and edge(line)):
                 continue
             if line.size in levels and _larger(line, body):
                 line.heading = levels[line.size]
@@ -122,6 +132,20 @@ def mark_by_font(pages: list[list[Line]]) -> None:
                 line.heading = min(numbered_level, MAX_LEVEL)
         _merge_headings(lines, levels)
     _drop_unfollowed(pages)
+
+
+def _flush(lines: Sequence[Line], body: float, top: float) -> Callable[[Line], bool]:
+    """Whether a line starts where the body text does (its EDGES most common left edges:
+    a column's, two columns', odd and even pages'): a label inside a figure, set large,
+    does not. Lines in the document's largest size (a centred title) pass."""
+    lefts = Counter(round(line.left) for line in lines if abs(line.size - body) < 0.5)
+    edges = [x for x, _ in lefts.most_common(EDGES)]
+
+    def flush(line: Line) -> bool:
+        near = any(abs(line.left - x) <= FLUSH_UNITS for x in edges)
+        return not edges or near or line.size >= top
+
+    return flush
 
 
 def _drop_unfollowed(pages: list[list[Line]]) -> None:
