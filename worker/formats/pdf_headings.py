@@ -5,8 +5,9 @@ prints its title on the page it points at (at or below where it points), after a
 section number (`5.5.1`, `Chapter 3`); a bookmark whose title is not printed there becomes a
 heading line of its own. Without an outline, from the fonts: short lines set larger than
 the body (the size most of the text, listings aside, is set in), each larger size a level
-higher, and bold numbered lines (`4.2 Tables`) at the body's size; a heading that is not
-followed by text or by a heading under it (a title page's author and date) is text.
+higher, and bold numbered lines (`4.2 Tables`) at the body's size, each starting where the
+body text does (a label set large inside a figure does not); a heading that is not followed
+by text or by a heading under it (a title page's author and date) is text.
 """
 
 from __future__ import annotations
