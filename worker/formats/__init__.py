@@ -3,7 +3,7 @@ that is chunked and what the chunker and the payload need besides it.
 
     text    Markdown, reStructuredText, plain text (worker/formats/text.py), in-process
     pdf     pypdfium2: one page at a time; page starts kept for citations
-    html    trafilatura: the page's main text, headings as Markdown headings
+    html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
 
 Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted

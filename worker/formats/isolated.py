@@ -119,6 +119,7 @@ def _load_readers() -> None:
     sends (and the first file does not wait for them)."""
     import docx  # noqa: F401
     import pypdfium2  # noqa: F401
+    import lxml.html  # noqa: F401
     import trafilatura  # noqa: F401
 
 
