@@ -10,7 +10,7 @@ from docsync.plugin.profile import CHUNKER_VERSION
 from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 5
+PAYLOAD_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -36,5 +36,7 @@ class SyncOptions:
         # metadata (and pages), `payload=5` each chunk's tokens and the neighbours a passage
         # grows into (`next`, `previous`): points written before gain them without
         # re-embedding (their embedded text is the same, unless front matter gives the file a
-        # new title).
+        # new title). `payload=6`: HTML read whole (every heading, table row and code block
+        # of the main content): an HTML file is read again, and only its chunks whose text
+        # changed are embedded.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
