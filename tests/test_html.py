@@ -16,6 +16,7 @@ import pytest
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.store import Store
 from docsync.worker.chunk import chunk_text
+from docsync.worker.formats import Unreadable
 from docsync.worker.formats.html import read_html
 from tests.conftest import run_sync
 from tests.html_coverage import Coverage, coverage
@@ -106,6 +107,21 @@ def test_code_in_a_page_never_makes_a_section() -> None:
     assert sections == {"IRC bouncer", "IRC bouncer > Logs"}
     assert "    # Restart the IRC proxy after each reboot" in text  # indented: it holds ~~~
     assert "\\# a line that looks like a heading\n\\-----" in text
+
+
+@pytest.mark.parametrize("page", [b"", b"  \n", b"<!-- only a comment -->", b"<html><nav>x</nav>"])
+def test_a_page_with_no_content_is_no_text(page: bytes) -> None:
+    with pytest.raises(Unreadable) as caught:
+        read_html(page)
+    assert caught.value.reason == "no_text"
+
+
+def test_fragments_xhtml_and_declared_encodings_are_read() -> None:
+    assert read_html(b"<p>Hello <b>world</b></p>").text == "Hello world"
+    xhtml = '<?xml version="1.0" encoding="utf-8"?><html><body><h1>X</h1><p>\u00e9</p></body>'
+    assert read_html(xhtml.encode()).text == "# X\n\n\u00e9"
+    latin = "<html><head><meta charset='latin-1'></head><body><p>caf\u00e9</p></body></html>"
+    assert read_html(latin.encode("latin-1")).text == "caf\u00e9"
 
 
 def test_a_heading_left_open_ends_where_its_text_does() -> None:

@@ -59,15 +59,18 @@ def read_html(raw: bytes) -> Extracted:
     import trafilatura
     from trafilatura.utils import decode_file
 
+    no_text = Unreadable("no_text", "no main text found in the page")
     try:
         source = _XML_DECLARATION.sub("", decode_file(raw))
         root = document_fromstring(source, parser=HTMLParser(remove_comments=True))
         info = trafilatura.extract_metadata(raw)
         text = _PILCROW.sub("", to_markdown(main_content(root))).strip()
-    except (etree.ParserError, ValueError, TypeError, RecursionError) as exc:
+    except etree.ParserError:  # lxml's HTML parser fails only on a page with no elements
+        raise no_text from None
+    except (ValueError, TypeError, RecursionError) as exc:
         raise Unreadable("corrupt", f"not readable as HTML ({type(exc).__name__})") from None
     if not has_text(text):
-        raise Unreadable("no_text", "no main text found in the page")
+        raise no_text
     fields: dict[object, object] = {}
     if info is not None:
         title = _PILCROW.sub("", info.title or "")
