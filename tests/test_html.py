@@ -90,6 +90,20 @@ def test_a_table_of_functions_and_definitions_are_rows() -> None:
     assert "\nstring.digits: The string `'0123456789'`.\n" in string
 
 
+def test_a_saved_web_page_loses_its_furniture_but_keeps_hidden_code_tabs() -> None:
+    page = b"""<html><body>
+    <div id="header"><a href="/">Home</a> <a href="/blog">Blog</a></div>
+    <nav><ul><li>Docs</li><li>Pricing</li></ul></nav>
+    <div class="cookie-banner">We use cookies.</div>
+    <div class="content"><h1>Install</h1><p>Run the installer.</p>
+    <div class="tab" hidden><pre>brew install thing</pre></div>
+    <div style="display: none">Loading...</div>
+    <aside><h3>Related posts</h3><p>Ten tips</p></aside></div>
+    <div class="footer">Copyright 2024</div></body></html>"""
+    text = read_html(page).text
+    assert text == "# Install\n\nRun the installer.\n\n```\nbrew install thing\n```"
+
+
 def test_code_in_a_page_never_makes_a_section() -> None:
     page = b"""<html><body><main><h1>IRC bouncer</h1>
     <p>Add this to your crontab:</p>
