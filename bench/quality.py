@@ -1,16 +1,25 @@
-"""Retrieval quality: the naive pipeline every tutorial ships against docsync, on the
-labelled questions of bench/questions.jsonl, with the same model, in one run.
+"""Retrieval quality: the naive pipeline every tutorial ships against docsync, on two labelled
+sets, per format, with the same model, in one run.
 
-- naive: fixed 1,000-character windows overlapping by 200, no title, exact cosine search;
-- docsync: the corpus synced by docsync into a fresh embedded store, searched by `Searcher`.
+- python: the 229 questions of bench/questions.jsonl over the Python docs' reStructuredText
+  (tests/corpus/python-docs);
+- debian: the questions of bench/questions_debian.jsonl over Debian manuals of other software,
+  PDFs and HTML pages (fetched by bench/corpus_debian.py into ~/.cache/docsync-bench).
 
-Each is scored by `docsync.plugin.evaluate` (Hit@1, Hit@5, File@5, MRR@10, nDCG@10; p50 latency).
+Pipelines (bench/quality_sets.py): naive 1,000-character windows overlapping by 200 (pypdf,
+BeautifulSoup, no title) searched by exact cosine and by BM25; docsync: the corpus synced into
+a fresh embedded store, searched by `Searcher` in each mode (dense, keyword, hybrid with its
+default fusion and with each fusion). Each is scored by `docsync.plugin.evaluate` (Hit@1,
+Hit@5, File@5, MRR@10, nDCG@10; p50 latency) over all of a set's questions and per format.
 
     DOCSYNC_MODEL=/path/to/model DOCSYNC_QUERY_PREFIX= python bench/quality.py [--json]
-        [--context 0 256 ...] [--chunk-tokens 128 256 ...] [--heading-path] [--only WORD ...]
+        [--set python|debian|all] [--context 0 256 ...] [--chunk-tokens 128 256 ...]
+        [--heading-path] [--only WORD ...]
 
 `--chunk-tokens` and `--heading-path` sync the corpus once per variant (chunk limit; the
-heading path embedded before each chunk instead of the document's title).
+heading path embedded before each chunk instead of the document's title). `--questions` and
+`--corpus` replace the python set's, `--debian-questions` and `--debian-corpus` the debian
+set's.
 
 Model, query prefix, device and the rest come from the DOCSYNC_* settings, as for docsync.
 
@@ -30,16 +39,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from corpus import DEFAULT_CORPUS, SUFFIXES
+from corpus import DEFAULT_CORPUS
 from output import emit
+from quality_sets import (
+    ALL,
+    BENCH,
+    LabelledSet,
+    Search,
+    labelled_sets,
+    naive_bm25,
+    naive_dense,
+    naive_windows,
+    score_by_format,
+)
 
-from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS
+from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE
 from docsync.plugin.encoder import Encoder
-from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score
+from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, table
 from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Fusion
@@ -47,38 +65,6 @@ from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker import plan
 from docsync.worker.chunk import clip_title
 from docsync.worker.pipeline import SyncOptions, sync
-
-QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
-NAIVE_CHARS = 1000
-NAIVE_OVERLAP = 200
-
-
-@dataclass(frozen=True)
-class Window:
-    path: str
-    text: str
-
-
-def naive_windows(corpus: Path) -> list[Window]:
-    windows = []
-    for path in sorted(p for p in corpus.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
-        text = path.read_text(encoding="utf-8")
-        name = path.relative_to(corpus).as_posix()
-        step = NAIVE_CHARS - NAIVE_OVERLAP
-        for start in range(0, max(len(text) - NAIVE_OVERLAP, 1), step):
-            windows.append(Window(name, text[start : start + NAIVE_CHARS]))
-    return windows
-
-
-def naive_search(encoder: Encoder, corpus: Path) -> Callable[[str], Sequence[Any]]:
-    windows = naive_windows(corpus)
-    matrix = encoder.embed_passages([encoder.passage_input(w.text) for w in windows])
-
-    def search(question: str) -> list[Window]:
-        scores = matrix @ encoder.embed_query(question)
-        return [windows[i] for i in np.argsort(-scores)[:DEPTH]]
-
-    return search
 
 
 @dataclass(frozen=True)
@@ -129,7 +115,8 @@ def docsync_searches(
     contexts: Sequence[int],
     variant: Variant = Variant(),
 ) -> tuple[Searcher, dict[str, Callable[[str], Sequence[Any]]]]:
-    """One search per configuration: each mode, hybrid with each fusion, each context."""
+    """One search per configuration: the default, each mode, hybrid with each fusion, each
+    context. The searchers share one store: closing the first closes it."""
     store = EdgeStore(store_dir, "quality")
     with embedding_heading_paths(encoder, variant.heading_path):
         options = SyncOptions(chunk_tokens=variant.chunk_tokens)
@@ -138,6 +125,7 @@ def docsync_searches(
         raise SystemExit(f"sync failed: {report.failures}")
     store.optimize()
     searchers = {
+        f"{DEFAULT_SEARCH_MODE} default": Searcher(store, encoder),
         "dense": Searcher(store, encoder, mode="dense"),
         "keyword": Searcher(store, encoder, mode="keyword"),
         "hybrid rrf": Searcher(store, encoder, mode="hybrid", fusion=Fusion("rrf")),
@@ -155,11 +143,61 @@ def docsync_searches(
     return searchers["dense"], searches
 
 
+def score_set(
+    labelled: LabelledSet,
+    encoder: Encoder,
+    args: argparse.Namespace,
+) -> dict[str, dict[str, Scores]]:
+    """Every configuration's scores on one set: over all its questions and per format."""
+    questions: list[Question] = load_questions(labelled.questions)
+    corpus = labelled.corpus()
+    results: dict[str, dict[str, Scores]] = {}
+
+    def record(name: str, search: Search) -> None:
+        results[name] = score_by_format(questions, search)
+        print(labelled.name, name, results[name][ALL].to_dict(), file=sys.stderr, flush=True)
+
+    windows = naive_windows(corpus)
+    record("naive", naive_dense(encoder, windows))
+    record("naive bm25", naive_bm25(windows))
+    variants = [
+        Variant(tokens, heading)
+        for tokens in args.chunk_tokens
+        for heading in ([False, True] if args.heading_path else [False])
+    ]
+    for variant in variants:
+        with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
+            searcher, searches = docsync_searches(encoder, corpus, Path(tmp), args.context, variant)
+            try:
+                for name, search in searches.items():
+                    if not args.only or any(word in name for word in args.only):
+                        record(name, search)
+            finally:
+                searcher.close()
+    return results
+
+
+def print_tables(results: dict[str, dict[str, dict[str, Scores]]]) -> None:
+    """One table per set and format: a line per configuration."""
+    for set_name, configurations in results.items():
+        formats = next(iter(configurations.values()), {})
+        for fmt, first in formats.items():
+            print(f"\n{set_name}, {fmt} ({first.questions} questions)")
+            print(table({name: scores[fmt] for name, scores in configurations.items()}))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--set", choices=["python", "debian", "all"], default="all")
+    parser.add_argument("--questions", type=Path, default=BENCH / "questions.jsonl")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--debian-questions", type=Path, default=BENCH / "questions_debian.jsonl")
+    parser.add_argument(
+        "--debian-corpus",
+        type=Path,
+        help="the debian set's corpus folder (default: fetched by bench/corpus_debian.py)",
+    )
     parser.add_argument(
         "--context",
         type=int,
@@ -181,29 +219,23 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--only", nargs="+", help="score only configurations naming these")
     args = parser.parse_args(argv)
-    questions: list[Question] = load_questions(args.questions)
+    sets = labelled_sets(args.questions, args.corpus, args.debian_questions, args.debian_corpus)
+    chosen = list(sets) if args.set == "all" else [args.set]
     encoder = Encoder.from_settings(Settings())
-    results: dict[str, Scores] = {"naive": score(questions, naive_search(encoder, args.corpus))}
-    print("naive", results["naive"].to_dict(), file=sys.stderr, flush=True)
-    variants = [
-        Variant(tokens, heading)
-        for tokens in args.chunk_tokens
-        for heading in ([False, True] if args.heading_path else [False])
-    ]
-    for variant in variants:
-        with tempfile.TemporaryDirectory(prefix="docsync-quality-") as tmp:
-            searcher, searches = docsync_searches(
-                encoder, args.corpus, Path(tmp), args.context, variant
-            )
-            try:
-                for name, search in searches.items():
-                    if args.only and not any(word in name for word in args.only):
-                        continue
-                    results[name] = score(questions, search)
-                    print(name, results[name].to_dict(), file=sys.stderr, flush=True)
-            finally:
-                searcher.close()
-    emit({name: scores.to_dict() for name, scores in results.items()}, as_json=args.json)
+    results = {name: score_set(sets[name], encoder, args) for name in chosen}
+    if args.json:
+        emit(
+            {
+                set_name: {
+                    config: {fmt: scores.to_dict() for fmt, scores in by_fmt.items()}
+                    for config, by_fmt in configurations.items()
+                }
+                for set_name, configurations in results.items()
+            },
+            as_json=True,
+        )
+    else:
+        print_tables(results)
     return 0
 
 
