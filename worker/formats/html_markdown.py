@@ -183,7 +183,7 @@ class _Writer:
                     self.out.append(block)
                     continue
                 first, *rest = block.text.split("\n")
-                lines.append(marker + first)
+                lines.append((marker + first).rstrip())
                 lines.extend(" " * len(marker) + line if line else "" for line in rest)
                 marker = " " * len(marker)
         if lines:
