@@ -46,7 +46,10 @@ CUT_PERIOD = 2
 
 _ADORNMENT = re.compile(r"^([=\-~^*+#\"'`:._])\1{2,}[ \t]*$")
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
-_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+# A code fence: it opens with three or more backticks or tildes, and only a run of the same
+# character at least as long, alone on its line, closes it (CommonMark), so a `~~~` or a
+# shorter run inside code does not end the code and let its `# comment` lines be headings.
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LABEL = re.compile(r"^\.\. _[^:]+:[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _LINE_END = re.compile(r"\n")
@@ -239,7 +242,7 @@ def _blocks(text: str, headings: Sequence[int] | None = None) -> Iterator[_Unit]
     lines = _Lines(text)
     explicit = None if headings is None else frozenset(headings)
     para_start: int | None = None
-    in_fence = False
+    fence = ""  # the run that opened the code fence we are in ("" outside code)
     i = 0
 
     def paragraph(first: int | None, last: int) -> _Unit | None:
@@ -252,12 +255,21 @@ def _blocks(text: str, headings: Sequence[int] | None = None) -> Iterator[_Unit]
 
     while i < len(lines):
         line = lines[i]
-        if explicit is not None:
+        if explicit is not None:  # a reader named its heading lines (a PDF): no fences
             height = 1 if lines.starts[i] in explicit and _ATX.match(line) else 0
         else:
-            if _FENCE.match(line):
-                in_fence = not in_fence
-            height = 0 if in_fence else _heading_height(lines, i, para_start is None)
+            if opened := _FENCE.match(line):
+                run = opened.group(1)
+                if not fence:
+                    fence = run
+                elif (
+                    run[0] == fence[0]
+                    and len(run) >= len(fence)
+                    and not line[opened.end() :].strip()
+                ):
+                    fence = ""
+            height = 0 if fence else _heading_height(lines, i, para_start is None)
+        in_fence = bool(fence)
         if height:
             if (block := paragraph(para_start, i - 1)) is not None:
                 yield block

@@ -37,6 +37,8 @@ class SyncOptions:
         # grows into (`next`, `previous`): points written before gain them without
         # re-embedding (their embedded text is the same, unless front matter gives the file a
         # new title). `payload=6`: a PDF's structure (headings, no running headers and
-        # footers, joined hyphens) and page labels: a PDF is read again and only its chunks
-        # whose text changed are embedded; other formats' points are rewritten as they were.
+        # footers, joined hyphens) and page labels, and HTML read whole (every heading, table
+        # row and code block of the main content): PDF and HTML files are read again, and only
+        # their chunks whose text changed are embedded; other formats' points are rewritten as
+        # they were.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"

@@ -4,7 +4,7 @@ that is chunked and what the chunker and the payload need besides it.
     text    Markdown, reStructuredText, plain text (worker/formats/text.py), in-process
     pdf     pypdfium2: one page at a time; page starts and labels kept for citations,
             headings from the outline or the fonts, running headers and footers dropped
-    html    trafilatura: the page's main text, headings as Markdown headings
+    html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
 
 Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted
