@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import DEFAULT_CORPUS, real_chunks, synthetic_chunks, take
 from output import emit
 
+from docsync.plugin.embedding.teams import passing
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.settings import Settings
 
@@ -71,7 +72,13 @@ def main(argv: list[str]) -> int:
     reference = stock if not cuda else stock_model(settings, encoder.device, half=False)
 
     def stock_encode(texts: list[str], model: Any = stock) -> Any:
-        return model.encode(texts, batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+        # On a thread that ends with the call, as docsync's own passes run: a team of OpenMP
+        # threads left behind by either would slow the other (docsync.plugin.embedding.teams).
+        return passing(
+            lambda: model.encode(
+                texts, batch_size=batch, convert_to_numpy=True, show_progress_bar=False
+            )
+        )
 
     warm = inputs[:64]
     stock_encode(warm), encoder.embed_passages(warm)  # lazy initialisation out of the clock

@@ -43,6 +43,8 @@ PASSAGE_FIELDS = (
     schema.CHUNK_INDEX,
     schema.PAGE_START,
     schema.PAGE_END,
+    schema.PAGE_LABEL,
+    schema.PAGE_LABEL_END,
     schema.TOKENS,
 )
 

@@ -5,7 +5,9 @@ A question file is JSON Lines, one object per line: `question`, `path` (the answ
 relative to its synced folder, as hits show it) and optionally `answer` (a phrase the
 answering passage contains). A hit is *relevant* when it comes from that file and, if an
 answer is given, its text contains the phrase (compared with whitespace runs collapsed, so
-a passage joined from chunks still matches). The scores, over the first relevant hit's rank:
+a passage joined from chunks still matches, and without Markdown's code marks, so a phrase
+copied from the page matches text whose reader marked `code`). The scores, over the first
+relevant hit's rank:
 Hit@1, Hit@5, MRR@10, nDCG@10 (one relevant passage per question: 1/log2(rank+1)), and
 File@5, the answering file among the first five hits whatever their text.
 """
@@ -165,4 +167,4 @@ def _tails(path: str) -> list[str]:
 
 
 def _flat(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    return _SPACE.sub(" ", text.replace("`", "")).strip()

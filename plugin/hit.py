@@ -30,6 +30,9 @@ class Hit:
     format: str = ""  # what the file was read as: markdown, rst, text, pdf, html, docx
     page_start: int | None = None  # the pages the passage spans, 1-based (PDF only)
     page_end: int | None = None
+    # their printed labels (`ix`, `9`), where the PDF labels its pages; None: the numbers
+    page_label: str | None = None
+    page_label_end: str | None = None
 
     def __post_init__(self) -> None:
         if self.match_start < 0:
@@ -61,16 +64,25 @@ class Hit:
             format=str(passage.match.get(schema.FORMAT, "")),
             page_start=_page(first.get(schema.PAGE_START)),
             page_end=_page(last.get(schema.PAGE_END)),
+            page_label=_label(first.get(schema.PAGE_LABEL)),
+            page_label_end=_label(last.get(schema.PAGE_LABEL_END)),
         )
 
     def where(self) -> str:
         """How a person cites it: `guide.pdf p. 12`, `guide.pdf pp. 12-13`, or the path alone
-        where the format has no pages."""
+        where the format has no pages. Where the PDF prints other page labels, they come
+        first and the physical pages after them: `guide.pdf p. 9 (18)`, `pp. ix-x (9-10)`."""
         if self.page_start is None:
             return self.path
-        if self.page_end in (None, self.page_start):
-            return f"{self.path} p. {self.page_start}"
-        return f"{self.path} pp. {self.page_start}-{self.page_end}"
+        first, last = str(self.page_start), str(self.page_end or self.page_start)
+        printed = (self.page_label or first, self.page_label_end or self.page_label or last)
+        if last == first:
+            if printed[0] == first:
+                return f"{self.path} p. {first}"
+            return f"{self.path} p. {printed[0]} ({first})"
+        if printed == (first, last):
+            return f"{self.path} pp. {first}-{last}"
+        return f"{self.path} pp. {printed[0]}-{printed[1]} ({first}-{last})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,8 +100,14 @@ class Hit:
             "format": self.format,
             "page_start": self.page_start,
             "page_end": self.page_end,
+            "page_label": self.page_label,
+            "page_label_end": self.page_label_end,
         }
 
 
 def _page(value: object) -> int | None:
     return int(value) if isinstance(value, int) else None
+
+
+def _label(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -33,6 +33,10 @@ CHUNKER = "chunker"
 FORMAT = "format"  # what the file was read as: one of FORMATS
 PAGE_START = "page_start"  # the pages a chunk spans, 1-based (PDF only)
 PAGE_END = "page_end"
+# The printed labels of those pages (`ix`, `12`), where the PDF labels its pages otherwise
+# than by their physical numbers (front matter in roman numerals, a book's page 1 on sheet 9).
+PAGE_LABEL = "page_label"
+PAGE_LABEL_END = "page_label_end"
 # The chunk's tokens, as the model's tokenizer counts its text alone (the passage budget's
 # unit): stored so that a search never tokenizes stored text.
 TOKENS = "tokens"
@@ -57,7 +61,8 @@ _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
 
 
 class Payload(TypedDict):
-    """Every point's payload; `page_start`/`page_end` only where the file has pages."""
+    """Every point's payload; `page_start`/`page_end` only where the file has pages, and
+    `page_label`/`page_label_end` only where they are labelled otherwise."""
 
     root: str
     path: str
@@ -85,6 +90,8 @@ class Payload(TypedDict):
     previous: list[list[str | int]]
     page_start: NotRequired[int]
     page_end: NotRequired[int]
+    page_label: NotRequired[str]
+    page_label_end: NotRequired[str]
 
 
 def content_hash(data: str | bytes) -> str:

@@ -83,6 +83,19 @@ def test_markdown_headings_and_fences(tiny_encoder: Encoder) -> None:
     assert find_title(text, "fallback") == "Guide"
 
 
+def test_a_fence_closes_only_on_its_own_kind_so_comments_in_code_are_not_headings(
+    tiny_encoder: Encoder,
+) -> None:
+    body = "This section explains one thing in enough words to stand on its own as a chunk."
+    text = (
+        f"# Setup\n\n{body}\n\n```sh\n~~~\n# Restart the IRC proxy after each reboot\n"
+        f"```\n\n~~~~\n```\n#\n# not a heading\n~~~\n## nor this\n~~~~\n\n## Logs\n\n{body}\n"
+    )
+    chunks = chunks_of(text, tiny_encoder)
+    assert {c.section for c in chunks} == {"Setup", "Setup > Logs"}
+    assert [c.text.split("\n")[0] for c in chunks] == ["# Setup", "## Logs"]
+
+
 def test_rst_title_with_overline_and_label(tiny_encoder: Encoder) -> None:
     text = (CORPUS / "extending" / "extending.rst").read_text(encoding="utf-8")
     assert find_title(text, "x") == "Extending Python with C or C++"

@@ -33,6 +33,10 @@ def test_scores_follow_the_first_relevant_rank() -> None:
         "q4": [FakeHit("d.md", "nothing here")],
     }
     assert rank_of(hits["q1"], questions[0]) is None  # the phrase is case-sensitive
+    marked = Question("q5", "e.md", "run `apt-get source` first")
+    assert rank_of([FakeHit("e.md", "so run apt-get\nsource first")], marked) == 1
+    plain = Question("q6", "e.md", "run apt-get source first")
+    assert rank_of([FakeHit("e.md", "so run `apt-get source` first")], plain) == 1
     questions[0] = Question("q1", "a.md", "answer is")
     scores = score(questions, lambda q: hits[q])
     assert scores.questions == 4

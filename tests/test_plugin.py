@@ -194,3 +194,11 @@ def test_a_hit_is_cited_with_its_pages_the_same_way_by_every_client() -> None:
     assert hit.where() == "guide.pdf"
     assert replace(hit, page_start=3, page_end=3).where() == "guide.pdf p. 3"
     assert replace(hit, page_start=3, page_end=5).where() == "guide.pdf pp. 3-5"
+    # printed page labels first, the physical pages after them, only where they differ
+    labelled = replace(hit, page_start=18, page_end=18, page_label="9", page_label_end="9")
+    assert labelled.where() == "guide.pdf p. 9 (18)"
+    assert replace(labelled, page_label="18", page_label_end="18").where() == "guide.pdf p. 18"
+    spread = replace(hit, page_start=3, page_end=4, page_label="iii", page_label_end="iv")
+    assert spread.where() == "guide.pdf pp. iii-iv (3-4)"
+    assert Hit.from_dict(spread.to_dict()) == spread  # the daemon's socket carries them
+    assert Hit.from_dict({k: v for k, v in hit.to_dict().items() if "label" not in k}) == hit

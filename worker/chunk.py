@@ -46,7 +46,10 @@ CUT_PERIOD = 2
 
 _ADORNMENT = re.compile(r"^([=\-~^*+#\"'`:._])\1{2,}[ \t]*$")
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
-_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+# A code fence: it opens with three or more backticks or tildes, and only a run of the same
+# character at least as long, alone on its line, closes it (CommonMark), so a `~~~` or a
+# shorter run inside code does not end the code and let its `# comment` lines be headings.
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LABEL = re.compile(r"^\.\. _[^:]+:[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _LINE_END = re.compile(r"\n")
@@ -82,9 +85,10 @@ class _Unit:
     heading: bool = False
 
 
-def find_title(text: str, fallback: str) -> str:
-    """The first heading's text, or `fallback` (the file name) when there is none."""
-    for block in _blocks(text):
+def find_title(text: str, fallback: str, headings: Sequence[int] | None = None) -> str:
+    """The first heading's text, or `fallback` (the file name) when there is none.
+    `headings`: as for `chunk_text`."""
+    for block in _blocks(text, headings):
         if block.heading:
             title = _heading_text(text[block.start : block.end])
             if title:
@@ -110,22 +114,26 @@ def chunk_text(
     spans: Sequence[tuple[int, int]] | None = None,
     breaks: Sequence[int] = (),
     body_start: int = 0,
+    headings: Sequence[int] | None = None,
 ) -> list[Chunk]:
     """Cut `text` into chunks of at most `max_tokens` tokens (see the module docstring).
     `spans`: the text's token spans, when the caller already has them (`token_spans` of
     `tokenizer`, computed together with other texts' in one call). `breaks`: ascending
     offsets where a page starts; no paragraph may span one. `body_start`: text before it
-    (front matter) is not chunked; the first chunk's gap then holds it."""
+    (front matter) is not chunked; the first chunk's gap then holds it. `headings`: where
+    the only heading lines start (a PDF's, each a Markdown `#` line its reader wrote); any
+    other line is text, even one that looks like a heading (a `# comment` in a listing)."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be positive")
     floor = max_tokens // 3 if min_tokens is None else min_tokens
     counter = _TokenCounter(tokenizer.token_spans(text) if spans is None else spans)
-    blocks = list(_after(text, _blocks(text), body_start)) if body_start else list(_blocks(text))
+    found = _blocks(text, headings)
+    blocks = list(_after(text, found, body_start)) if body_start else list(found)
     if breaks:
         blocks = list(_split_at_breaks(text, blocks, breaks))
     units = [piece for unit in blocks for piece in _fit(text, unit, counter, max_tokens)]
     groups = _pack(text, units, counter, max_tokens, floor, breaks)
-    sections = _Sections(text, blocks)
+    sections = _Sections(text, blocks, by_depth=headings is not None)
     ends = [0] + [g[-1].end for g in groups]
     return [
         Chunk(
@@ -144,9 +152,10 @@ def chunk_text(
 class _Sections:
     """The heading path in effect at any offset of a text. A heading's level is its style's
     rank in order of first appearance (reStructuredText's rule; it also orders Markdown's
-    `#`, `##` and setext headings as a document uses them)."""
+    `#`, `##` and setext headings as a document uses them). `by_depth`: the headings are a
+    reader's `#` lines (a PDF's), whose depth is their level."""
 
-    def __init__(self, text: str, blocks: Sequence[_Unit]) -> None:
+    def __init__(self, text: str, blocks: Sequence[_Unit], by_depth: bool = False) -> None:
         self._ends: list[int] = []
         self._paths: list[str] = []
         styles: list[tuple[str, int]] = []
@@ -159,7 +168,7 @@ class _Sections:
             style = _heading_style(source)
             if style not in styles:
                 styles.append(style)
-            level = styles.index(style)
+            level = style[1] if by_depth else styles.index(style)
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, " ".join(title.split())))
@@ -227,11 +236,13 @@ class _Lines:
         return self[index] if index < len(self.starts) else ""
 
 
-def _blocks(text: str) -> Iterator[_Unit]:
-    """Paragraphs and headings, in order, trimmed of surrounding whitespace."""
+def _blocks(text: str, headings: Sequence[int] | None = None) -> Iterator[_Unit]:
+    """Paragraphs and headings, in order, trimmed of surrounding whitespace. `headings`:
+    the offsets of the only lines that are headings (no fences either), or None."""
     lines = _Lines(text)
+    explicit = None if headings is None else frozenset(headings)
     para_start: int | None = None
-    in_fence = False
+    fence = ""  # the run that opened the code fence we are in ("" outside code)
     i = 0
 
     def paragraph(first: int | None, last: int) -> _Unit | None:
@@ -239,14 +250,26 @@ def _blocks(text: str) -> Iterator[_Unit]:
         unit = None if first is None else _trim(text, lines.starts[first], lines.ends[last])
         if first is None or unit is None:
             return None
-        label = all(_LABEL.match(lines[j]) for j in range(first, last + 1))
+        label = explicit is None and all(_LABEL.match(lines[j]) for j in range(first, last + 1))
         return _Unit(unit.start, unit.end, heading=label)
 
     while i < len(lines):
         line = lines[i]
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        height = 0 if in_fence else _heading_height(lines, i, para_start is None)
+        if explicit is not None:  # a reader named its heading lines (a PDF): no fences
+            height = 1 if lines.starts[i] in explicit and _ATX.match(line) else 0
+        else:
+            if opened := _FENCE.match(line):
+                run = opened.group(1)
+                if not fence:
+                    fence = run
+                elif (
+                    run[0] == fence[0]
+                    and len(run) >= len(fence)
+                    and not line[opened.end() :].strip()
+                ):
+                    fence = ""
+            height = 0 if fence else _heading_height(lines, i, para_start is None)
+        in_fence = bool(fence)
         if height:
             if (block := paragraph(para_start, i - 1)) is not None:
                 yield block

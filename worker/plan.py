@@ -180,6 +180,7 @@ class FileVersion:
     stat_key: str = ""
     format: str = "text"
     pages: Sequence[int] = ()  # where each page starts in the text (PDF)
+    labels: Sequence[str] = ()  # each page's printed label, where they differ (PDF)
     tags: Sequence[str] = ()
     meta: Mapping[str, str] = field(default_factory=dict)
     # Each chunk's tokens, its text counted alone (`Encoder.count_tokens`): what a passage
@@ -262,6 +263,9 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
     if version.pages:
         payload["page_start"] = bisect_right(version.pages, chunk.start)
         payload["page_end"] = bisect_right(version.pages, chunk.end - 1)
+        if version.labels:
+            payload["page_label"] = version.labels[payload["page_start"] - 1]
+            payload["page_label_end"] = version.labels[payload["page_end"] - 1]
     return payload
 
 

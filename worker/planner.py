@@ -124,6 +124,7 @@ class Planner:
             spans=spans,
             breaks=document.content.pages,
             body_start=document.content.body_start,
+            headings=document.content.headings,
         )
         version = FileVersion(
             root,
@@ -135,6 +136,7 @@ class Planner:
             document.stat_key,
             format=document.content.format,
             pages=document.content.pages,
+            labels=document.content.labels,
             tags=document.content.tags,
             meta=document.content.meta,
             tokens=self.encoder.count_tokens_many([c.text for c in chunks]),
@@ -150,7 +152,8 @@ class Planner:
 
     def _title(self, document: Document) -> str:
         stem = PurePosixPath(document.source.path).stem
-        title = document.content.title or find_title(document.text, fallback=stem)
+        headings = document.content.headings
+        title = document.content.title or find_title(document.text, stem, headings)
         return clip_title(title, self.encoder)
 
     def _budget(self, title: str) -> int:

@@ -10,7 +10,7 @@ from docsync.plugin.profile import CHUNKER_VERSION
 from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 5
+PAYLOAD_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -36,5 +36,9 @@ class SyncOptions:
         # metadata (and pages), `payload=5` each chunk's tokens and the neighbours a passage
         # grows into (`next`, `previous`): points written before gain them without
         # re-embedding (their embedded text is the same, unless front matter gives the file a
-        # new title).
+        # new title). `payload=6`: a PDF's structure (headings, no running headers and
+        # footers, joined hyphens) and page labels, and HTML read whole (every heading, table
+        # row and code block of the main content): PDF and HTML files are read again, and only
+        # their chunks whose text changed are embedded; other formats' points are rewritten as
+        # they were.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"

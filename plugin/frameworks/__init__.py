@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 Retriever = TypeVar("Retriever")
 
 # What a language model reading a passage is shown besides its text: where it comes from.
-CITED = ("path", "title", "section", "page_start", "page_end")
+CITED = ("path", "title", "section", "page_start", "page_end", "page_label", "page_label_end")
 
 
 def hit_metadata(hit: Hit) -> dict[str, Any]:

@@ -52,8 +52,11 @@ def show(settings: Settings, file: Path, start: int, end: int | None, pages: boo
     if pages:
         if not document.content.pages:
             return fail(f"{file} has no pages ({document.content.format})", 1)
+        labels = document.content.labels  # printed labels first, as hits cite them
         for number, page_start in enumerate(document.content.pages, 1):
-            print(f"p. {number}\t{page_start}")
+            label = labels[number - 1] if labels else ""
+            page = f"{label} ({number})" if label and label != str(number) else str(number)
+            print(f"p. {page}\t{page_start}")
         return 0
     end = len(document.text) if end is None else end
     if not 0 <= start <= end <= len(document.text):

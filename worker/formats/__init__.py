@@ -2,8 +2,9 @@
 that is chunked and what the chunker and the payload need besides it.
 
     text    Markdown, reStructuredText, plain text (worker/formats/text.py), in-process
-    pdf     pypdfium2: one page at a time; page starts kept for citations
-    html    trafilatura: the page's main text, headings as Markdown headings
+    pdf     pypdfium2: one page at a time; page starts and labels kept for citations,
+            headings from the outline or the fonts, running headers and footers dropped
+    html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
 
 Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted
@@ -53,6 +54,11 @@ class Extracted:
     encoding: str = ""  # the decoding of a text format ("" for the others)
     # where each page starts in `text` (PDF): pages[0] == 0, one entry per page
     pages: tuple[int, ...] = ()
+    # where each heading line starts in `text` (PDF): the only lines the chunker takes as
+    # headings; None: the format's own rules (Markdown, reStructuredText) find them
+    headings: tuple[int, ...] | None = None
+    # each page's printed label (PDF: `ix`, `12`), () where none differs from its number
+    labels: tuple[str, ...] = ()
     body_start: int = 0  # where the content starts: after a Markdown file's front matter
     title: str = ""  # the document's own title (front matter, document properties)
     tags: tuple[str, ...] = ()

@@ -118,6 +118,7 @@ def _load_readers() -> None:
     """Import every parser now, so that the mappings they add are in the count `_serve`
     sends (and the first file does not wait for them)."""
     import docx  # noqa: F401
+    import lxml.html  # noqa: F401
     import pypdfium2  # noqa: F401
     import trafilatura  # noqa: F401
 

@@ -1,28 +1,28 @@
 """PDF: pypdfium2 (PDFium, Chrome's PDF engine; BSD-3/Apache-2.0), the text layer of one
-page at a time, so a document of thousands of pages holds one page's objects at once.
+page at a time, so a document of thousands of pages holds one page's objects at once (and
+every page's lines, a few numbers each beside their text, until its structure is found).
 
-Pages are joined by a blank line and each page's start is kept (`Extracted.pages`), so a
-chunk knows the pages it spans. PDFium gives `\\r\\n` line ends and marks hyphens it found at
-line ends; the text is normalised to `\\n` and printable characters, deterministically.
+Each page's lines come with their position and font (worker/formats/pdf_lines.py); from
+them the document's structure is found (worker/formats/pdf_structure.py, pdf_headings.py):
+running headers, footers and page numbers dropped, headings from the outline (or, without
+one, from font sizes) written as Markdown headings, hyphenated words joined. Pages are
+joined by a blank line and each page's start is kept (`Extracted.pages`), so a chunk knows
+the pages it spans; the heading lines' offsets are `Extracted.headings`, the only lines the
+chunker takes as headings (a `# comment` printed in the PDF stays text). Printed page labels
+(`ix`, `12`) are kept where they differ from the physical page numbers (`Extracted.labels`).
 """
 
 from __future__ import annotations
 
-import re
-
 import pypdfium2 as pdfium
 
 from docsync.worker.formats import PDF, Extracted, Unreadable
+from docsync.worker.formats.pdf_headings import mark_by_font, mark_outline
+from docsync.worker.formats.pdf_lines import Line, outline, page_label, page_lines
+from docsync.worker.formats.pdf_structure import drop_running, join_hyphens, page_text
 from docsync.worker.formats.text import has_text, metadata
 
 PAGE_JOIN = "\n\n"
-_LINE_ENDS = re.compile(r"\r\n?")
-# PDFium marks a hyphen that splits a word at a line end as U+FFFE: the word is joined again.
-_SPLIT_WORD = re.compile("\ufffe\n?")
-# Control characters PDFium puts in text (\x02 for a hyphen at a line end, \x00 padding, C1
-# codes for glyphs it could not map, such as some bullets) and trailing spaces of lines.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-_TRAILING = re.compile(r"[ \t]+$", re.M)
 NO_TEXT = (
     "no text layer (a scanned PDF?): run OCR on it first (for example with ocrmypdf) to index it"
 )
@@ -37,40 +37,66 @@ def read_pdf(raw: bytes) -> Extracted:
             raise Unreadable("encrypted", "the PDF needs a password") from None
         raise Unreadable("corrupt", f"not a readable PDF ({message})") from None
     try:
-        parts: list[str] = []
-        pages: list[int] = []
-        offset = 0
+        pages: list[list[Line]] = []
+        heights: list[float] = []
         for index in range(len(document)):
-            text = _page_text(document, index)
-            if parts:
-                offset += len(PAGE_JOIN)
-            pages.append(offset)
-            parts.append(text)
-            offset += len(text)
+            page = document[index]
+            try:
+                heights.append(float(page.get_height()))
+                pages.append(page_lines(page))
+            finally:
+                page.close()
+        bookmarks = list(outline(document))
+        labels = _labels(document)
         title, tags, meta = metadata(_properties(document))
     except pdfium.PdfiumError as exc:
         raise Unreadable("corrupt", f"a page could not be read ({exc})") from None
     finally:
         document.close()
-    text = PAGE_JOIN.join(parts)
+    drop_running(pages, heights)
+    if bookmarks:
+        mark_outline(pages, bookmarks)
+    else:
+        mark_by_font(pages)
+    join_hyphens(pages)
+    text, starts, headings = _join(pages)
     if not has_text(text):
         raise Unreadable("no_text", NO_TEXT)
-    return Extracted(text, PDF, pages=tuple(pages), title=title, tags=tags, meta=meta)
+    return Extracted(
+        text,
+        PDF,
+        pages=starts,
+        headings=headings,
+        labels=labels,
+        title=title,
+        tags=tags,
+        meta=meta,
+    )
 
 
-def _page_text(document: pdfium.PdfDocument, index: int) -> str:
-    page = document[index]
-    try:
-        textpage = page.get_textpage()
-        try:
-            text = textpage.get_text_range()
-        finally:
-            textpage.close()
-    finally:
-        page.close()
-    text = _SPLIT_WORD.sub("", _LINE_ENDS.sub("\n", text))
-    text = _CONTROLS.sub("", text)
-    return _TRAILING.sub("", text).strip()
+def _join(pages: list[list[Line]]) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """The document's text, where each page starts in it, and where each heading line does."""
+    parts: list[str] = []
+    starts: list[int] = []
+    headings: list[int] = []
+    offset = 0
+    for lines in pages:
+        text, marks = page_text(lines)
+        if parts:
+            offset += len(PAGE_JOIN)
+        starts.append(offset)
+        headings += [offset + at for at in marks]
+        parts.append(text)
+        offset += len(text)
+    return PAGE_JOIN.join(parts), tuple(starts), tuple(headings)
+
+
+def _labels(document: pdfium.PdfDocument) -> tuple[str, ...]:
+    """Each page's printed label, or () where none differs from its physical number."""
+    labels = tuple(page_label(document, index) for index in range(len(document)))
+    if all(label in ("", str(number)) for number, label in enumerate(labels, 1)):
+        return ()
+    return labels
 
 
 def _properties(document: pdfium.PdfDocument) -> dict[object, object]:
