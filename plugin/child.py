@@ -36,6 +36,13 @@ class ChildTimeout(Exception):
     """No message came in the time given."""
 
 
+# A channel closed by another thread (a child found dead) while this one reads or writes on
+# it: multiprocessing's Connection then reads from a handle that is None, a TypeError (it
+# raises OSError only for one closed before the call). Seen in bench/chaos.py's run: a write
+# thread's TypeError ended a daemon.
+_CLOSED = (OSError, TypeError)
+
+
 class Channel(Generic[Out, In]):
     """One end of a socket carrying pickled messages: `Out` sent, `In` received."""
 
@@ -49,8 +56,8 @@ class Channel(Generic[Out, In]):
     def send(self, message: Out) -> None:
         try:
             self._conn.send(message)
-        except OSError as exc:
-            raise ChildGone(str(exc)) from exc
+        except _CLOSED as exc:
+            raise ChildGone(str(exc) or type(exc).__name__) from exc
 
     def receive(self, timeout: float | None = None) -> In:
         """The next message; `ChildTimeout` when none came within `timeout` seconds (None:
@@ -60,7 +67,7 @@ class Channel(Generic[Out, In]):
                 raise ChildTimeout(f"no answer in {timeout:g}s")
             # Each end sends only `In`s to this one: the type is the protocol's.
             return cast(In, self._conn.recv())
-        except (EOFError, OSError) as exc:
+        except (EOFError, *_CLOSED) as exc:
             raise ChildGone(str(exc) or type(exc).__name__) from exc
 
     def close(self) -> None:

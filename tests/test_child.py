@@ -60,3 +60,28 @@ def test_a_child_that_is_killed_is_gone() -> None:
         assert child.wait() < 0 and not child.alive
     finally:
         child.close()
+
+
+def test_a_channel_closed_by_another_thread_while_one_reads_is_a_gone_child() -> None:
+    """A thread that waits on a channel another thread closes (a child found dead) gets
+    ChildGone, never the TypeError multiprocessing raises for a handle closed under it."""
+    import socket as socket_module
+    import threading as threading_module
+
+    ours, theirs = socket_module.socketpair()
+    channel: Channel[str, str] = Channel(ours.detach())
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            channel.receive()
+        except BaseException as exc:
+            failures.append(exc)
+
+    reader = threading_module.Thread(target=read)
+    reader.start()
+    channel.close()
+    theirs.close()
+    reader.join(30)
+    assert not reader.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], ChildGone), failures
