@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docsync.plugin import schema
-from docsync.plugin.store import ScoredPoint
+from docsync.plugin.store import Around, Point, ScoredPoint
 
 # Neighbours looked at on each side of a matched chunk; the token budget stops sooner.
 REACH = schema.REACH
@@ -243,6 +243,16 @@ def walk(tokens: int, after: Sequence[int], before: Sequence[int], budget: int) 
             chosen.append(direction * distance)
             tokens += side[distance - 1]
     return chosen
+
+
+def with_named(
+    hits: list[ScoredPoint], budget: int, retrieve: Callable[[list[str]], Sequence[Point]]
+) -> Around:
+    """`hits` and the payloads of the chunks they name within `budget` (`named_ids`), fetched
+    by `retrieve` in one call (none where they name none): what a store's `search_around`
+    answers after its search."""
+    ids = named_ids(hits, budget)
+    return hits, {p.id: p.payload for p in (retrieve(ids) if ids else ())}
 
 
 def named_ids(points: Sequence[ScoredPoint], budget: int) -> list[str]:

@@ -24,7 +24,7 @@ from docsync.plugin.errors import (
 )
 from docsync.plugin.guard import guarded
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
-from docsync.plugin.passages import named_ids
+from docsync.plugin.passages import with_named
 from docsync.plugin.profile import METADATA_KEY, EmbeddingProfile
 from docsync.plugin.retry import call_with_retry
 from docsync.plugin.schema import INDEXED_FIELDS
@@ -245,9 +245,7 @@ class QdrantClientStore:
         hits = self.search(
             vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
         )
-        ids = named_ids(hits, budget)
-        named = self.retrieve(ids, fields=around_fields) if ids else []
-        return hits, {p.id: p.payload for p in named}
+        return with_named(hits, budget, lambda ids: self.retrieve(ids, fields=around_fields))
 
     def search(
         self,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from docsync.plugin.keyword import SparseVector
-from docsync.plugin.passages import named_ids
+from docsync.plugin.passages import with_named
 from docsync.plugin.store import Around, Fusion, Match, Point, ScoredPoint
 
 # Where a scroll goes on: the id of the next point (the engine's `PointId`), None at the end.
@@ -127,6 +127,4 @@ def search_around(
     hits = shard.search(
         vector, limit=limit, match=match, keyword=keyword, fusion=fusion, fields=fields
     )
-    ids = named_ids(hits, budget)
-    named = shard.retrieve(ids, fields=around_fields) if ids else []
-    return hits, {p.id: p.payload for p in named}
+    return with_named(hits, budget, lambda ids: shard.retrieve(ids, fields=around_fields))
