@@ -35,6 +35,10 @@ WRITE_ORDERINGS: tuple[WriteOrdering, ...] = get_args(WriteOrdering)
 # quarter of the memory), rescored with the originals.
 Quantization = Literal["none", "int8"]
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
+# DOCSYNC_OCR: read scanned PDF pages and images with Tesseract where it is installed (auto),
+# never (off), or always (on: a sync refuses to start without it).
+Ocr = Literal["auto", "off", "on"]
+OCRS: tuple[Ocr, ...] = get_args(Ocr)
 
 
 def one_of(choices: tuple[str, ...]) -> str:

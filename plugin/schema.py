@@ -47,10 +47,13 @@ TOKENS = "tokens"
 NEXT = "next"
 PREVIOUS = "previous"
 REACH = 4  # chunks looked at each way; changing it needs a new payload version (worker)
+# The lowest OCR confidence (0..1, Tesseract's mean word confidence of a page) of the pages a
+# chunk spans that were read by OCR (scanned PDF pages, images); absent where none was.
+OCR_CONFIDENCE = "ocr_confidence"
 TAGS = "tags"  # the document's tags (front matter, keywords): a list of strings
 META = "meta"  # its other metadata (author, front matter scalars): field -> string
 
-FORMATS = ("markdown", "rst", "text", "pdf", "html", "docx")
+FORMATS = ("markdown", "rst", "text", "pdf", "html", "docx", "image")
 
 # Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
 INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH, FORMAT, TAGS)
@@ -92,6 +95,7 @@ class Payload(TypedDict):
     page_end: NotRequired[int]
     page_label: NotRequired[str]
     page_label_end: NotRequired[str]
+    ocr_confidence: NotRequired[float]
 
 
 def content_hash(data: str | bytes) -> str:

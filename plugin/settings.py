@@ -23,6 +23,7 @@ from docsync.plugin.choices import (
     DEFAULT_SEARCH_MODE,
     Backend,
     Fusion,
+    Ocr,
     Precision,
     Quantization,
     SearchMode,
@@ -34,7 +35,15 @@ from docsync.plugin.errors import ConfigError
 
 DEFAULT_MODEL = "srinivasanAI/bge-small-my-qna-model"
 # The settings that take one of a few names (a `Literal` each; case and spaces forgiven).
-CHOICES = ("precision", "backend", "search_mode", "fusion", "quantization", "write_ordering")
+CHOICES = (
+    "precision",
+    "backend",
+    "search_mode",
+    "fusion",
+    "quantization",
+    "write_ordering",
+    "ocr",
+)
 DEFAULT_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 DEFAULT_INCLUDE = (
     "*.md",
@@ -45,12 +54,19 @@ DEFAULT_INCLUDE = (
     "*.html",
     "*.htm",
     "*.docx",
+    "*.png",
+    "*.jpg",
+    "*.jpeg",
+    "*.tif",
+    "*.tiff",
 )
 # Hidden files and folders (".git", ".hg", ".svn", ".docsync", editor droppings) and the
 # VCS folders that are not hidden.
 DEFAULT_EXCLUDE = (".*", "_darcs", "CVS", "node_modules", "__pycache__")
 
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
+# Tesseract's language names joined by `+` (`eng`, `deu+fra`, `chi_sim`, `script/Latin`).
+_LANGUAGES = re.compile(r"^[A-Za-z0-9_/-]+(\+[A-Za-z0-9_/-]+)*$")
 # What Qdrant refuses in a collection name (the server's rule, as qdrant-client's local mode
 # copies it): both engines keep a collection in a folder named after it, so a '/' or '..'
 # would put it outside the store. The limit is in bytes, as a folder name's is.
@@ -224,9 +240,21 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="MiB of address space the PDF, HTML and Word reader may take (then too_large)",
     )
+    ocr: Ocr = Field(
+        "auto",
+        description="scanned PDF pages and images read by Tesseract: auto (where it is "
+        "installed), off, on (a sync refuses to start without it)",
+    )
+    ocr_languages: str = Field(
+        "eng", description="Tesseract's languages, joined by + (eng, deu+eng); each installed"
+    )
+    ocr_cache_mb: int = Field(
+        256, ge=1, le=1_048_576, description="MiB of OCR'd page text cached (in DOCSYNC_CACHE)"
+    )
     cache: Path = Field(
         default_factory=default_cache,
-        description="docsync's cache folder: model cards, ONNX exports (unset: ~/.cache/docsync)",
+        description="docsync's cache folder: model cards, ONNX exports, OCR'd pages "
+        "(unset: ~/.cache/docsync)",
     )
     progress_seconds: float = Field(
         30.0, gt=0, le=86400, description="seconds between progress lines where stderr is no TTY"
@@ -332,6 +360,14 @@ class Settings(BaseSettings):
             # Never echo the token: this message reaches the terminal.
             raise ValueError("must be printable ASCII without spaces (a header carries it)")
         return text
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _check_languages(cls, value: str) -> str:
+        value = value.strip()
+        if not _LANGUAGES.match(value):
+            raise ValueError("must be Tesseract language names joined by + (e.g. eng or deu+eng)")
+        return value
 
     @field_validator("include", "exclude", "http_allowed_hosts", mode="before")
     @classmethod

@@ -181,6 +181,7 @@ class FileVersion:
     format: str = "text"
     pages: Sequence[int] = ()  # where each page starts in the text (PDF)
     labels: Sequence[str] = ()  # each page's printed label, where they differ (PDF)
+    ocr: Sequence[float | None] = ()  # each page's OCR confidence, None where not OCR'd
     tags: Sequence[str] = ()
     meta: Mapping[str, str] = field(default_factory=dict)
     # Each chunk's tokens, its text counted alone (`Encoder.count_tokens`): what a passage
@@ -266,6 +267,11 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         if version.labels:
             payload["page_label"] = version.labels[payload["page_start"] - 1]
             payload["page_label_end"] = version.labels[payload["page_end"] - 1]
+        read = [
+            c for c in version.ocr[payload["page_start"] - 1 : payload["page_end"]] if c is not None
+        ]
+        if read:
+            payload["ocr_confidence"] = min(read)
     return payload
 
 

@@ -83,6 +83,7 @@ class Planner:
             max_bytes=max_bytes,
             timeout=self.options.read_timeout,
             memory_mb=self.options.reader_memory_mb,
+            ocr=self.options.ocr,
             current_hash=entry.current_hash(chunker) if entry else None,
         )
         if isinstance(document, Skip):
@@ -137,6 +138,7 @@ class Planner:
             format=document.content.format,
             pages=document.content.pages,
             labels=document.content.labels,
+            ocr=document.content.ocr,
             tags=document.content.tags,
             meta=document.content.meta,
             tokens=self.encoder.count_tokens_many([c.text for c in chunks]),

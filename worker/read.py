@@ -27,6 +27,7 @@ from docsync.plugin.schema import content_hash
 from docsync.worker.formats import BINARY_FORMATS, Extracted, Unreadable, format_of
 from docsync.worker.formats.isolated import DEFAULT_MEMORY_MB as DEFAULT_MEMORY_MB  # re-exported
 from docsync.worker.formats.isolated import extract_isolated
+from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 from docsync.worker.formats.text import read_text
 from docsync.worker.report import Skip
 from docsync.worker.scan import SourceFile
@@ -89,11 +90,12 @@ def read_document(
     timeout: float = DEFAULT_TIMEOUT,
     memory_mb: int = DEFAULT_MEMORY_MB,
     current_hash: str | None = None,
+    ocr: OcrOptions = OCR_OFF,
 ) -> Document | Unchanged | Skip:
     """Read and extract `source`; every way this can fail is a `Skip` with its reason.
     `timeout` and `memory_mb` bound the reader of a binary format. `current_hash`: the hash
     its points were written from; bytes that still hash so are `Unchanged`, and not
-    extracted."""
+    extracted. `ocr`: how pages that are only pixels are read."""
     read = _read_bytes(source, max_bytes)
     if isinstance(read, Skip):
         return read
@@ -106,10 +108,14 @@ def read_document(
     kind = format_of(source.path)
     try:
         if kind in BINARY_FORMATS:
-            extracted = extract_isolated(kind, raw, timeout=timeout, memory_mb=memory_mb)
+            extracted = extract_isolated(kind, raw, timeout=timeout, memory_mb=memory_mb, ocr=ocr)
         else:
             extracted = read_text(raw, kind)
     except Unreadable as exc:
+        if ocr.missing and ocr.missing in exc.detail:
+            from docsync.worker.ocr_setup import tell_missing
+
+            tell_missing(ocr, source.path)
         return Skip(source.path, exc.reason, exc.detail)
     return Document(source, extracted, file_hash, key)
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from docsync.plugin.profile import CHUNKER_VERSION
 from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 6
+PAYLOAD_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class SyncOptions:
     window_chunks: int | None = None  # chunks embedded together; None: the encoder's choice
     read_timeout: float = DEFAULT_TIMEOUT  # seconds a PDF, HTML or Word reader may take
     reader_memory_mb: int = DEFAULT_MEMORY_MB  # and the MiB of address space it may take
+    ocr: OcrOptions = OCR_OFF  # how scanned pages and images are read (worker/ocr_setup.py)
 
     @property
     def chunker(self) -> str:
@@ -40,5 +42,7 @@ class SyncOptions:
         # footers, joined hyphens) and page labels, and HTML read whole (every heading, table
         # row and code block of the main content): PDF and HTML files are read again, and only
         # their chunks whose text changed are embedded; other formats' points are rewritten as
-        # they were.
+        # they were. `payload=7`: a PDF's scanned pages read by OCR, with their confidence
+        # (`ocr_confidence`): PDFs are read again, so that a mixed PDF indexed before gains
+        # its scanned pages.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"

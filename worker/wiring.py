@@ -117,6 +117,7 @@ def sync_once(
 
 
 def sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) -> SyncOptions:
+    from docsync.worker.ocr_setup import ocr_options
     from docsync.worker.pipeline import SyncOptions
 
     return SyncOptions(
@@ -128,6 +129,7 @@ def sync_options(settings: Settings, *, allow_empty: bool, mass_delete: bool) ->
         allow_mass_delete=mass_delete,
         read_timeout=settings.read_timeout,
         reader_memory_mb=settings.reader_memory_mb,
+        ocr=ocr_options(settings),
     )
 
 

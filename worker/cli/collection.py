@@ -32,6 +32,7 @@ log = logging.getLogger("docsync")
 @edge
 def show(settings: Settings, file: Path, start: int, end: int | None, pages: bool) -> int:
     """The extracted text of a file, or a span of it: what a hit's start and end index."""
+    from docsync.worker.ocr_setup import ocr_options
     from docsync.worker.read import Unchanged, read_document
     from docsync.worker.report import Skip
     from docsync.worker.scan import SourceFile
@@ -45,6 +46,7 @@ def show(settings: Settings, file: Path, start: int, end: int | None, pages: boo
         max_bytes=settings.max_file_bytes,
         timeout=settings.read_timeout,
         memory_mb=settings.reader_memory_mb,
+        ocr=ocr_options(settings),
     )
     if isinstance(document, Skip):
         return fail(f"{file} is not indexed as text: {document.reason} ({document.detail})", 1)

@@ -6,6 +6,8 @@ that is chunked and what the chunker and the payload need besides it.
             headings from the outline or the fonts, running headers and footers dropped
     html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
+    image   Pillow and Tesseract: a photographed or scanned page read by OCR (PDF pages
+            without a text layer are read by OCR too: worker/formats/ocr.py)
 
 Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted
 text, so the chunker cuts before them as it does in Markdown, and `start`/`end` of every chunk
@@ -25,9 +27,9 @@ from pathlib import PurePosixPath
 
 from docsync.plugin.schema import FORMATS
 
-MARKDOWN, RST, TEXT, PDF, HTML, DOCX = FORMATS
+MARKDOWN, RST, TEXT, PDF, HTML, DOCX, IMAGE = FORMATS
 # Formats read by a parser library in the child process rather than decoded in-process.
-BINARY_FORMATS = frozenset({PDF, HTML, DOCX})
+BINARY_FORMATS = frozenset({PDF, HTML, DOCX, IMAGE})
 _BY_SUFFIX = {
     ".md": MARKDOWN,
     ".markdown": MARKDOWN,
@@ -37,6 +39,11 @@ _BY_SUFFIX = {
     ".htm": HTML,
     ".xhtml": HTML,
     ".docx": DOCX,
+    ".png": IMAGE,
+    ".jpg": IMAGE,
+    ".jpeg": IMAGE,
+    ".tif": IMAGE,
+    ".tiff": IMAGE,
 }
 
 
@@ -59,6 +66,9 @@ class Extracted:
     headings: tuple[int, ...] | None = None
     # each page's printed label (PDF: `ix`, `12`), () where none differs from its number
     labels: tuple[str, ...] = ()
+    # each page's OCR confidence (0..1), None for a page read from its text layer; () where
+    # no page was read by OCR
+    ocr: tuple[float | None, ...] = ()
     body_start: int = 0  # where the content starts: after a Markdown file's front matter
     title: str = ""  # the document's own title (front matter, document properties)
     tags: tuple[str, ...] = ()

@@ -11,6 +11,9 @@ parser's memory is the child's, never held by the sync that embeds.
 Not a `concurrent.futures` pool: a pool cannot kill the one task that overran and goes
 broken when its worker dies; this needs both. The child and its channel are
 `docsync.plugin.child`'s, as the shard host's are.
+
+OCR (worker/formats/ocr.py) runs Tesseract as the child's own child: the reader leads a
+process group of its own, and a reader killed for overrunning is killed with its group.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import threading
 import time
 
 from docsync.plugin.child import Channel, Child, ChildGone, ChildTimeout
-from docsync.worker.formats import DOCX, HTML, PDF, Extracted, Unreadable
+from docsync.worker.formats import DOCX, HTML, IMAGE, PDF, Extracted, Unreadable
+from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 
 # The reader's address space in MiB: the interpreter and the three parsers take about 250 MiB
 # of it before the first file (most of that mapped, not resident); normal documents of up to
@@ -36,7 +40,7 @@ DEFAULT_MEMORY_MB = 2048
 # the cap died for want of memory (the last allocation that failed is never counted in it).
 _MEMORY_DEATH_SHARE = 0.8
 _MIB = 1024 * 1024
-Request = tuple[str, bytes]  # the format, and the file's bytes
+Request = tuple[str, bytes, OcrOptions]  # the format, the file's bytes, and how to OCR
 # What the child sends: first the bytes it has mapped but not resident once ready (an int),
 # then one `Extracted` or `Unreadable` per request.
 Answer = Extracted | Unreadable | int
@@ -49,12 +53,16 @@ def too_large(memory_mb: int) -> Unreadable:
     )
 
 
-def extract(format: str, raw: bytes) -> Extracted:
+def extract(format: str, raw: bytes, ocr: OcrOptions = OCR_OFF) -> Extracted:
     """Run the reader of `format` over `raw` in this process."""
     if format == PDF:
         from docsync.worker.formats.pdf import read_pdf
 
-        return read_pdf(raw)
+        return read_pdf(raw, ocr)
+    if format == IMAGE:
+        from docsync.worker.formats.image import read_image
+
+        return read_image(raw, ocr)
     if format == HTML:
         from docsync.worker.formats.html import read_html
 
@@ -74,12 +82,12 @@ def _serve(channel: Channel[Answer, Request], memory_mb: int) -> None:
     channel.send(_unresident())
     while True:
         try:
-            format, raw = channel.receive()
+            format, raw, ocr = channel.receive()
         except ChildGone:
             return
         peak_before = _vm_peak()
         try:
-            result: Extracted | Unreadable = extract(format, raw)
+            result: Extracted | Unreadable = extract(format, raw, ocr)
         except Unreadable as exc:
             result = exc
         except MemoryError:
@@ -119,7 +127,9 @@ def _load_readers() -> None:
     sends (and the first file does not wait for them)."""
     import docx  # noqa: F401
     import lxml.html  # noqa: F401
+    import PIL.Image  # noqa: F401
     import pypdfium2  # noqa: F401
+    import pytesseract  # type: ignore[import-untyped]  # noqa: F401
     import trafilatura  # noqa: F401
 
 
@@ -155,14 +165,20 @@ class ReaderProcess:
         self._unresident: int | None = None  # what it said once ready (None: not yet)
 
     def extract(
-        self, format: str, raw: bytes, *, timeout: float, memory_mb: int = DEFAULT_MEMORY_MB
+        self,
+        format: str,
+        raw: bytes,
+        *,
+        timeout: float,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        ocr: OcrOptions = OCR_OFF,
     ) -> Extracted:
         with self._lock:
             try:
                 child = self._start(memory_mb, timeout)
                 result = None
                 if child is not None:
-                    child.send((format, raw))
+                    child.send((format, raw, ocr))
                     result = child.receive(timeout)
             except ChildTimeout:
                 result = None
@@ -194,7 +210,9 @@ class ReaderProcess:
         if child is not None and child.alive and memory_mb == self._memory_mb:
             return child
         self._stop()
-        child = self._child = Child("docsync.worker.formats.isolated", [str(memory_mb)])
+        child = self._child = Child(
+            "docsync.worker.formats.isolated", [str(memory_mb)], new_session=True
+        )
         self._memory_mb = memory_mb
         try:
             ready = child.receive(timeout)
@@ -227,6 +245,8 @@ class ReaderProcess:
         self._unresident = None
         if child is not None:
             child.close()
+            with contextlib.suppress(OSError):  # its Tesseract, if one is running
+                os.killpg(child.pid, signal.SIGKILL)
             child.kill()
             child.wait(5)
 
@@ -254,11 +274,16 @@ atexit.register(_READER.close)
 
 
 def extract_isolated(
-    format: str, raw: bytes, *, timeout: float, memory_mb: int = DEFAULT_MEMORY_MB
+    format: str,
+    raw: bytes,
+    *,
+    timeout: float,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    ocr: OcrOptions = OCR_OFF,
 ) -> Extracted:
     """`extract` in the shared child process, bounded by `timeout` seconds and `memory_mb`
     MiB of address space."""
-    return _READER.extract(format, raw, timeout=timeout, memory_mb=memory_mb)
+    return _READER.extract(format, raw, timeout=timeout, memory_mb=memory_mb, ocr=ocr)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ joined by a blank line and each page's start is kept (`Extracted.pages`), so a c
 the pages it spans; the heading lines' offsets are `Extracted.headings`, the only lines the
 chunker takes as headings (a `# comment` printed in the PDF stays text). Printed page labels
 (`ix`, `12`) are kept where they differ from the physical page numbers (`Extracted.labels`).
+
+A page with no text layer (scanned) is rendered and read by OCR (worker/formats/ocr.py) where
+OCR is on: its lines take the text layer's place, so a mixed PDF has text on every page, and
+its confidence is kept (`Extracted.ocr`).
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ from __future__ import annotations
 import pypdfium2 as pdfium
 
 from docsync.worker.formats import PDF, Extracted, Unreadable
+from docsync.worker.formats.image import ocr_off
+from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 from docsync.worker.formats.pdf_headings import mark_by_font, mark_outline
 from docsync.worker.formats.pdf_lines import Line, outline, page_label, page_lines
+from docsync.worker.formats.pdf_ocr import PageReader
 from docsync.worker.formats.pdf_structure import drop_running, join_hyphens, page_text
 from docsync.worker.formats.text import has_text, metadata
 
 PAGE_JOIN = "\n\n"
-NO_TEXT = (
-    "no text layer (a scanned PDF?): run OCR on it first (for example with ocrmypdf) to index it"
-)
+NO_TEXT = "no text layer (a scanned PDF?)"
 
 
-def read_pdf(raw: bytes) -> Extracted:
+def read_pdf(raw: bytes, ocr: OcrOptions = OCR_OFF) -> Extracted:
     try:
         document = pdfium.PdfDocument(raw)
     except pdfium.PdfiumError as exc:
@@ -36,6 +41,7 @@ def read_pdf(raw: bytes) -> Extracted:
         if "password" in message.lower():
             raise Unreadable("encrypted", "the PDF needs a password") from None
         raise Unreadable("corrupt", f"not a readable PDF ({message})") from None
+    reader = PageReader(ocr)
     try:
         pages: list[list[Line]] = []
         heights: list[float] = []
@@ -43,7 +49,7 @@ def read_pdf(raw: bytes) -> Extracted:
             page = document[index]
             try:
                 heights.append(float(page.get_height()))
-                pages.append(page_lines(page))
+                pages.append(reader.lines(page, page_lines(page)))
             finally:
                 page.close()
         bookmarks = list(outline(document))
@@ -53,6 +59,7 @@ def read_pdf(raw: bytes) -> Extracted:
         raise Unreadable("corrupt", f"a page could not be read ({exc})") from None
     finally:
         document.close()
+        reader.close()
     drop_running(pages, heights)
     if bookmarks:
         mark_outline(pages, bookmarks)
@@ -61,13 +68,16 @@ def read_pdf(raw: bytes) -> Extracted:
     join_hyphens(pages)
     text, starts, headings = _join(pages)
     if not has_text(text):
-        raise Unreadable("no_text", NO_TEXT)
+        if reader.scanned and not ocr.enabled:
+            raise ocr_off(ocr, NO_TEXT)
+        raise Unreadable("no_text", "OCR found no text" if reader.scanned else NO_TEXT)
     return Extracted(
         text,
         PDF,
         pages=starts,
         headings=headings,
         labels=labels,
+        ocr=reader.read_by_ocr(),
         title=title,
         tags=tags,
         meta=meta,

@@ -1,0 +1,82 @@
+"""Images (`.png`, `.jpg`, `.jpeg`, `.tif`, `.tiff`): a photographed or scanned page, read by
+OCR (worker/formats/ocr.py). Each frame of a multi-page TIFF is a page.
+
+Pillow (HPND) decodes the image; its size is checked from the header before any pixel is
+decoded, so a decompression bomb (a small file of a huge image) is `too_large` at once, and
+a file cut short is `corrupt`. Frames past `MAX_FRAMES` are not read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+from docsync.worker.formats import IMAGE, Extracted, Unreadable
+from docsync.worker.formats.ocr import MAX_PIXELS, OcrOptions, open_cache, read_page
+from docsync.worker.formats.text import has_text
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+MAX_FRAMES = 500
+PAGE_JOIN = "\n\n"
+
+
+def ocr_off(options: OcrOptions, what: str) -> Unreadable:
+    """The skip of a file that only OCR could read, with OCR off or missing."""
+    why = options.missing or "OCR is off (DOCSYNC_OCR=off)"
+    return Unreadable("no_text", f"{what}: {why}")
+
+
+def read_image(raw: bytes, options: OcrOptions) -> Extracted:
+    if not options.enabled:
+        raise ocr_off(options, "an image, readable only by OCR")
+    cache = open_cache(options)
+    try:
+        pages = [read_page(frame, options, cache) for frame in _frames(raw)]
+    finally:
+        if cache is not None:
+            cache.close()
+    texts = [page.text for page in pages]
+    text = PAGE_JOIN.join(texts)
+    if not has_text(text):
+        raise Unreadable("no_text", "OCR found no text in the image")
+    return Extracted(text, IMAGE, pages=_starts(texts), ocr=tuple(p.confidence for p in pages))
+
+
+def _frames(raw: bytes) -> list[Image]:
+    """The image's frames, decoded and in grayscale; bombs and broken files refused."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            frames: list[Image.Image] = []
+            for index in range(min(getattr(image, "n_frames", 1), MAX_FRAMES)):
+                image.seek(index)
+                frames.append(_decoded(image))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise Unreadable("too_large", f"an image bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise Unreadable("corrupt", "not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise Unreadable("corrupt", f"a broken image ({exc})") from None
+    return frames
+
+
+def _decoded(frame: Image) -> Image:
+    width, height = frame.size
+    if width * height > MAX_PIXELS:
+        raise Unreadable("too_large", f"{width}x{height} pixels, over {MAX_PIXELS} for OCR")
+    return frame.convert("L")
+
+
+def _starts(texts: list[str]) -> tuple[int, ...]:
+    starts, offset = [], 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + len(PAGE_JOIN)
+    return tuple(starts)
