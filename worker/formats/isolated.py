@@ -129,7 +129,7 @@ def _load_readers() -> None:
     import lxml.html  # noqa: F401
     import PIL.Image  # noqa: F401
     import pypdfium2  # noqa: F401
-    import pytesseract  # type: ignore[import-untyped]  # noqa: F401
+    import pytesseract  # noqa: F401
     import trafilatura  # noqa: F401
 
 

@@ -104,7 +104,7 @@ def page_key(image: Image, languages: str) -> str:
 
 
 def _tesseract(image: Image, options: OcrOptions) -> OcrPage:
-    import pytesseract  # type: ignore[import-untyped]
+    import pytesseract
 
     pytesseract.pytesseract.tesseract_cmd = options.command
     os.environ["OMP_THREAD_LIMIT"] = "1"
