@@ -19,7 +19,6 @@ from docsync.plugin.settings import Settings
 from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 
 log = logging.getLogger("docsync.sync")
-_INSTALL = "apt-get install tesseract-ocr tesseract-ocr-{language}"
 _LIST_SECONDS = 10.0  # `tesseract --list-langs` answers in milliseconds
 _told = threading.Event()
 
@@ -38,18 +37,15 @@ def ocr_options(settings: Settings) -> OcrOptions:
         cache=str(settings.cache / "ocr"),
         cache_bytes=settings.ocr_cache_mb * 1024 * 1024,
         page_seconds=settings.read_timeout,
-        missing=f"{missing}, so scanned PDFs and images are not read (DOCSYNC_OCR)"
-        if missing
-        else "",
+        missing=missing,
     )
 
 
 def _missing(languages: str) -> str:
     """What keeps Tesseract from reading `languages` here ("" when nothing does)."""
     command = shutil.which("tesseract")
-    first = languages.split("+")[0]
     if command is None:
-        return f"Tesseract is not installed ({_INSTALL.format(language=first)})"
+        return "Tesseract is not installed"
     try:
         listed = subprocess.run(
             [command, "--list-langs"],
@@ -63,15 +59,20 @@ def _missing(languages: str) -> str:
     installed = set(listed.stdout.split())
     lacking = [name for name in languages.split("+") if name not in installed]
     if lacking:
-        return (
-            f"Tesseract has no data for {', '.join(lacking)} "
-            f"(apt-get install tesseract-ocr-{lacking[0]})"
-        )
+        return f"Tesseract has no data for {'+'.join(lacking)}"
     return ""
 
 
 def tell_missing(options: OcrOptions, path: str) -> None:
-    """Say once in this process that `path` needed the OCR that is missing."""
+    """Say once in this process that `path` needed the OCR that is missing, and what to
+    install for it."""
     if options.missing and not _told.is_set():
         _told.set()
-        log.warning("%s has no text but its images: %s", path, options.missing)
+        packages = " ".join(f"tesseract-ocr-{name}" for name in options.languages.split("+"))
+        log.warning(
+            "%s is scanned (or an image) and %s: scanned PDFs and images are skipped as "
+            "no_text until it is (apt-get install tesseract-ocr %s), or set DOCSYNC_OCR=off",
+            path,
+            options.missing,
+            packages,
+        )

@@ -24,7 +24,7 @@ PAGE_JOIN = "\n\n"
 
 def ocr_off(options: OcrOptions, what: str) -> Unreadable:
     """The skip of a file that only OCR could read, with OCR off or missing."""
-    why = options.missing or "OCR is off (DOCSYNC_OCR=off)"
+    why = f"{options.missing} (DOCSYNC_OCR)" if options.missing else "OCR is off (DOCSYNC_OCR=off)"
     return Unreadable("no_text", f"{what}: {why}")
 
 
