@@ -10,10 +10,18 @@ the same code the child process runs), and `docsync+chunk` also cuts the text in
 the model's tokenizer, as a sync does. `pages` counts PDF pages and HTML files.
 
     python bench/formats.py [--json] [--pdf DIR]... [--html DIR]... [--rounds N]
+                            [--ocr-pages N | --no-ocr]
 
 Defaults: the real documents in tests/documents (no one here wrote them). Point `--pdf`
 and `--html` at larger folders for steadier figures, e.g. a Debian documentation package's.
 Needs the test extra (pypdf, beautifulsoup4, the MiniLM tokenizer).
+
+OCR (where Tesseract is installed): the first `--ocr-pages` pages of tests/documents'
+born-digital PDFs, rendered at 150 dpi into a PDF of images (a scan of them), read once by
+docsync's PDF reader with OCR and no page cache (`docsync`), read again through a warm page
+cache (`docsync-cached`), and by the common alternative: each page rendered at the same
+300 dpi and `pytesseract.image_to_string` with its defaults (`pytesseract`). Tesseract runs
+as a child: its CPU time and peak memory are its own figures (`tesseract_*`).
 """
 
 from __future__ import annotations
@@ -163,12 +171,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pdf", type=Path, action="append", help="a folder of PDFs")
     parser.add_argument("--html", type=Path, action="append", help="a folder of web pages")
     parser.add_argument("--rounds", type=int, default=20, help="reads of every file")
+    parser.add_argument("--ocr-pages", type=int, default=8, help="scanned pages OCR'd")
+    parser.add_argument("--no-ocr", action="store_true", help="leave OCR out")
     parser.add_argument("--reader", help=argparse.SUPPRESS)  # kind:name, in the child
     parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reader:
         kind, name = args.reader.split(":")
-        print(json.dumps(measure(kind, name, args.paths, args.rounds)))
+        measured = measure_ocr if kind == "ocr" else measure
+        print(json.dumps(measured(kind, name, args.paths, args.rounds)))
         return 0
     inputs = {
         "pdf": readable(files(args.pdf or [DOCUMENTS], (".pdf",)), _docsync_pdf),
@@ -185,8 +196,99 @@ def main(argv: list[str]) -> int:
             **row,
             "speedup": round(row["docsync"]["pages_per_s"] / baseline, 2),
         }
+    if not args.no_ocr:
+        results["ocr"] = ocr_results(args.ocr_pages)
     emit(results, as_json=args.json)
     return 0
+
+
+# OCR ------------------------------------------------------------------------------------------
+
+OCR_READERS = ("docsync", "docsync-cached", "pytesseract")
+SCAN_DPI = 150
+
+
+def ocr_results(pages: int) -> dict[str, object]:
+    """OCR's row: pages per second, CPU seconds a page and peak memory of each reader."""
+    import shutil
+    import tempfile
+
+    if shutil.which("tesseract") is None:
+        return {"skipped": "tesseract is not installed"}
+    with tempfile.TemporaryDirectory() as folder:
+        scan = Path(folder) / "scan.pdf"
+        scan.write_bytes(scanned(pages))
+        row = {name: run_reader("ocr", name, [scan], 1) for name in OCR_READERS}
+    return {
+        "pages": pages,
+        **row,
+        "speedup": round(row["docsync"]["pages_per_s"] / row["pytesseract"]["pages_per_s"], 2),
+    }
+
+
+def scanned(pages: int) -> bytes:
+    """The first `pages` pages of the born-digital test PDFs as a scan: images only."""
+    import pypdfium2 as pdfium
+
+    images = []
+    for path in files([DOCUMENTS], (".pdf",)):
+        document = pdfium.PdfDocument(path)
+        for index in range(len(document)):
+            if len(images) < pages:
+                bitmap = document[index].render(scale=SCAN_DPI / 72, grayscale=True)
+                images.append(bitmap.to_pil())
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=SCAN_DPI)
+    return out.getvalue()
+
+
+def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[str, float]:
+    """Run in the reader's own process: OCR every page of the scan once."""
+    import shutil
+    import tempfile
+
+    from docsync.worker.formats.ocr import OcrOptions
+
+    raw = paths[0].read_bytes()
+    with tempfile.TemporaryDirectory() as cache:
+        options = OcrOptions(command=shutil.which("tesseract") or "")
+        if reader == "docsync-cached":
+            options = OcrOptions(command=options.command, cache=cache)
+            _docsync_ocr(raw, options)  # fills the cache: the timed read finds every page
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        count = (
+            _pytesseract_defaults(raw) if reader == "pytesseract" else _docsync_ocr(raw, options)
+        )
+        seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "pages_per_s": round(count / seconds, 2),
+        "seconds": round(seconds, 2),
+        "tesseract_cpu_s_per_page": round(cpu / count, 2),
+        "peak_rss_mb": round(_peak_mb(), 1),
+        "tesseract_peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+    }
+
+
+def _docsync_ocr(raw: bytes, options: object) -> int:
+    from docsync.worker.formats.ocr import OcrOptions
+    from docsync.worker.formats.pdf import read_pdf
+
+    assert isinstance(options, OcrOptions)
+    return len(read_pdf(raw, options).pages)
+
+
+def _pytesseract_defaults(raw: bytes) -> int:
+    import pypdfium2 as pdfium
+    import pytesseract
+
+    document = pdfium.PdfDocument(raw)
+    for index in range(len(document)):
+        image = document[index].render(scale=300 / 72).to_pil()
+        pytesseract.image_to_string(image)
+    return len(document)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,18 @@ def test_a_screenshot_is_read_and_found_with_its_confidence(
     assert 0.5 < point.payload["ocr_confidence"] <= 1
 
 
+@needs_tesseract
+def test_each_frame_of_a_tiff_is_a_page(tmp_path: Path, shared_cache: Path) -> None:
+    frames = [text_image(["The heron keeps"]), text_image(["# the amber lanterns."])]
+    frames[0].save(tmp_path / "scan.tiff", save_all=True, append_images=frames[1:])
+    document = read(tmp_path / "scan.tiff", options(shared_cache))
+    assert isinstance(document, Document) and document.content.format == "image"
+    assert len(document.content.pages) == len(document.content.ocr) == 2
+    second = document.text[document.content.pages[1] :]
+    assert "amber lanterns" in second and "heron" not in second
+    assert document.content.headings == ()  # an OCR'd `#` is no heading
+
+
 def test_a_second_sync_runs_ocr_on_no_page_it_read(
     tmp_path: Path, memory_store: Store, tiny_encoder: Encoder
 ) -> None:
@@ -225,7 +237,7 @@ def png_bomb(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda: png_bomb(40_000, 40_000), "too_large"),  # Pillow's own bomb limit
+        (lambda: png_bomb(20_000, 20_000), "too_large"),  # past Pillow's own bomb limit
         (lambda: png_bomb(8_000, 6_000), "too_large"),  # 48 M pixels: over OCR's bound
         (lambda: (DOCUMENTS / "macos-workflow.png").read_bytes()[:9000], "corrupt"),
         (lambda: b"\x89PNG\r\n\x1a\n" + b"junk" * 100, "corrupt"),

@@ -9,6 +9,7 @@ a file cut short is `corrupt`. Frames past `MAX_FRAMES` are not read.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from docsync.worker.formats import IMAGE, Extracted, Unreadable
@@ -32,7 +33,7 @@ def read_image(raw: bytes, options: OcrOptions) -> Extracted:
     if not options.enabled:
         raise ocr_off(options, "an image, readable only by OCR")
     cache = open_cache(options)
-    try:
+    try:  # a frame at a time: a TIFF's frames are never all decoded at once
         pages = [read_page(frame, options, cache) for frame in _frames(raw)]
     finally:
         if cache is not None:
@@ -41,11 +42,14 @@ def read_image(raw: bytes, options: OcrOptions) -> Extracted:
     text = PAGE_JOIN.join(texts)
     if not has_text(text):
         raise Unreadable("no_text", "OCR found no text in the image")
-    return Extracted(text, IMAGE, pages=_starts(texts), ocr=tuple(p.confidence for p in pages))
+    confidences = tuple(page.confidence for page in pages)
+    # headings=(): no OCR'd line is a heading, whatever it starts with (`# Action`)
+    return Extracted(text, IMAGE, pages=_starts(texts), headings=(), ocr=confidences)
 
 
-def _frames(raw: bytes) -> list[Image]:
-    """The image's frames, decoded and in grayscale; bombs and broken files refused."""
+def _frames(raw: bytes) -> Iterator[Image]:
+    """The image's frames, each decoded in grey as it is asked for; bombs and broken files
+    refused."""
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -54,17 +58,15 @@ def _frames(raw: bytes) -> list[Image]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))
-            frames: list[Image.Image] = []
             for index in range(min(getattr(image, "n_frames", 1), MAX_FRAMES)):
                 image.seek(index)
-                frames.append(_decoded(image))
+                yield _decoded(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Unreadable("too_large", f"an image bomb ({exc})") from None
     except UnidentifiedImageError:
         raise Unreadable("corrupt", "not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise Unreadable("corrupt", f"a broken image ({exc})") from None
-    return frames
 
 
 def _decoded(frame: Image) -> Image:
