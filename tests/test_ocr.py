@@ -95,10 +95,50 @@ def read(path: Path, ocr: OcrOptions, timeout: float = HANG) -> Document | Skip:
 # twenty pages of a scanned ledger, each with words of its own (no running header)
 LEDGER = list(
     zip(
-        "wren robin finch crow raven swift lark dove gull tern "
-        "kite hawk owl jay rook stork crane ibis egret heron".split(),
-        "red blue green white black grey brown pink gold silver "
-        "violet orange yellow purple cyan olive navy teal ivory amber".split(),
+        [
+            "wren",
+            "robin",
+            "finch",
+            "crow",
+            "raven",
+            "swift",
+            "lark",
+            "dove",
+            "gull",
+            "tern",
+            "kite",
+            "hawk",
+            "owl",
+            "jay",
+            "rook",
+            "stork",
+            "crane",
+            "ibis",
+            "egret",
+            "heron",
+        ],
+        [
+            "red",
+            "blue",
+            "green",
+            "white",
+            "black",
+            "grey",
+            "brown",
+            "pink",
+            "gold",
+            "silver",
+            "violet",
+            "orange",
+            "yellow",
+            "purple",
+            "cyan",
+            "olive",
+            "navy",
+            "teal",
+            "ivory",
+            "amber",
+        ],
         strict=True,
     )
 )
@@ -327,3 +367,17 @@ def test_languages_are_checked() -> None:
     with pytest.raises(ValueError, match="Tesseract language names"):
         Settings(ocr_languages="eng; rm -rf")
     assert Settings(ocr_languages=" deu+eng ").ocr_languages == "deu+eng"
+
+
+def test_ocr_on_without_tesseract_is_one_error_line(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docsync.worker.cli import cli
+
+    monkeypatch.setenv("PATH", str(env / "no-bin"))
+    monkeypatch.setenv("DOCSYNC_OCR", "on")
+    code = cli("sync", str(env))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("docsync: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err
+    assert "DOCSYNC_OCR=on, but Tesseract is not installed" in errors[0]
