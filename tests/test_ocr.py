@@ -93,52 +93,12 @@ def read(path: Path, ocr: OcrOptions, timeout: float = HANG) -> Document | Skip:
 
 
 # twenty pages of a scanned ledger, each with words of its own (no running header)
+_BIRDS = "wren robin finch crow raven swift lark dove gull tern kite hawk owl jay rook stork crane"
+_COLOURS = "red blue green white black grey brown pink gold silver violet orange yellow purple"
 LEDGER = list(
     zip(
-        [
-            "wren",
-            "robin",
-            "finch",
-            "crow",
-            "raven",
-            "swift",
-            "lark",
-            "dove",
-            "gull",
-            "tern",
-            "kite",
-            "hawk",
-            "owl",
-            "jay",
-            "rook",
-            "stork",
-            "crane",
-            "ibis",
-            "egret",
-            "heron",
-        ],
-        [
-            "red",
-            "blue",
-            "green",
-            "white",
-            "black",
-            "grey",
-            "brown",
-            "pink",
-            "gold",
-            "silver",
-            "violet",
-            "orange",
-            "yellow",
-            "purple",
-            "cyan",
-            "olive",
-            "navy",
-            "teal",
-            "ivory",
-            "amber",
-        ],
+        [*_BIRDS.split(), "ibis", "egret", "heron"],
+        [*_COLOURS.split(), "cyan", "olive", "navy", "teal", "ivory", "amber"],
         strict=True,
     )
 )
