@@ -20,8 +20,10 @@ OCR (where Tesseract is installed): the first `--ocr-pages` pages of tests/docum
 born-digital PDFs, rendered at 150 dpi into a PDF of images (a scan of them), read once by
 docsync's PDF reader with OCR and no page cache (`docsync`), read again through a warm page
 cache (`docsync-cached`), and by the common alternative: each page rendered at the same
-300 dpi and `pytesseract.image_to_string` with its defaults (`pytesseract`). Tesseract runs
-as a child: its CPU time and peak memory are its own figures (`tesseract_*`).
+300 dpi and `pytesseract.image_to_string` with its defaults (`pytesseract`), and the same on
+one thread (`pytesseract-1thread`, OMP_THREAD_LIMIT=1 as docsync runs it: what the threads
+cost). Tesseract runs as a child: its CPU time and peak memory are its own figures
+(`tesseract_*`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -204,7 +207,7 @@ def main(argv: list[str]) -> int:
 
 # OCR ------------------------------------------------------------------------------------------
 
-OCR_READERS = ("docsync", "docsync-cached", "pytesseract")
+OCR_READERS = ("docsync", "docsync-cached", "pytesseract", "pytesseract-1thread")
 SCAN_DPI = 150
 
 
@@ -250,6 +253,8 @@ def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[
     from docsync.worker.formats.ocr import OcrOptions
 
     raw = paths[0].read_bytes()
+    if reader == "pytesseract-1thread":
+        os.environ["OMP_THREAD_LIMIT"] = "1"
     with tempfile.TemporaryDirectory() as cache:
         options = OcrOptions(command=shutil.which("tesseract") or "")
         if reader == "docsync-cached":
@@ -262,7 +267,7 @@ def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[
         )
         seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    cpu = max(0.0, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return {
         "pages_per_s": round(count / seconds, 2),
         "seconds": round(seconds, 2),
