@@ -6,7 +6,8 @@ Tesseract runs as the distribution's own `tesseract` program, called by pytesser
 bounded by the file's time limit (a page alone can never outlast it), and the reader runs in
 a process group of its own, so a reader killed for overrunning takes its Tesseract with it.
 Tesseract runs on one thread (`OMP_THREAD_LIMIT=1`): its OpenMP threads slow a page down on a
-machine whose cores are busy embedding.
+machine whose cores are busy embedding (bench/formats.py: 5 times the CPU a page with
+pytesseract's defaults).
 
 Each page's result is cached by its pixels (worker/formats/ocr_cache.py): a re-sync, a file
 that gained a page, or the same scan in another folder never runs Tesseract on a page it
@@ -108,6 +109,9 @@ def _tesseract(image: Image, options: OcrOptions) -> OcrPage:
 
     pytesseract.pytesseract.tesseract_cmd = options.command
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    # handed over as an uncompressed PGM: pytesseract's default PNG took 0.25 s to write a
+    # 300 dpi page, a fifth of Tesseract's own time on it, for a file deleted at once
+    image.format = "PPM"
     try:
         data = pytesseract.image_to_data(
             image,
