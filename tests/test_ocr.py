@@ -267,13 +267,24 @@ def test_a_scan_past_the_time_limit_is_skipped_and_the_folder_syncs(
     (root / "long.pdf").write_bytes(scanned_pdf(pages))
     (root / "notes.md").write_text("# Notes\n\nThe kettle descales with vinegar.\n")
     text_image(["The quick brown fox."]).save(root / "fox.png")
-    ocr = options(tmp_path / "cache", command, page_seconds=3.0)
+    ocr = options(tmp_path / "cache", command, seconds=3.0)
     report = run_sync(root, memory_store, tiny_encoder, ocr=ocr, read_timeout=3.0)
     assert [(Path(s.path).name, s.reason) for s in report.failures] == [("long.pdf", "timeout")]
     assert {p.payload["path"] for p in memory_store.scroll({})} == {"notes.md", "fox.png"}
     # The Tesseract that was running when the reader was killed went with it.
     last = int(runs.read_text().split()[-1])
     assert not _alive(last)
+
+
+@needs_tesseract
+def test_the_reader_itself_stops_ocr_at_the_time_limit() -> None:
+    """In-process, as in a reader whose parent is gone: no one kills it but its deadline."""
+    from docsync.worker.formats.pdf import read_pdf
+
+    pages = [text_image([f"The {bird} keeps the {colour} lanterns."]) for bird, colour in LEDGER]
+    with pytest.raises(Unreadable) as caught:
+        read_pdf(scanned_pdf(pages[:3]), OcrOptions(command=TESSERACT or "", seconds=0.01))
+    assert caught.value.reason == "timeout" and "DOCSYNC_READ_TIMEOUT" in caught.value.detail
 
 
 def _alive(pid: int) -> bool:

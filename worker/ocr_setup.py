@@ -36,7 +36,7 @@ def ocr_options(settings: Settings) -> OcrOptions:
         languages=settings.ocr_languages,
         cache=str(settings.cache / "ocr"),
         cache_bytes=settings.ocr_cache_mb * 1024 * 1024,
-        page_seconds=settings.read_timeout,
+        seconds=settings.read_timeout,
         missing=missing,
     )
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from docsync.worker.formats import IMAGE, Extracted, Unreadable
-from docsync.worker.formats.ocr import MAX_PIXELS, OcrOptions, open_cache, read_page
+from docsync.worker.formats.ocr import MAX_PIXELS, OcrOptions, deadline, open_cache, read_page
 from docsync.worker.formats.text import has_text
 
 if TYPE_CHECKING:
@@ -32,9 +32,9 @@ def ocr_off(options: OcrOptions, what: str) -> Unreadable:
 def read_image(raw: bytes, options: OcrOptions) -> Extracted:
     if not options.enabled:
         raise ocr_off(options, "an image, readable only by OCR")
-    cache = open_cache(options)
+    cache, until = open_cache(options), deadline(options)
     try:  # a frame at a time: a TIFF's frames are never all decoded at once
-        pages = [read_page(frame, options, cache) for frame in _frames(raw)]
+        pages = [read_page(frame, options, cache, until) for frame in _frames(raw)]
     finally:
         if cache is not None:
             cache.close()

@@ -2,8 +2,9 @@
 Tesseract, run in the reader child (worker/formats/isolated.py).
 
 Tesseract runs as the distribution's own `tesseract` program, called by pytesseract
-(Apache-2.0) once a page: the program inherits the reader's address-space cap, each call is
-bounded by the file's time limit (a page alone can never outlast it), and the reader runs in
+(Apache-2.0) once a page: the program inherits the reader's address-space cap, the reader
+itself stops OCR at the file's time limit (no page begun past it, none running beyond it,
+even where no parent is left to kill the reader), and the reader runs in
 a process group of its own, so a reader killed for overrunning takes its Tesseract with it.
 Tesseract runs on one thread (`OMP_THREAD_LIMIT=1`): its OpenMP threads slow a page down on a
 machine whose cores are busy embedding (bench/formats.py: 5 times the CPU a page with
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +50,9 @@ class OcrOptions:
     languages: str = "eng"
     cache: str = ""  # the cache's folder ("" for none)
     cache_bytes: int = 64 * 1024 * 1024
-    page_seconds: float = 60.0  # the longest one page may take (the file's time limit)
+    # The file's time limit (DOCSYNC_READ_TIMEOUT): no page is begun past it and none runs
+    # beyond it, so OCR stops there even where no parent is left to kill the reader.
+    seconds: float = 60.0
     missing: str = ""  # why OCR is unavailable, where it was wanted (DOCSYNC_OCR=auto)
 
     @property
@@ -85,13 +89,22 @@ class OcrPage:
         return "\n".join(parts)
 
 
-def read_page(image: Image, options: OcrOptions, cache: OcrCache | None) -> OcrPage:
-    """The text Tesseract reads in `image` (from the cache when this page was read before)."""
+def deadline(options: OcrOptions) -> float:
+    """When a file's OCR, begun now, must end (a `time.monotonic` time)."""
+    return time.monotonic() + options.seconds
+
+
+def read_page(image: Image, options: OcrOptions, cache: OcrCache | None, until: float) -> OcrPage:
+    """The text Tesseract reads in `image` (from the cache when this page was read before),
+    by `until` (`deadline`) or `timeout`."""
     key = page_key(image, options.languages)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
         return cached
-    page = _tesseract(image, options)
+    left = until - time.monotonic()
+    if left <= 0:
+        raise _overrun(options)
+    page = _tesseract(image, options, left)
     if cache is not None:
         cache.put(key, page)
     return page
@@ -104,7 +117,11 @@ def page_key(image: Image, languages: str) -> str:
     return digest.hexdigest()
 
 
-def _tesseract(image: Image, options: OcrOptions) -> OcrPage:
+def _overrun(options: OcrOptions) -> Unreadable:
+    return Unreadable("timeout", f"OCR took over {options.seconds:g}s (DOCSYNC_READ_TIMEOUT)")
+
+
+def _tesseract(image: Image, options: OcrOptions, seconds: float) -> OcrPage:
     import pytesseract
 
     pytesseract.pytesseract.tesseract_cmd = options.command
@@ -118,12 +135,11 @@ def _tesseract(image: Image, options: OcrOptions) -> OcrPage:
             lang=options.languages,
             config=CONFIG,
             output_type=pytesseract.Output.DICT,
-            timeout=options.page_seconds,
+            timeout=seconds,
         )
     except RuntimeError as exc:  # pytesseract's timeout, and TesseractError (a subclass)
         if "timeout" in str(exc):
-            took = f"Tesseract took over {options.page_seconds:g}s on a page"
-            raise Unreadable("timeout", took) from None
+            raise _overrun(options) from None
         raise Unreadable("corrupt", f"Tesseract could not read a page ({exc})") from None
     except OSError as exc:  # TesseractNotFoundError, or a program that fails to start
         raise Unreadable("corrupt", f"Tesseract could not be run ({exc})") from None

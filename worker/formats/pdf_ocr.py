@@ -11,7 +11,15 @@ from __future__ import annotations
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from docsync.worker.formats.ocr import DPI, MAX_PIXELS, OcrOptions, OcrPage, open_cache, read_page
+from docsync.worker.formats.ocr import (
+    DPI,
+    MAX_PIXELS,
+    OcrOptions,
+    OcrPage,
+    deadline,
+    open_cache,
+    read_page,
+)
 from docsync.worker.formats.pdf_lines import Line
 from docsync.worker.formats.text import has_text
 
@@ -26,6 +34,7 @@ class PageReader:
         self.scanned = 0
         self.confidences: list[float | None] = []
         self._cache = open_cache(options) if options.enabled else None
+        self._until = deadline(options)
 
     def lines(self, page: pdfium.PdfPage, layer: list[Line]) -> list[Line]:
         if any(has_text(line.text) for line in layer) or not _draws(page):
@@ -37,7 +46,7 @@ class PageReader:
             return layer
         scale = render_scale(page.get_width(), page.get_height())
         image = page.render(scale=scale, grayscale=True).to_pil()
-        read = read_page(image, self.options, self._cache)
+        read = read_page(image, self.options, self._cache, self._until)
         del image
         self.confidences.append(read.confidence)
         return placed(read, scale, float(page.get_height()))
