@@ -261,6 +261,7 @@ def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[
             options = OcrOptions(command=options.command, cache=cache)
             _docsync_ocr(raw, options)  # fills the cache: the timed read finds every page
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         count = (
             _pytesseract_defaults(raw) if reader == "pytesseract" else _docsync_ocr(raw, options)
@@ -268,9 +269,14 @@ def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[
         seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = max(0.0, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu = mine.ru_utime + mine.ru_stime - own.ru_utime - own.ru_stime
     return {
         "pages_per_s": round(count / seconds, 2),
         "seconds": round(seconds, 2),
+        # all the CPU a page took, rendering and Tesseract: steadier than the wall clock on a
+        # busy machine
+        "cpu_s_per_page": round((cpu + own_cpu) / count, 2),
         "tesseract_cpu_s_per_page": round(cpu / count, 2),
         "peak_rss_mb": round(_peak_mb(), 1),
         "tesseract_peak_rss_mb": round(after.ru_maxrss / 1024, 1),
