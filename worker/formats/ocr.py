@@ -65,7 +65,8 @@ OCR_OFF = OcrOptions()
 
 @dataclass(frozen=True)
 class OcrLine:
-    """One line Tesseract read, and its box in the image's pixels (`top` its lowest edge)."""
+    """One line Tesseract read, and where it stands in the image's pixels (`bottom`: the
+    lowest edge of its words)."""
 
     text: str
     left: int
