@@ -234,23 +234,33 @@ def png_bomb(width: int, height: int) -> bytes:
     )
 
 
+def white_jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (width, height), 255).save(out, format="JPEG")
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
         (lambda: png_bomb(20_000, 20_000), "too_large"),  # past Pillow's own bomb limit
-        (lambda: png_bomb(8_000, 6_000), "too_large"),  # 48 M pixels: over OCR's bound
+        pytest.param(  # 48 M pixels: read at 20 M (white: no text)
+            lambda: png_bomb(8_000, 6_000), "no_text", marks=needs_tesseract
+        ),
+        pytest.param(  # a JPEG of 49 M: decoded at a quarter of its pixels
+            lambda: white_jpeg(7_000, 7_000), "no_text", marks=needs_tesseract
+        ),
         (lambda: (DOCUMENTS / "macos-workflow.png").read_bytes()[:9000], "corrupt"),
         (lambda: b"\x89PNG\r\n\x1a\n" + b"junk" * 100, "corrupt"),
     ],
-    ids=["bomb", "huge", "truncated", "junk"],
+    ids=["bomb", "huge", "huge-jpeg", "truncated", "junk"],
 )
 def test_hostile_images_are_skipped_with_their_reason(
     tmp_path: Path, make: object, reason: str
 ) -> None:
     assert callable(make)
     (tmp_path / "x.png").write_bytes(make())
-    ocr = options(tmp_path, "/bin/false")  # never reached: the image is refused before
-    skip = read(tmp_path / "x.png", ocr)
+    skip = read(tmp_path / "x.png", options(tmp_path, TESSERACT or "/bin/false"))
     assert isinstance(skip, Skip) and skip.reason == reason, skip
 
 

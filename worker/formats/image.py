@@ -2,12 +2,16 @@
 OCR (worker/formats/ocr.py). Each frame of a multi-page TIFF is a page.
 
 Pillow (HPND) decodes the image; its size is checked from the header before any pixel is
-decoded, so a decompression bomb (a small file of a huge image) is `too_large` at once, and
-a file cut short is `corrupt`. Frames past `MAX_FRAMES` are not read.
+decoded, so a decompression bomb (a small file of a huge image: over Pillow's
+`MAX_IMAGE_PIXELS`, about 89 million pixels) is `too_large` at once, and a file cut short
+is `corrupt`. A large photograph (a 48-megapixel phone's page) is read smaller, at most
+`MAX_PIXELS` (a JPEG decoded at a fraction of its size straight away). Frames past
+`MAX_FRAMES` are not read.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -70,10 +74,14 @@ def _frames(raw: bytes) -> Iterator[Image]:
 
 
 def _decoded(frame: Image) -> Image:
+    """The frame in grey, at most `MAX_PIXELS`."""
     width, height = frame.size
-    if width * height > MAX_PIXELS:
-        raise Unreadable("too_large", f"{width}x{height} pixels, over {MAX_PIXELS} for OCR")
-    return frame.convert("L")
+    factor = math.ceil(math.sqrt(width * height / MAX_PIXELS))
+    if factor > 1 and frame.format == "JPEG":
+        frame.draft("L", (width // factor, height // factor))  # decoded at 1/2, 1/4 or 1/8
+    grey = frame.convert("L")
+    factor = math.ceil(math.sqrt(grey.width * grey.height / MAX_PIXELS))
+    return grey.reduce(factor) if factor > 1 else grey
 
 
 def _starts(texts: list[str]) -> tuple[int, ...]:
