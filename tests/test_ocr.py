@@ -172,6 +172,24 @@ def test_a_screenshot_is_read_and_found_with_its_confidence(
 
 
 @needs_tesseract
+def test_questions_in_words_find_the_scan_and_the_screenshot(
+    tmp_path: Path, shared_cache: Path, memory_store: Store, minilm_encoder: Encoder
+) -> None:
+    """The real model and the default search, among born-digital files: each question's
+    file in the top 3, with its page."""
+    for name in ("scanned.pdf", "macos-workflow.png", "small.pdf", "library.html"):
+        shutil.copy(DOCUMENTS / name, tmp_path / name)
+    assert run_sync(tmp_path, memory_store, minilm_encoder, ocr=options(shared_cache)).ok
+    searcher = Searcher(memory_store, minilm_encoder)
+    for question, path, page in (
+        ("How do I run ocrmypdf on PDF files from a macOS workflow?", "macos-workflow.png", 1),
+        ("What are the important rules for using the CAD package?", "scanned.pdf", 1),
+    ):
+        found = [(h.path, h.page_start) for h in searcher.search(question, limit=3)]
+        assert (path, page) in found, (question, found)
+
+
+@needs_tesseract
 def test_each_frame_of_a_tiff_is_a_page(tmp_path: Path, shared_cache: Path) -> None:
     frames = [text_image(["The heron keeps"]), text_image(["# the amber lanterns."])]
     frames[0].save(tmp_path / "scan.tiff", save_all=True, append_images=frames[1:])
