@@ -56,7 +56,7 @@ def _missing(languages: str) -> str:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"Tesseract at {command} does not run ({exc})"
-    installed = set(listed.stdout.split())
+    installed = set((listed.stdout + listed.stderr).split())  # Tesseract 3 said it on stderr
     lacking = [name for name in languages.split("+") if name not in installed]
     if lacking:
         return f"Tesseract has no data for {'+'.join(lacking)}"
