@@ -199,7 +199,8 @@ def served(
     sock = tmp_path / "daemon.sock"
     endpoints = Endpoints(api_for(local), socket_path=sock, tcp=None)
     try:
-        yield local, Searcher.over(DaemonBackend(sock))
+        with Searcher.over(DaemonBackend(sock)) as remote:
+            yield local, remote
     finally:
         endpoints.close()
 
