@@ -184,7 +184,9 @@ function passage(hit) {
   const text = hit.text;
   const from = Math.max(0, Math.min(text.length, hit.match_start - hit.start));
   const to = Math.max(from, Math.min(text.length, hit.match_end - hit.start));
-  return el("p", { class: "passage" },
+  // A passage that is the matched chunk alone is not painted over: nothing to tell apart.
+  const whole = from === 0 && to === text.length;
+  return el("p", { class: whole ? "passage whole" : "passage" },
     text.slice(0, from), el("mark", {}, text.slice(from, to)), text.slice(to));
 }
 
@@ -332,7 +334,7 @@ async function loadHealth() {
   chart(lag ? lag.series : []);
   table($("errors"), data.errors ? Object.entries(data.errors) : [["—", "not watching"]]);
   const profile = data.profile || {};
-  table($("profile"), Object.entries(profile).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v]));
+  table($("profile"), Object.entries(profile).map(([k, v]) => [k, v !== null && typeof v === "object" ? JSON.stringify(v) : v]));
   const s = data.store;
   table($("store-info"), [["kind", s.kind], ["where", s.description], ["collection", s.collection],
     ["points", Number(s.points).toLocaleString()], ["size", bytes(s.bytes)]]);
@@ -340,7 +342,10 @@ async function loadHealth() {
 
 function table(node, rows) {
   clear(node);
-  for (const [k, v] of rows) node.append(el("tr", {}, el("th", {}, k), el("td", {}, String(v))));
+  for (const [k, v] of rows) {
+    const shown = v === null || v === undefined || v === "" ? "–" : String(v);
+    node.append(el("tr", {}, el("th", {}, k), el("td", {}, shown)));
+  }
 }
 
 // A bar per change, its height its lag (the newest on the right), on a square-root scale.
@@ -349,6 +354,9 @@ function chart(series) {
   clear(svg);
   const ns = "http://www.w3.org/2000/svg";
   const most = Math.max(1, ...series.map(([, lag]) => lag));
+  $("lag-scale").textContent = series.length
+    ? `each bar a change, the newest on the right; the top is ${seconds(most)}`
+    : "";
   const width = 240 / Math.max(series.length, 1);
   series.forEach(([age, lag], i) => {
     const h = Math.max(1, 58 * Math.sqrt(lag / most));
