@@ -102,7 +102,7 @@ def test_folders_show_counts_skips_with_reasons_and_unselected_files(served: Ser
     assert status == 200 and data["live"] and data["ready"]
     (root,) = data["roots"]
     assert root["root"] == str(served.docs)
-    assert root["files"] == 2 and root["points"] > 2
+    assert root["files"] == 3 and root["points"] > 3
     assert root["skipped"] == 1 and root["failed"] == 0
     assert root["set_aside"] == [
         {
@@ -121,7 +121,7 @@ def test_a_new_file_shows_on_folders_and_its_lag_on_health(served: Served) -> No
     def files() -> int:
         return int(get(served.port, "/api/folders", **AUTH)[2]["roots"][0]["files"])
 
-    poll(lambda: files() == 3, "the added file counted")
+    poll(lambda: files() == 4, "the added file counted")
     status, _, health = get(served.port, "/api/health", **AUTH)
     assert status == 200 and health["live"]
     assert health["lag"]["samples"] >= 1 and health["lag"]["p50"] is not None
@@ -150,6 +150,8 @@ def test_a_document_window_around_a_span_with_its_section_and_neighbours(served:
         <= MAX_READ_CHARS
     )
     assert get(served.port, "/api/document?path=nope.md", **AUTH)[0] == 404
+    pdf = get(served.port, "/api/document?path=texshop.pdf&start=1200&end=1250", **AUTH)[2]
+    assert pdf["page"] == 2 and pdf["format"] == "pdf" and pdf["previous"]["page"] == 1
     assert get(served.port, "/api/document?path=sockets.rst&start=x", **AUTH)[0] == 400
 
 

@@ -11,6 +11,7 @@ temporary folder, which CI does not keep), for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ SHOTS = Path(
     os.environ.get("DOCSYNC_SCREENSHOTS") or Path(tempfile.gettempdir()) / "docsync-screenshots"
 )
 WAIT_MS = 60_000  # what one condition may take on a loaded machine; met, it returns at once
+expect.set_options(timeout=WAIT_MS)
 QUESTION = "serversocket bind listen"  # words of one passage of sockets.rst (keyword mode)
 
 
@@ -154,6 +156,16 @@ def test_a_hit_opens_the_document_at_its_span_highlighted(tab: Tab) -> None:
     expect(span).to_have_text(matched)
 
 
+def test_a_pdf_hit_names_its_page_and_opens_there(tab: Tab) -> None:
+    first = search(tab, "asyEngine executable chmod")
+    expect(first.locator(".hit-link")).to_have_text("texshop.pdf")
+    expect(first.locator(".page")).to_have_text(re.compile(r"^pp?\. (1–)?2$"))
+    first.locator(".hit-link").click()
+    expect(tab.page.locator("#doc-where")).to_contain_text(re.compile(r"pp?\. (1–)?2 ·"))
+    expect(tab.page.locator("#doc-text mark#span")).to_contain_text("chmod +x asyEngine.engine")
+    tab.shot("read-pdf")
+
+
 def test_markup_in_a_document_is_shown_as_text_and_runs_nothing(tab: Tab) -> None:
     first = search(tab, "alert script escaping")
     expect(first.locator(".hit-link")).to_have_text("escaping.rst")
@@ -175,11 +187,11 @@ def test_folders_show_a_skipped_pdf_and_a_new_file_without_reload(tab: Tab, serv
     expect(row).to_contain_text("the PDF needs a password")
     expect(tab.page.locator("#not-included")).to_contain_text(".xyz")
     files = tab.page.locator(".stat.files b")
-    expect(files).to_have_text("2")
+    expect(files).to_have_text("3")
     tab.shot("folders")
     tab.page.evaluate("window.notReloaded = true")
     (served.docs / "added.md").write_text("# Added\n\nA file added while the page was open.\n")
-    expect(files).to_have_text("3")
+    expect(files).to_have_text("4")
     assert tab.page.evaluate("window.notReloaded === true")
     tab.page.fill("#aside-filter", "nothing-matches")
     expect(row).to_have_count(0)

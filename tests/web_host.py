@@ -43,10 +43,11 @@ def poll(condition: Callable[[], bool], what: str, timeout: float = HANG) -> Non
 
 
 def make_docs(docs: Path) -> Path:
-    """A small folder: a real reStructuredText page, a hostile one, a PDF skipped
-    (encrypted) and a file no include rule selects."""
+    """A small folder: a real reStructuredText page, a two-page PDF, a hostile page, a PDF
+    skipped (encrypted) and a file no include rule selects."""
     docs.mkdir(parents=True, exist_ok=True)
     shutil.copy(CORPUS / "howto" / "sockets.rst", docs / "sockets.rst")
+    shutil.copy(DOCUMENTS / "small.pdf", docs / "texshop.pdf")
     (docs / "escaping.rst").write_text(HOSTILE, encoding="utf-8")
     shutil.copy(DOCUMENTS / "encrypted.pdf", docs / "locked.pdf")
     (docs / "data.xyz").write_text("not selected\n", encoding="utf-8")

@@ -24,6 +24,7 @@ _PLACES = (
     schema.SECTION,
     schema.FORMAT,
     schema.PAGE_START,
+    schema.PAGE_END,
     schema.PAGE_LABEL,
 )
 
@@ -37,11 +38,13 @@ class Place:
     end: int
     section: str
     page: int | None
+    page_end: int | None
     page_label: str | None
 
     @classmethod
     def of(cls, payload: dict[str, Any]) -> Place:
         page = payload.get(schema.PAGE_START)
+        page_end = payload.get(schema.PAGE_END)
         label = payload.get(schema.PAGE_LABEL)
         return cls(
             index=int(payload.get(schema.CHUNK_INDEX, 0)),
@@ -49,6 +52,7 @@ class Place:
             end=int(payload[schema.END]),
             section=str(payload.get(schema.SECTION, "")),
             page=page if isinstance(page, int) else None,
+            page_end=page_end if isinstance(page_end, int) else None,
             page_label=label if isinstance(label, str) and label else None,
         )
 
@@ -94,6 +98,7 @@ def document_window(
         "span": {"start": start, "end": end},
         "section": at.section,
         "page": at.page,
+        "page_end": at.page_end,
         "page_label": at.page_label,
         "previous": before[-1].to_dict() if before else None,
         "next": after[0].to_dict() if after else None,

@@ -201,7 +201,11 @@ async function showRead(p) {
   clear($("doc-text"));
   const doc = await api(`/api/document?${ask}`);
   $("doc-path").textContent = doc.title && doc.title !== doc.path ? `${doc.path} — ${doc.title}` : doc.path;
-  const page = doc.page === null ? "" : `p. ${doc.page_label || doc.page}`;
+  let page = "";
+  if (doc.page !== null) {
+    const last = doc.page_end || doc.page;
+    page = last === doc.page ? `p. ${doc.page_label || doc.page}` : `pp. ${doc.page}–${last}`;
+  }
   const parts = [page, doc.section, doc.format, `characters ${doc.span.start}–${doc.span.end} of ${doc.length}`];
   $("doc-where").textContent = parts.filter(Boolean).join(" · ");
   step($("doc-prev"), doc, doc.previous);
