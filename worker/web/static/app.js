@@ -179,15 +179,47 @@ function hitItem(hit, i) {
   return el("li", { class: "hit" }, el("h3", {}, link), meta, passage(hit));
 }
 
-// The passage with the chunk that matched in <mark>: three text nodes, whatever the text.
+// The passage with the chunk that matched in <mark>, as text nodes whatever the text; in the
+// list only the match and a few lines around it (the Read view has all of it), and the
+// whole passage a click away.
+const AROUND = 240; // characters of the passage shown each side of the match
+
 function passage(hit) {
   const text = hit.text;
   const from = Math.max(0, Math.min(text.length, hit.match_start - hit.start));
   const to = Math.max(from, Math.min(text.length, hit.match_end - hit.start));
   // A passage that is the matched chunk alone is not painted over: nothing to tell apart.
   const whole = from === 0 && to === text.length;
-  return el("p", { class: whole ? "passage whole" : "passage" },
-    text.slice(0, from), el("mark", {}, text.slice(from, to)), text.slice(to));
+  const before = lineStart(text, Math.max(0, from - AROUND), from);
+  const after = lineEnd(text, Math.min(text.length, to + AROUND), to);
+  const shown = el("p", { class: whole ? "passage whole" : "passage" },
+    before > 0 ? el("span", { class: "muted" }, "… ") : null,
+    text.slice(before, from), el("mark", {}, text.slice(from, to)), text.slice(to, after),
+    after < text.length ? el("span", { class: "muted" }, " …") : null);
+  const more = el("button", { type: "button", class: "more", hidden: "" }, "show all");
+  more.addEventListener("click", () => {
+    shown.classList.add("open");
+    clear(shown);
+    shown.append(text.slice(0, from), el("mark", {}, text.slice(from, to)), text.slice(to));
+    more.hidden = true;
+  });
+  requestAnimationFrame(() => {
+    more.hidden = !(before > 0 || after < text.length || shown.scrollHeight > shown.clientHeight);
+  });
+  return el("div", {}, shown, more);
+}
+
+// Where a cut at `at` best starts: the next line's start when one is near, else `at`.
+function lineStart(text, at, limit) {
+  if (at === 0) return 0;
+  const newline = text.indexOf("\n", at);
+  return newline !== -1 && newline < limit ? newline + 1 : at;
+}
+
+function lineEnd(text, at, limit) {
+  if (at === text.length) return at;
+  const newline = text.lastIndexOf("\n", at);
+  return newline > limit ? newline : at;
 }
 
 // Read ---------------------------------------------------------------------------------
