@@ -20,12 +20,14 @@ import pytest
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.settings import Settings
 from docsync.plugin.stored_text import MAX_READ_CHARS
+from docsync.worker.metrics import Metrics
 from docsync.worker.report import Skip, SyncReport
 from docsync.worker.serve import listen_tcp
 from docsync.worker.web.folders import FolderLog
 from docsync.worker.web.health import lag_summary, percentile
 from docsync.worker.web.pages import CSP, PAGE_FILES
 from docsync.worker.web.standalone import serve_store
+from docsync.worker.web.views import COUNT_SPACING, Live, WebViews
 from tests.conftest import HANG
 from tests.web_host import TOKEN, Served, poll, serving_daemon
 
@@ -215,3 +217,36 @@ def test_serve_is_a_command() -> None:
     from docsync.worker.cli import app
 
     assert "serve" in app.commands
+
+
+class CountingStore:
+    """A store that takes `cost` (on the fake timer) to count a root, and says how often."""
+
+    collection, description = "c", "fake"
+
+    def __init__(self, timer: list[float], cost: float) -> None:
+        self.timer, self.cost, self.counts = timer, cost, 0
+
+    def count(self, match: object = None) -> int:
+        self.counts += 1
+        self.timer[0] += self.cost
+        return 7
+
+    def scroll(self, match: object, fields: object = None) -> Iterator[object]:
+        return iter([object(), object()])
+
+
+def test_counts_are_asked_again_after_a_sync_but_spaced_by_their_cost() -> None:
+    now = [0.0]
+    store = CountingStore(now, cost=1.0)
+    state = {"roots": ["/r"], "ready": True, "last_sync": "t0", "pending_changes": 0}
+    live = Live(lambda: state, FolderLog(), None, Metrics())
+    views = WebViews(store, live=live, timer=lambda: now[0])  # type: ignore[arg-type]
+    assert views.folders()["roots"][0]["files"] == 2 and store.counts == 1
+    views.folders()
+    assert store.counts == 1  # nothing synced since
+    state["last_sync"] = "t1"
+    views.folders()
+    assert store.counts == 1  # synced, but counting took 1 s: not again within 10 s
+    now[0] += COUNT_SPACING
+    assert views.folders()["roots"][0]["points"] == 7 and store.counts == 2
