@@ -22,7 +22,7 @@ from docsync.plugin.settings import Settings
 from docsync.plugin.stored_text import MAX_READ_CHARS
 from docsync.worker.metrics import Metrics
 from docsync.worker.report import Skip, SyncReport
-from docsync.worker.serve import listen_tcp
+from docsync.worker.serve import SOCKET_NAME, ask_daemon, listen_tcp
 from docsync.worker.web.folders import FolderLog
 from docsync.worker.web.health import lag_summary, percentile
 from docsync.worker.web.pages import CSP, PAGE_FILES
@@ -207,6 +207,8 @@ def test_docsync_serve_serves_a_synced_store_without_watching(
         assert folders["roots"][0]["files"] >= 2 and folders["progress"] is None
         assert get(port, "/search?q=socket&limit=1")[2][0]["path"] == "sockets.rst"
         assert get(port, "/api/health")[2]["lag"] is None  # nothing syncs here
+        # The CLI's questions reach the store it holds through its socket, as a daemon's.
+        assert ask_daemon(copy / SOCKET_NAME, "/status")["points"] > 3
     finally:
         stop.set()
         thread.join(HANG)

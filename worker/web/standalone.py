@@ -1,6 +1,7 @@
 """`docsync serve`: the web page over a synced store, without watching anything. The store
 is opened for reading (an embedded one must not be held by a `docsync run`: that daemon
-serves the page itself), the model loaded for the questions only."""
+serves the page itself), the model loaded for the questions only. Like a daemon, it answers
+on the socket beside an embedded store, so the CLI's questions still reach the store."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from docsync.plugin.search import holding
 from docsync.plugin.settings import Settings
 from docsync.worker import wiring
-from docsync.worker.serve import Api, Endpoints, TcpListener
+from docsync.worker.serve import SOCKET_NAME, Api, Endpoints, TcpListener
 from docsync.worker.skips import SkipMemory
 from docsync.worker.status import collection_status
 from docsync.worker.web.views import WebViews
@@ -40,7 +41,10 @@ def serve_store(settings: Settings, tcp: TcpListener, stop: threading.Event) -> 
             status=lambda: collection_status(store),
             web=web,
         )
-        endpoints = Endpoints(api, socket_path=None, tcp=tcp)
+        # The daemon's socket too: `docsync query` and `status` reach the store through it
+        # while this process holds it, as they reach a `docsync run`.
+        socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
+        endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
         try:
             host, port = tcp.server_address
             shown = f"[{host}]" if ":" in host else host

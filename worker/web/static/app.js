@@ -112,7 +112,7 @@ function stopPolling() {
 function poll(load, every) {
   const turn = async () => {
     try {
-      await load();
+      if (!document.hidden) await load(); // a tab in the background asks nothing
     } catch (error) {
       failed(error);
       if (error instanceof Unauthorized) return;
@@ -267,8 +267,13 @@ function showFolders() {
   return poll(loadFolders, FOLDERS_EVERY_MS);
 }
 
+let shownFolders = "";
+
 async function loadFolders() {
   const data = await api("/api/folders");
+  const seen = JSON.stringify(data);
+  if (seen === shownFolders && $("roots").childElementCount) return; // as shown: keep the caret
+  shownFolders = seen;
   const summary = data.live
     ? `Live: ${data.ready ? "watching" : "initial sync under way"} · last sync ${data.last_sync || "not yet"} · ${data.pending_changes} change(s) pending`
     : "Not watching (docsync serve): the store as the last sync left it.";
