@@ -25,7 +25,7 @@ from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.worker.serve import Api, Endpoints, listen_tcp
 from docsync.worker.web.views import WebViews
-from tests.web_host import TOKEN, Served, serving_daemon
+from tests.web_host import HOSTILE, TOKEN, Served, serving_daemon
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -71,18 +71,25 @@ class Tab:
         self.errors: list[str] = []
         self.page.on("dialog", self._dialog)
         self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("pageerror", self._crash)
+        self.crashes: list[str] = []  # the script failed: every wait would time out
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def _crash(self, error: Any) -> None:
+        self.crashes.append(str(error))
+        self.errors.append(str(error))
 
     def _console(self, message: Any) -> None:
         if message.type == "error":
             self.errors.append(message.text)
 
     def go(self, path: str) -> Any:
-        return self.page.goto(self.base + path)
+        response = self.page.goto(self.base + path)
+        assert self.crashes == [], self.crashes  # at once, not after a minute's timeout
+        return response
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -175,6 +182,8 @@ def test_markup_in_a_document_is_shown_as_text_and_runs_nothing(tab: Tab) -> Non
     tab.shot("escaped-search")
     first.locator(".hit-link").click()
     expect(tab.page.locator("#doc-text")).to_contain_text("<script>alert(1)</script>")
+    # the whole document, as text, and nothing else (no "null" from an empty part)
+    expect(tab.page.locator("#doc-text")).to_have_text(HOSTILE.rstrip("\n"))
     assert tab.page.locator("#doc-text script, #doc-text img").count() == 0
     tab.shot("escaped-read")
     assert tab.dialogs == []

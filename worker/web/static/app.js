@@ -246,10 +246,12 @@ async function showRead(p) {
   const from = Math.max(0, doc.span.start - w.start);
   const to = Math.max(from, doc.span.end - w.start);
   const mark = el("mark", { id: "span", tabindex: "-1" }, w.text.slice(from, to));
-  $("doc-text").append(
+  const pieces = [
     w.start > 0 ? el("span", { class: "muted" }, "… ") : null,
     w.text.slice(0, from), mark, w.text.slice(to),
-    w.end < doc.length ? el("span", { class: "muted" }, " …") : null);
+    w.end < doc.length ? el("span", { class: "muted" }, " …") : null,
+  ];
+  $("doc-text").append(...pieces.filter((piece) => piece !== null)); // append(null) writes "null"
   mark.scrollIntoView({ block: "center" });
   mark.focus({ preventScroll: true });
 }
