@@ -16,14 +16,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from docsync.plugin.encoder import Encoder
+from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.stored_text import MAX_READ_CHARS
 from docsync.worker.metrics import Metrics
+from docsync.worker.progress import NoProgress
 from docsync.worker.report import Skip, SyncReport
-from docsync.worker.serve import SOCKET_NAME, ask_daemon, listen_tcp
-from docsync.worker.web.folders import FolderLog
+from docsync.worker.serve import SOCKET_NAME, Api, Endpoints, ask_daemon, listen_tcp
+from docsync.worker.web.folders import FolderLog, SyncProgress
 from docsync.worker.web.health import lag_summary, percentile
 from docsync.worker.web.pages import CSP, PAGE_FILES
 from docsync.worker.web.standalone import serve_store
@@ -82,14 +85,29 @@ def test_the_data_needs_the_token(served: Served) -> None:
         assert get(served.port, route, Authorization="Bearer wrong")[0] == 401
 
 
-def test_a_wrong_host_gets_nothing_not_even_the_page(
-    tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder
-) -> None:
-    with serving_daemon(tmp_path, tiny_model_dir, tiny_encoder, token=None) as s:
+def test_a_wrong_host_gets_nothing_not_even_the_page(served: Served) -> None:
+    """Without a token the endpoint checks Host (with one, any Host: a rebinding page
+    cannot know the token); the page's files are refused like its data."""
+    store = served.daemon.store  # read beside the daemon, as its own endpoint does
+    api = Api(
+        searcher=Searcher(store, served.daemon.syncer.encoder),
+        healthy=lambda: True,
+        ready=lambda: True,
+        metrics=CollectorRegistry(),
+        status=lambda: {},
+        web=WebViews(store),
+    )
+    tcp = listen_tcp("127.0.0.1", 0)
+    endpoints = Endpoints(api, socket_path=None, tcp=tcp)
+    try:
+        port = tcp.server_address[1]
         for route in ("/", "/app.js", "/api/folders"):
-            status, _, body = get(s.port, route, Host="evil.example")
+            status, _, body = get(port, route, Host="evil.example")
             assert status == 403 and "not a name of this endpoint" in body["error"]
-        assert get(s.port, "/api/about", Host="localhost")[0] == 200
+        assert get(port, "/api/about", Host="localhost")[0] == 200
+    finally:
+        endpoints.close()
+        tcp.server_close()
 
 
 def test_no_route_changes_anything_on_get_and_others_are_refused(served: Served) -> None:
@@ -252,3 +270,16 @@ def test_counts_are_asked_again_after_a_sync_but_spaced_by_their_cost() -> None:
     assert store.counts == 1  # synced, but counting took 1 s: not again within 10 s
     now[0] += COUNT_SPACING
     assert views.folders()["roots"][0]["points"] == 7 and store.counts == 2
+
+
+def test_folders_show_the_initial_syncs_progress_until_it_is_done() -> None:
+    store = CountingStore([0.0], cost=0.0)
+    state: dict[str, Any] = {"roots": ["/r"], "ready": False, "last_sync": None}
+    progress = SyncProgress(NoProgress())
+    views = WebViews(store, live=Live(lambda: state, FolderLog(), progress, Metrics()))  # type: ignore[arg-type]
+    progress.set_total(10)
+    progress.advance(3)
+    progress.embedded(40)
+    assert views.folders()["progress"] == {"done": 3, "total": 10, "chunks": 40}
+    state["ready"] = True
+    assert views.folders()["progress"] is None

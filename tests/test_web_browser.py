@@ -215,6 +215,9 @@ def test_health_shows_lag_errors_profile_and_store(tab: Tab, served: Served) -> 
     expect(tab.page.locator("#profile")).to_contain_text("dimension")
     expect(tab.page.locator("#store-info")).to_contain_text("embedded")
     tab.shot("health")
+    tab.page.emulate_media(color_scheme="dark")
+    tab.shot("health-dark")
+    tab.page.emulate_media(color_scheme="light")
 
 
 def test_without_the_token_the_page_asks_and_shows_no_data(browser: Any, served: Served) -> None:
