@@ -6,6 +6,15 @@ that is chunked and what the chunker and the payload need besides it.
             headings from the outline or the fonts, running headers and footers dropped
     html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
+    pptx    python-pptx, odp: one section a slide, its title as heading, speaker notes kept,
+            each slide's start a page (worker/formats/slides.py)
+    xlsx    openpyxl (values, not formulas), ods, csv: one section a sheet, its rows in
+            blocks that each repeat the header row, each block a page labelled by its cell
+            range (worker/formats/sheets.py)
+    odt     lxml on content.xml (worker/formats/odf.py)
+    epub    the spine's chapters in order, each read by the HTML reader (worker/formats/epub.py)
+    eml     the standard library's email: subject, from, to and date, then the text or HTML
+            part (worker/formats/mail.py)
 
 Headings found in HTML and Word become Markdown headings (`## Install`) in the extracted
 text, so the chunker cuts before them as it does in Markdown, and `start`/`end` of every chunk
@@ -25,9 +34,9 @@ from pathlib import PurePosixPath
 
 from docsync.plugin.schema import FORMATS
 
-MARKDOWN, RST, TEXT, PDF, HTML, DOCX = FORMATS
+MARKDOWN, RST, TEXT, PDF, HTML, DOCX, PPTX, ODP, XLSX, ODS, CSV, ODT, EPUB, EML = FORMATS
 # Formats read by a parser library in the child process rather than decoded in-process.
-BINARY_FORMATS = frozenset({PDF, HTML, DOCX})
+BINARY_FORMATS = frozenset({PDF, HTML, DOCX, PPTX, ODP, XLSX, ODS, CSV, ODT, EPUB, EML})
 _BY_SUFFIX = {
     ".md": MARKDOWN,
     ".markdown": MARKDOWN,
@@ -37,6 +46,14 @@ _BY_SUFFIX = {
     ".htm": HTML,
     ".xhtml": HTML,
     ".docx": DOCX,
+    ".pptx": PPTX,
+    ".odp": ODP,
+    ".xlsx": XLSX,
+    ".ods": ODS,
+    ".csv": CSV,
+    ".odt": ODT,
+    ".epub": EPUB,
+    ".eml": EML,
 }
 
 
