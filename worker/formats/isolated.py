@@ -211,7 +211,7 @@ class ReaderProcess:
                     "timeout",
                     f"the {format} reader took over {timeout:g}s (DOCSYNC_READ_TIMEOUT)",
                 )
-            if isinstance(result, Unreadable) and result.reason == "too_large":
+            if isinstance(result, Unreadable) and result.detail == too_large(memory_mb).detail:
                 self._stop()  # a fresh child for the next file, not one with a bloated heap
         if isinstance(result, Unreadable):
             raise result
