@@ -4,6 +4,7 @@ packages. Every one is made in a few milliseconds, in memory."""
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from email.message import EmailMessage
@@ -137,11 +138,18 @@ def make_eml(path: Path) -> Path:
 # hostile -------------------------------------------------------------------------------------
 
 
-def zip_bomb(first: str = "[Content_Types].xml") -> bytes:
-    """A ZIP whose one part inflates 50 MB of zeros from some 50 KB."""
+@functools.cache
+def zip_bomb() -> bytes:
+    """A ZIP of some 300 KB whose one part inflates to 300 MB of zeros (made in about a
+    second, once)."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
-        package.writestr(first, b"\0" * 50_000_000)
+    block = b"\0" * (1 << 20)
+    with (
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package,
+        package.open("content.xml", "w", force_zip64=True) as part,
+    ):
+        for _ in range(300):
+            part.write(block)
     return out.getvalue()
 
 

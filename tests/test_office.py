@@ -198,7 +198,8 @@ def test_slides_and_cell_ranges_are_cited_as_such() -> None:
 HOSTILE = {
     "bomb.pptx": (make.zip_bomb, "too_large"),
     "bomb.xlsx": (make.zip_bomb, "too_large"),
-    "bomb.odt": (lambda: make.zip_bomb("content.xml"), "too_large"),
+    "bomb.odt": (make.zip_bomb, "too_large"),
+    "bomb.epub": (make.zip_bomb, "too_large"),
     "slides.pptx": (make.many_slides, "too_large"),
     "slides.odp": (make.many_odp_slides, "too_large"),
     "cells.xlsx": (lambda: make.big_xlsx(10_000, 100, declared=True), "too_large"),
