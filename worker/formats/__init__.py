@@ -69,12 +69,15 @@ class Extracted:
     text: str
     format: str
     encoding: str = ""  # the decoding of a text format ("" for the others)
-    # where each page starts in `text` (PDF): pages[0] == 0, one entry per page
+    # where each page starts in `text` (PDF pages, slides, blocks of a sheet's rows):
+    # pages[0] == 0, one entry per page
     pages: tuple[int, ...] = ()
-    # where each heading line starts in `text` (PDF): the only lines the chunker takes as
-    # headings; None: the format's own rules (Markdown, reStructuredText) find them
+    # where each heading line starts in `text` (PDF, slides, sheets, .odt): the only lines the
+    # chunker takes as headings; None: the format's own rules (Markdown, reStructuredText)
+    # find them
     headings: tuple[int, ...] | None = None
-    # each page's printed label (PDF: `ix`, `12`), () where none differs from its number
+    # each page's printed label (PDF: `ix`, `12`; a sheet's block: its cell range,
+    # `Sales!A31:F60`), () where none differs from its number
     labels: tuple[str, ...] = ()
     body_start: int = 0  # where the content starts: after a Markdown file's front matter
     title: str = ""  # the document's own title (front matter, document properties)
