@@ -131,6 +131,8 @@ def make_eml(path: Path) -> Path:
         subtype="html",
     )
     mail.add_attachment(b"a,b\n1,2\n", maintype="text", subtype="csv", filename="parts.csv")
+    pdf = (Path(__file__).parent / "documents" / "small.pdf").read_bytes()
+    mail.add_attachment(pdf, maintype="application", subtype="pdf", filename="texshop.pdf")
     path.write_bytes(bytes(mail))
     return path
 

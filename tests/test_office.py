@@ -130,7 +130,9 @@ def test_odt_epub_and_mail_keep_their_headings_and_metadata(folder: Path) -> Non
     assert mail.content.title == "Boiler inspection moved"
     assert mail.content.meta["from"] == "Grace Hopper <grace@example.org>"
     assert mail.content.meta["date"] == "2026-03-03T10:15:00+01:00"
-    assert "moves to Thursday" in mail.text and mail.text.endswith("Attachments: parts.csv")
+    assert "moves to Thursday" in mail.text and "Attachments: parts.csv, texshop.pdf" in mail.text
+    attached = mail.text[mail.text.index("# Attachment: texshop.pdf") :]
+    assert "Integrating Asymptote and TeXShop" in attached  # read by the PDF reader
 
 
 def test_points_hold_exactly_the_extracted_text(folder: Path, searcher: Searcher) -> None:
@@ -157,6 +159,7 @@ QUESTIONS = [
     ("OpenDocumentDrawing instantiating", "api-for-odfpy.odt", "api-for-odfpy.odt"),
     ("live-build snapshots source", REAL_EPUB, REAL_EPUB),
     ("gasket order late", "boiler.eml", "boiler.eml"),
+    ("asyTest filenames without spaces", "boiler.eml", "boiler.eml"),  # in its attached PDF
 ]
 
 
@@ -178,6 +181,10 @@ def test_the_cell_range_and_the_sheet_come_with_the_hit(searcher: Searcher) -> N
         "gasket", limit=1, filters={"meta.from": "Grace Hopper <grace@example.org>"}
     )
     assert [h.path for h in mail] == ["boiler.eml"]
+    attached = searcher.search("asyTest filenames", limit=1, mode="keyword", context=0)[0]
+    assert attached.path == "boiler.eml" and attached.section.startswith(
+        "Attachment: texshop.pdf > "
+    )
 
 
 def test_slides_and_cell_ranges_are_cited_as_such() -> None:

@@ -57,6 +57,11 @@ _BY_SUFFIX = {
 }
 
 
+# Suffixes of the files docsync reads (the default include list's): a mail's attachments
+# are read only when they have one.
+READ_SUFFIXES = frozenset({*_BY_SUFFIX, ".txt"})
+
+
 def format_of(path: str) -> str:
     """The format a file is read as, by its name's suffix (anything else is plain text)."""
     return _BY_SUFFIX.get(PurePosixPath(path).suffix.lower(), TEXT)
