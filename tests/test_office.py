@@ -265,3 +265,16 @@ def test_every_new_format_runs_in_the_reader_child() -> None:
     with pytest.raises(Unreadable) as caught:
         extract("odt", b"not a zip")
     assert caught.value.reason == "corrupt"
+
+
+def test_show_pages_lists_slides_and_cell_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from docsync.worker.cli import app
+
+    monkeypatch.delenv("DOCSYNC_INCLUDE", raising=False)
+    runner = CliRunner()
+    deck = runner.invoke(app, ["show", "--pages", str(DOCUMENTS / "example.pptx")])
+    assert deck.output.splitlines() == ["slide 1\t0", "slide 2\t186", "slide 3\t271"]
+    book = runner.invoke(app, ["show", "--pages", str(DOCUMENTS / "deaths.xlsx")])
+    assert book.output.splitlines()[0] == "arts!A1:F9 (1)\t0"
