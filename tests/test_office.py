@@ -278,3 +278,17 @@ def test_show_pages_lists_slides_and_cell_ranges(monkeypatch: pytest.MonkeyPatch
     assert deck.output.splitlines() == ["slide 1\t0", "slide 2\t186", "slide 3\t271"]
     book = runner.invoke(app, ["show", "--pages", str(DOCUMENTS / "deaths.xlsx")])
     assert book.output.splitlines()[0] == "arts!A1:F9 (1)\t0"
+
+
+def test_a_reader_past_its_time_limit_is_a_timeout_and_the_next_file_reads() -> None:
+    from docsync.worker.formats.isolated import ReaderProcess
+
+    reader = ReaderProcess()
+    try:
+        with pytest.raises(Unreadable) as caught:
+            reader.extract("ods", make.million_cells_ods(), timeout=0.001)  # fixed: it fires
+        assert caught.value.reason == "timeout"
+        deck = reader.extract("pptx", (DOCUMENTS / "example.pptx").read_bytes(), timeout=60)
+        assert len(deck.pages) == 3
+    finally:
+        reader.close()
