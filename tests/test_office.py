@@ -292,3 +292,32 @@ def test_a_reader_past_its_time_limit_is_a_timeout_and_the_next_file_reads() -> 
         assert len(deck.pages) == 3
     finally:
         reader.close()
+
+
+def test_questions_in_words_find_their_slide_sheet_and_mail_with_the_real_model(
+    tmp_path: Path, memory_store: Store, minilm_encoder: Encoder
+) -> None:
+    """The default (hybrid) search with MiniLM over the small files (the big manuals are left to the
+    keyword test above): each question's file in the top 3, at its slide or cell range."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name in ("example.pptx", "deaths.xlsx", "countrystatistics.ods"):
+        shutil.copy(DOCUMENTS / name, root / name)
+    make.make_odp(root / "harbour.odp")
+    make.make_pptx(root / "plans.pptx")
+    make.make_csv(root / "animals.csv")
+    make.make_eml(root / "boiler.eml")
+    run_sync(root, memory_store, minilm_encoder)
+    searcher = Searcher(memory_store, minilm_encoder)
+    for question, where in (
+        ("Which budget is frozen?", "plans.pptx slide 2"),
+        ("What did the fishermen report near the cracks?", "harbour.odp slide 2"),
+        ("When did Zsa Zsa Gábor die?", "deaths.xlsx arts!A"),
+        ("What is the human development index of Seychelles?", "countrystatistics.ods HDI!A"),
+        ("How many quokkas live on Rottnest Island?", "animals.csv A"),
+        ("When is the boiler inspection?", "boiler.eml"),
+    ):
+        # context 0: the matched chunks alone (grown, neighbours that both match merge into
+        # one passage across slides: `plans.pptx slides 1-2`)
+        hits = searcher.search(question, limit=3, context=0)
+        assert any(h.where().startswith(where) for h in hits), (question, [h.where() for h in hits])
