@@ -29,7 +29,13 @@ from tests import office_files as make
 from tests.conftest import run_sync
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
-REAL = ("example.pptx", "deaths.xlsx", "countrystatistics.ods", "api-for-odfpy.odt")
+REAL = (
+    "example.pptx",
+    "yellow-idea.odp",
+    "deaths.xlsx",
+    "countrystatistics.ods",
+    "api-for-odfpy.odt",
+)
 REAL_EPUB = "live-manual.en.epub"
 # A hostile file's bounds decide well within this; the read timeout would say `timeout`.
 READ_SECONDS = 30.0
@@ -91,6 +97,9 @@ def test_each_slide_is_a_page_headed_by_its_title_with_its_notes(folder: Path) -
     assert len(odp.content.pages) == 3 and odp.content.format == "odp"
     assert "Notes: Mention that the fishermen reported halibut" in odp.text
     assert odp.text[odp.content.pages[2] :].startswith("# Slide 3")  # no title of its own
+    real = document(folder / "yellow-idea.odp")  # as LibreOffice writes it
+    assert real.content.title == "Yellow Idea" and len(real.content.pages) == 9
+    assert real.text.startswith("# YELLOW IDEA TEMPLATE\n\nLorem ipsum dolor sit amet")
 
 
 def test_sheets_keep_the_header_over_every_block_with_its_cell_range(folder: Path) -> None:
@@ -153,6 +162,7 @@ QUESTIONS = [
     ("Salut", "example.pptx", "example.pptx slide 1"),
     ("aurora budget frozen", "plans.pptx", "plans.pptx slide 2"),
     ("halibut nesting", "harbour.odp", "harbour.odp slide 2"),
+    ("who is credited for the Impress template", "yellow-idea.odp", "yellow-idea.odp slide 9"),
     ("Zsa Zsa Gábor", "deaths.xlsx", "deaths.xlsx arts!A"),
     ("Seychelles", "countrystatistics.ods", "countrystatistics.ods HDI!A"),
     ("Quokka Rottnest", "animals.csv", "animals.csv A"),
