@@ -331,3 +331,21 @@ def test_questions_in_words_find_their_slide_sheet_and_mail_with_the_real_model(
         # one passage across slides: `plans.pptx slides 1-2`)
         hits = searcher.search(question, limit=3, context=0)
         assert any(h.where().startswith(where) for h in hits), (question, [h.where() for h in hits])
+
+
+def test_odt_leaves_out_comments_deleted_text_and_the_table_of_contents() -> None:
+    from docsync.worker.formats.odf import read_odt
+
+    body = (
+        "<office:text><text:tracked-changes><text:changed-region><text:deletion>"
+        "<text:p>struck sentence</text:p></text:deletion></text:changed-region>"
+        "</text:tracked-changes><text:table-of-content><text:index-body><text:p>Pumps 1"
+        "</text:p></text:index-body></text:table-of-content>"
+        '<text:h text:outline-level="2">Pumps</text:h><text:p>Prime the pump<office:annotation>'
+        '<text:p>reviewer note</text:p></office:annotation> before use.<text:s text:c="2"/>'
+        "Twice.</text:p><text:list><text:list-item><text:p>valve</text:p></text:list-item>"
+        "<text:list-item><text:p># seal</text:p></text:list-item></text:list></office:text>"
+    )
+    extracted = read_odt(make.odf(make.ODT_MIME, body))
+    assert extracted.text == "## Pumps\n\nPrime the pump before use.  Twice.\n\n- valve\n- # seal"
+    assert extracted.headings == (0,)  # `# seal` is a list item's text, not a heading

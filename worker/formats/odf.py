@@ -110,15 +110,32 @@ def _text_into(element: etree._Element, parts: list[str]) -> None:
 
 
 def paragraphs(element: etree._Element) -> list[str]:
-    """The text of every paragraph and heading inside `element`, in order, one each."""
-    found = element.iter(q("text:p"), q("text:h"))
-    texts = [text_of(p).strip() for p in found]
-    return [t for t in texts if has_text(t)]
+    """The text of every paragraph and heading inside `element`, in order, one each;
+    comments (annotations) and deleted text of tracked changes left out."""
+    texts: list[str] = []
+    _paragraphs_into(element, texts)
+    return texts
+
+
+def _paragraphs_into(element: etree._Element, texts: list[str]) -> None:
+    for child in element:
+        if child.tag in _PARAGRAPHS:
+            text = text_of(child).strip()
+            if has_text(text):
+                texts.append(text)
+        elif child.tag not in _SKIPPED and isinstance(child.tag, str):
+            _paragraphs_into(child, texts)
 
 
 _H, _P, _LIST, _TABLE = q("text:h"), q("text:p"), q("text:list"), q("table:table")
 _CELL = q("table:table-cell")
-_SKIPPED = frozenset({q("text:table-of-content"), q("text:alphabetical-index"), _ANNOTATION})
+_PARAGRAPHS = frozenset({_P, _H})
+# Never the document's running text: generated indexes (they repeat the headings), comments,
+# the deleted text that tracked changes keep.
+_SKIPPED = frozenset({
+    q("text:table-of-content"), q("text:alphabetical-index"), _ANNOTATION,
+    q("text:tracked-changes"),
+})  # fmt: skip
 
 
 def read_odt(raw: bytes) -> Extracted:
