@@ -283,11 +283,11 @@ def test_files_no_rule_includes_are_counted_and_said_once(
 def test_an_empty_folder_says_why_nothing_was_indexed(
     tmp_path: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "book.epub").write_bytes(b"PK")
+    (tmp_path / "book.mobi").write_bytes(b"PK")
     caplog.set_level(logging.WARNING, logger="docsync.sync")
     report = run_sync(tmp_path, memory_store, tiny_encoder)
     assert report.files_scanned == 0
-    assert any("1 .epub" in r.getMessage() for r in caplog.records)
+    assert any("1 .mobi" in r.getMessage() for r in caplog.records)
 
 
 # a root that is a symlink ------------------------------------------------------------------
