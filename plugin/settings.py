@@ -45,6 +45,14 @@ DEFAULT_INCLUDE = (
     "*.html",
     "*.htm",
     "*.docx",
+    "*.pptx",
+    "*.odp",
+    "*.xlsx",
+    "*.ods",
+    "*.csv",
+    "*.odt",
+    "*.epub",
+    "*.eml",
 )
 # Hidden files and folders (".git", ".hg", ".svn", ".docsync", editor droppings) and the
 # VCS folders that are not hidden.

@@ -95,7 +95,8 @@ REFUSED: list[tuple[list[str], str, dict[str, Any], str]] = [
         ["--where", "format=exe"],
         "where=format=exe",
         {"filters": {"format": "exe"}},
-        "format must be markdown, rst, text, pdf, html or docx, not 'exe'",
+        "format must be markdown, rst, text, pdf, html, docx, pptx, odp, xlsx, ods, csv, odt, "
+        "epub or eml, not 'exe'",
     ),
 ]
 
