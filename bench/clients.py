@@ -1,7 +1,9 @@
 """Questions through a running daemon, as its users ask them: a real `docsync run` started on
 a copy of a built store, then one client and `clients` clients at once against its HTTP
 endpoint (TCP, each client on one kept-alive connection) and against its Unix socket (each
-question one connection, as `docsync query` asks: `ask_daemon`). Each phase reports
+client on the connection it keeps, as a `Searcher` of a running daemon asks: `DaemonClient`;
+until stop 28 a connection per question, which cost the daemon about half a millisecond
+more). Each phase reports
 questions per second and p50/p99 latency as the clients saw them.
 
 `during_sync`: one client's latency on the socket while the daemon is idle, then while it
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon
+from docsync.plugin.daemon_client import SOCKET_NAME, DaemonClient, ask_daemon
 
 SYNC_FILES = 1000
 START_SECONDS = 600.0  # a daemon opening a million points and loading the model
@@ -145,8 +147,10 @@ def http_client(port: int) -> Ask:
 
 
 def socket_client(path: Path) -> Ask:
-    """One client of the Unix socket, as `docsync query` asks: a connection per question."""
-    return lambda question: ask_daemon(path, "/search", {"q": question, "limit": "5"})
+    """One client of the Unix socket, as a `Searcher` of a running daemon asks: on the
+    connection it keeps."""
+    client = DaemonClient(path)
+    return lambda question: client.ask("/search", {"q": question, "limit": "5"})
 
 
 def load(make: Callable[[], Ask], clients: int, questions: list[str], total: int) -> Phase:

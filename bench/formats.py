@@ -9,8 +9,11 @@ readers as the sync runs them (`docsync.worker.formats.pdf.read_pdf`,
 the same code the child process runs), and `docsync+chunk` also cuts the text into chunks with
 the model's tokenizer, as a sync does. `pages` counts PDF pages and HTML files.
 
-    python bench/formats.py [--json] [--pdf DIR]... [--html DIR]... [--rounds N]
-                            [--ocr-pages N | --no-ocr]
+    python bench/formats.py [--json] [--pdf DIR]... [--html DIR]... [--office DIR]...
+        [--kinds pdf,html,office,ocr] [--rounds N] [--ocr-pages N]
+
+Slides, sheets, OpenDocument text, e-books and mail against MarkItDown: the `office` rows,
+bench/formats_office.py.
 
 Defaults: the real documents in tests/documents (no one here wrote them). Point `--pdf`
 and `--html` at larger folders for steadier figures, e.g. a Debian documentation package's.
@@ -41,6 +44,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from formats_office import (
+    OFFICE_KINDS,
+    measure_office,
+    office_inputs,
+    office_readers,
+    units,
+)
 from output import emit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +133,9 @@ def _chunker() -> Callable[[str], int]:
 
 def measure(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[str, float]:
     """Run in the reader's own process: time every file `rounds` times."""
+    if kind in OFFICE_KINDS:
+        seconds = measure_office(kind, reader, paths, rounds)
+        return {"seconds": round(seconds, 3), "peak_rss_mb": round(_peak_mb(), 1)}
     read = {
         ("pdf", "docsync"): _docsync_pdf,
         ("pdf", "docsync+chunk"): _docsync_pdf,
@@ -173,9 +186,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--pdf", type=Path, action="append", help="a folder of PDFs")
     parser.add_argument("--html", type=Path, action="append", help="a folder of web pages")
+    parser.add_argument("--office", type=Path, action="append", help="a folder of office files")
+    parser.add_argument(
+        "--kinds", default="pdf,html,office,ocr", help="which rows: pdf,html,office,ocr"
+    )
     parser.add_argument("--rounds", type=int, default=20, help="reads of every file")
     parser.add_argument("--ocr-pages", type=int, default=8, help="scanned pages OCR'd")
-    parser.add_argument("--no-ocr", action="store_true", help="leave OCR out")
     parser.add_argument("--reader", help=argparse.SUPPRESS)  # kind:name, in the child
     parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -184,10 +200,12 @@ def main(argv: list[str]) -> int:
         measured = measure_ocr if kind == "ocr" else measure
         print(json.dumps(measured(kind, name, args.paths, args.rounds)))
         return 0
+    kinds = set(args.kinds.split(","))
     inputs = {
         "pdf": readable(files(args.pdf or [DOCUMENTS], (".pdf",)), _docsync_pdf),
         "html": readable(files(args.html or [DOCUMENTS], (".html", ".htm")), _docsync_html),
     }
+    inputs = {kind: paths for kind, paths in inputs.items() if kind in kinds}
     results: dict[str, object] = {}
     for kind, paths in inputs.items():
         if not paths:
@@ -199,10 +217,29 @@ def main(argv: list[str]) -> int:
             **row,
             "speedup": round(row["docsync"]["pages_per_s"] / baseline, 2),
         }
-    if not args.no_ocr:
+    if "office" in kinds:
+        results.update(office_rows(args.office or [], args.rounds))
+    if "ocr" in kinds:
         results["ocr"] = ocr_results(args.ocr_pages)
     emit(results, as_json=args.json)
     return 0
+
+
+def office_rows(folders: list[Path], rounds: int) -> dict[str, object]:
+    """Slides, sheets, OpenDocument text, e-books and mail (bench/formats_office.py): units
+    a second for docsync and MarkItDown, each in its own process, and each one's peak."""
+    results: dict[str, object] = {}
+    for kind, paths in office_inputs(folders).items():
+        count = units(kind, paths) * rounds
+        row: dict[str, object] = {"files": len(paths), "units": count // rounds}
+        for name in office_readers(kind):
+            measured = run_reader(kind, name, paths, rounds)
+            row[name] = {"units_per_s": round(count / measured["seconds"], 1), **measured}
+        if "markitdown" in row:
+            ours, theirs = row["docsync"], row["markitdown"]
+            row["speedup"] = round(ours["units_per_s"] / theirs["units_per_s"], 2)  # type: ignore[index]
+        results[kind] = row
+    return results
 
 
 # OCR ------------------------------------------------------------------------------------------
@@ -263,9 +300,8 @@ def measure_ocr(kind: str, reader: str, paths: list[Path], rounds: int) -> dict[
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         own = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
-        count = (
-            _pytesseract_defaults(raw) if reader == "pytesseract" else _docsync_ocr(raw, options)
-        )
+        baseline = reader.startswith("pytesseract")  # the defaults, or them on one thread
+        count = _pytesseract_defaults(raw) if baseline else _docsync_ocr(raw, options)
         seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = max(0.0, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from docsync.plugin import schema
 from docsync.plugin.choices import DEFAULT_CONTEXT_TOKENS, DEFAULT_SEARCH_MODE
-from docsync.plugin.daemon_client import ask_daemon
+from docsync.plugin.daemon_client import DaemonClient
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import CollectionMissingError, StoreError
 from docsync.plugin.filters import to_match
@@ -209,13 +209,14 @@ class LocalBackend:
 
 class DaemonBackend:
     """Asks the `docsync run` that holds the embedded store, over its Unix socket at
-    `socket_path`, to search with its own store and model: each search is one request, so
-    nothing is held here."""
+    `socket_path`, to search with its own store and model: each search is one request, on
+    a connection kept for the next (one per thread); nothing else is held here."""
 
     via_daemon = True
 
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
+        self._client = DaemonClient(socket_path)
 
     @property
     def store(self) -> Store:
@@ -233,8 +234,9 @@ class DaemonBackend:
         return True
 
     def search(self, request: SearchRequest) -> list[Hit]:
-        answer = ask_daemon(self.socket_path, "/search", request.to_params())
+        answer = self._client.ask("/search", request.to_params())
         return [Hit.from_dict(hit) for hit in answer]
 
     def close(self) -> None:
-        """Nothing held."""
+        """Close the kept connections."""
+        self._client.close()

@@ -69,11 +69,18 @@ class Hit:
         )
 
     def where(self) -> str:
-        """How a person cites it: `guide.pdf p. 12`, `guide.pdf pp. 12-13`, or the path alone
-        where the format has no pages. Where the PDF prints other page labels, they come
-        first and the physical pages after them: `guide.pdf p. 9 (18)`, `pp. ix-x (9-10)`."""
+        """How a person cites it: `guide.pdf p. 12`, `guide.pdf pp. 12-13`, `deck.pptx slide
+        7`, `book.xlsx Sales!A1:D30`, or the path alone where the format has no pages.
+        Where the PDF prints other page labels, they come first and the physical pages after
+        them: `guide.pdf p. 9 (18)`, `pp. ix-x (9-10)`."""
         if self.page_start is None:
             return self.path
+        if self.format in schema.SLIDE_FORMATS:
+            if self.page_end is None or self.page_end == self.page_start:
+                return f"{self.path} slide {self.page_start}"
+            return f"{self.path} slides {self.page_start}-{self.page_end}"
+        if self.format in schema.SHEET_FORMATS and self.page_label:
+            return f"{self.path} {cell_range(self.page_label, self.page_label_end)}"
         first, last = str(self.page_start), str(self.page_end or self.page_start)
         printed = (self.page_label or first, self.page_label_end or self.page_label or last)
         if last == first:
@@ -103,6 +110,18 @@ class Hit:
             "page_label": self.page_label,
             "page_label_end": self.page_label_end,
         }
+
+
+def cell_range(first: str, last: str | None) -> str:
+    """The cell range of a spreadsheet's blocks of rows from the first's to the last's:
+    `Sales!A1:D30` and `Sales!A31:D60` give `Sales!A1:D60` (blocks of other sheets, both)."""
+    if not last or last == first:
+        return first
+    sheet, _, cells = first.rpartition("!")
+    last_sheet, _, last_cells = last.rpartition("!")
+    if sheet != last_sheet or ":" not in cells or ":" not in last_cells:
+        return f"{first} to {last}"
+    return f"{first.rpartition(':')[0]}:{last_cells.rpartition(':')[2]}"
 
 
 def _page(value: object) -> int | None:

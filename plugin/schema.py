@@ -31,10 +31,12 @@ FILE_HASH = "file_hash"
 FILE_STAT = "file_stat"
 CHUNKER = "chunker"
 FORMAT = "format"  # what the file was read as: one of FORMATS
-PAGE_START = "page_start"  # the pages a chunk spans, 1-based (PDF only)
+# The pages a chunk spans, 1-based: a PDF's pages, a deck's slides, a sheet's blocks of rows.
+PAGE_START = "page_start"
 PAGE_END = "page_end"
 # The printed labels of those pages (`ix`, `12`), where the PDF labels its pages otherwise
-# than by their physical numbers (front matter in roman numerals, a book's page 1 on sheet 9).
+# than by their physical numbers (front matter in roman numerals, a book's page 1 on sheet 9);
+# a spreadsheet's block of rows is labelled by its cell range (`Sales!A1:D30`).
 PAGE_LABEL = "page_label"
 PAGE_LABEL_END = "page_label_end"
 # The chunk's tokens, as the model's tokenizer counts its text alone (the passage budget's
@@ -53,7 +55,14 @@ OCR_CONFIDENCE = "ocr_confidence"
 TAGS = "tags"  # the document's tags (front matter, keywords): a list of strings
 META = "meta"  # its other metadata (author, front matter scalars): field -> string
 
-FORMATS = ("markdown", "rst", "text", "pdf", "html", "docx", "image")
+FORMATS = (
+    "markdown", "rst", "text", "pdf", "html", "docx",
+    "pptx", "odp", "xlsx", "ods", "csv", "odt", "epub", "eml", "image",
+)  # fmt: skip
+# Formats whose pages are slides (cited `deck.pptx slide 7`), and those whose pages are
+# blocks of rows cited by their cell ranges, the page labels (`book.xlsx Sales!A1:D30`).
+SLIDE_FORMATS = frozenset({"pptx", "odp"})
+SHEET_FORMATS = frozenset({"xlsx", "ods", "csv"})
 
 # Fields with a keyword index on a Qdrant server: the planner and the filters look them up.
 INDEXED_FIELDS = (ROOT, PATH, PATH_PREFIXES, EMBED_HASH, FORMAT, TAGS)

@@ -261,19 +261,19 @@ def test_binary_with_many_nuls_is_still_binary(tmp_path: Path) -> None:
 def test_files_no_rule_includes_are_counted_and_said_once(
     docs: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for name in ("a.odt", "b.odt", "sub/c.PDF", "d.epub", "Makefile", ".hidden.odt"):
+    for name in ("a.odg", "b.odg", "sub/c.PDF", "d.mobi", "Makefile", ".hidden.odg"):
         (docs / name).parent.mkdir(exist_ok=True)
         (docs / name).write_bytes(b"x")
     caplog.set_level(logging.WARNING, logger="docsync.sync")
     syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
     report = syncer.sync_scopes([(docs.resolve(), "")])
-    counts = {".odt": 2, ".PDF": 1, ".epub": 1, "no extension": 1}  # globs are case-sensitive
+    counts = {".odg": 2, ".PDF": 1, ".mobi": 1, "no extension": 1}  # globs are case-sensitive
     assert report.files_not_included == counts
     assert report.to_dict()["files_not_included"] == counts
     said = [r.getMessage() for r in caplog.records if "no include rule" in r.getMessage()]
     assert said == [
-        "5 file(s) matched no include rule and were not indexed (2 .odt, 1 .PDF, 1 .epub, "
-        "1 no extension: Makefile, a.odt, b.odt, d.epub, sub/c.PDF); DOCSYNC_INCLUDE chooses "
+        "5 file(s) matched no include rule and were not indexed (2 .odg, 1 .PDF, 1 .mobi, "
+        "1 no extension: Makefile, a.odg, b.odg, d.mobi, sub/c.PDF); DOCSYNC_INCLUDE chooses "
         "what is read"
     ]
     syncer.sync_scopes([(docs.resolve(), "")])  # a daemon's rescan: nothing new to say
@@ -283,11 +283,11 @@ def test_files_no_rule_includes_are_counted_and_said_once(
 def test_an_empty_folder_says_why_nothing_was_indexed(
     tmp_path: Path, memory_store: Store, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "book.epub").write_bytes(b"PK")
+    (tmp_path / "book.mobi").write_bytes(b"PK")
     caplog.set_level(logging.WARNING, logger="docsync.sync")
     report = run_sync(tmp_path, memory_store, tiny_encoder)
     assert report.files_scanned == 0
-    assert any("1 .epub" in r.getMessage() for r in caplog.records)
+    assert any("1 .mobi" in r.getMessage() for r in caplog.records)
 
 
 # a root that is a symlink ------------------------------------------------------------------

@@ -379,9 +379,11 @@ def test_edge_builds_the_dense_index_of_points_with_keyword_vectors(
 ) -> None:
     import numpy as np
 
-    monkeypatch.setattr("docsync.plugin.stores.edge.OPTIMIZE_MIN_UNINDEXED", 5000)
+    monkeypatch.setattr("docsync.plugin.stores.edge.OPTIMIZE_MIN_UNINDEXED", 1200)
+    # 2,000 vectors past the index threshold (the engine's own needs 8,000 and 4x the time)
+    monkeypatch.setattr("docsync.plugin.stores.edge_shard.INDEXING_THRESHOLD_KB", 750)
     profile = EmbeddingProfile("m", None, 384, "cosine", "", "", "c", keyword=KEYWORD_PROFILE)
-    vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
+    vectors = np.random.default_rng(1).standard_normal((2000, 384)).tolist()
     keyword = KeywordEncoder()
     store = EdgeStore.connect(path=tmp_path / "edge", collection="docsync")
     try:
@@ -392,7 +394,7 @@ def test_edge_builds_the_dense_index_of_points_with_keyword_vectors(
                 for i, v in enumerate(vectors)
             ]
         )
-        assert store.unindexed() == 8000
+        assert store.unindexed() == 2000
         assert store.optimize() is True
         assert store.unindexed() == 0 and store.optimize() is False
         hit = store.search(vectors[7], limit=1, keyword=keyword.embed_query("widget 7"))[0]

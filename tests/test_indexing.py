@@ -20,20 +20,23 @@ from docsync.plugin.errors import IndexBuildError
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Point
 from docsync.plugin.stores import edge as edge_store
-from docsync.plugin.stores import edge_folder, edge_index, edge_keeper
+from docsync.plugin.stores import edge_folder, edge_index, edge_keeper, edge_shard
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.edge_count import LEDGER_FILE
 from docsync.plugin.stores.edge_folder import INDEXING_DIR, READY_MARK, REPLACED_DIR, SHARD_DIR
 from docsync.plugin.stores.edge_host import HostedShard
 from tests.conftest import HANG
 
-POINTS = 8000  # 12 MB of vectors: past the engine's own indexing threshold
+POINTS = 2000  # 3 MB of vectors: past the indexing threshold the tests' shards are made with
 DIMENSION = 384
 PROFILE = EmbeddingProfile("m", None, DIMENSION, "cosine", "", "", "c")
 
 
 @pytest.fixture
-def vectors() -> list[list[float]]:
+def vectors(monkeypatch: pytest.MonkeyPatch) -> list[list[float]]:
+    # A quarter of POINTS' vectors make a segment worth an index (the engine's own threshold
+    # is 10 MB: 8,000 points, and a build four times as long).
+    monkeypatch.setattr(edge_shard, "INDEXING_THRESHOLD_KB", POINTS * DIMENSION * 4 // 4096)
     return np.random.default_rng(3).standard_normal((POINTS, DIMENSION)).tolist()  # type: ignore[no-any-return]
 
 
@@ -326,11 +329,11 @@ def test_points_written_after_deletes_are_counted_unindexed_and_get_their_index(
 ) -> None:
     """The engine's count of indexed vectors keeps the deleted points until a build drops
     them: 26,956 points beside 77,404 indexed vectors read as 0 unindexed, for ever."""
-    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", 2000)
+    monkeypatch.setattr(edge_store, "OPTIMIZE_MIN_UNINDEXED", POINTS // 4)
     path = tmp_path / "edge"
     store = filled(path, vectors)
     assert store.optimize() is True and store.unindexed() == 0
-    store.delete([str(uuid.UUID(int=i + 1)) for i in range(6000)])
+    store.delete([str(uuid.UUID(int=i + 1)) for i in range(POINTS * 3 // 4)])
     fresh = np.random.default_rng(4).standard_normal((POINTS, DIMENSION)).tolist()
     store.upsert([Point(str(uuid.UUID(int=10**6 + i)), {}, v, None) for i, v in enumerate(fresh)])
     try:
@@ -342,7 +345,7 @@ def test_points_written_after_deletes_are_counted_unindexed_and_get_their_index(
         store.open(PROFILE, create=False)
         assert store.unindexed() == POINTS
         assert store.optimize() is True
-        assert store.unindexed() == 0 and store.count() == POINTS + 2000
+        assert store.unindexed() == 0 and store.count() == POINTS + POINTS // 4
     finally:
         store.close()
 

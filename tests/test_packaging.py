@@ -41,6 +41,9 @@ def test_the_wheel_holds_every_package(tmp_path: Path) -> None:
     }
     assert {"docsync/plugin/stores", "docsync/plugin/embedding", "docsync/worker/formats"} <= source
     assert source | {"docsync"} == packaged
+    # the web page's files, which are no Python (package-data in pyproject)
+    static = {n.rsplit("/", 1)[1] for n in zipfile.ZipFile(wheel).namelist() if "/static/" in n}
+    assert static == {p.name for p in (ROOT / "worker" / "web" / "static").iterdir()}
     # one name at the top of site-packages: no `plugin` or `worker` for another to shadow
     assert {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()} == {
         "docsync",

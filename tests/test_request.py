@@ -95,7 +95,8 @@ REFUSED: list[tuple[list[str], str, dict[str, Any], str]] = [
         ["--where", "format=exe"],
         "where=format=exe",
         {"filters": {"format": "exe"}},
-        "format must be markdown, rst, text, pdf, html, docx or image, not 'exe'",
+        "format must be markdown, rst, text, pdf, html, docx, pptx, odp, xlsx, ods, csv, odt, "
+        "epub, eml or image, not 'exe'",
     ),
 ]
 
@@ -199,7 +200,8 @@ def served(
     sock = tmp_path / "daemon.sock"
     endpoints = Endpoints(api_for(local), socket_path=sock, tcp=None)
     try:
-        yield local, Searcher.over(DaemonBackend(sock))
+        with Searcher.over(DaemonBackend(sock)) as remote:
+            yield local, remote
     finally:
         endpoints.close()
 

@@ -30,7 +30,8 @@ def test_default_rules_pick_documents(tmp_path: Path) -> None:
         "f.pdf",
         "h.html",
         "i.docx",
-        "j.odt",
+        "j.odg",
+        "k.xlsx",
         "sub/g.md",
         ".hidden.md",
         ".git/x.md",
@@ -47,6 +48,7 @@ def test_default_rules_pick_documents(tmp_path: Path) -> None:
         "f.pdf",
         "h.html",
         "i.docx",
+        "k.xlsx",
         "sub/g.md",
     ]
     assert scan.skipped == []

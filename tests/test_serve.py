@@ -22,6 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import ValidationError
 
+from docsync.plugin import daemon_client
 from docsync.plugin.backends import DaemonBackend
 from docsync.plugin.daemon_client import daemon_answers
 from docsync.plugin.encoder import Encoder
@@ -435,6 +436,38 @@ def test_a_searcher_of_a_daemon_that_stopped_fails_with_one_store_error(
         assert isinstance(caught.value.__cause__, OSError), state
         assert "\n" not in str(caught.value) and str(sock_path) in str(caught.value)
         assert not daemon_answers(sock_path), state
+
+
+def test_a_daemon_searcher_keeps_its_connection_and_opens_another_when_it_was_closed(
+    searcher: Searcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new connection costs the daemon half a millisecond: a searcher asking again uses
+    the one it has; one the daemon closed meanwhile (a restart) is opened again for the
+    same search, which is answered."""
+    opened: list[Path] = []
+    connect = daemon_client._UnixConnection.connect
+
+    def counted(self: daemon_client._UnixConnection) -> None:
+        opened.append(self._path)
+        connect(self)
+
+    monkeypatch.setattr(daemon_client._UnixConnection, "connect", counted)
+    sock_path = tmp_path / "daemon.sock"
+    remote = Searcher.over(DaemonBackend(sock_path))
+    with serving(make_api(searcher), socket_path=sock_path):
+        for _ in range(5):
+            assert len(remote.search("socket", limit=2)) == 2
+        assert len(opened) == 1
+    with serving(make_api(searcher), socket_path=sock_path):  # the daemon started again
+        assert len(remote.search("socket", limit=2)) == 2
+        assert len(opened) == 2
+        many = [threading.Thread(target=remote.search, args=("socket",)) for _ in range(3)]
+        for thread in many:
+            thread.start()
+        for thread in many:
+            thread.join(HANG)
+        assert 2 < len(opened) <= 5  # threads asking at once ask on connections of their own
+    remote.close()
 
 
 def test_the_token_guards_every_route_but_the_probes(searcher: Searcher) -> None:

@@ -240,10 +240,13 @@ def test_edge_optimizes_once_enough_points_wait(
     import numpy as np
 
     import docsync.plugin.stores.edge
+    import docsync.plugin.stores.edge_shard
 
-    monkeypatch.setattr(docsync.plugin.stores.edge, "OPTIMIZE_MIN_UNINDEXED", 5000)
+    monkeypatch.setattr(docsync.plugin.stores.edge, "OPTIMIZE_MIN_UNINDEXED", 1200)
+    # 2,000 vectors past the index threshold (the engine's own needs 8,000 and 4x the time)
+    monkeypatch.setattr(docsync.plugin.stores.edge_shard, "INDEXING_THRESHOLD_KB", 750)
     profile = replace(PROFILE, dimension=384)
-    vectors = np.random.default_rng(1).standard_normal((8000, 384)).tolist()
+    vectors = np.random.default_rng(1).standard_normal((2000, 384)).tolist()
     store = EdgeStore.connect(path=tmp_path / "s", collection="c")
     try:
         store.open(profile, create=True)

@@ -32,6 +32,7 @@ from docsync.worker.report import SyncReport
 from docsync.worker.retries import ReadRetries
 from docsync.worker.scan import has_entries
 from docsync.worker.watch import Change, Debouncer, Watcher
+from docsync.worker.web.folders import FolderLog
 
 log = logging.getLogger("docsync.daemon")
 Clock = Callable[[], float]
@@ -104,6 +105,7 @@ class Daemon:
         self.retries = ReadRetries(clock)  # files whose reader crashed, read again
         self.heartbeat = clock()
         self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
+        self.folder_log = FolderLog()  # what the syncs set aside, for the web page
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class Daemon:
             return None
         self._failures = 0
         self.retries.record(scopes, report)
+        self.folder_log.record(scopes, report)
         self.last_sync = datetime.now(UTC).isoformat(timespec="seconds")
         self.metrics.record(report)
         done = self._clock()

@@ -28,7 +28,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-OPEN_ROUTES = frozenset({"/healthz", "/readyz"})  # probes carry no data worth a token
+from docsync.worker.web.pages import PAGE_FILES
+
+# Probes carry no data worth a token, nor do the web page's files (it asks for the token).
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", *PAGE_FILES})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 # A refusal leaves the client's body unread: closing the connection is what keeps it unread.

@@ -40,6 +40,8 @@ from docsync.worker.http_guards import (
     Limits,
     allowed_hosts,
 )
+from docsync.worker.web.pages import SecurityHeaders, page_routes
+from docsync.worker.web.views import API_ROUTES as WEB_ROUTES
 
 if TYPE_CHECKING:
     from docsync.worker.serve import Api
@@ -168,7 +170,11 @@ def build_app(api: Api, *, mcp: ASGIApp | None = None, access: Access | None = N
         # holds its connection (and slot) until the server stops, with nothing to send.
         routes.append(Route(MCP_ROUTE, mcp, methods=["POST"]))
     routes += [Route(path, answer, methods=["GET"]) for path in API_ROUTES]
-    middleware = [Middleware(AccessGuard, access=access)] if access is not None else []
+    if api.web is not None:  # the page, and the JSON it reads besides /search
+        routes += page_routes() + [Route(path, answer, methods=["GET"]) for path in WEB_ROUTES]
+    middleware = [Middleware(SecurityHeaders)]
+    if access is not None:
+        middleware.append(Middleware(AccessGuard, access=access))
     middleware.append(Middleware(BodyLimit, limit=MCP_MAX_BODY))
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers={HTTPException: _error}

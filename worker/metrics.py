@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -11,11 +13,17 @@ from docsync.worker.report import SyncReport
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 # Error kinds shown (at 0) from the start, so that an alert on `docsync_errors_total` has a
 # series to watch before the first error; other kinds appear when they first happen.
+# Lags kept with when they were seen, for the web page's p50/p95 over the last hour (the
+# histogram counts since the start): the newest this many.
+RECENT_LAGS = 4096
 ERROR_KINDS = ("unreadable", "unlistable", "rejected", "store_unavailable", "store_full")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        # (when, seconds) of the newest lags, oldest first
+        self.recent_lags: deque[tuple[float, float]] = deque(maxlen=RECENT_LAGS)
         self.registry = CollectorRegistry()
         r = self.registry
         self.files_synced = Counter(
@@ -58,8 +66,10 @@ class Metrics:
             self.errors.labels(kind=failure.reason).inc()
 
     def observe_lag(self, seconds: Iterable[float]) -> None:
+        now = self._clock()
         for value in seconds:
             self.lag.observe(max(0.0, value))
+            self.recent_lags.append((now, max(0.0, value)))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

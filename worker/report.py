@@ -84,6 +84,9 @@ class SyncReport:
     synced_paths: list[str] = field(default_factory=list)  # written or removed, in order
     # (root, path) of the failures a second read may not repeat (worker/retries.py)
     retryable: list[tuple[str, str]] = field(default_factory=list)
+    # (root, skip) of every file skipped or failed, its path relative to the root: what the
+    # web page's Folders view lists (docsync.worker.web.folders)
+    set_aside: list[tuple[str, Skip]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +97,8 @@ class SyncReport:
         """Count a skip or a failure, with its one log line (`said`: the skip was warned
         about before, its file unchanged since: a debug line)."""
         where = f"{root}/{skip.path}" if skip.path else root
+        if skip.path:
+            self.set_aside.append((root, skip))
         if skip.is_failure:
             self.failures.append(Skip(where, skip.reason, skip.detail))
             if skip.reason in RETRIED:

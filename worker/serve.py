@@ -10,6 +10,9 @@ reach a daemon that holds the store.
                                       a passage's tokens; defaults: DOCSYNC_SEARCH_MODE,
                                       DOCSYNC_CONTEXT_TOKENS, DOCSYNC_HITS_PER_FILE)
     GET /status                       collection, points, files, profile as JSON
+    GET /                             the web page (`docsync.worker.web`), with its files
+    GET /api/folders, /api/health, /api/document?path=&start=&end=
+                                      the JSON the page reads besides /search
 
     POST /mcp                         MCP over streamable HTTP, stateless (while TCP is served)
 
@@ -53,9 +56,12 @@ from docsync.worker.http_server import STOP_SECONDS as STOP_SECONDS
 from docsync.worker.http_server import Endpoints as Endpoints
 from docsync.worker.http_server import TcpListener as TcpListener
 from docsync.worker.http_server import listen_tcp as listen_tcp
+from docsync.worker.web.views import API_ROUTES as WEB_ROUTES
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
+
+    from docsync.worker.web.views import WebViews
 
 Response = tuple[int, str, bytes]
 
@@ -71,6 +77,8 @@ class Api:
     status: Callable[[], Mapping[str, object]]
     # The MCP server whose streamable HTTP app is mounted at /mcp; None: no /mcp route.
     mcp: MCPServer | None = None
+    # The web page's JSON (/api/...) and files; None: no page.
+    web: WebViews | None = None
 
     def answer(self, target: str) -> Response:
         url = urlsplit(target)
@@ -84,6 +92,9 @@ class Api:
             "/read": self._read,
             "/status": lambda _: _json(200, self.status()),
         }
+        if self.web is not None and url.path in WEB_ROUTES:
+            web = self.web
+            routes[url.path] = lambda p: _json(*web.answer(url.path, p))
         route = routes.get(url.path)
         if route is None:
             return _json(404, {"error": f"no route {url.path}"})

@@ -49,6 +49,11 @@ class SkipMemory:
         known[path] = said
         return news
 
+    def reasons(self) -> dict[str, dict[str, str]]:
+        """The reason of each file remembered skipped, by root and path (what `docsync serve`
+        shows of the last sync's skips)."""
+        return {root: {p: s[0] for p, s in paths.items()} for root, paths in self._said.items()}
+
     def forget_unseen(self, roots: list[str]) -> None:
         """After whole-root syncs of `roots`: forget their files that were not skipped this
         time (indexed now, or gone), so that the memory holds no more than the skipped."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from docsync.worker.pipeline import SyncOptions
     from docsync.worker.report import SyncReport
     from docsync.worker.serve import Endpoints, TcpListener
+    from docsync.worker.web.folders import SyncProgress
 
 log = logging.getLogger("docsync")
 
@@ -157,6 +158,7 @@ def run_daemon(
 ) -> int:
     """`docsync run` once its address is bound: the daemon until SIGTERM or SIGINT."""
     from docsync.worker.progress import progress_bar
+    from docsync.worker.web.folders import SyncProgress
 
     store = open_store(settings, serving=True)  # not pinged: it waits for a server that is down
     try:
@@ -170,12 +172,13 @@ def run_daemon(
         # that dies as it opens) is waited out.
         if not daemon.wait_for_store(encoder.profile()):
             return 0
-        endpoints = open_endpoints(settings, daemon, store, encoder, tcp)
-        try:
-            with progress_bar(interval=settings.progress_seconds) as progress:
+        with progress_bar(interval=settings.progress_seconds) as bar:
+            progress = SyncProgress(bar)  # the page shows it too
+            endpoints = open_endpoints(settings, daemon, store, encoder, tcp, progress)
+            try:
                 daemon.run(progress=progress)
-        finally:
-            endpoints.close()
+            finally:
+                endpoints.close()
     finally:
         store.close()
     log.info("stopped")
@@ -225,12 +228,19 @@ def listen(settings: Settings) -> TcpListener | None:
 
 
 def open_endpoints(
-    settings: Settings, daemon: Daemon, store: Store, encoder: Encoder, tcp: TcpListener | None
+    settings: Settings,
+    daemon: Daemon,
+    store: Store,
+    encoder: Encoder,
+    tcp: TcpListener | None,
+    progress: SyncProgress | None = None,
 ) -> Endpoints:
-    """The daemon's socket and HTTP endpoint, serving (with MCP at /mcp over TCP)."""
+    """The daemon's socket and HTTP endpoint, serving (with MCP at /mcp and the web page at
+    / over TCP)."""
     from docsync.plugin.search import holding
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
+    from docsync.worker.web.views import Live, WebViews
 
     searcher = holding(settings, store, encoder)
 
@@ -244,6 +254,11 @@ def open_endpoints(
         metrics=daemon.metrics.registry,
         status=status,
         mcp=mcp_server(settings, searcher, status) if tcp is not None else None,
+        web=WebViews(
+            store,
+            folder=None if settings.qdrant_url else settings.qdrant_path,
+            live=Live(daemon.state, daemon.folder_log, progress, daemon.metrics),
+        ),
     )
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
@@ -251,8 +266,8 @@ def open_endpoints(
         host, port = endpoints.tcp_address
         guard = "bearer token required" if settings.http_token else "no token"
         log.info(
-            "HTTP endpoint on http://%s:%d (/healthz /readyz /metrics /search /read /status "
-            "/mcp; %s)",
+            "HTTP endpoint on http://%s:%d (the web page at /; /healthz /readyz /metrics "
+            "/search /read /status /mcp; %s)",
             host,
             port,
             guard,

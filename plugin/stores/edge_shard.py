@@ -23,6 +23,11 @@ from docsync.plugin.stores import point_from_record
 from docsync.plugin.stores.edge_folder import Held, hold_shard, let_go
 from docsync.plugin.stores.shard import SCROLL_PAGE, Offset, search_around
 
+# The size of a segment's vectors (KB) past which the engine builds its index: None keeps
+# the engine's own (10,000 KB), as every store is made. A new shard keeps the value in its
+# `edge_config.json`. Tests lower it, so that a few thousand vectors are worth an index.
+INDEXING_THRESHOLD_KB: int | None = None
+
 
 class LocalShard:
     """An Edge shard opened in this process (a `docsync.plugin.stores.shard.Shard`). The
@@ -69,7 +74,14 @@ class LocalShard:
             if keyword
             else None
         )
-        config = edge.EdgeConfig(vectors=params, sparse_vectors=sparse, payload_memory=cold)
+        optimizers = (
+            None
+            if INDEXING_THRESHOLD_KB is None
+            else edge.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB)
+        )
+        config = edge.EdgeConfig(
+            vectors=params, sparse_vectors=sparse, payload_memory=cold, optimizers=optimizers
+        )
         held = hold_shard(path) if hold else None
         try:
             shard = cls(edge.EdgeShard.create(path, config), held)

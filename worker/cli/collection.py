@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from docsync.plugin.schema import SHEET_FORMATS, SLIDE_FORMATS
 from docsync.plugin.settings import Settings
 from docsync.worker import render, wiring
 from docsync.worker.cli.app import PATH, command, edge, fail
@@ -28,7 +29,11 @@ log = logging.getLogger("docsync")
 @click.option(
     "--end", type=int, metavar="END", help="end character (a hit's end; default: the end)"
 )
-@click.option("--pages", is_flag=True, help="print where each page starts instead (PDF)")
+@click.option(
+    "--pages",
+    is_flag=True,
+    help="print where each page starts instead (PDF pages, slides, blocks of rows)",
+)
 @edge
 def show(settings: Settings, file: Path, start: int, end: int | None, pages: bool) -> int:
     """The extracted text of a file, or a span of it: what a hit's start and end index."""
@@ -58,7 +63,9 @@ def show(settings: Settings, file: Path, start: int, end: int | None, pages: boo
         for number, page_start in enumerate(document.content.pages, 1):
             label = labels[number - 1] if labels else ""
             page = f"{label} ({number})" if label and label != str(number) else str(number)
-            print(f"p. {page}\t{page_start}")
+            kind = document.content.format  # a sheet's block: its cell range alone
+            unit = "slide " if kind in SLIDE_FORMATS else "" if kind in SHEET_FORMATS else "p. "
+            print(f"{unit}{page}\t{page_start}")
         return 0
     end = len(document.text) if end is None else end
     if not 0 <= start <= end <= len(document.text):

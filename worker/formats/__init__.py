@@ -6,6 +6,15 @@ that is chunked and what the chunker and the payload need besides it.
             headings from the outline or the fonts, running headers and footers dropped
     html    lxml: the page's main content as Markdown, headings, tables and code kept
     docx    python-docx: paragraphs and tables in order, Heading styles as Markdown headings
+    pptx    python-pptx, odp: one section a slide, its title as heading, speaker notes kept,
+            each slide's start a page (worker/formats/slides.py)
+    xlsx    openpyxl (values, not formulas), ods, csv: one section a sheet, its rows in
+            blocks that each repeat the header row, each block a page labelled by its cell
+            range (worker/formats/sheets.py)
+    odt     lxml on content.xml (worker/formats/odf.py)
+    epub    the spine's chapters in order, each read by the HTML reader (worker/formats/epub.py)
+    eml     the standard library's email: subject, from, to and date, then the text or HTML
+            part (worker/formats/mail.py)
     image   Pillow and Tesseract: a photographed or scanned page read by OCR (PDF pages
             without a text layer are read by OCR too: worker/formats/ocr.py)
 
@@ -27,9 +36,9 @@ from pathlib import PurePosixPath
 
 from docsync.plugin.schema import FORMATS
 
-MARKDOWN, RST, TEXT, PDF, HTML, DOCX, IMAGE = FORMATS
+MARKDOWN, RST, TEXT, PDF, HTML, DOCX, PPTX, ODP, XLSX, ODS, CSV, ODT, EPUB, EML, IMAGE = FORMATS
 # Formats read by a parser library in the child process rather than decoded in-process.
-BINARY_FORMATS = frozenset({PDF, HTML, DOCX, IMAGE})
+BINARY_FORMATS = frozenset({PDF, HTML, DOCX, PPTX, ODP, XLSX, ODS, CSV, ODT, EPUB, EML, IMAGE})
 _BY_SUFFIX = {
     ".md": MARKDOWN,
     ".markdown": MARKDOWN,
@@ -39,12 +48,25 @@ _BY_SUFFIX = {
     ".htm": HTML,
     ".xhtml": HTML,
     ".docx": DOCX,
+    ".pptx": PPTX,
+    ".odp": ODP,
+    ".xlsx": XLSX,
+    ".ods": ODS,
+    ".csv": CSV,
+    ".odt": ODT,
+    ".epub": EPUB,
+    ".eml": EML,
     ".png": IMAGE,
     ".jpg": IMAGE,
     ".jpeg": IMAGE,
     ".tif": IMAGE,
     ".tiff": IMAGE,
 }
+
+
+# Suffixes of the files docsync reads (the default include list's): a mail's attachments
+# are read only when they have one.
+READ_SUFFIXES = frozenset({*_BY_SUFFIX, ".txt"})
 
 
 def format_of(path: str) -> str:
@@ -59,12 +81,15 @@ class Extracted:
     text: str
     format: str
     encoding: str = ""  # the decoding of a text format ("" for the others)
-    # where each page starts in `text` (PDF): pages[0] == 0, one entry per page
+    # where each page starts in `text` (PDF pages, slides, blocks of a sheet's rows):
+    # pages[0] == 0, one entry per page
     pages: tuple[int, ...] = ()
-    # where each heading line starts in `text` (PDF): the only lines the chunker takes as
-    # headings; None: the format's own rules (Markdown, reStructuredText) find them
+    # where each heading line starts in `text` (PDF, slides, sheets, .odt): the only lines the
+    # chunker takes as headings; None: the format's own rules (Markdown, reStructuredText)
+    # find them
     headings: tuple[int, ...] | None = None
-    # each page's printed label (PDF: `ix`, `12`), () where none differs from its number
+    # each page's printed label (PDF: `ix`, `12`; a sheet's block: its cell range,
+    # `Sales!A31:F60`), () where none differs from its number
     labels: tuple[str, ...] = ()
     # each page's OCR confidence (0..1), None for a page read from its text layer; () where
     # no page was read by OCR

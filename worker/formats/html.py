@@ -63,13 +63,9 @@ def read_html(raw: bytes) -> Extracted:
     from trafilatura.utils import decode_file
 
     no_text = Unreadable("no_text", "no main text found in the page")
+    text = page_markdown(decode_file(raw))
     try:
-        source = _XML_DECLARATION.sub("", decode_file(raw))
-        root = document_fromstring(source, parser=HTMLParser(remove_comments=True))
         info = trafilatura.extract_metadata(raw)
-        text = _PILCROW.sub("", to_markdown(main_content(root))).strip()
-    except etree.ParserError:  # lxml's HTML parser fails only on a page with no elements
-        raise no_text from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise Unreadable("corrupt", f"not readable as HTML ({type(exc).__name__})") from None
     if not has_text(text):
@@ -80,6 +76,21 @@ def read_html(raw: bytes) -> Extracted:
         fields = {"title": title, "author": info.author, "tags": ", ".join(info.tags or [])}
     title, tags, meta = metadata({k: v for k, v in fields.items() if v})
     return Extracted(text, HTML, title=title, tags=tags, meta=meta)
+
+
+def page_markdown(source: str) -> str:
+    """A decoded page's main content as Markdown ("" for a page with no elements);
+    `Unreadable` (`corrupt`) when lxml cannot read it. Also the reader of an e-book's
+    chapters and of a mail's HTML part."""
+    try:
+        root = document_fromstring(
+            _XML_DECLARATION.sub("", source), parser=HTMLParser(remove_comments=True)
+        )
+        return _PILCROW.sub("", to_markdown(main_content(root))).strip()
+    except etree.ParserError:  # lxml's HTML parser fails only on a page with no elements
+        return ""
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise Unreadable("corrupt", f"not readable as HTML ({type(exc).__name__})") from None
 
 
 def main_content(root: HtmlElement) -> HtmlElement:
