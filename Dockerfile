@@ -9,6 +9,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/cache/huggingface
 
+# Tesseract for OCR of scanned PDFs and images (DOCSYNC_OCR=auto finds it)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN pip install --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
 
 WORKDIR /app
