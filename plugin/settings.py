@@ -240,13 +240,16 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(10_000_000, ge=1, description="files larger than this are skipped")
     read_timeout: float = Field(
-        60.0, gt=0, le=3600, description="seconds a PDF, HTML or Word file may take to read"
+        60.0,
+        gt=0,
+        le=3600,
+        description="seconds the reader process may take for a file (all but text, Markdown, reST)",
     )
     reader_memory_mb: int = Field(
         2048,
         ge=512,
         le=1_048_576,
-        description="MiB of address space the PDF, HTML and Word reader may take (then too_large)",
+        description="MiB of address space the reader process may take (then too_large)",
     )
     ocr: Ocr = Field(
         "auto",
