@@ -52,6 +52,9 @@ REACH = 4  # chunks looked at each way; changing it needs a new payload version 
 # The lowest OCR confidence (0..1, Tesseract's mean word confidence of a page) of the pages a
 # chunk spans that were read by OCR (scanned PDF pages, images); absent where none was.
 OCR_CONFIDENCE = "ocr_confidence"
+# The path of the file a document was read out of (a mail's, for its attached files): such a
+# document's path is that file's path and the document's name (`inbox/a.eml/report.pdf`).
+CONTAINER = "container"
 TAGS = "tags"  # the document's tags (front matter, keywords): a list of strings
 META = "meta"  # its other metadata (author, front matter scalars): field -> string
 
@@ -73,8 +76,9 @@ _NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5c37-9e21-d0c5f3a8b7e4")
 
 
 class Payload(TypedDict):
-    """Every point's payload; `page_start`/`page_end` only where the file has pages, and
-    `page_label`/`page_label_end` only where they are labelled otherwise."""
+    """Every point's payload; `page_start`/`page_end` only where the file has pages,
+    `page_label`/`page_label_end` only where they are labelled otherwise, `container` only
+    for a document read out of another file (a mail's attachment)."""
 
     root: str
     path: str
@@ -105,6 +109,7 @@ class Payload(TypedDict):
     page_label: NotRequired[str]
     page_label_end: NotRequired[str]
     ocr_confidence: NotRequired[float]
+    container: NotRequired[str]
 
 
 def content_hash(data: str | bytes) -> str:

@@ -187,6 +187,7 @@ class FileVersion:
     # Each chunk's tokens, its text counted alone (`Encoder.count_tokens`): what a passage
     # counts them as (`schema.TOKENS`).
     tokens: Sequence[int] = ()
+    container: str = ""  # the path of the file it was read out of (a mail's, for an attachment)
 
 
 def plan_parts(
@@ -195,16 +196,18 @@ def plan_parts(
     compose: ComposeInput,
     *,
     part_points: int | None,
+    write: FileWrite | None = None,
 ) -> Iterator[FilePlan]:
     """Upserts for every chunk whose point is missing or out of date (carrying the old vector
     whenever the embedded text is unchanged), deletes for every point no chunk wants; in parts
     of at most `part_points` upserts (None: one part), made as they are asked for; the last
-    part holds the deletes."""
+    part holds the deletes. `write`: shared with the plans of the other documents of the same
+    file (a mail's attachments): one that fails to write stops the rest."""
     stored = {p.id: p for p in existing}
     old_vectors = {
         str(p.payload.get(schema.EMBED_HASH)): p.vector for p in stored.values() if p.vector
     }
-    write = FileWrite()
+    write = write or FileWrite()
     plan = FilePlan(root=version.root, path=version.path, final=False, write=write)
     wanted: set[str] = set()
     for point in _desired_points(version, compose):
@@ -272,6 +275,8 @@ def _payload(version: FileVersion, chunk: Chunk, embed_hash: str) -> schema.Payl
         ]
         if read:
             payload["ocr_confidence"] = min(read)
+    if version.container:
+        payload["container"] = version.container
     return payload
 
 

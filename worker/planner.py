@@ -15,6 +15,8 @@ from docsync.plugin import schema
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ConfigError
 from docsync.plugin.store import Store
+from docsync.worker import attachments
+from docsync.worker.attachments import Attached, ToPlan
 from docsync.worker.chunk import chunk_text, clip_title, find_title
 from docsync.worker.plan import FilePlan, FileVersion, IndexedFile, plan_parts, point_ids
 from docsync.worker.read import Document, Unchanged, current_stat_key, read_document
@@ -53,68 +55,81 @@ class Planner:
         """Each file's event: its skip, its path (current), or its plan. Documents to plan
         are tokenized in groups, one tokenizer call for many files (see `_plan_group`)."""
         yield from scan.skipped
-        group: list[tuple[Document, bool]] = []
+        attached = attachments.attached_paths(indexed)
+        group: list[ToPlan] = []
         group_chars = 0
         for source in scan.files:
             if self.should_stop():
                 return
-            event = self._read(source, indexed.get(source.path))
-            if not isinstance(event, tuple):
-                yield event
-                continue
-            group.append(event)
-            group_chars += len(event[0].text)
-            del event  # the group alone holds the document, so planning it can free its text
+            now, to_plan = self._read(
+                source, indexed.get(source.path), attached.get(source.path, {})
+            )
+            yield from now
+            group += to_plan
+            group_chars += sum(len(item.document.text) for item in to_plan)
+            del to_plan  # the group alone holds the documents, so planning can free their text
             if len(group) >= PLAN_GROUP_FILES or group_chars >= PLAN_GROUP_CHARS:
                 yield from self._plan_group(group)
                 group, group_chars = [], 0
         yield from self._plan_group(group)
 
     def _read(
-        self, source: SourceFile, entry: IndexedFile | None
-    ) -> Skip | str | tuple[Document, bool]:
-        """The file's skip, its path when its points are current, or its document to plan
-        (and whether it has points)."""
+        self, source: SourceFile, entry: IndexedFile | None, attached: Attached
+    ) -> tuple[list[FileEvent], list[ToPlan]]:
+        """The file's events now (its skip, its path when its points are current), and its
+        documents to plan. `attached`: what the collection holds of its attachments (a
+        mail's: see worker/attachments.py), current, kept or deleted with it."""
         chunker, max_bytes = self.options.chunker, self.options.max_file_bytes
-        if entry and entry.is_unchanged(current_stat_key(source, max_bytes), chunker):
-            return source.path  # unchanged since its points were written: not read
+        root = str(source.root)
+        key = current_stat_key(source, max_bytes)
+        if attachments.unchanged(entry, attached, key, chunker):
+            # unchanged since its points were written: not read
+            return [source.path, *attachments.kept(root, attached)], []
         document = read_document(
             source,
             max_bytes=max_bytes,
             timeout=self.options.read_timeout,
             memory_mb=self.options.reader_memory_mb,
             ocr=self.options.ocr,
-            current_hash=entry.current_hash(chunker) if entry else None,
+            current_hash=attachments.current_hash(entry, attached, chunker),
         )
         if isinstance(document, Skip):
-            return document
+            kept = attachments.kept(root, attached) if document.is_failure else []
+            return [document, *kept], []  # a failure keeps what was indexed, rules do not
         if isinstance(document, Unchanged):
             assert entry is not None
-            self._stamp(source, entry, document.stat_key)
-            return source.path
-        return document, entry is not None
+            for path, held in (*attached.items(), (source.path, entry)):
+                self._stamp(root, path, held, document.stat_key)
+            return [source.path, *attachments.kept(root, attached)], []
+        if not attached and not document.content.attachments:
+            return [], [ToPlan(document, entry is not None)]
+        now, to_plan = attachments.documents(
+            document, entry is not None, attached, lambda path: point_ids(self.store, root, path)
+        )
+        return [*now], to_plan
 
-    def _plan_group(self, group: list[tuple[Document, bool]]) -> Iterator[FilePlan]:
+    def _plan_group(self, group: list[ToPlan]) -> Iterator[FilePlan]:
         """Plans for documents tokenized together: the tokenizer runs one text per core, so
         one call for many files keeps every core busy where a file at a time used one."""
         if not group:
             return
-        spans = self.encoder.token_spans_many([document.text for document, _ in group])
+        spans = self.encoder.token_spans_many([item.document.text for item in group])
         for _ in range(len(group)):  # no name here holds a planned file's text or spans
-            yield from self._plan(*group.pop(0), spans.pop(0))
+            yield from self._plan(group.pop(0), spans.pop(0))
 
-    def _stamp(self, source: SourceFile, entry: IndexedFile, stat_key: str) -> None:
-        """Give the points of a current file the stat key they lack (they were written before
-        the file had settled, as a daemon writes a file just saved), so that later syncs
-        need not read it. Safe half done: mixed keys only mean the file is read next time."""
+    def _stamp(self, root: str, path: str, entry: IndexedFile, stat_key: str) -> None:
+        """Give the points of a current file (or attachment) the stat key they lack (they
+        were written before the file had settled, as a daemon writes a file just saved), so
+        that later syncs need not read it. Safe half done: mixed keys only mean the file is
+        read next time."""
         if stat_key and entry.stat_key != stat_key:
-            ids = point_ids(self.store, str(source.root), source.path)
+            ids = point_ids(self.store, root, path)
             self.store.set_payload(ids, {schema.FILE_STAT: stat_key})
 
-    def _plan(
-        self, document: Document, has_points: bool, spans: Sequence[tuple[int, int]]
-    ) -> Iterator[FilePlan]:
-        """The file's plan, in parts of a window each (see `FilePlan`)."""
+    def _plan(self, item: ToPlan, spans: Sequence[tuple[int, int]]) -> Iterator[FilePlan]:
+        """The document's plan, in parts of a window each (see `FilePlan`); an attachment's
+        parts are all parts of its mail's write (none final: the mail's is, written last)."""
+        document, has_points, write = item.document, item.has_points, item.write
         source = document.source
         root = str(source.root)
         title = self._title(document)
@@ -142,15 +157,19 @@ class Planner:
             tags=document.content.tags,
             meta=document.content.meta,
             tokens=self.encoder.count_tokens_many([c.text for c in chunks]),
+            container=item.container,
         )
         existing = (
             self.store.scroll({schema.ROOT: root, schema.PATH: source.path}, with_vectors=True)
             if has_points
             else ()
         )
-        del spans, document  # a long file's text and spans go before its points are planned
+        del spans, document, item  # a long file's text and spans go before its points are planned
         compose = self.encoder.passage_input
-        yield from plan_parts(version, existing, compose, part_points=self.part_points)
+        parts = plan_parts(version, existing, compose, part_points=self.part_points, write=write)
+        for plan in parts:
+            plan.final = plan.final and not version.container
+            yield plan
 
     def _title(self, document: Document) -> str:
         stem = PurePosixPath(document.source.path).stem

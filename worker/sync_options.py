@@ -11,7 +11,7 @@ from docsync.plugin.settings import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from docsync.worker.formats.ocr import OCR_OFF, OcrOptions
 from docsync.worker.read import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-PAYLOAD_VERSION = 7
+PAYLOAD_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,8 @@ class SyncOptions:
         # their chunks whose text changed are embedded; other formats' points are rewritten as
         # they were. `payload=7`: a PDF's scanned pages read by OCR, with their confidence
         # (`ocr_confidence`): PDFs are read again, so that a mixed PDF indexed before gains
-        # its scanned pages.
+        # its scanned pages. `payload=8`: a mail's attachments are documents of their own
+        # under its path (`inbox/a.eml/report.pdf`, `container` naming the mail), no longer
+        # sections of the mail's text: without it an unchanged mail would keep them as
+        # sections, and the collection would differ from a fresh sync.
         return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"

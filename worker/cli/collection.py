@@ -20,7 +20,8 @@ log = logging.getLogger("docsync")
 @command(
     "show",
     "print a document's text as docsync extracted it (to check a hit's span)",
-    "FILE: the file (a PDF, web page, Word or text file)",
+    "FILE: the file (a PDF, web page, Word or text file), or a mail's attachment "
+    "(inbox/a.eml/report.pdf)",
 )
 @click.argument("file", type=PATH)
 @click.option(
@@ -37,12 +38,18 @@ log = logging.getLogger("docsync")
 @edge
 def show(settings: Settings, file: Path, start: int, end: int | None, pages: bool) -> int:
     """The extracted text of a file, or a span of it: what a hit's start and end index."""
+    from dataclasses import replace
+
     from docsync.worker.ocr_setup import ocr_options
     from docsync.worker.read import Unchanged, read_document
     from docsync.worker.report import Skip
     from docsync.worker.scan import SourceFile
 
     path = file.absolute()
+    # A mail's attachment is shown from the mail: its path is the mail's and its name.
+    attachment = "" if path.is_file() or not path.parent.is_file() else path.name
+    if attachment:
+        path = path.parent
     if not path.is_file():
         return fail(f"no such file: {file}")
     real = path.resolve()  # a link is shown as the file it names (the read checks the root)
@@ -56,6 +63,13 @@ def show(settings: Settings, file: Path, start: int, end: int | None, pages: boo
     if isinstance(document, Skip):
         return fail(f"{file} is not indexed as text: {document.reason} ({document.detail})", 1)
     assert not isinstance(document, Unchanged)
+    if attachment:
+        found = next((a for a in document.content.attachments if a.name == attachment), None)
+        if found is None:
+            return fail(f"no such file: {file} (nor an attachment of {path.name})")
+        if found.content is None:
+            return fail(f"{file} is not indexed as text: {found.reason} ({found.detail})", 1)
+        document = replace(document, content=found.content)
     if pages:
         if not document.content.pages:
             return fail(f"{file} has no pages ({document.content.format})", 1)

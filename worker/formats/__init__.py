@@ -98,6 +98,21 @@ class Extracted:
     title: str = ""  # the document's own title (front matter, document properties)
     tags: tuple[str, ...] = ()
     meta: Mapping[str, str] = field(default_factory=dict)  # author and other scalar fields
+    # documents read out of this file (a mail's attachments), each indexed under the file's
+    # path (`inbox/a.eml/report.pdf`), or named with why it was not read
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A document inside a file (a mail's attached file): `name` is unique within the file
+    and holds no `/`; `content` is what its format's reader gave, None when it was not read
+    (`reason`, `detail`: the skip's)."""
+
+    name: str
+    content: Extracted | None
+    reason: str = ""
+    detail: str = ""
 
 
 class Unreadable(Exception):

@@ -5,12 +5,16 @@ follow it as lines (so a question about who wrote finds the mail) and are the do
 metadata (`meta.from`, `meta.to`, `meta.cc`, `meta.date` in ISO 8601: usable as filters,
 `--where meta.from=...`). Then the body: the text part, or where there is none the HTML part
 read as the HTML reader reads a page (worker/formats/html.py). The names of attached files
-follow (`Attachments: report.pdf, budget.xlsx`), then each attachment of a format docsync
-reads, as a section of its own (`# Attachment: report.pdf`) holding what that format's
-reader gives (in this same reader process, under the mail's time limit; an attached mail's
-own attachments are not opened). One file is one document: an attachment's hits are the
-mail's, in the attachment's section; an attachment that cannot be read is named with its
-skip reason (`report.pdf (not read: encrypted)`).
+follow (`Attachments: report.pdf, budget.xlsx`).
+
+Each attachment of a format docsync reads is read by that format's reader (in this same
+reader process, under the mail's time limit) into a document of its own, `Extracted.
+attachments`, indexed under the mail's path (`inbox/a.eml/report.pdf`, see
+worker/attachments.py) with its own format, pages and headings, its file name as title. Names
+are made safe and unique within the mail (`/` becomes `_`, a repeated name is numbered:
+`report (2).pdf`). An attachment that cannot be read is named in the mail with its reason
+(`report.pdf (not read: encrypted)`) and skipped with it; an attached mail is a document, its
+own attachments only named.
 
 A mail encrypted with S/MIME or PGP (`multipart/encrypted`, `application/pkcs7-mime`) is
 skipped as `encrypted`; bytes with no header at all are `corrupt`.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import PurePosixPath
 
@@ -28,6 +33,7 @@ from docsync.worker.formats import (
     BINARY_FORMATS,
     EML,
     READ_SUFFIXES,
+    Attachment,
     Extracted,
     Unreadable,
     format_of,
@@ -41,6 +47,7 @@ _ENCRYPTED_TYPES = frozenset({
 })  # fmt: skip
 _ADDRESS_HEADERS = (("From", "from"), ("To", "to"), ("Cc", "cc"))
 MAX_ATTACHMENT_NAMES = 50
+MAX_NAME_CHARS = 120  # an attachment's name in its path
 
 
 def read_eml(raw: bytes, depth: int = 0) -> Extracted:
@@ -67,17 +74,18 @@ def read_eml(raw: bytes, depth: int = 0) -> Extracted:
         names, attached = _attachments(message, depth)
     except (ValueError, TypeError, LookupError, AttributeError, IndexError) as exc:
         raise Unreadable("corrupt", f"not a readable mail ({type(exc).__name__}: {exc})") from None
-    if not has_text(body) and not has_text(subject):
-        raise Unreadable("no_text", "the mail has no subject and no text")
+    if not has_text(body) and not has_text(subject) and not names:
+        raise Unreadable("no_text", "the mail has no subject, no text and no attachment")
     blocks: list[Block] = [(f"# {subject}", (0,)) if subject else ("", ())]
     blocks += [("\n".join(lines), ()), (body, ())]
     if names:
         blocks.append(("Attachments: " + ", ".join(names), ()))
-    blocks.extend(attached)
     text, headings = _join(blocks)
     fields["title"] = subject
     title, tags, meta = metadata(fields)
-    return Extracted(text, EML, headings=headings, title=title, tags=tags, meta=meta)
+    return Extracted(
+        text, EML, headings=headings, title=title, tags=tags, meta=meta, attachments=attached
+    )
 
 
 # A block of the mail's text, and where its heading lines start in it.
@@ -125,67 +133,75 @@ def _body(message: EmailMessage) -> str:
     return content.replace("\r\n", "\n").strip()
 
 
-def _attachments(message: EmailMessage, depth: int) -> tuple[list[str], list[Block]]:
-    """The attachments' names (with why one was not read), and a section for each one that
-    was read."""
+def _attachments(message: EmailMessage, depth: int) -> tuple[list[str], tuple[Attachment, ...]]:
+    """The attachments' names as the mail's text lists them (with why one was not read), and
+    the documents read from them (none for an attached mail's)."""
     names: list[str] = []
-    sections: list[Block] = []
+    attached: list[Attachment] = []
+    taken: set[str] = set()
     size = 0
     for part in message.iter_attachments():
         name = one_line(part.get_filename() or "")
         if not name or len(names) >= MAX_ATTACHMENT_NAMES:
             continue
-        extracted, why = _attachment_text(name, part, depth)
-        names.append(f"{name} (not read: {why})" if why else name)
-        if extracted is not None and size + len(extracted.text) <= MAX_TEXT_CHARS:
-            heading = f"# Attachment: {name}\n\n"
-            text, marks = _demoted(extracted)
-            sections.append((heading + text, (0, *(len(heading) + m for m in marks))))
-            size += len(extracted.text)
-    return names, sections
+        if depth > 0 or PurePosixPath(name).suffix.lower() not in READ_SUFFIXES:
+            names.append(name)
+            continue
+        unique = unique_name(name, taken)
+        try:
+            extracted = _read_attachment(unique, part, depth)
+            if size + len(extracted.text) > MAX_TEXT_CHARS:
+                raise Unreadable(
+                    "too_large", f"the mail's attachments pass {MAX_TEXT_CHARS} characters"
+                )
+        except Unreadable as exc:
+            names.append(f"{name} (not read: {exc.reason})")
+            attached.append(Attachment(unique, None, exc.reason, exc.detail))
+            continue
+        size += len(extracted.text)
+        names.append(name)
+        attached.append(Attachment(unique, replace(extracted, title=unique)))
+    return names, tuple(attached)
 
 
-def _attachment_text(name: str, part: EmailMessage, depth: int) -> tuple[Extracted | None, str]:
-    """(what its reader gave, "") for an attachment read, (None, reason) for one that could
-    not be, (None, "") for one of a format docsync does not read."""
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in READ_SUFFIXES or (suffix == ".eml" and depth > 0):
-        return None, ""
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name` as the last part of a path: no `/` or `\\`, not `.` or `..`, at most
+    `MAX_NAME_CHARS` characters (its suffix kept), numbered when `taken` holds it (`a (2).pdf`);
+    added to `taken`."""
+    safe = "".join("_" if c in "/\\" or not c.isprintable() else c for c in name)
+    safe = safe.encode("utf-8", "replace").decode("utf-8")
+    if not safe.strip("."):
+        safe = "attachment" + safe
+    path = PurePosixPath(safe)
+    stem, suffix = path.stem, path.suffix[:20]
+    stem = stem[: MAX_NAME_CHARS - len(suffix)]
+    unique, number = stem + suffix, 1
+    while unique.lower() in taken:
+        number += 1
+        unique = f"{stem} ({number}){suffix}"
+    taken.add(unique.lower())
+    return unique
+
+
+def _read_attachment(name: str, part: EmailMessage, depth: int) -> Extracted:
+    """What its format's reader gives for an attachment; `Unreadable` for one that cannot be
+    read, whatever the reader failed with (it must not cost the mail)."""
     payload = part.get_payload(decode=True)
     raw = payload if isinstance(payload, bytes) else b""
+    if not raw.strip():
+        raise Unreadable("empty", "the attached file is empty")
     kind = format_of(name)
     try:
         if kind == EML:
-            extracted = read_eml(raw, depth + 1)
-        elif kind in BINARY_FORMATS:
+            return read_eml(raw, depth + 1)
+        if kind in BINARY_FORMATS:
             from docsync.worker.formats.isolated import extract
 
-            extracted = extract(kind, raw)
-        else:
-            extracted = read_text(raw, kind)
-    except Unreadable as exc:
-        return None, exc.reason
-    return extracted, ""
-
-
-def _demoted(extracted: Extracted) -> tuple[str, list[int]]:
-    """An attachment's text (less front matter) with the headings its reader marked one
-    level deeper (`# Title` becomes `## Title`, under `# Attachment: ...`), and where they
-    start; a reader that leaves headings to the text's own rules (Markdown, HTML, Word)
-    gives none here, its text kept as it is."""
-    start = extracted.body_start
-    marks = [h - start for h in extracted.headings or () if h >= start]
-    source = extracted.text[start:]
-    parts: list[str] = []
-    offsets: list[int] = []
-    previous = 0
-    for mark in marks:
-        parts.append(source[previous:mark])
-        offsets.append(sum(map(len, parts)))
-        if source.startswith("#", mark) and not source.startswith("######", mark):
-            parts.append("#")
-        previous = mark
-    parts.append(source[previous:])
-    text = "".join(parts)
-    lead = len(text) - len(text.lstrip())
-    return text.strip(), [o - lead for o in offsets if o >= lead]
+            return extract(kind, raw)
+        return read_text(raw, kind)
+    except MemoryError:
+        raise Unreadable("too_large", "reading it needed more memory than the reader has") from None
+    except Unreadable:
+        raise
+    except Exception as exc:  # a parser's own bug on a bad attachment: that attachment's problem
+        raise Unreadable("corrupt", f"{type(exc).__name__}: {exc}") from None
