@@ -140,20 +140,25 @@ def test_odt_epub_and_mail_keep_their_headings_and_metadata(folder: Path) -> Non
     assert mail.content.meta["from"] == "Grace Hopper <grace@example.org>"
     assert mail.content.meta["date"] == "2026-03-03T10:15:00+01:00"
     assert "moves to Thursday" in mail.text and "Attachments: parts.csv, texshop.pdf" in mail.text
-    attached = mail.text[mail.text.index("# Attachment: texshop.pdf") :]
-    assert "Integrating Asymptote and TeXShop" in attached  # read by the PDF reader
+    assert "TeXShop" not in mail.text  # the attachments are documents of their own
+    attached = {a.name: a.content for a in mail.content.attachments}
+    pdf = attached["texshop.pdf"]  # read by the PDF reader, with its pages
+    assert pdf is not None and pdf.format == "pdf" and len(pdf.pages) == 2
+    assert "Integrating Asymptote and TeXShop" in pdf.text and pdf.title == "texshop.pdf"
 
 
 def test_points_hold_exactly_the_extracted_text(folder: Path, searcher: Searcher) -> None:
     store = searcher.store
-    for path in sorted(p.name for p in folder.iterdir()):
-        text = document(folder / path).text
-        points = list(store.scroll({"path": path}))
-        assert points, path
-        for point in points:
-            payload = point.payload
-            assert payload["text"] == text[payload["start"] : payload["end"]], path
-            assert payload["format"] == format_of(path)
+    for name in sorted(p.name for p in folder.iterdir()):
+        read = document(folder / name).content
+        inside = [(f"{name}/{a.name}", a.content) for a in read.attachments if a.content]
+        for path, extracted in [(name, read), *inside]:
+            points = list(store.scroll({"path": path}))
+            assert points, path
+            for point in points:
+                payload = point.payload
+                assert payload["text"] == extracted.text[payload["start"] : payload["end"]], path
+                assert payload["format"] == format_of(path)
 
 
 # questions (keyword mode: the tiny model is random, so only BM25 ranks deterministically) ----
@@ -169,7 +174,8 @@ QUESTIONS = [
     ("OpenDocumentDrawing instantiating", "api-for-odfpy.odt", "api-for-odfpy.odt"),
     ("live-build snapshots source", REAL_EPUB, REAL_EPUB),
     ("gasket order late", "boiler.eml", "boiler.eml"),
-    ("asyTest filenames without spaces", "boiler.eml", "boiler.eml"),  # in its attached PDF
+    # in its attached PDF, a document of its own under the mail's path
+    ("asyTest filenames without spaces", "boiler.eml/texshop.pdf", "boiler.eml/texshop.pdf p"),
 ]
 
 
@@ -192,9 +198,7 @@ def test_the_cell_range_and_the_sheet_come_with_the_hit(searcher: Searcher) -> N
     )
     assert [h.path for h in mail] == ["boiler.eml"]
     attached = searcher.search("asyTest filenames", limit=1, mode="keyword", context=0)[0]
-    assert attached.path == "boiler.eml" and attached.section.startswith(
-        "Attachment: texshop.pdf > "
-    )
+    assert attached.path == "boiler.eml/texshop.pdf" and attached.format == "pdf"
 
 
 def test_slides_and_cell_ranges_are_cited_as_such() -> None:
