@@ -14,7 +14,8 @@ that is chunked and what the chunker and the payload need besides it.
     odt     lxml on content.xml (worker/formats/odf.py)
     epub    the spine's chapters in order, each read by the HTML reader (worker/formats/epub.py)
     eml     the standard library's email: subject, from, to and date, then the text or HTML
-            part (worker/formats/mail.py)
+            part; each readable attachment a document of its own under the mail's path
+            (worker/formats/mail.py, worker/attachments.py)
     image   Pillow and Tesseract: a photographed or scanned page read by OCR (PDF pages
             without a text layer are read by OCR too: worker/formats/ocr.py)
 
