@@ -13,16 +13,14 @@ import pytest
 
 import docsync.worker.planner
 import docsync.worker.read
-import docsync.worker.write
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.store import Store
 from docsync.plugin.stored_text import read_stored
 from docsync.worker.formats.mail import read_eml, unique_name
-from docsync.worker.plan import FilePlan
 from tests import office_files as make
 from tests.conftest import run_sync
-from tests.test_sync import assert_exact
+from tests.test_sync import assert_exact, assert_same, fresh_state
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents"
 PDF = (DOCUMENTS / "small.pdf").read_bytes()
@@ -163,26 +161,77 @@ def test_an_unchanged_mail_is_not_read_again_and_keeps_its_attachments(
     assert again.points_upserted == again.points_deleted == 0
 
 
-def test_a_mail_written_halfway_is_read_again_and_made_whole(
+def test_a_mail_whose_attachment_was_written_from_another_version_is_read_again(
+    root: Path, memory_store: Store, tiny_encoder: Encoder, reads: list[str], settled: None
+) -> None:
+    """The mail's own points current, an attachment's not (as a store restored from two
+    backups could hold): the mail is read again, and the attachment written afresh."""
+    run_sync(root, memory_store, tiny_encoder)
+    ids = [p.id for p in memory_store.scroll({"path": SHEET}, fields=())]
+    memory_store.set_payload(ids, {"file_hash": "0" * 64, "text": "stale"})
+    reads.clear()
+    report = run_sync(root, memory_store, tiny_encoder)
+    assert reads == [MAIL] and report.points_upserted == len(ids)
+    assert_exact(memory_store, root, tiny_encoder)
+
+
+class Crash(BaseException):
+    """A `kill -9` between two writes: nothing after it is written."""
+
+
+def test_a_crash_at_any_write_of_a_moved_and_edited_mail_is_repaired_by_the_next_sync(
     root: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The write dies at the mail's own document (written last): its points are old, so the
-    next sync reads it again, and finishes what the attachments' writes began."""
+    """The mail moved to another folder, an attachment dropped, one changed, its text edited:
+    the sync stopped before each of the store writes it makes, then run again, must leave
+    exactly what a fresh sync of the new folder holds."""
+    first = (root / MAIL).read_bytes()
+    fresh_first = fresh_state(root, tiny_encoder)
+    moved = root / "archive" / "a.eml"
+    (root / MAIL).unlink()
+    write_mail(moved, {"report.pdf": OTHER_PDF}, body="Moved, and the sheet dropped.")
+    second = moved.read_bytes()
+    fresh_second = fresh_state(root, tiny_encoder)
+    writes, limit = 0, -1
+
+    def counted(real: Any) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            nonlocal writes
+            writes += 1
+            if 0 <= limit < writes:
+                raise Crash
+            return real(*args, **kwargs)
+
+        return write
+
+    for name in ("upsert", "delete", "set_payload"):
+        monkeypatch.setattr(memory_store, name, counted(getattr(memory_store, name)))
+
+    def at(version: bytes | None, other: bytes | None) -> None:
+        for path, data in ((root / MAIL, version), (moved, other)):
+            path.unlink(missing_ok=True)
+            if data is not None:
+                path.write_bytes(data)
+
+    at(first, None)
     run_sync(root, memory_store, tiny_encoder)
-    write_mail(root / MAIL, {"report.pdf": OTHER_PDF}, body="A new text.")
-    real = docsync.worker.write.apply_plan
-
-    def dies(plan: FilePlan, store: Store, **kwargs: Any) -> Any:
-        if plan.path == MAIL:
-            raise KeyboardInterrupt  # as a kill would: nothing of the mail's own is written
-        return real(plan, store, **kwargs)
-
-    monkeypatch.setattr(docsync.worker.write, "apply_plan", dies)
-    with pytest.raises(KeyboardInterrupt):
+    at(None, second)
+    writes = 0
+    run_sync(root, memory_store, tiny_encoder)
+    total = writes
+    assert total >= 4
+    for crash_at in range(total):
+        at(first, None)
+        limit = -1
         run_sync(root, memory_store, tiny_encoder)
-    monkeypatch.setattr(docsync.worker.write, "apply_plan", real)
-    run_sync(root, memory_store, tiny_encoder)
-    assert_exact(memory_store, root, tiny_encoder)
+        assert_same(memory_store, fresh_first)
+        at(None, second)
+        writes, limit = 0, crash_at
+        with pytest.raises(Crash):
+            run_sync(root, memory_store, tiny_encoder)
+        limit = -1
+        run_sync(root, memory_store, tiny_encoder)
+        assert_same(memory_store, fresh_second)
 
 
 def test_a_zip_bomb_attached_is_skipped_and_the_rest_of_the_mail_indexed(

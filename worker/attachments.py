@@ -5,14 +5,15 @@ mail in its payload.
 The mail is the unit the planner reads, stamps and keeps: its attachments are current only
 as the mail is, so a mail is unchanged (not read) only when its own points and every one of
 its attachments' carry its stat key (or hash), complete and of this chunker. Its documents
-are written as one file's parts (`FileWrite` shared): the attachments first, the mail's own
-document last, and only the mail's counts as a file changed. A mail's points current with an
-attachment missing or stale can therefore only follow a write that failed, which stops the
-mail's own document too; after a crash (`kill -9`), a mail whose own points are old or whose
-attachments were written from another version is read again, and its unchanged documents
-write nothing. An attachment the mail no longer has is deleted with it; a mail gone, renamed
-or moved takes its attachments with it (their paths are under its own), and a moved mail's
-attachments find their vectors as a moved file's chunks do.
+are written as one file's parts (`FileWrite` shared): the deletes of attachments it no longer
+has and its attachments first, the mail's own document last, and only the mail's counts as a
+file changed. So after a crash (`kill -9`) between any two writes the mail's own points are
+old, and it is read again (its unchanged documents then write nothing); an attachment whose
+write Qdrant refused stops the mail's own document too. Attachments written from another
+version than the mail's own points (a store put together from two backups) are caught all
+the same: the mail is read again. A mail gone, renamed or moved takes its attachments with it
+(their paths are under its own), and a moved mail's attachments find their vectors as a
+moved file's chunks do.
 
 A path under a mail's path can only be an attachment's: a file cannot also be a folder.
 """
