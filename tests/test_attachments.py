@@ -13,6 +13,7 @@ import pytest
 
 import docsync.worker.planner
 import docsync.worker.read
+import docsync.worker.scopes
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.store import Store
@@ -130,8 +131,24 @@ def test_deleting_the_mail_deletes_its_attachments(
 ) -> None:
     run_sync(root, memory_store, tiny_encoder)
     (root / MAIL).unlink()
-    run_sync(root, memory_store, tiny_encoder)
+    report = run_sync(root, memory_store, tiny_encoder)
     assert set(paths(memory_store)) == {"notes.md"}
+    assert report.files_deleted == 1  # the mail, its attachments with it
+
+
+def test_a_mail_that_new_rules_would_drop_keeps_its_attachments_while_held_back(
+    root: Path, memory_store: Store, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules that drop most of a root are held back (scopes.MASS_DELETE_SHARE): a mail they
+    would drop keeps its attachments too, so the rules put back find it whole."""
+    monkeypatch.setattr(docsync.worker.scopes, "MASS_DELETE_MIN_FILES", 1)
+    monkeypatch.setattr(docsync.worker.scopes, "MASS_DELETE_SHARE", 0.1)
+    run_sync(root, memory_store, tiny_encoder)
+    held = paths(memory_store)
+    report = run_sync(root, memory_store, tiny_encoder, include=["*.md"])
+    assert report.protected_roots and paths(memory_store) == held
+    run_sync(root, memory_store, tiny_encoder)
+    assert_exact(memory_store, root, tiny_encoder)
 
 
 @pytest.mark.parametrize("moved", ["inbox/b.eml", "archive/2026/a.eml"])
@@ -144,6 +161,7 @@ def test_a_moved_mail_moves_its_attachments_without_embedding(
     (root / MAIL).rename(root / moved)
     report = run_sync(root, memory_store, tiny_encoder)
     assert report.chunks_embedded == 0 and report.vectors_reused == before - 1  # not notes.md
+    assert report.files_changed == report.files_deleted == 1
     assert paths(memory_store)[f"{moved}/report.pdf"] == {("pdf", moved)}
     assert not any(p.startswith(MAIL) for p in paths(memory_store))
     assert_exact(memory_store, root, tiny_encoder)

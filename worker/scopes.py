@@ -187,8 +187,13 @@ class Run:
             if looks_unmounted and not self.options.allow_empty_roots:
                 self._protect(root, gone.indexed)
                 continue
-            for path in self._deletable(gone):
+            deletable = self._deletable(gone)
+            files = set(deletable)
+            for path in deletable:
                 plan = plan_removal(root, path, point_ids(self.store, root, path))
+                # a document read out of a file gone too (a mail's attachment) is counted
+                # with that file, not as a file deleted of its own
+                plan.final = path.rpartition("/")[0] not in files
                 self.windows.write(plan, deleted_file=True)
 
     def _deletable(self, gone: _Gone) -> list[str]:
@@ -210,8 +215,8 @@ class Run:
             named(first_names(dropped), len(dropped)),
         )
         self.report.protected_roots.append(str(gone.root))
-        kept = set(dropped)
-        return [p for p in gone.paths if p not in kept]
+        kept = set(dropped)  # and the documents read out of them (a mail's attachments)
+        return [p for p in gone.paths if p not in kept and p.rpartition("/")[0] not in kept]
 
     def _protect(self, root: str, indexed_files: int) -> None:
         log.warning(
