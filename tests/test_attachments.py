@@ -31,6 +31,12 @@ MAIL, REPORT, SHEET = "inbox/a.eml", "inbox/a.eml/report.pdf", "inbox/a.eml/deat
 
 
 def write_mail(path: Path, attached: dict[str, bytes], body: str = "See the report.") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(write_mail_bytes(attached, body))
+    return path
+
+
+def write_mail_bytes(attached: dict[str, bytes], body: str = "See the report.") -> bytes:
     mail = EmailMessage()
     mail["Subject"] = "Quarterly report"
     mail["From"] = "Ada <ada@example.org>"
@@ -38,9 +44,7 @@ def write_mail(path: Path, attached: dict[str, bytes], body: str = "See the repo
     mail.set_content(body + "\n")
     for name, data in attached.items():
         mail.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(mail))
-    return path
+    return bytes(mail)
 
 
 def paths(store: Store) -> dict[str, set[Any]]:
@@ -281,6 +285,13 @@ def test_show_prints_an_attachment_as_docsync_reads_it(
     assert pages.exit_code == 0 and pages.output.startswith("arts!A1:F9 (1)\t0")
     missing = runner.invoke(app, ["show", "inbox/a.eml/nothing.pdf"])
     assert "nor an attachment of a.eml" in missing.output
+
+
+def test_images_attached_are_named_not_read() -> None:
+    png = (DOCUMENTS / "macos-workflow.png").read_bytes()
+    mail = read_eml(write_mail_bytes({"image001.png": png, "report.pdf": PDF}))
+    assert [a.name for a in mail.attachments] == ["report.pdf"]
+    assert "Attachments: image001.png, report.pdf" in mail.text
 
 
 def test_attachment_names_are_safe_and_unique() -> None:

@@ -14,7 +14,7 @@ worker/attachments.py) with its own format, pages and headings, its file name as
 are made safe and unique within the mail (`/` becomes `_`, a repeated name is numbered:
 `report (2).pdf`). An attachment that cannot be read is named in the mail with its reason
 (`report.pdf (not read: encrypted)`) and skipped with it; an attached mail is a document, its
-own attachments only named.
+own attachments only named. Images are only named (see `_readable`).
 
 A mail encrypted with S/MIME or PGP (`multipart/encrypted`, `application/pkcs7-mime`) is
 skipped as `encrypted`; bytes with no header at all are `corrupt`.
@@ -32,6 +32,7 @@ from pathlib import PurePosixPath
 from docsync.worker.formats import (
     BINARY_FORMATS,
     EML,
+    IMAGE,
     READ_SUFFIXES,
     Attachment,
     Extracted,
@@ -144,7 +145,7 @@ def _attachments(message: EmailMessage, depth: int) -> tuple[list[str], tuple[At
         name = one_line(part.get_filename() or "")
         if not name or len(names) >= MAX_ATTACHMENT_NAMES:
             continue
-        if depth > 0 or PurePosixPath(name).suffix.lower() not in READ_SUFFIXES:
+        if depth > 0 or not _readable(name):
             names.append(name)
             continue
         unique = unique_name(name, taken)
@@ -162,6 +163,13 @@ def _attachments(message: EmailMessage, depth: int) -> tuple[list[str], tuple[At
         names.append(name)
         attached.append(Attachment(unique, replace(extracted, title=unique)))
     return names, tuple(attached)
+
+
+def _readable(name: str) -> bool:
+    """Whether an attachment of this name is read: of a format docsync reads, and not an
+    image. Images attached to mail are mostly logos and photographs, and reading one costs
+    OCR (seconds a page) under the mail's one time limit: named, not read."""
+    return PurePosixPath(name).suffix.lower() in READ_SUFFIXES and format_of(name) != IMAGE
 
 
 def unique_name(name: str, taken: set[str]) -> str:
