@@ -3,7 +3,8 @@
 A file whose points carry its current stat key is not read; one whose content hash is
 unchanged gets the stat key it lacks and is not chunked. The rest are tokenized in groups
 (one tokenizer call on every core for many files), chunked, and planned against the points
-the collection holds for them, in parts of about a window each.
+the collection holds for them, in parts of about a window each. A mail's attachments are
+documents of their own, read, kept and written with the mail (worker/attachments.py).
 """
 
 from __future__ import annotations
