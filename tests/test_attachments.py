@@ -19,6 +19,7 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.store import Store
 from docsync.plugin.stored_text import read_stored
 from docsync.worker.formats.mail import read_eml, unique_name
+from docsync.worker.pipeline import Syncer, SyncOptions
 from tests import office_files as make
 from tests.conftest import run_sync
 from tests.test_sync import assert_exact, assert_same, fresh_state
@@ -138,6 +139,25 @@ def test_deleting_the_mail_deletes_its_attachments(
     report = run_sync(root, memory_store, tiny_encoder)
     assert set(paths(memory_store)) == {"notes.md"}
     assert report.files_deleted == 1  # the mail, its attachments with it
+
+
+def test_the_daemons_scoped_syncs_of_a_mail_take_its_attachments_along(
+    root: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    """A daemon syncs the path an event names: the mail's scope holds its attachments."""
+    syncer = Syncer(memory_store, tiny_encoder, SyncOptions())
+    docs = root.resolve()
+    syncer.sync_scopes([(docs, "")])
+    write_mail(root / MAIL, {"deaths.xlsx": XLSX})
+    syncer.sync_scopes([(docs, MAIL)])
+    assert_exact(memory_store, root, tiny_encoder)
+    (root / MAIL).rename(root / "b.eml")
+    report = syncer.sync_scopes([(docs, MAIL), (docs, "b.eml")])
+    assert report.chunks_embedded == 0 and "b.eml/deaths.xlsx" in paths(memory_store)
+    assert_exact(memory_store, root, tiny_encoder)
+    (root / "b.eml").unlink()
+    syncer.sync_scopes([(docs, "b.eml")])
+    assert set(paths(memory_store)) == {"notes.md"}
 
 
 def test_a_mail_that_new_rules_would_drop_keeps_its_attachments_while_held_back(
