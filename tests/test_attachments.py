@@ -20,6 +20,7 @@ from docsync.plugin.store import Store
 from docsync.plugin.stored_text import read_stored
 from docsync.worker.formats.mail import read_eml, unique_name
 from docsync.worker.pipeline import Syncer, SyncOptions
+from docsync.worker.web.document import document_window
 from tests import office_files as make
 from tests.conftest import run_sync
 from tests.test_sync import assert_exact, assert_same, fresh_state
@@ -104,6 +105,8 @@ def test_a_mail_with_a_pdf_and_an_xlsx_attached_is_three_documents(
     stored = read_stored(memory_store, REPORT)  # what MCP `read` and the Read view answer
     assert stored.title == "report.pdf" and stored.text == pdf.text[: stored.end]
     assert "Attachments: report.pdf, deaths.xlsx" in read_stored(memory_store, MAIL).text
+    window = document_window(memory_store, SHEET, root=None, start=0, end=10)  # the Read view
+    assert window["format"] == "xlsx" and window["window"]["text"].startswith("# arts")
     searcher = Searcher(memory_store, tiny_encoder)
     hits = searcher.search("TeXShop", limit=3, mode="keyword", filters={"format": "pdf"})
     assert {h.path for h in hits} == {REPORT} and hits[0].where().startswith(f"{REPORT} p")
