@@ -92,12 +92,17 @@ class EdgeStore(ShardKeeper):
         reading: bool = False,
         quantization: str = "none",
         serving: bool = False,
+        locked: bool = False,
     ) -> None:
         super().__init__(root, collection, reading=reading, serving=serving)
         self._quantization = quantization  # for a collection this store creates
         self._ledger: IndexLedger | None = None  # read when first needed
         self._search_lock = threading.Lock()
-        self._lock_fd = None if self._absent else edge_folder.lock_store(root, reading=reading)
+        # `locked`: a store on one generation, opened by the process that holds the store's
+        # lock already (`docsync.plugin.stores.edge_generations`).
+        self._lock_fd = (
+            None if self._absent or locked else edge_folder.lock_store(root, reading=reading)
+        )
         if not reading and self._dir.is_dir():
             try:
                 self._recover()
@@ -123,6 +128,20 @@ class EdgeStore(ShardKeeper):
         shard is held by a child process (`docsync.plugin.stores.edge_host`), so opening a
         rebuilt one never stops this process."""
         return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
+
+    def on(self, collection: str, *, reading: bool | None = None) -> EdgeStore:
+        """A store on `collection` of this store's folder, under this store's lock."""
+        return EdgeStore(
+            self._root,
+            collection,
+            reading=self._reading if reading is None else reading,
+            quantization=self._quantization,
+            locked=True,
+        )
+
+    @property
+    def root(self) -> Path:
+        return self._root
 
     def ping(self) -> None:
         """In-process, so always there; but a collection's files are opened now, so that

@@ -1,0 +1,125 @@
+"""Generations in the embedded store (`docsync.plugin.generations`): the collection's folder,
+`<DOCSYNC_QDRANT_PATH>/<name>`, is a relative link to the live generation's folder,
+`<name>--g<n>`, replaced by one rename (durably), as the shard link inside each one is
+(`docsync.plugin.stores.edge_folder.link`). A generation's state is in `generation.json` in
+its folder.
+
+A collection made before generations is a plain folder: the first `docsync reindex`
+renames it to `<name>--g1` and links the name to it (two renames, no copy; `recover`
+finishes them after a crash between the two). The store's lock covers every generation:
+one process holds them all, as it holds the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from docsync.plugin.generations import (
+    BUILDING,
+    LIVE,
+    PREVIOUS,
+    GenerationError,
+    Lineup,
+    Other,
+    generation_name,
+    generation_number,
+)
+from docsync.plugin.stores import edge_folder
+from docsync.plugin.stores.edge import EdgeStore
+
+STATE_FILE = "generation.json"
+LINK_SUFFIX = ".link"
+
+
+class EdgeGenerations:
+    """The generations of `base.collection`, under `base`'s lock."""
+
+    def __init__(self, base: EdgeStore) -> None:
+        self._base = base
+        self._root = base.root
+        self.collection = base.collection
+        self._name = self._root / self.collection
+
+    def live_name(self) -> str | None:
+        if self._name.is_symlink():
+            return os.readlink(self._name)
+        return self.collection if self._name.is_dir() else None
+
+    def lineup(self) -> Lineup:
+        recover(self._root, self.collection)
+        live = self.live_name()
+        others = [n for n in self._numbered() if n != live]
+        if len(others) > 1:
+            raise GenerationError(
+                f"collection {self.collection!r} has more than one generation beside the live "
+                f"one ({', '.join(sorted(others))}) in {self._root}; delete all but one"
+            )
+        other = Other(others[0], self._state(others[0])) if others else None
+        return Lineup(live, other)
+
+    def store(self, name: str) -> EdgeStore:
+        return self._base.on(name)
+
+    def begin(self) -> str:
+        if self.lineup().live == self.collection:  # made before generations: the first
+            first = generation_name(self.collection, 1)
+            os.rename(self._name, self._root / first)
+            _link(self._root, self.collection, first)
+        return generation_name(self.collection, self.lineup().next_number(self.collection))
+
+    def mark(self, name: str, state: str) -> None:
+        edge_folder.write_atomically(self._root / name / STATE_FILE, json.dumps({"state": state}))
+
+    def switch(self, target: str, *, keep: bool) -> str:
+        live = self.live_name()
+        if live is None or live == self.collection:
+            raise GenerationError(f"collection {self.collection!r} has no generation to replace")
+        self.mark(target, LIVE)  # before the link: a crash after it leaves target marked
+        _link(self._root, self.collection, target)
+        if keep:
+            self.mark(live, PREVIOUS)
+        else:
+            self.discard(live)
+        return live
+
+    def discard(self, name: str) -> None:
+        shutil.rmtree(self._root / name)
+        edge_folder.sync_folder(self._root)
+
+    def _numbered(self) -> list[str]:
+        return [
+            p.name
+            for p in self._root.iterdir()
+            if p.is_dir() and not p.is_symlink() and generation_number(self.collection, p.name)
+        ]
+
+    def _state(self, name: str) -> str:
+        try:
+            state = json.loads((self._root / name / STATE_FILE).read_text("utf-8"))["state"]
+        except FileNotFoundError:
+            return BUILDING
+        return PREVIOUS if state == LIVE else str(state)
+
+
+def _link(root: Path, name: str, target: str) -> None:
+    """Point `root/name` at `root/target`, in one rename, durably."""
+    tmp = root / (name + LINK_SUFFIX)
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, root / name)
+    edge_folder.sync_folder(root)
+
+
+def recover(root: Path, collection: str) -> None:
+    """Finish the first generation's two renames, cut between them by a crash: the name is
+    missing and `<name>--g1` is there (the only generation: none is built before it)."""
+    name = root / collection
+    if os.path.lexists(root / (collection + LINK_SUFFIX)):
+        os.unlink(root / (collection + LINK_SUFFIX))
+    first = root / generation_name(collection, 1)
+    if not os.path.lexists(name) and first.is_dir():
+        _link(root, collection, first.name)
