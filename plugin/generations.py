@@ -70,11 +70,18 @@ class Generations(Protocol):
     """One collection's generations on one engine."""
 
     collection: str
+    # Whether a store opened on the configured name follows each switch at once (a server's
+    # alias: a reader then pins its generation by the generation's own name), rather than
+    # keeping the generation it opened (the embedded store's link, resolved at open).
+    by_name: bool
 
     def lineup(self) -> Lineup: ...
 
     def live_name(self) -> str | None:
         """The generation searches read now (cheap: a reader asks before each search)."""
+
+    def key(self, name: str) -> str:
+        """What generation `name` is, whatever its name."""
 
     def store(self, name: str) -> Store:
         """A store on the one generation `name` (sharing this engine's connection)."""

@@ -6,21 +6,26 @@ the chunks whose text changed."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
 
+from docsync.plugin.backends import LocalBackend
 from docsync.plugin.encoder import Encoder
+from docsync.plugin.following import ModelLoader
 from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
+from docsync.plugin.request import SearchRequest
 from docsync.plugin.store import Store
 from docsync.plugin.stores import generations_of
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from docsync.worker.pipeline import SyncOptions
 from docsync.worker.reindex import reindex
-from tests.conftest import CORPUS, QUERY_PREFIX, run_sync, save_tiny_bert
+from tests.conftest import CORPUS, HANG, QUERY_PREFIX, run_sync, save_tiny_bert
 
 FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
 
@@ -105,3 +110,73 @@ def test_a_chunker_only_change_embeds_only_the_chunks_whose_text_changed(
     changed = new_hashes - live_hashes
     assert 0 < done.report.chunks_embedded == len(changed)
     assert done.report.vectors_reused >= len(new_hashes & live_hashes) > 0
+
+
+QUESTION = "How do I create a socket?"
+Answer = tuple[tuple[str, int, int, float], ...]
+
+
+def answer(backend: LocalBackend) -> Answer:
+    hits = backend.search(SearchRequest.of(QUESTION, limit=5, mode="dense"))
+    return tuple((h.path, h.start, h.end, round(h.score, 5)) for h in hits)
+
+
+def by_model(*encoders: Encoder) -> ModelLoader:
+    """A reader's model loader that knows these encoders (by their profile's fingerprint)."""
+    known = {e.profile().fingerprint: e for e in encoders}
+    return lambda profile: known[profile.fingerprint]
+
+
+class Asking:
+    """A reader asking the same question in a loop on a thread, keeping every answer."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend, self.answers, self.errors = backend, list[Answer](), list[BaseException]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.answers.append(answer(self.backend))
+            except BaseException as exc:
+                self.errors.append(exc)
+                return
+
+    def wait_for(self, count: int) -> None:
+        """Until `count` more answers (or an error) came, within the hang deadline."""
+        target = len(self.answers) + count
+        deadline = time.monotonic() + HANG
+        while len(self.answers) < target and not self.errors and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not self.errors, self.errors
+
+    def stop(self) -> list[Answer]:
+        self._stop.set()
+        self._thread.join(HANG)
+        assert not self.errors, self.errors
+        return self.answers
+
+
+def test_a_reader_keeps_answering_through_a_reindex_and_sees_each_switch_whole(
+    live: Store, small_docs: Path, tiny_encoder: Encoder, second_encoder: Encoder
+) -> None:
+    assert run_sync(small_docs, live, tiny_encoder).ok
+    backend = LocalBackend.open(live, tiny_encoder, load=by_model(tiny_encoder, second_encoder))
+    before = answer(backend)
+    reader = Asking(backend)
+    done = reindex([small_docs], live=live, encoder=second_encoder, options=SyncOptions())
+    reader.wait_for(3)
+    assert set(reader.answers) == {before}  # the live generation throughout the build
+    gens = generations_of(live)
+    gens.switch(done.generation, keep=gens.live_name() != "docs")
+    reader.wait_for(3)
+    after = answer(backend)
+    assert after != before and backend.encoder is second_encoder
+    if gens.live_name() != "docs" and (other := gens.lineup().other) is not None:
+        gens.switch(other.name, keep=True)  # back: atomic on both engines
+        reader.wait_for(3)
+    answers = reader.stop()
+    assert set(answers) <= {before, after}  # each from one generation, with its own model
+    assert answers[-1] == (before if gens.lineup().other else after)

@@ -37,6 +37,8 @@ LINK_SUFFIX = ".link"
 class EdgeGenerations:
     """The generations of `base.collection`, under `base`'s lock."""
 
+    by_name = False
+
     def __init__(self, base: EdgeStore) -> None:
         self._base = base
         self._root = base.root
@@ -62,6 +64,13 @@ class EdgeGenerations:
 
     def store(self, name: str) -> EdgeStore:
         return self._base.on(name)
+
+    def key(self, name: str) -> str:
+        """The folder's identity: the first generation keeps it when `begin` names it."""
+        try:
+            return str((self._root / name).stat().st_ino)
+        except FileNotFoundError:
+            return name
 
     def begin(self) -> str:
         if self.lineup().live == self.collection:  # made before generations: the first

@@ -35,6 +35,8 @@ from docsync.plugin.stores.qdrant import QdrantClientStore
 class ServerGenerations:
     """The generations of `base.collection`, through `base`'s client."""
 
+    by_name = True
+
     def __init__(self, base: QdrantClientStore) -> None:
         self._base = base
         self._client = base.client
@@ -64,6 +66,9 @@ class ServerGenerations:
 
     def store(self, name: str) -> QdrantClientStore:
         return self._base.on(name)
+
+    def key(self, name: str) -> str:
+        return name
 
     def begin(self) -> str:
         return generation_name(self.collection, self.lineup().next_number(self.collection))
