@@ -130,14 +130,28 @@ class EdgeStore(ShardKeeper):
         return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
 
     def on(self, collection: str, *, reading: bool | None = None) -> EdgeStore:
-        """A store on `collection` of this store's folder, under this store's lock."""
-        return EdgeStore(
+        """A store on `collection` of this store's folder, under this store's lock. Where
+        that is the shard this store has open, it is lent (the engine must not open one
+        shard twice): the store answered uses it, and leaves it open when closed."""
+        store = EdgeStore(
             self._root,
             collection,
             reading=self._reading if reading is None else reading,
             quantization=self._quantization,
             locked=True,
         )
+        if self._shard is not None and store._exists() and store._live() == self._loaded_from:
+            store._shard, store._loaded_from, store._borrowed = self._shard, self._loaded_from, True
+        return store
+
+    def let_go_of(self, folder: Path) -> None:
+        """Close the shard if it was opened from under `folder` (a generation about to be
+        deleted); the next request opens the one the link names then."""
+        loaded = self._loaded_from
+        if loaded is not None and loaded.is_relative_to(folder.resolve()) and not self._borrowed:
+            shard, self._shard, self._loaded_from = self._shard, None, None
+            if shard is not None:
+                shard.close()
 
     @property
     def root(self) -> Path:
@@ -405,7 +419,7 @@ class EdgeStore(ShardKeeper):
         try:
             if self._ledger is not None and not self._reading:
                 self._ledger.save()
-            if self._shard is not None:
+            if self._shard is not None and not self._borrowed:
                 shard, self._shard = self._shard, None
                 if isinstance(shard, LocalShard) and not self._reading:
                     self._call(shard.flush)

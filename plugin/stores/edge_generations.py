@@ -95,6 +95,7 @@ class EdgeGenerations:
         return live
 
     def discard(self, name: str) -> None:
+        self._base.let_go_of(self._root / name)
         shutil.rmtree(self._root / name)
         edge_folder.sync_folder(self._root)
 
