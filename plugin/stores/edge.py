@@ -41,6 +41,7 @@ from docsync.plugin.errors import (
     StoreRequestError,
 )
 from docsync.plugin.folders import private_dirs
+from docsync.plugin.generations import generation_name
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import (
@@ -103,6 +104,14 @@ class EdgeStore(ShardKeeper):
         self._lock_fd = (
             None if self._absent or locked else edge_folder.lock_store(root, reading=reading)
         )
+        self._generation = not locked  # the collection's name, not one generation's
+        if not reading and self._generation:
+            try:
+                edge_folder.recover_generation(root, collection)
+                edge_folder.first_generation(root, collection)
+            except OSError as exc:
+                self.close()
+                raise self._os_error(exc) from exc
         if not reading and self._dir.is_dir():
             try:
                 self._recover()
@@ -441,11 +450,17 @@ class EdgeStore(ShardKeeper):
         self._ensure_space(NEW_SHARD_BYTES // SPACE_FACTOR)
         # The profile goes down first: a shard without one would be refused as foreign.
         try:
+            if self._generation:  # made as the first generation, the name a link to it
+                named = generation_name(self.collection, 1)
+                private_dirs(self._root / named)
+                edge_folder.link_generation(self._root, self.collection, named)
             private_dirs(self._dir)
             edge_folder.write_atomically(self._dir / PROFILE_FILE, _profile_text(profile))
         except OSError as exc:
             raise self._os_error(exc) from exc
-        first = self._dir / "shard.0"
+        # By its real path: the engine keeps the path it was given, and the collection's
+        # name is a link that a switch moves to another generation.
+        first = self._dir.resolve() / "shard.0"
         created = self._call(
             lambda: LocalShard.create(
                 str(first),
@@ -460,6 +475,7 @@ class EdgeStore(ShardKeeper):
         except OSError as exc:
             created.close()
             raise self._os_error(exc) from exc
+        self._loaded_from = first
         if self._serving:  # the child opens it again: one process holds it at a time
             created.close()
             self._shard = self._host(first)

@@ -4,9 +4,10 @@
 (`docsync.plugin.stores.edge_folder.link`). A generation's state is in `generation.json` in
 its folder.
 
-A collection made before generations is a plain folder: the first `docsync reindex`
-renames it to `<name>--g1` and links the name to it (two renames, no copy; `recover`
-finishes them after a crash between the two). The store's lock covers every generation:
+A collection made before generations is a plain folder: the first process that opens it to
+write renames it to `<name>--g1` and links the name to it (two renames, no copy;
+`edge_folder.recover_generation` finishes them after a crash between the two); a new one is
+made so. The store's lock covers every generation:
 one process holds them all, as it holds the store.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 from docsync.plugin.generations import (
     BUILDING,
@@ -31,7 +31,6 @@ from docsync.plugin.stores import edge_folder
 from docsync.plugin.stores.edge import EdgeStore
 
 STATE_FILE = "generation.json"
-LINK_SUFFIX = ".link"
 
 
 class EdgeGenerations:
@@ -51,7 +50,7 @@ class EdgeGenerations:
         return self.collection if self._name.is_dir() else None
 
     def lineup(self) -> Lineup:
-        recover(self._root, self.collection)
+        edge_folder.recover_generation(self._root, self.collection)
         live = self.live_name()
         others = [n for n in self._numbered() if n != live]
         if len(others) > 1:
@@ -73,10 +72,7 @@ class EdgeGenerations:
             return name
 
     def begin(self) -> str:
-        if self.lineup().live == self.collection:  # made before generations: the first
-            first = generation_name(self.collection, 1)
-            os.rename(self._name, self._root / first)
-            _link(self._root, self.collection, first)
+        edge_folder.first_generation(self._root, self.collection)
         return generation_name(self.collection, self.lineup().next_number(self.collection))
 
     def mark(self, name: str, state: str) -> None:
@@ -87,7 +83,7 @@ class EdgeGenerations:
         if live is None or live == self.collection:
             raise GenerationError(f"collection {self.collection!r} has no generation to replace")
         self.mark(target, LIVE)  # before the link: a crash after it leaves target marked
-        _link(self._root, self.collection, target)
+        edge_folder.link_generation(self._root, self.collection, target)
         if keep:
             self.mark(live, PREVIOUS)
         else:
@@ -112,24 +108,3 @@ class EdgeGenerations:
         except FileNotFoundError:
             return BUILDING
         return PREVIOUS if state == LIVE else str(state)
-
-
-def _link(root: Path, name: str, target: str) -> None:
-    """Point `root/name` at `root/target`, in one rename, durably."""
-    tmp = root / (name + LINK_SUFFIX)
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(target, tmp)
-    os.replace(tmp, root / name)
-    edge_folder.sync_folder(root)
-
-
-def recover(root: Path, collection: str) -> None:
-    """Finish the first generation's two renames, cut between them by a crash: the name is
-    missing and `<name>--g1` is there (the only generation: none is built before it)."""
-    name = root / collection
-    if os.path.lexists(root / (collection + LINK_SUFFIX)):
-        os.unlink(root / (collection + LINK_SUFFIX))
-    first = root / generation_name(collection, 1)
-    if not os.path.lexists(name) and first.is_dir():
-        _link(root, collection, first.name)
