@@ -95,7 +95,9 @@ def test_a_killed_reindex_goes_on_and_embeds_nothing_written_twice(
     finally:
         live.close()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["sentence_transformers", "docsync.worker.cli"])
+    context.set_forkserver_preload(
+        ["sentence_transformers", "docsync.worker.cli", "docsync.worker.generation_runs"]
+    )
     log, embedded = tmp_path / "reindex.log", tmp_path / "embedded"
     args = (str(docs), "--model", str(second))
     killed = 0
