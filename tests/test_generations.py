@@ -16,8 +16,10 @@ from qdrant_client import QdrantClient
 
 from docsync.plugin.backends import LocalBackend
 from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ModelLoadError
 from docsync.plugin.following import ModelLoader
 from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
+from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.request import SearchRequest
 from docsync.plugin.store import Store
 from docsync.plugin.stores import generations_of
@@ -205,3 +207,20 @@ def test_later_switches_are_atomic_and_go_back_on_both_engines(
     answers = reader.stop()
     assert on_first != on_second and set(answers) <= {on_first, on_second}
     assert {on_first, on_second} <= set(answers)
+
+
+def test_a_model_the_reader_cannot_load_is_one_error_naming_it(
+    live: Store, small_docs: Path, tiny_encoder: Encoder, second_encoder: Encoder
+) -> None:
+    assert run_sync(small_docs, live, tiny_encoder).ok
+    gens = generations_of(live)
+
+    def cannot(profile: EmbeddingProfile) -> Encoder:
+        raise ModelLoadError(f"model {profile.model!r} is not on this machine")
+
+    backend = LocalBackend.open(live, tiny_encoder, load=cannot)
+    done = reindex([small_docs], live=live, encoder=second_encoder, options=SyncOptions())
+    answer(backend)  # the live generation still: its model is this one
+    gens.switch(done.generation, keep=False)
+    with pytest.raises(ModelLoadError, match=r"was written with model .* cannot be loaded here"):
+        answer(backend)
