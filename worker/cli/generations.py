@@ -19,7 +19,7 @@ from docsync.worker.cli.app import PATH, command, edge, fail
 
 @command(
     "reindex",
-    "build the collection's next generation with the settings' model and chunker",
+    "build the collection's next generation (a new model or chunker)",
     "DIR: a folder to index (one or more), as for sync. Searches keep reading the live "
     "generation; a run stopped (even by kill -9) goes on where it stopped when started again. "
     "Vectors of the live generation are reused where the model is the same.",
