@@ -23,11 +23,13 @@ from docsync.plugin.daemon_client import DaemonClient
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import CollectionMissingError, StoreError
 from docsync.plugin.filters import to_match
+from docsync.plugin.following import Fixed, Following, Live, ModelLoader, View, matching
 from docsync.plugin.hit import Hit
 from docsync.plugin.passages import passages
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.request import MAX_LIMIT, SearchRequest
-from docsync.plugin.store import Fusion, Match, Store, check_profile, collection_missing
+from docsync.plugin.store import Fusion, Match, Store, collection_missing
+from docsync.plugin.stores import generations_of
 
 log = logging.getLogger("docsync.search")
 
@@ -86,11 +88,19 @@ def read_profile(store: Store) -> EmbeddingProfile | None:
         raise collection_missing(store.collection, store.description) from None
 
 
+# How many switches one search follows before it gives up.
+SWITCHES_SEEN = 4
+
+
 class LocalBackend:
     """Searches `store` with `encoder`. `stored`: the collection's profile, read once for
     this backend (`read_profile`) and refused (`ProfileMismatchError`) unless it is the
     encoder's, so vectors from two models never meet. Read again only while the collection
-    lacks keyword vectors of this profile: a daemon's sync may add them meanwhile."""
+    lacks keyword vectors of this profile: a daemon's sync may add them meanwhile.
+
+    `load`: how to load the model a profile names. With it, a collection written with
+    another model is searched with that model. Each search follows the switch of the
+    collection's generations (`docsync.plugin.following`)."""
 
     via_daemon = False
 
@@ -101,24 +111,61 @@ class LocalBackend:
         stored: EmbeddingProfile | None,
         *,
         fusion: Fusion | None = None,
+        load: ModelLoader | None = None,
     ) -> None:
-        self._profile = encoder.profile()
-        check_profile(self._profile, stored, collection=store.collection)
-        self.store, self.encoder = store, encoder
+        encoder = matching(encoder, stored, load, store.collection)
+        self._anchor = store
         self.fusion = fusion or Fusion()
-        self._stored = stored
         self._fallback_said = False
+        self._following = _following(store, encoder, stored, load)
 
     @classmethod
-    def open(cls, store: Store, encoder: Encoder, *, fusion: Fusion | None = None) -> LocalBackend:
+    def open(
+        cls,
+        store: Store,
+        encoder: Encoder,
+        *,
+        fusion: Fusion | None = None,
+        load: ModelLoader | None = None,
+    ) -> LocalBackend:
         """A backend on the collection of `store`, its profile read now."""
-        return cls(store, encoder, read_profile(store), fusion=fusion)
+        return cls(store, encoder, read_profile(store), fusion=fusion, load=load)
+
+    @property
+    def store(self) -> Store:
+        return self._following.current().store
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._following.current().encoder
 
     def search(self, request: SearchRequest) -> list[Hit]:
-        mode = self._usable(request.mode or DEFAULT_SEARCH_MODE)
+        view = self._following.current()
+        for _ in range(SWITCHES_SEEN):
+            try:
+                hits = self._search(view, request)
+            except CollectionMissingError:
+                # A switch deleted the generation between the look and the search.
+                again = self._following.refresh(view)
+                if again.key == view.key:
+                    raise
+                view = again
+                continue
+            if self._following.pinned(view):
+                return hits
+            # Searched by a name that a switch may have moved meanwhile: kept only if not.
+            again = self._following.current()
+            if again.key == view.key:
+                return hits
+            view = again
+        raise StoreError(f"collection {self._anchor.collection!r} switched too often to answer")
+
+    def _search(self, view: View, request: SearchRequest) -> list[Hit]:
+        store, encoder = view.store, view.encoder
+        mode = self._usable(view, request.mode or DEFAULT_SEARCH_MODE)
         match: dict[str, Any] = {}
         if request.filters:
-            conditions = to_match(request.filters, self._paths)
+            conditions = to_match(request.filters, lambda: _paths(store))
             if conditions is None:
                 return []  # a path glob that selects no file
             match.update(conditions)
@@ -126,13 +173,13 @@ class LocalBackend:
         if prefix:
             match[schema.PATH_PREFIXES] = prefix
         question = request.question
-        vector = self.encoder.embed_query(question).tolist() if mode != "keyword" else None
-        keyword = self.encoder.keyword.embed_query(question) if mode != "dense" else None
+        vector = encoder.embed_query(question).tolist() if mode != "keyword" else None
+        keyword = encoder.keyword.embed_query(question) if mode != "dense" else None
         # More candidates than hits: merged passages, chunks without words and the per-file
         # limit each take some away.
         candidates = min(MAX_LIMIT, max(2 * request.limit, request.limit + 10))
         budget = DEFAULT_CONTEXT_TOKENS if request.context is None else request.context
-        points, named = self.store.search_around(
+        points, named = store.search_around(
             vector,
             limit=candidates,
             match=match or None,
@@ -146,65 +193,85 @@ class LocalBackend:
             points,
             limit=request.limit,
             budget=budget,
-            neighbours=self._neighbours,
-            count_tokens=self.encoder.count_tokens,
-            fetch=lambda ids: self._fetch(ids, named),
+            neighbours=lambda root, path, indexes: _neighbours(store, root, path, indexes),
+            count_tokens=encoder.count_tokens,
+            fetch=lambda ids: _fetch(store, ids, named),
             per_file=request.per_file,
         )
         return [Hit.from_passage(p) for p in found]
 
-    def _paths(self) -> Iterator[str]:
-        """Every indexed file's path (from its first chunk), for a path glob."""
-        for point in self.store.scroll({schema.CHUNK_INDEX: [0]}, fields=(schema.PATH,)):
-            yield str(point.payload.get(schema.PATH, ""))
-
-    def _neighbours(self, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
-        match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
-        return [p.payload for p in self.store.scroll(match, fields=PASSAGE_FIELDS)]
-
-    def _fetch(
-        self, ids: Sequence[str], named: Mapping[str, dict[str, Any]]
-    ) -> Mapping[str, dict[str, Any]]:
-        """The chunks `ids` that passages grow with: those the search's hits named, fetched
-        with the search (`Store.search_around`: a daemon's store asks the process that holds
-        its shard once, not twice), the rest in one request, by ID. Chosen by measurement,
-        the embedded store at 100k points (bench/query.py's), the neighbours of a hybrid
-        search's first 6 hits (48 chunks), p50 on 2 busy cores: one scroll per hit 1.8 ms,
-        one scroll for all (per-file conditions joined by `should`) 1.4 ms, one `retrieve`
-        by ID 0.54 ms; and by ID only the chunks that fit the budget are fetched, decided
-        from the hits' payloads before the request."""
-        missing = [pid for pid in ids if pid not in named]
-        if not missing:
-            return named
-        found = self.store.retrieve(missing, fields=PASSAGE_FIELDS)
-        return {**named, **{p.id: p.payload for p in found}}
-
     def keyword_ready(self) -> bool:
         """Whether the collection holds keyword vectors made as this encoder makes them."""
-        if not self._ready():
-            self._stored = self.store.read_profile()
-        return self._ready()
+        return self._keyword_ready(self._following.current())
 
-    def _ready(self) -> bool:
-        return self._stored is not None and self._profile.keyword_ready(self._stored)
+    def _keyword_ready(self, view: View) -> bool:
+        return _ready(view) or _ready(self._following.reread(view))
 
-    def _usable(self, mode: str) -> str:
+    def _usable(self, view: View, mode: str) -> str:
         """`mode`, or dense when the collection cannot answer a keyword query yet."""
-        if mode == "dense" or self.keyword_ready():
+        if mode == "dense" or self._keyword_ready(view):
             return mode
         if not self._fallback_said:
             log.warning(
                 "collection %r has no keyword vectors yet (made before them, or with another "
                 "BM25 configuration): searching %s by dense vectors only; the next "
                 "`docsync sync` adds them",
-                self.store.collection,
+                self._anchor.collection,
                 mode,
             )
             self._fallback_said = True
         return "dense"
 
     def close(self) -> None:
-        self.store.close()
+        self._following.close()
+        self._anchor.close()
+
+
+def _ready(view: View) -> bool:
+    stored = view.stored
+    return stored is not None and view.encoder.profile().keyword_ready(stored)
+
+
+def _paths(store: Store) -> Iterator[str]:
+    """Every indexed file's path (from its first chunk), for a path glob."""
+    for point in store.scroll({schema.CHUNK_INDEX: [0]}, fields=(schema.PATH,)):
+        yield str(point.payload.get(schema.PATH, ""))
+
+
+def _neighbours(store: Store, root: str, path: str, indexes: Sequence[int]) -> list[dict[str, Any]]:
+    match: Match = {schema.ROOT: root, schema.PATH: path, schema.CHUNK_INDEX: list(indexes)}
+    return [p.payload for p in store.scroll(match, fields=PASSAGE_FIELDS)]
+
+
+def _fetch(
+    store: Store, ids: Sequence[str], named: Mapping[str, dict[str, Any]]
+) -> Mapping[str, dict[str, Any]]:
+    """The chunks `ids` that passages grow with: those the search's hits named, fetched
+    with the search (`Store.search_around`: a daemon's store asks the process that holds
+    its shard once, not twice), the rest in one request, by ID. Chosen by measurement,
+    the embedded store at 100k points (bench/query.py's), the neighbours of a hybrid
+    search's first 6 hits (48 chunks), p50 on 2 busy cores: one scroll per hit 1.8 ms,
+    one scroll for all (per-file conditions joined by `should`) 1.4 ms, one `retrieve`
+    by ID 0.54 ms; and by ID only the chunks that fit the budget are fetched, decided
+    from the hits' payloads before the request."""
+    missing = [pid for pid in ids if pid not in named]
+    if not missing:
+        return named
+    found = store.retrieve(missing, fields=PASSAGE_FIELDS)
+    return {**named, **{p.id: p.payload for p in found}}
+
+
+def _following(
+    store: Store, encoder: Encoder, stored: EmbeddingProfile | None, load: ModelLoader | None
+) -> Following:
+    try:
+        gens: Live = generations_of(store)
+    except TypeError:
+        gens = Fixed(store)
+    name = gens.live_name()
+    first = store if not gens.by_name or name in (None, store.collection) else gens.store(name)
+    key = None if name is None else gens.key(name)
+    return Following(gens, store, View(name, key, first, encoder, stored), load)
 
 
 class DaemonBackend:

@@ -82,6 +82,12 @@ class EmbeddingProfile:
             )
         return lines
 
+    def same_passage_vectors(self, other: EmbeddingProfile) -> bool:
+        """Whether `other`'s passage vectors are what this profile computes for the same text
+        (the same model and passage prefix: the chunker and query prefix do not matter)."""
+        ignored = ("chunker:", "query_prefix:")
+        return not [d for d in self.differences(other) if not d.startswith(ignored)]
+
     def keyword_ready(self, stored: EmbeddingProfile) -> bool:
         """Whether the collection (`stored`) holds keyword vectors made as this profile
         makes them: only then can a keyword query be compared with them."""

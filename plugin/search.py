@@ -16,6 +16,7 @@ dense, with one warning.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docsync.plugin.backends import Backend, DaemonBackend, LocalBackend, read_profile
@@ -24,6 +25,7 @@ from docsync.plugin.daemon_client import SOCKET_NAME, daemon_answers
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import StoreLockedError
 from docsync.plugin.filters import Filters
+from docsync.plugin.following import ModelLoader
 from docsync.plugin.hit import Hit as Hit
 from docsync.plugin.request import DEFAULT_LIMIT, SearchOptions, SearchRequest
 from docsync.plugin.request import MAX_CONTEXT_TOKENS as MAX_CONTEXT_TOKENS
@@ -34,6 +36,7 @@ from docsync.plugin.stores import open_store
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+    from docsync.plugin.profile import EmbeddingProfile
     from docsync.plugin.settings import Settings
 
 
@@ -196,8 +199,10 @@ def connect(
     try:
         stored = read_profile(store)  # once for this searcher: its backend keeps it
         store.ping()  # a store that cannot be opened fails now, not after the model loaded
-        encoder = (load_encoder or _lazy_encoder)(settings)
-        backend = LocalBackend(store, encoder, stored, fusion=fusion(settings))
+        loader = load_encoder or _lazy_encoder
+        encoder = loader(settings)
+        load = profile_loader(settings, loader)
+        backend = LocalBackend(store, encoder, stored, fusion=fusion(settings), load=load)
         return _over(backend, settings)
     except BaseException:
         store.close()
@@ -207,7 +212,8 @@ def connect(
 def holding(settings: Settings, store: Store, encoder: Encoder) -> Searcher:
     """The searcher of the process that holds `store` (a daemon, for its HTTP /search and
     MCP): the settings' defaults, as `connect` gives a reader."""
-    return _over(LocalBackend.open(store, encoder, fusion=fusion(settings)), settings)
+    load = profile_loader(settings, _lazy_encoder)
+    return _over(LocalBackend.open(store, encoder, fusion=fusion(settings), load=load), settings)
 
 
 def _over(backend: Backend, settings: Settings) -> Searcher:
@@ -217,6 +223,33 @@ def _over(backend: Backend, settings: Settings) -> Searcher:
         context=settings.context_tokens,
         per_file=settings.hits_per_file,
     )
+
+
+def profile_loader(
+    settings: Settings, load_encoder: Callable[[Settings], Encoder] | None = None
+) -> ModelLoader:
+    """How a reader loads the model a collection's profile names (`docsync.plugin.following`):
+    with the settings' device and the like, the profile's prefixes, and, for a local folder
+    that is the settings' model by content (moved since), the settings' path."""
+    from docsync.plugin.profile import model_fingerprint
+
+    def load(profile: EmbeddingProfile) -> Encoder:
+        model = profile.model
+        local = Path(settings.model)
+        if (
+            profile.fingerprint
+            and local.is_dir()
+            and model_fingerprint(local) == profile.fingerprint
+        ):
+            model = settings.model
+        update = {
+            "model": model,
+            "query_prefix": profile.query_prefix,
+            "passage_prefix": profile.passage_prefix,
+        }
+        return (load_encoder or _lazy_encoder)(settings.model_copy(update=update))
+
+    return load
 
 
 def _lazy_encoder(settings: Settings) -> Encoder:

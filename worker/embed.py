@@ -46,12 +46,19 @@ class VectorJob:
         return [plan for plan, _ in self.pending]
 
 
-def start_vectors(plans: Sequence[FilePlan], *, encoder: Encoder, store: Store) -> VectorJob:
+def start_vectors(
+    plans: Sequence[FilePlan], *, encoder: Encoder, store: Store, donor: Store | None = None
+) -> VectorJob:
     """Look up the stored vectors of a window and hand the encoder what is left to compute,
-    so that it can prepare those texts while an earlier window is embedded."""
+    so that it can prepare those texts while an earlier window is embedded. `donor`: another
+    collection whose vectors are this encoder's too (the live generation, for a reindex
+    that changes the chunker only): looked up for what `store` lacks."""
     pending = [(plan, plan.needs_vectors()) for plan in plans]
     missing = [p for _, points in pending for p in points]
     found = stored_vectors(store, {p.embed_hash for p in missing}) if missing else {}
+    lacking = {p.embed_hash for p in missing} - found.keys()
+    if donor is not None and lacking:
+        found.update(stored_vectors(donor, lacking))
     inputs = {p.embed_hash: p.embed_input for p in missing if p.embed_hash not in found}
     prepared = encoder.prepare_passages(list(inputs.values())) if inputs else None
     return VectorJob(pending, found, inputs, prepared)

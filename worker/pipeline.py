@@ -68,11 +68,13 @@ def sync(
     options: SyncOptions | None = None,
     progress: Progress | None = None,
     skips: SkipMemory | None = None,
+    donor: Store | None = None,
 ) -> SyncReport:
     """Make the collection hold exactly the chunks of the selected files under `roots`.
-    `skips`: the skips said by earlier syncs (default: none, every skip is said)."""
+    `skips`: the skips said by earlier syncs (default: none, every skip is said). `donor`:
+    a collection whose vectors this encoder would compute too, reused by embedded text."""
     checked = check_roots(roots)
-    syncer = Syncer(store, encoder, options or SyncOptions(), skips=skips)
+    syncer = Syncer(store, encoder, options or SyncOptions(), skips=skips, donor=donor)
     return syncer.sync_scopes([(root, "") for root in checked], progress=progress)
 
 
@@ -87,8 +89,10 @@ class Syncer:
         *,
         should_stop: Callable[[], bool] = lambda: False,
         skips: SkipMemory | None = None,
+        donor: Store | None = None,
     ) -> None:
         self.store = store
+        self.donor = donor
         # Which skips were said: kept for the Syncer's life (a daemon's), or in a file.
         self.skips = skips or SkipMemory()
         self.encoder = encoder

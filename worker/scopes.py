@@ -85,6 +85,7 @@ class Run:
             window_chunks=self.options.window_chunks,
             keyword=syncer.keyword,
             should_stop=syncer.should_stop,
+            donor=syncer.donor,
         )
         self.planner = Planner(
             syncer.store,

@@ -38,8 +38,10 @@ class Windows:
         window_chunks: int | None,
         keyword: KeywordEncoder | None,
         should_stop: Callable[[], bool],
+        donor: Store | None = None,
     ) -> None:
         self.store = store
+        self.donor = donor  # vectors to reuse from another collection (`start_vectors`)
         self.encoder = encoder
         self.report = report
         self.progress = progress
@@ -80,7 +82,9 @@ class Windows:
         job = None
         if self.window:
             window, self.window, self.window_texts = self.window, [], 0
-            job = self.starter.submit(start_vectors, window, encoder=self.encoder, store=self.store)
+            job = self.starter.submit(
+                start_vectors, window, encoder=self.encoder, store=self.store, donor=self.donor
+            )
             self.windows += 1
         started, self.job = self.job, job
         if started is None:

@@ -16,9 +16,10 @@ from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.store import Point, Store
 
 if TYPE_CHECKING:
+    from docsync.plugin.generations import Generations
     from docsync.plugin.settings import Settings
 
-__all__ = ["open_store", "point_from_record"]
+__all__ = ["generations_of", "open_store", "point_from_record"]
 log = logging.getLogger("docsync.store")
 
 
@@ -85,3 +86,20 @@ def point_from_record(record: EngineRecord) -> Point:
         raise StoreRequestError(f"point {record.id} has a vector docsync does not know")
     payload = dict(record.payload or {})
     return Point(id=str(record.id), payload=payload, vector=vector, keyword=keyword)
+
+
+def generations_of(store: Store) -> Generations:
+    """The generations of the collection `store` was opened on, through its connection (a
+    server's client, or the embedded store's lock)."""
+    from docsync.plugin.stores.edge import EdgeStore
+    from docsync.plugin.stores.qdrant import QdrantClientStore
+
+    if isinstance(store, EdgeStore):
+        from docsync.plugin.stores.edge_generations import EdgeGenerations
+
+        return EdgeGenerations(store)
+    if isinstance(store, QdrantClientStore):
+        from docsync.plugin.stores.qdrant_generations import ServerGenerations
+
+        return ServerGenerations(store)
+    raise TypeError(f"no generations for {type(store).__name__}")

@@ -41,6 +41,7 @@ from docsync.plugin.errors import (
     StoreRequestError,
 )
 from docsync.plugin.folders import private_dirs
+from docsync.plugin.generations import generation_name
 from docsync.plugin.keyword import KEYWORD_VECTOR, SparseVector
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import (
@@ -92,12 +93,25 @@ class EdgeStore(ShardKeeper):
         reading: bool = False,
         quantization: str = "none",
         serving: bool = False,
+        locked: bool = False,
     ) -> None:
         super().__init__(root, collection, reading=reading, serving=serving)
         self._quantization = quantization  # for a collection this store creates
         self._ledger: IndexLedger | None = None  # read when first needed
         self._search_lock = threading.Lock()
-        self._lock_fd = None if self._absent else edge_folder.lock_store(root, reading=reading)
+        # `locked`: a store on one generation, opened by the process that holds the store's
+        # lock already (`docsync.plugin.stores.edge_generations`).
+        self._lock_fd = (
+            None if self._absent or locked else edge_folder.lock_store(root, reading=reading)
+        )
+        self._generation = not locked  # the collection's name, not one generation's
+        if not reading and self._generation:
+            try:
+                edge_folder.recover_generation(root, collection)
+                edge_folder.first_generation(root, collection)
+            except OSError as exc:
+                self.close()
+                raise self._os_error(exc) from exc
         if not reading and self._dir.is_dir():
             try:
                 self._recover()
@@ -123,6 +137,34 @@ class EdgeStore(ShardKeeper):
         shard is held by a child process (`docsync.plugin.stores.edge_host`), so opening a
         rebuilt one never stops this process."""
         return cls(path, collection, reading=reading, quantization=quantization, serving=serving)
+
+    def on(self, collection: str, *, reading: bool | None = None) -> EdgeStore:
+        """A store on `collection` of this store's folder, under this store's lock. Where
+        that is the shard this store has open, it is lent (the engine must not open one
+        shard twice): the store answered uses it, and leaves it open when closed."""
+        store = EdgeStore(
+            self._root,
+            collection,
+            reading=self._reading if reading is None else reading,
+            quantization=self._quantization,
+            locked=True,
+        )
+        if self._shard is not None and store._exists() and store._live() == self._loaded_from:
+            store._shard, store._loaded_from, store._borrowed = self._shard, self._loaded_from, True
+        return store
+
+    def let_go_of(self, folder: Path) -> None:
+        """Close the shard if it was opened from under `folder` (a generation about to be
+        deleted); the next request opens the one the link names then."""
+        loaded = self._loaded_from
+        if loaded is not None and loaded.is_relative_to(folder.resolve()) and not self._borrowed:
+            shard, self._shard, self._loaded_from = self._shard, None, None
+            if shard is not None:
+                shard.close()
+
+    @property
+    def root(self) -> Path:
+        return self._root
 
     def ping(self) -> None:
         """In-process, so always there; but a collection's files are opened now, so that
@@ -386,7 +428,7 @@ class EdgeStore(ShardKeeper):
         try:
             if self._ledger is not None and not self._reading:
                 self._ledger.save()
-            if self._shard is not None:
+            if self._shard is not None and not self._borrowed:
                 shard, self._shard = self._shard, None
                 if isinstance(shard, LocalShard) and not self._reading:
                     self._call(shard.flush)
@@ -408,11 +450,17 @@ class EdgeStore(ShardKeeper):
         self._ensure_space(NEW_SHARD_BYTES // SPACE_FACTOR)
         # The profile goes down first: a shard without one would be refused as foreign.
         try:
+            if self._generation:  # made as the first generation, the name a link to it
+                named = generation_name(self.collection, 1)
+                private_dirs(self._root / named)
+                edge_folder.link_generation(self._root, self.collection, named)
             private_dirs(self._dir)
             edge_folder.write_atomically(self._dir / PROFILE_FILE, _profile_text(profile))
         except OSError as exc:
             raise self._os_error(exc) from exc
-        first = self._dir / "shard.0"
+        # By its real path: the engine keeps the path it was given, and the collection's
+        # name is a link that a switch moves to another generation.
+        first = self._dir.resolve() / "shard.0"
         created = self._call(
             lambda: LocalShard.create(
                 str(first),
@@ -427,6 +475,7 @@ class EdgeStore(ShardKeeper):
         except OSError as exc:
             created.close()
             raise self._os_error(exc) from exc
+        self._loaded_from = first
         if self._serving:  # the child opens it again: one process holds it at a time
             created.close()
             self._shard = self._host(first)

@@ -38,6 +38,7 @@ from docsync.plugin.errors import (
     StoreUnavailableError,
 )
 from docsync.plugin.folders import private_dirs
+from docsync.plugin.generations import generation_name
 
 PROFILE_FILE = "profile.json"
 SHARD_DIR = "shard"  # the link to the shard in use (a folder, in stores made before it)
@@ -300,6 +301,42 @@ def drop_unused(folder: Path) -> None:
         shard = lock.with_name(lock.name.removesuffix(LOCK_SUFFIX))
         if not shard.exists() and not held(shard):
             lock.unlink(missing_ok=True)
+
+
+# generations of the collection (docsync.plugin.stores.edge_generations) -------------------
+
+GENERATION_LINK_SUFFIX = ".link"
+
+
+def link_generation(root: Path, name: str, target: str) -> None:
+    """Point `root/name` at `root/target`, in one rename, durably."""
+    tmp = root / (name + GENERATION_LINK_SUFFIX)
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, root / name)
+    sync_folder(root)
+
+
+def first_generation(root: Path, collection: str) -> None:
+    """Make a collection made before generations (a plain folder) the first one, with no
+    copy: renamed to `<name>--g1`, and the name linked to it."""
+    name = root / collection
+    if name.is_dir() and not name.is_symlink():
+        first = generation_name(collection, 1)
+        os.rename(name, root / first)
+        link_generation(root, collection, first)
+
+
+def recover_generation(root: Path, collection: str) -> None:
+    """Finish `first_generation`, cut between its renames by a crash: the name is missing
+    and `<name>--g1` is there (the only generation: none is built before it)."""
+    name = root / collection
+    if os.path.lexists(root / (collection + GENERATION_LINK_SUFFIX)):
+        os.unlink(root / (collection + GENERATION_LINK_SUFFIX))
+    first = root / generation_name(collection, 1)
+    if not os.path.lexists(name) and first.is_dir():
+        link_generation(root, collection, first.name)
 
 
 # durable writes and free space ------------------------------------------------------------

@@ -50,6 +50,10 @@ class ShardKeeper:
         # A reader of a collection that is not there creates nothing: no folder, no lock.
         self._absent = reading and not (self._dir / SHARD_DIR).is_dir()
         self._shard: Shard | None = None
+        # The folder `_shard` was opened from (the link can move: generations); and whether
+        # the shard is another store's, lent (`EdgeStore.on`): then never closed here.
+        self._loaded_from: Path | None = None
+        self._borrowed = False
         # A serving store's requests share it (several in flight: the child answers each on
         # a channel of its own); a swap, a start, an in-process shard's calls hold it alone.
         self._turns = Turns()
@@ -76,7 +80,7 @@ class ShardKeeper:
                 # process (`docsync export` died of one). A read-only mount is left to the
                 # engine's own error, which says what it is.
                 self._ensure_space(0)
-            live = self._live()
+            live = self._loaded_from = self._live()
             shard = (
                 self._host(live)
                 if self._serving
@@ -196,6 +200,7 @@ class ShardKeeper:
                     fresh.close()
                 raise self._os_error(exc) from exc
             old, self._shard = self._shard, fresh
+            self._loaded_from = copy.resolve()
             self._load()
         if old is not None:
             old.close()

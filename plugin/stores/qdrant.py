@@ -69,8 +69,12 @@ class QdrantClientStore:
         cluster: Mapping[str, int] | None = None,
         ordering: str = "weak",
         quantization: str = "none",
+        owns_client: bool = True,
     ) -> None:
         self._client = client
+        # False for a store on one generation, sharing the client of the collection's
+        # (`docsync.plugin.stores.qdrant_generations`): closing it leaves the client open.
+        self._owns_client = owns_client
         self._quantization = quantization  # for a collection this store creates
         # Applied when this store creates the collection: shard_number, replication_factor,
         # write_consistency_factor (`Settings.cluster_settings`).
@@ -379,7 +383,29 @@ class QdrantClientStore:
         return False  # a server indexes on its own; the embedded mode has no index
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
+
+    def on(self, collection: str) -> QdrantClientStore:
+        """A store on `collection` through this store's client (and its settings, and its
+        lock: the in-process modes take one call at a time)."""
+        store = QdrantClientStore(
+            self._client,
+            collection,
+            description=self.description,
+            server=self._server,
+            attempts=self._attempts,
+            cluster=self._cluster,
+            ordering=self._ordering.value,
+            quantization=self._quantization,
+            owns_client=False,
+        )
+        store._lock = self._lock
+        return store
+
+    @property
+    def client(self) -> QdrantClient:
+        return self._client
 
     def _create(self, profile: EmbeddingProfile) -> None:
         self._call(

@@ -18,13 +18,27 @@ import click
 
 from docsync.worker.cli.app import app, fail
 from docsync.worker.cli.collection import export, import_, show, status
+from docsync.worker.cli.generations import reindex, switch
 from docsync.worker.cli.indexing import run, sync
 from docsync.worker.cli.searching import evaluate, mcp, query
 from docsync.worker.cli.serving import serve
 
 __all__ = ["app", "cli", "main"]
 
-for _command in (sync, run, query, evaluate, show, mcp, serve, status, export, import_):
+for _command in (
+    sync,
+    run,
+    reindex,
+    switch,
+    query,
+    evaluate,
+    show,
+    mcp,
+    serve,
+    status,
+    export,
+    import_,
+):
     app.add_command(_command)
 
 

@@ -16,7 +16,15 @@ from docsync.plugin.choices import (
     SEARCH_MODES,
     SearchMode,
 )
-from docsync.plugin.evaluate import DEPTH, Question, Scores, load_questions, score, unmatched
+from docsync.plugin.evaluate import (
+    DEPTH,
+    Question,
+    Scores,
+    load_questions,
+    score,
+    table,
+    unmatched,
+)
 from docsync.plugin.request import SearchRequest
 from docsync.plugin.search import MAX_LIMIT, Hit, Searcher, connect
 from docsync.plugin.settings import Settings
@@ -124,6 +132,12 @@ def query(
     help="only files under this folder, or this file (as for query)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="score the live generation and the one beside it (next or previous), each with "
+    "its own model, in one table (default mode: DOCSYNC_SEARCH_MODE)",
+)
 @edge
 def evaluate(
     settings: Settings,
@@ -131,8 +145,11 @@ def evaluate(
     mode: SearchMode | None,
     path_prefix: str | None,
     as_json: bool,
+    compare: bool,
 ) -> int:
     labelled = load_questions(questions)  # a bad file: one error line, nothing opened
+    if compare:
+        return _compare(settings, labelled, mode or settings.search_mode, as_json)
     try:
         # Its options, checked before anything is opened (an absolute prefix).
         SearchRequest.of(labelled[0].question, limit=DEPTH, path_prefix=path_prefix)
@@ -147,6 +164,26 @@ def evaluate(
         render.print_json(render.eval_json(about, results))
     else:
         render.print_lines(render.eval_text(about, results))
+    return 0
+
+
+def _compare(settings: Settings, labelled: list[Question], mode: str, as_json: bool) -> int:
+    """`docsync eval --compare`: both generations, each with the model its profile names."""
+    from docsync.plugin.stores import generations_of
+    from docsync.worker.generation_runs import compare
+
+    with wiring.checked_store(settings, reading=True) as store:
+        rows = compare(settings, generations_of(store), labelled, (mode,))
+    about = {
+        "collection": settings.collection,
+        "store": settings.store_description(),
+        "questions": len(labelled),
+    }
+    if as_json:
+        render.print_json({**about, "rows": {name: s.to_dict() for name, s in rows.items()}})
+    else:
+        print(f"{len(labelled)} questions on collection {settings.collection!r} ({about['store']})")
+        render.print_lines([table(rows)])
     return 0
 
 
