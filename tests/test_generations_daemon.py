@@ -188,3 +188,51 @@ def test_a_switch_to_another_model_stops_the_writes_and_a_switch_back_resumes_th
     assert len(refusals(caplog)) == 1
     assert api.answer("/healthz")[0] == 200
     daemon.target.close()
+
+
+def test_a_switch_between_the_look_and_a_write_never_lands_a_batch_in_the_other_generation(
+    server: QdrantClientStore,
+    docs: Path,
+    tiny_encoder: Encoder,
+    second_encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gens = generations_of(server)
+    clock = Clock()
+    daemon = daemon_on(server, docs, tiny_encoder, clock)
+    turn(daemon, clock, "")
+    built = reindex([docs], live=server, encoder=second_encoder, options=SyncOptions())
+    second = generation_state(gens, built.generation)
+    checks: list[str] = []
+    still_live: Callable[[str], None] = daemon.target._still_live
+
+    def then_switch(name: str) -> None:
+        """The check before a write passes; then another process switches, before the
+        write is sent."""
+        still_live(name)
+        checks.append(name)
+        if len(checks) == 1:
+            gens.switch(built.generation, keep=True)
+
+    monkeypatch.setattr(daemon.target, "_still_live", then_switch)
+    for name in FILES:
+        (docs / name).write_text(f"{name}\n=====\n\nRewritten while the collection switched.\n")
+    turn(daemon, clock, *FILES)
+    assert checks == ["docs--g1"]  # the second write saw the switch and stopped the sync
+    assert gens.live_name() == built.generation
+    assert generation_state(gens, built.generation) == second  # not one point of this model
+    turn(daemon, clock)
+    assert daemon.refused() is not None
+    assert generation_state(gens, built.generation) == second
+    daemon.target.close()
+
+
+def test_switch_is_refused_while_a_process_holds_the_embedded_store(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A daemon holds the embedded store's lock: no other process can switch it under it."""
+    EdgeStore.connect(path=tmp_path / "store", collection="docsync").close()
+    with held_elsewhere(tmp_path / "store"):
+        code = cli("switch")
+    err = capsys.readouterr().err
+    assert code == 2 and "in use by another process" in err
