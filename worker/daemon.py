@@ -200,7 +200,10 @@ class Daemon:
         now); while not, the changes that came are only counted: once it may write again,
         every root is synced (`_sync`)."""
         self._next_look = self._clock() + LOOK_SECONDS
-        look = self.target.look()
+        try:
+            look = self.target.look()
+        except StoreUnavailableError:
+            return self.target.refused is None  # the sync, if any, waits the outage out
         if look.store is not None:
             if look.moved or self._unwritten:
                 self._next_rescan = self._clock()  # every root, on this turn (`_sync`)
@@ -257,16 +260,16 @@ class Daemon:
         progress: Progress | None = None,
     ) -> SyncReport | None:
         self._next_look = self._clock() + LOOK_SECONDS
-        look = self.target.look()  # one alias request on a server; nothing embedded
-        if look.store is None:
-            self._unwritten += len(changes)
-            return None
-        if look.moved or self._unwritten:
-            # Another generation, or changes not written meanwhile: every root.
-            scopes, self._unwritten = [(root, "") for root in self.roots], 0
-            self._next_rescan = self._rescan_after()
-        self.syncer.write_into(look.store)
         try:
+            look = self.target.look()  # one alias request on a server; nothing embedded
+            if look.store is None:
+                self._unwritten += len(changes)
+                return None
+            if look.moved or self._unwritten:
+                # Another generation, or changes not written meanwhile: every root.
+                scopes, self._unwritten = [(root, "") for root in self.roots], 0
+                self._next_rescan = self._rescan_after()
+            self.syncer.write_into(look.store)
             report = self.syncer.sync_scopes(scopes, progress=progress)
         except StoreUnavailableError as exc:
             self._retry_later(changes, exc)

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from docsync.plugin import schema
-from docsync.plugin.errors import StoreError
+from docsync.plugin.errors import CollectionMissingError, StoreError, StoreRequestError
 from docsync.plugin.generations import Generations
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Store
@@ -70,10 +70,13 @@ class WriteTarget:
             # store's next write says so).
             return Look(self._store)
         first = self.generation is None
-        self.generation = name
         # The chunk size is compared at a switch only: a daemon started with another one
         # chunks its generation anew, as a sync does.
-        why = self._unlike(name, chunks=not first)
+        try:
+            why = self._unlike(name, chunks=not first)
+        except (CollectionMissingError, StoreRequestError):  # switched again: look again
+            return Look(self._store)
+        self.generation = name
         self._release()
         if why:
             if why != self.refused:  # once a switch, not once a look
