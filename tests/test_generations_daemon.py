@@ -236,3 +236,26 @@ def test_switch_is_refused_while_a_process_holds_the_embedded_store(
         code = cli("switch")
     err = capsys.readouterr().err
     assert code == 2 and "in use by another process" in err
+
+
+def test_a_collection_made_before_generations_is_refused_after_its_first_switch(
+    docs: Path, tiny_encoder: Encoder, second_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written by its own name until its first switch turns the name into an alias."""
+    store = QdrantClientStore(QdrantClient(location=":memory:"), "docs")
+    gens = generations_of(store)
+    clock = Clock()
+    daemon = daemon_on(store, docs, tiny_encoder, clock)
+    assert daemon.wait_for_store(tiny_encoder.profile())  # `docsync run` makes it so
+    turn(daemon, clock, "")
+    assert daemon.target.generation == "docs" and gens.live_name() == "docs"
+    built = reindex([docs], live=store, encoder=second_encoder, options=SyncOptions())
+    gens.switch(built.generation, keep=False)
+    second = generation_state(gens, built.generation)
+    (docs / CHANGED).write_text("Enumerations\n============\n\nRewritten after the switch.\n")
+    with caplog.at_level(logging.ERROR, logger="docsync.daemon"):
+        turn(daemon, clock, CHANGED)
+    assert generation_state(gens, built.generation) == second
+    assert len(refusals(caplog)) == 1 and daemon.refused() is not None
+    daemon.target.close()
+    store.close()
