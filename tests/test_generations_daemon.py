@@ -31,6 +31,7 @@ from docsync.worker.daemon import LOOK_SECONDS, Daemon, DaemonOptions
 from docsync.worker.pipeline import SyncOptions
 from docsync.worker.reindex import reindex
 from docsync.worker.serve import Api
+from docsync.worker.web.health import errors_by_kind
 from tests.conftest import CORPUS, held_elsewhere, run_sync, save_tiny_bert, state
 from tests.test_generations import by_model
 from tests.test_sync import fresh_state
@@ -172,6 +173,7 @@ def test_a_switch_to_another_model_stops_the_writes_and_a_switch_back_resumes_th
     assert len(said) == 1, said
     assert "'docs--g2'" in said[0] and f"DOCSYNC_MODEL={second_encoder.name}" in said[0]
     assert daemon.state()["refused"] == said[0] and daemon.state()["pending_changes"] >= 1
+    assert errors_by_kind(daemon.metrics)["generation_refused"] == 1  # the web page's Health
     load = by_model(tiny_encoder, second_encoder)
     reader = Searcher.over(LocalBackend.open(server.on("docs"), tiny_encoder, load=load))
     api = api_on(daemon, reader)

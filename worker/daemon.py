@@ -99,7 +99,12 @@ class Daemon:
         )
         self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
         # Which generation the syncs write (a server's may be switched by another process).
-        self.target = WriteTarget(store, encoder.profile(), sync_options.chunk_tokens)
+        self.target = WriteTarget(
+            store,
+            encoder.profile(),
+            sync_options.chunk_tokens,
+            on_refusal=lambda: self.metrics.errors.labels(kind="generation_refused").inc(),
+        )
         self._next_look = clock()
         self._unwritten = 0  # changes seen while writing nothing: every root synced after
         self._watcher_factory = watcher_factory

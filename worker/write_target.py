@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from docsync.plugin import schema
@@ -53,8 +54,16 @@ class WriteTarget:
     """The live generation of `store`'s collection, while it is written as `profile` and
     `chunk_tokens` say; pinned by its own name."""
 
-    def __init__(self, store: Store, profile: EmbeddingProfile, chunk_tokens: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        profile: EmbeddingProfile,
+        chunk_tokens: int,
+        *,
+        on_refusal: Callable[[], None] = lambda: None,
+    ) -> None:
         self._anchor, self._profile, self._chunk_tokens = store, profile, chunk_tokens
+        self._on_refusal = on_refusal  # each time it starts refusing (a metric)
         self._gens = _switchable(store)
         self.generation: str | None = None  # the one looked at last
         self._store: Store | None = store
@@ -81,6 +90,7 @@ class WriteTarget:
         if why:
             if why != self.refused:  # once a switch, not once a look
                 log.error("%s", why)
+                self._on_refusal()
             self.refused = why
             return Look(None)
         self._store = self._pinned(name)
@@ -129,10 +139,16 @@ class WriteTarget:
             tokens = _chunk_tokens(store) if chunks else None
         finally:
             store.close()
-        same_model = stored is None or not self._profile.differences(stored)
-        if same_model and tokens in (None, self._chunk_tokens):
+        if stored is None:
+            return (
+                f"collection {self._gens.collection!r} was switched to generation {name!r}, "
+                "which has no embedding profile (not made by docsync): this daemon writes "
+                "nothing more and keeps answering searches; switch back (`docsync switch "
+                "--back`) or restart `docsync run`"
+            )
+        if not self._profile.differences(stored) and tokens in (None, self._chunk_tokens):
             return ""
-        model = stored.model if stored is not None else self._profile.model
+        model = stored.model
         settings = f"DOCSYNC_MODEL={model}"
         if tokens is not None:
             settings += f" DOCSYNC_CHUNK_TOKENS={tokens}"
