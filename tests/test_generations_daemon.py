@@ -261,3 +261,19 @@ def test_a_collection_made_before_generations_is_refused_after_its_first_switch(
     assert len(refusals(caplog)) == 1 and daemon.refused() is not None
     daemon.target.close()
     store.close()
+
+
+def test_a_switch_to_other_chunks_of_the_same_model_is_refused_naming_the_chunk_size(
+    server: QdrantClientStore, docs: Path, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    gens = generations_of(server)
+    clock = Clock()
+    daemon = daemon_on(server, docs, tiny_encoder, clock)
+    turn(daemon, clock, "")
+    built = reindex([docs], live=server, encoder=tiny_encoder, options=SyncOptions(chunk_tokens=96))
+    gens.switch(built.generation, keep=True)
+    with caplog.at_level(logging.ERROR, logger="docsync.daemon"):
+        turn(daemon, clock, CHANGED)
+    said = refusals(caplog)
+    assert len(said) == 1 and "DOCSYNC_CHUNK_TOKENS=96" in said[0], said
+    daemon.target.close()
