@@ -33,12 +33,16 @@ from docsync.worker.retries import ReadRetries
 from docsync.worker.scan import has_entries
 from docsync.worker.watch import Change, Debouncer, Watcher
 from docsync.worker.web.folders import FolderLog
+from docsync.worker.write_target import SwitchedError, WriteTarget
 
 log = logging.getLogger("docsync.daemon")
 Clock = Callable[[], float]
 Identity = tuple[int, int]  # (st_dev, st_ino): which folder a root's path names
 # A loop that has not come round for this long is reported unhealthy by /healthz.
 STALL_SECONDS = 300.0
+# An idle daemon asks which generation is live this often (a switch by another process),
+# besides before each sync; each turn of the loop while it writes nothing.
+LOOK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,15 @@ class Daemon:
             clock=clock,
         )
         self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
+        # Which generation the syncs write (a server's may be switched by another process).
+        self.target = WriteTarget(
+            store,
+            encoder.profile(),
+            sync_options.chunk_tokens,
+            on_refusal=lambda: self.metrics.errors.labels(kind="generation_refused").inc(),
+        )
+        self._next_look = clock()
+        self._unwritten = 0  # changes seen while writing nothing: every root synced after
         self._watcher_factory = watcher_factory
         self._watched: dict[Path, Identity | None] = {}  # each root's folder when watched
         self.watcher = self._new_watcher()
@@ -121,6 +134,7 @@ class Daemon:
             log.info("stopped in the middle of a batch; nothing partial was written")
         finally:
             self.watcher.stop()
+            self.target.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,11 +164,18 @@ class Daemon:
             "roots": [str(root) for root in self.roots],
             "ready": self.ready.is_set(),
             "last_sync": self.last_sync,
-            "pending_changes": len(self.debouncer) + self.retries.waiting(),
+            "pending_changes": len(self.debouncer) + self.retries.waiting() + self._unwritten,
+            "generation": self.target.generation,
+            "refused": self.target.refused,
         }
 
     def healthy(self) -> bool:
         return self._clock() - self.heartbeat < STALL_SECONDS
+
+    def refused(self) -> str | None:
+        """Why the daemon writes nothing (the collection was switched to a generation of
+        another model), or None while it writes."""
+        return self.target.refused
 
     # one turn of the loop ----------------------------------------------------------------
 
@@ -165,6 +186,9 @@ class Daemon:
         if self.watcher.ensure_alive():
             self._next_rescan = self._clock()
         self._check_roots()
+        looking = self.target.refused is not None or self._clock() >= self._next_look
+        if looking and not self._writable():
+            return
         if self._clock() >= self._next_rescan:
             self._full_sync(reason="periodic rescan")
         changes = self.debouncer.ready()
@@ -175,6 +199,24 @@ class Daemon:
             self._apply(changes)
         elif not len(self.debouncer) and self.ready.is_set() and self._clock() >= self._index_after:
             self._build_index()
+
+    def _writable(self) -> bool:
+        """Whether the collection's live generation is one this daemon may write (asked
+        now); while not, the changes that came are only counted: once it may write again,
+        every root is synced (`_sync`)."""
+        self._next_look = self._clock() + LOOK_SECONDS
+        try:
+            look = self.target.look()
+        except StoreUnavailableError:
+            return self.target.refused is None  # the sync, if any, waits the outage out
+        if look.store is not None:
+            if look.moved or self._unwritten:
+                self._next_rescan = self._clock()  # every root, on this turn (`_sync`)
+            return True
+        changes = self.debouncer.ready()
+        self._unwritten += len(changes)
+        self.metrics.pending.set(len(self.debouncer) + self._unwritten + self.retries.waiting())
+        return False
 
     def _build_index(self) -> None:
         """Idle: build the index, never between a sync's writes, and in a way that keeps
@@ -201,6 +243,8 @@ class Daemon:
                 self.metrics.ready.set(1)
                 log.info("initial sync done; watching for changes")
                 return
+            if self.target.refused is not None:
+                self._stop.wait(LOOK_SECONDS)  # until a generation it may write is live
 
     def _full_sync(self, *, reason: str, progress: Progress | None = None) -> bool:
         self._next_rescan = self._rescan_after()
@@ -220,10 +264,26 @@ class Daemon:
         changes: list[Change],
         progress: Progress | None = None,
     ) -> SyncReport | None:
+        self._next_look = self._clock() + LOOK_SECONDS
         try:
+            look = self.target.look()  # one alias request on a server; nothing embedded
+            if look.store is None:
+                self._unwritten += len(changes)
+                return None
+            if look.moved or self._unwritten:
+                # Another generation, or changes not written meanwhile: every root.
+                scopes, self._unwritten = [(root, "") for root in self.roots], 0
+                self._next_rescan = self._rescan_after()
+            self.syncer.write_into(look.store)
             report = self.syncer.sync_scopes(scopes, progress=progress)
         except StoreUnavailableError as exc:
             self._retry_later(changes, exc)
+            return None
+        except SwitchedError as exc:
+            # Stopped before a write into a generation that is no longer live; the next
+            # look follows the switch or refuses it.
+            log.info("%s", exc)
+            self._unwritten += max(1, len(changes))
             return None
         self._failures = 0
         self.retries.record(scopes, report)

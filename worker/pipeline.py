@@ -139,6 +139,12 @@ class Syncer:
         self.skips.save()
         return run.report
 
+    def write_into(self, store: Store) -> None:
+        """Write the next syncs into `store` (a daemon's live generation, after a switch):
+        opened as the collection was (its profile checked, keyword vectors added)."""
+        if store is not self.store:
+            self.store, self._opened = store, False
+
     def _open(self) -> int:
         """Open (or create) the collection; give it keyword vectors if it lacks them."""
         profile = self.encoder.profile()

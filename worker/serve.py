@@ -2,7 +2,8 @@
 socket beside the embedded store (`daemon.sock`), so that `docsync query` and `docsync status`
 reach a daemon that holds the store.
 
-    GET /healthz                      200 while the sync loop is turning
+    GET /healthz                      200 while the sync loop is turning; 503 while it writes
+                                      nothing (the collection switched to another model)
     GET /readyz                       200 once the initial sync is done and the store answers
     GET /metrics                      Prometheus text format
     GET /search?q=...&limit=5&path_prefix=...&mode=...&context=...&per_file=...&where=k=v
@@ -79,6 +80,8 @@ class Api:
     mcp: MCPServer | None = None
     # The web page's JSON (/api/...) and files; None: no page.
     web: WebViews | None = None
+    # Why the daemon writes nothing (`Daemon.refused`), or None while it writes.
+    refused: Callable[[], str | None] = lambda: None
 
     def answer(self, target: str) -> Response:
         url = urlsplit(target)
@@ -86,7 +89,7 @@ class Api:
         params = {k: v[-1] for k, v in query.items()}
         wheres = query.get("where", [])
         routes: dict[str, Callable[[dict[str, str]], Response]] = {
-            "/healthz": lambda _: _flag(self.healthy(), "ok", "stalled"),
+            "/healthz": lambda _: self._healthz(),
             "/readyz": lambda _: self._readyz(),
             "/search": lambda p: self._search(p, wheres),
             "/read": self._read,
@@ -102,6 +105,12 @@ class Api:
             return route(params)
         except DocsyncError as exc:
             return _json(503 if isinstance(exc, StoreError) else 400, {"error": str(exc)})
+
+    def _healthz(self) -> Response:
+        refused = self.refused()
+        if refused is not None:  # searches are answered; nothing is synced
+            return _json(503, {"status": "refused", "reason": refused})
+        return _flag(self.healthy(), "ok", "stalled")
 
     def _readyz(self) -> Response:
         if not self.ready():

@@ -250,6 +250,7 @@ def open_endpoints(
     api = Api(
         searcher=searcher,
         healthy=daemon.healthy,
+        refused=daemon.refused,
         ready=daemon.ready.is_set,
         metrics=daemon.metrics.registry,
         status=status,

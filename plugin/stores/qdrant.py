@@ -89,6 +89,9 @@ class QdrantClientStore:
         # The in-process modes are not thread-safe (a scroll while another thread upserts
         # can fail): one call at a time there. A server serialises on its own.
         self._lock: AbstractContextManager[Any] = nullcontext() if server else threading.RLock()
+        # Called before each write: a daemon's writer checks there that the generation it
+        # writes is still the live one (`docsync.worker.write_target`), and raises if not.
+        self.before_write: Callable[[], None] | None = None
 
     @classmethod
     def connect(
@@ -162,6 +165,7 @@ class QdrantClientStore:
         if not points:
             return
         structs = [point_struct(p) for p in points]
+        self._writing()
         self._call(
             self._client.upsert, self.collection, points=structs, wait=True, ordering=self._ordering
         )
@@ -170,6 +174,7 @@ class QdrantClientStore:
         if not ids:
             return
         selector = models.PointIdsList(points=list(ids))
+        self._writing()
         self._call(
             self._client.delete,
             self.collection,
@@ -181,6 +186,7 @@ class QdrantClientStore:
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if not ids:
             return
+        self._writing()
         self._call(
             self._client.set_payload,
             self.collection,
@@ -333,6 +339,7 @@ class QdrantClientStore:
         to get there without it (an import computes keyword vectors, re-embedding nothing)."""
         if self.has_keyword_vectors():
             return
+        self._writing()
         config = models.SparseVectorNameConfig(
             sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)
         )
@@ -355,6 +362,7 @@ class QdrantClientStore:
             models.PointVectors(id=pid, vector={KEYWORD_VECTOR: sparse(v)})
             for pid, v in vectors.items()
         ]
+        self._writing()
         self._call(
             self._client.update_vectors,
             self.collection,
@@ -364,6 +372,7 @@ class QdrantClientStore:
         )
 
     def write_profile(self, profile: EmbeddingProfile) -> None:
+        self._writing()
         self._call(
             self._client.update_collection,
             self.collection,
@@ -431,6 +440,10 @@ class QdrantClientStore:
                     field_name=name,
                     field_schema=models.PayloadSchemaType.KEYWORD,
                 )
+
+    def _writing(self) -> None:
+        if self.before_write is not None:
+            self.before_write()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def attempt() -> T:
