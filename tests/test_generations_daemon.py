@@ -178,7 +178,7 @@ def test_a_switch_to_another_model_stops_the_writes_and_a_switch_back_resumes_th
     reader = Searcher.over(LocalBackend.open(server.on("docs"), tiny_encoder, load=load))
     api = api_on(daemon, reader)
     code, _, body = api.answer("/healthz")
-    assert code == 503 and json.loads(body)["status"] == "refused"
+    assert code == 200 and json.loads(body)["status"] == "refused"  # a restart would not help
     code, _, body = api.answer("/search?q=socket&mode=dense")
     assert code == 200 and json.loads(body)  # searches go on, with the live model
 

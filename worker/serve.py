@@ -108,8 +108,11 @@ class Api:
 
     def _healthz(self) -> Response:
         refused = self.refused()
-        if refused is not None:  # searches are answered; nothing is synced
-            return _json(503, {"status": "refused", "reason": refused})
+        if refused is not None:
+            # Alive, and answering searches, but syncing nothing. 200: a liveness probe that
+            # restarted it would bring back a daemon its own model setting refuses at start,
+            # and the searches would stop too. /status and the error metric say it.
+            return _json(200, {"status": "refused", "reason": refused})
         return _flag(self.healthy(), "ok", "stalled")
 
     def _readyz(self) -> Response:
