@@ -54,10 +54,13 @@ def options(cache: Path, command: str | None = TESSERACT, **more: object) -> Ocr
 
 
 def counted(folder: Path) -> tuple[str, Path]:
-    """A Tesseract that notes each run (its process ID) in a file, then runs the real one."""
+    """A Tesseract that notes each run of OCR (its process ID) in a file, then runs the real
+    one. (pytesseract asks `--version` once in each reader process: not counted.)"""
     runs = folder / "runs"
     script = folder / "tesseract"
-    script.write_text(f'#!/bin/sh\necho $$ >> "{runs}"\nexec "{TESSERACT}" "$@"\n')
+    script.write_text(
+        f'#!/bin/sh\ncase "$1" in -*) ;; *) echo $$ >> "{runs}" ;; esac\nexec "{TESSERACT}" "$@"\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return str(script), runs
 
@@ -230,6 +233,39 @@ def test_a_second_sync_runs_ocr_on_no_page_it_read(
     finally:
         other.close()
     assert third.files_changed == 1 and run_count(runs) == 21
+
+
+@needs_tesseract
+def test_a_pdf_synced_without_ocr_gains_its_scanned_page_once_tesseract_is_there(
+    tmp_path: Path, memory_store: Store, tiny_encoder: Encoder
+) -> None:
+    """Its text pages did not change, so the file would count as unchanged; its scanned
+    page would stay without text until the file changed."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    pages = [text_image(["The heron keeps", "the amber lanterns."])]
+    manual = pdfium.PdfDocument(DOCUMENTS / "small.pdf")
+    mixed = pdfium.PdfDocument.new()
+    mixed.import_pages(manual, [0])
+    mixed.import_pages(pdfium.PdfDocument(scanned_pdf(pages)), [0])
+    buffer = io.BytesIO()
+    mixed.save(buffer)
+    (root / "mixed.pdf").write_bytes(buffer.getvalue())
+    (root / "notes.md").write_text("# Notes\n\nThe kettle descales with vinegar.\n")
+
+    def herons() -> list[int | None]:
+        searcher = Searcher(memory_store, tiny_encoder)
+        return [h.page_start for h in searcher.search("heron", mode="keyword", context=0)]
+
+    assert run_sync(root, memory_store, tiny_encoder).ok  # OCR off, as without Tesseract
+    assert herons() == []
+    again = run_sync(root, memory_store, tiny_encoder, ocr=options(tmp_path / "cache"))
+    assert again.files_changed == 2 and again.chunks_embedded >= 1
+    assert herons() == [2]
+    assert (
+        run_sync(root, memory_store, tiny_encoder, ocr=options(tmp_path / "cache")).files_changed
+        == 0
+    )
 
 
 # what may go wrong --------------------------------------------------------------------------

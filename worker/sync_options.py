@@ -48,4 +48,8 @@ class SyncOptions:
         # under its path (`inbox/a.eml/report.pdf`, `container` naming the mail), no longer
         # sections of the mail's text: without it an unchanged mail would keep them as
         # sections, and the collection would differ from a fresh sync.
-        return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}"
+        # With OCR on, its languages too: a PDF synced while Tesseract was missing (its
+        # scanned pages without text) is read again once it is installed, and every file
+        # when the languages change (only chunks whose text changed are embedded).
+        ocr = f";ocr={self.ocr.languages}" if self.ocr.enabled else ""
+        return f"{CHUNKER_VERSION};max_tokens={self.chunk_tokens};payload={PAYLOAD_VERSION}{ocr}"
