@@ -4,6 +4,7 @@ DOCSYNC_TEST_QDRANT_URL is set."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -312,6 +313,18 @@ def test_edge_maps_the_engines_enospc(tmp_path: Path) -> None:
     try:
         error = store._engine_error("Service runtime error: No space left on device (os error 28)")
         assert isinstance(error, StoreFullError)
+    finally:
+        store.close()
+
+
+def test_edge_takes_a_descriptor_closed_under_a_request_for_an_outage(tmp_path: Path) -> None:
+    """A channel to a shard process closed by the thread that found it dead: the request
+    is asked again later, never an error that ends a daemon (bench/chaos.py saw one)."""
+    store = EdgeStore.connect(path=tmp_path / "s", collection="c")
+    try:
+        for code in (errno.EBADF, errno.EPIPE, errno.ECONNRESET):
+            assert isinstance(store._os_error(OSError(code, "x")), StoreUnavailableError)
+        assert not isinstance(store._os_error(OSError(errno.EIO, "x")), StoreUnavailableError)
     finally:
         store.close()
 

@@ -119,7 +119,7 @@ def test_no_route_changes_anything_on_get_and_others_are_refused(served: Served)
 
 def test_folders_show_counts_skips_with_reasons_and_unselected_files(served: Served) -> None:
     status, _, data = get(served.port, "/api/folders", **AUTH)
-    assert status == 200 and data["live"] and data["ready"]
+    assert status == 200 and data["live"] and data["ready"] and data["refused"] is None
     (root,) = data["roots"]
     assert root["root"] == str(served.docs)
     assert root["files"] == 3 and root["points"] > 3
@@ -265,13 +265,13 @@ class CountingStore:
 def test_counts_are_asked_again_after_a_sync_but_spaced_by_their_cost() -> None:
     now = [0.0]
     store = CountingStore(now, cost=1.0)
-    state = {"roots": ["/r"], "ready": True, "last_sync": "t0", "pending_changes": 0}
+    state = {"roots": ["/r"], "ready": True, "last_sync": "t0", "syncs": 1, "pending_changes": 0}
     live = Live(lambda: state, FolderLog(), None, Metrics())
     views = WebViews(store, live=live, timer=lambda: now[0])  # type: ignore[arg-type]
     assert views.folders()["roots"][0]["files"] == 2 and store.counts == 1
     views.folders()
     assert store.counts == 1  # nothing synced since
-    state["last_sync"] = "t1"
+    state["syncs"] = 2  # a sync finished (in the same second: last_sync is the same)
     views.folders()
     assert store.counts == 1  # synced, but counting took 1 s: not again within 10 s
     now[0] += COUNT_SPACING

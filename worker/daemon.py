@@ -118,6 +118,7 @@ class Daemon:
         self.retries = ReadRetries(clock)  # files whose reader crashed, read again
         self.heartbeat = clock()
         self.last_sync: str | None = None  # when a sync last finished, ISO 8601 (UTC)
+        self.syncs = 0  # syncs finished (two in one second leave last_sync the same)
         self.folder_log = FolderLog()  # what the syncs set aside, for the web page
 
     # lifecycle ---------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class Daemon:
             "roots": [str(root) for root in self.roots],
             "ready": self.ready.is_set(),
             "last_sync": self.last_sync,
+            "syncs": self.syncs,
             "pending_changes": len(self.debouncer) + self.retries.waiting() + self._unwritten,
             "generation": self.target.generation,
             "refused": self.target.refused,
@@ -289,6 +291,7 @@ class Daemon:
         self.retries.record(scopes, report)
         self.folder_log.record(scopes, report)
         self.last_sync = datetime.now(UTC).isoformat(timespec="seconds")
+        self.syncs += 1
         self.metrics.record(report)
         done = self._clock()
         self.metrics.observe_lag(done - c.first_seen for c in changes)

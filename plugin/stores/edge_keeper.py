@@ -30,6 +30,8 @@ from docsync.plugin.stores.shard import Shard
 from docsync.plugin.stores.turns import Turns
 
 T = TypeVar("T")
+# What a request meets when the channel to the shard's process was closed under it.
+GONE = (errno.EBADF, errno.EPIPE, errno.ECONNRESET)
 log = logging.getLogger("docsync.store")
 
 
@@ -171,6 +173,15 @@ class ShardKeeper:
                 f"the embedded store {self._root} is out of space "
                 f"({mib(edge_folder.free_bytes(self._root))} free); free some space or move "
                 "DOCSYNC_QDRANT_PATH to a larger disk"
+            )
+        if exc.errno in GONE:
+            # A descriptor closed under this request: the channel to a shard process that
+            # died, closed by the thread that found it dead. An outage the daemon waits out
+            # and asks again, as any death of that process (bench/chaos.py: this error, taken
+            # for a fault of the store, ended a daemon).
+            return ShardProcessError(
+                f"the embedded store {self._root}: {exc.strerror or exc} (its shard's "
+                "process was being replaced)"
             )
         if exc.errno in NOT_WRITABLE:
             return StoreError(

@@ -104,12 +104,17 @@ class WebViews:
         state = dict(self.live.state()) if self.live else {}
         roots = [str(r) for r in state.get("roots", [])] if self.live else self._stored_roots()
         progress = self._progress(state)
-        generation = (state.get("last_sync"), state.get("pending_changes"), progress)
+        # What says a sync finished since the last count: the number of syncs, not
+        # last_sync (to the second: an edit synced in the same second as the sync before it
+        # left the counts as they were).
+        generation = (state.get("syncs"), state.get("pending_changes"), progress)
         return {
             "live": self.live is not None,
             "ready": state.get("ready", True),
             "last_sync": state.get("last_sync"),
             "pending_changes": state.get("pending_changes", 0),
+            # Why the daemon writes nothing (a switch to another model's generation), or None.
+            "refused": state.get("refused"),
             "progress": progress,
             "roots": [self._root(root, generation) for root in roots],
             "not_included": self.live.log.not_included if self.live else {},

@@ -279,7 +279,9 @@ async function loadFolders() {
   const summary = data.live
     ? `Live: ${data.ready ? "watching" : "initial sync under way"} · last sync ${data.last_sync || "not yet"} · ${data.pending_changes} change(s) pending`
     : "Not watching (docsync serve): the store as the last sync left it.";
-  $("folders-summary").textContent = summary;
+  $("folders-summary").textContent = data.refused
+    ? `${summary} · NOT SYNCING: ${data.refused}`
+    : summary;
   const bar = $("sync-progress");
   bar.hidden = !data.progress;
   if (data.progress) {
