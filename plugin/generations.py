@@ -16,6 +16,7 @@ own means, in one step a reader cannot see half of:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +60,25 @@ class Other:
 class Lineup:
     live: str | None  # None: the collection does not exist yet
     other: Other | None
+
+    @classmethod
+    def of(
+        cls,
+        collection: str,
+        live: str | None,
+        others: list[str],
+        state: Callable[[str], str],
+        where: str = "",
+    ) -> Lineup:
+        """The lineup of `live` and the generations beside it (`others`, live excluded),
+        `state` read for the one; GenerationError for more than one (`where`: the store's
+        folder, for the message)."""
+        if len(others) > 1:
+            raise GenerationError(
+                f"collection {collection!r} has more than one generation beside the live "
+                f"one ({', '.join(sorted(others))}){where}; delete all but one"
+            )
+        return cls(live, Other(others[0], state(others[0])) if others else None)
 
     def next_number(self, collection: str) -> int:
         names = [n for n in (self.live, self.other.name if self.other else None) if n]

@@ -23,7 +23,6 @@ from docsync.plugin.generations import (
     PREVIOUS,
     GenerationError,
     Lineup,
-    Other,
     generation_name,
     generation_number,
 )
@@ -53,13 +52,7 @@ class EdgeGenerations:
         edge_folder.recover_generation(self._root, self.collection)
         live = self.live_name()
         others = [n for n in self._numbered() if n != live]
-        if len(others) > 1:
-            raise GenerationError(
-                f"collection {self.collection!r} has more than one generation beside the live "
-                f"one ({', '.join(sorted(others))}) in {self._root}; delete all but one"
-            )
-        other = Other(others[0], self._state(others[0])) if others else None
-        return Lineup(live, other)
+        return Lineup.of(self.collection, live, others, self._state, f" in {self._root}")
 
     def store(self, name: str) -> EdgeStore:
         return self._base.on(name)

@@ -25,7 +25,6 @@ from docsync.plugin.generations import (
     STATE_KEY,
     GenerationError,
     Lineup,
-    Other,
     generation_name,
     generation_number,
 )
@@ -56,13 +55,7 @@ class ServerGenerations:
         others = [
             n for n in names if n != live and (generation_number(self.collection, n) or 0) > 0
         ]
-        if len(others) > 1:
-            raise GenerationError(
-                f"collection {self.collection!r} has more than one generation beside the live "
-                f"one ({', '.join(sorted(others))}); delete all but one"
-            )
-        other = Other(others[0], self._state(others[0])) if others else None
-        return Lineup(live, other)
+        return Lineup.of(self.collection, live, others, self._state)
 
     def store(self, name: str) -> QdrantClientStore:
         return self._base.on(name)
