@@ -3,8 +3,9 @@ a copy of a built store, then one client and `clients` clients at once against i
 endpoint (TCP, each client on one kept-alive connection) and against its Unix socket (each
 client on the connection it keeps, as a `Searcher` of a running daemon asks: `DaemonClient`;
 until stop 28 a connection per question, which cost the daemon about half a millisecond
-more). Each phase reports
-questions per second and p50/p99 latency as the clients saw them.
+more). Each phase reports questions per second and p50/p99 latency as the clients saw them,
+and `_route_p50_ms`: the median of each answer's latency less the daemon's own time on it
+(its `Server-Timing` header), what the route itself added: the transport, both ways.
 
 `during_sync`: one client's latency on the socket while the daemon is idle, then while it
 syncs `SYNC_FILES` new files written into its folder at once (the daemon's own watcher
@@ -34,12 +35,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from docsync.plugin.daemon_client import SOCKET_NAME, DaemonClient, ask_daemon
+from docsync.plugin.daemon_client import SOCKET_NAME, UnixConnection, ask_daemon
 
 SYNC_FILES = 1000
+WARM_QUESTIONS = 50
 START_SECONDS = 600.0  # a daemon opening a million points and loading the model
 SYNC_SECONDS = 1800.0
-Ask = Callable[[str], object]
+Ask = Callable[[str], float]  # a question asked: the daemon's own milliseconds on it
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,14 @@ class Phase:
     questions: int
     seconds: float
     latencies_ms: list[float]
+    route_ms: list[float]  # each answer's latency less the daemon's own time on it
 
     def figures(self, prefix: str) -> dict[str, float]:
         return {
             f"{prefix}_qps": round(self.questions / self.seconds, 1),
             f"{prefix}_p50_ms": round(statistics.median(self.latencies_ms), 2),
             f"{prefix}_p99_ms": round(percentile(self.latencies_ms, 0.99), 2),
+            f"{prefix}_route_p50_ms": round(statistics.median(self.route_ms), 2),
         }
 
 
@@ -133,24 +137,31 @@ class RunningDaemon:
 
 def http_client(port: int) -> Ask:
     """One client of the HTTP endpoint: one kept-alive connection, as a service asks."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    return _asker(http.client.HTTPConnection("127.0.0.1", port, timeout=60))
 
-    def ask(question: str) -> object:
+
+def socket_client(path: Path) -> Ask:
+    """One client of the Unix socket on the connection it keeps, as a `Searcher` of a
+    running daemon asks (`DaemonClient`)."""
+    return _asker(UnixConnection(path, 60))
+
+
+def _asker(connection: http.client.HTTPConnection) -> Ask:
+    """Asks on `connection`; returns the daemon's own time on the answer in milliseconds
+    (its Server-Timing header), so that what the route added is the rest."""
+
+    def ask(question: str) -> float:
         connection.request("GET", "/search?" + urlencode({"q": question, "limit": 5}))
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
-        return body
+        found = re.search(r"app;dur=([0-9.]+)", response.getheader("Server-Timing") or "")
+        if found is None:
+            raise RuntimeError("the daemon sent no Server-Timing header")
+        return float(found[1])
 
     return ask
-
-
-def socket_client(path: Path) -> Ask:
-    """One client of the Unix socket, as a `Searcher` of a running daemon asks: on the
-    connection it keeps."""
-    client = DaemonClient(path)
-    return lambda question: client.ask("/search", {"q": question, "limit": "5"})
 
 
 def load(make: Callable[[], Ask], clients: int, questions: list[str], total: int) -> Phase:
@@ -159,6 +170,7 @@ def load(make: Callable[[], Ask], clients: int, questions: list[str], total: int
     each = max(1, total // clients)
     start = threading.Barrier(clients + 1)
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    routes: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
 
     def client(n: int) -> None:
@@ -170,8 +182,9 @@ def load(make: Callable[[], Ask], clients: int, questions: list[str], total: int
             for i in range(each):
                 question = questions[(n * 7 + i) % len(questions)]
                 began = time.perf_counter()
-                ask(question)
+                own = ask(question)
                 latencies[n].append((time.perf_counter() - began) * 1000)
+                routes[n].append(latencies[n][-1] - own)
         except BaseException as exc:
             errors.append(exc)
             start.abort()
@@ -187,7 +200,7 @@ def load(make: Callable[[], Ask], clients: int, questions: list[str], total: int
     if errors:
         raise RuntimeError(f"a client failed: {errors[0]!r}") from errors[0]
     flat = [ms for each_client in latencies for ms in each_client]
-    return Phase(clients, len(flat), seconds, flat)
+    return Phase(clients, len(flat), seconds, flat, [ms for each in routes for ms in each])
 
 
 def through_daemon(
@@ -211,6 +224,9 @@ def through_daemon(
         daemon = RunningDaemon(copy, collection, work)
         result["daemon_start_s"] = round(time.perf_counter() - began, 1)
         try:
+            # A daemon just ready pages in its store and warms its model on its first
+            # questions: not measured.
+            load(lambda: socket_client(daemon.socket), 1, questions, WARM_QUESTIONS)
             counts = sorted({1, clients}) if clients else [1]
             for n in counts:
                 for name, make in (

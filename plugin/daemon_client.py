@@ -22,7 +22,9 @@ SOCKET_NAME = "daemon.sock"
 IDLE_KEPT = 8  # a client's idle connections to the daemon, each a slot of its server
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """An HTTP connection to the daemon's Unix socket."""
+
     def __init__(self, path: Path, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -47,7 +49,7 @@ def ask_daemon(
     """GET a route of the daemon behind `socket_path` on a connection of its own;
     DaemonUnavailableError when none answers there, LookupError for what it does not have
     (404), StoreError for its other refusals."""
-    connection = _UnixConnection(socket_path, timeout)
+    connection = UnixConnection(socket_path, timeout)
     try:
         status, body = _get(connection, route, params)
     except (OSError, http.client.HTTPException) as exc:
@@ -70,7 +72,7 @@ class DaemonClient:
     def __init__(self, socket_path: Path, timeout: float = 60.0) -> None:
         self.socket_path, self.timeout = socket_path, timeout
         self._lock = threading.Lock()
-        self._idle: list[_UnixConnection] = []
+        self._idle: list[UnixConnection] = []
         self._closed = False
         # A client dropped without close() closes its idle connections as it goes.
         weakref.finalize(self, _close_all, self._idle)
@@ -81,7 +83,7 @@ class DaemonClient:
         reused = connection is not None
         while True:
             if connection is None:
-                connection = _UnixConnection(self.socket_path, self.timeout)
+                connection = UnixConnection(self.socket_path, self.timeout)
             try:
                 status, body = _get(connection, route, params)
             except (OSError, http.client.HTTPException) as exc:
@@ -93,7 +95,7 @@ class DaemonClient:
             self._give_back(connection)
             return _answer(route, status, body)
 
-    def _give_back(self, connection: _UnixConnection) -> None:
+    def _give_back(self, connection: UnixConnection) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < IDLE_KEPT:
                 self._idle.append(connection)
@@ -108,13 +110,13 @@ class DaemonClient:
             _close_all(self._idle)
 
 
-def _close_all(connections: list[_UnixConnection]) -> None:
+def _close_all(connections: list[UnixConnection]) -> None:
     while connections:
         connections.pop().close()
 
 
 def _get(
-    connection: _UnixConnection, route: str, params: Mapping[str, str | list[str]] | None
+    connection: UnixConnection, route: str, params: Mapping[str, str | list[str]] | None
 ) -> tuple[int, Any]:
     connection.request("GET", route + ("?" + urlencode(params, doseq=True) if params else ""))
     response = connection.getresponse()

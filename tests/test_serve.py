@@ -445,13 +445,13 @@ def test_a_daemon_searcher_keeps_its_connection_and_opens_another_when_it_was_cl
     the one it has; one the daemon closed meanwhile (a restart) is opened again for the
     same search, which is answered."""
     opened: list[Path] = []
-    connect = daemon_client._UnixConnection.connect
+    connect = daemon_client.UnixConnection.connect
 
-    def counted(self: daemon_client._UnixConnection) -> None:
+    def counted(self: daemon_client.UnixConnection) -> None:
         opened.append(self._path)
         connect(self)
 
-    monkeypatch.setattr(daemon_client._UnixConnection, "connect", counted)
+    monkeypatch.setattr(daemon_client.UnixConnection, "connect", counted)
     sock_path = tmp_path / "daemon.sock"
     remote = Searcher.over(DaemonBackend(sock_path))
     with serving(make_api(searcher), socket_path=sock_path):

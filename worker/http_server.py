@@ -15,6 +15,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,8 +162,12 @@ def build_app(api: Api, *, mcp: ASGIApp | None = None, access: Access | None = N
         query = request.scope["query_string"].decode("latin-1")
         target = request.scope["raw_path"].decode("latin-1") + (f"?{query}" if query else "")
         # A search embeds its question: on a worker thread, not the server's loop.
+        began = time.perf_counter()
         status, content_type, body = await run_in_threadpool(api.answer, target)
-        return Response(body, status, media_type=content_type)
+        # The answer's own time (its thread included), so a client can tell what the
+        # transport added (bench/clients.py): the standard Server-Timing header.
+        took = f"app;dur={(time.perf_counter() - began) * 1000:.3f}"
+        return Response(body, status, {"Server-Timing": took}, content_type)
 
     routes = [Route("/metrics", _Route(make_asgi_app(api.metrics)), methods=["GET"])]
     if mcp is not None:
