@@ -18,7 +18,7 @@ from docsync.plugin.backends import LocalBackend
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ModelLoadError
 from docsync.plugin.following import ModelLoader
-from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
+from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError, live_profile
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.request import SearchRequest
 from docsync.plugin.store import Store
@@ -77,12 +77,15 @@ def test_reindex_beside_the_live_generation_then_switch_and_back(
     if first is None:  # the embedded store made the old one a generation, so it can be kept
         gens.switch(done.generation, keep=True)
     assert gens.live_name() == done.generation
-    assert live.read_profile() == second_encoder.profile()
+    # What the collection's name reads now (a store opened before the switch stays on the
+    # generation it opened, in the embedded store: below).
+    assert live_profile(gens) == second_encoder.profile()
     if first is None:
         other = gens.lineup().other
         assert other is not None and other.state == PREVIOUS
+        assert live.read_profile() == tiny_encoder.profile()  # pinned to its generation
         gens.switch(other.name, keep=True)  # back
-        assert live.read_profile() == tiny_encoder.profile()
+        assert live_profile(gens) == tiny_encoder.profile()
 
 
 def test_a_reindex_with_other_settings_is_refused_while_one_is_built(
@@ -195,6 +198,10 @@ def test_later_switches_are_atomic_and_go_back_on_both_engines(
     gens = generations_of(live)
     first = reindex([small_docs], live=live, encoder=second_encoder, options=SyncOptions())
     gens.switch(first.generation, keep=False)
+    # An embedded store stays on the generation it opened, deleted now: a store on the
+    # collection's name again, as the next process opens it.
+    live = opened_again(live)
+    gens = generations_of(live)
     backend = LocalBackend.open(live, tiny_encoder, load=by_model(tiny_encoder, second_encoder))
     on_second = answer(backend)
     reader = Asking(backend)
@@ -207,6 +214,11 @@ def test_later_switches_are_atomic_and_go_back_on_both_engines(
     answers = reader.stop()
     assert on_first != on_second and set(answers) <= {on_first, on_second}
     assert {on_first, on_second} <= set(answers)
+
+
+def opened_again(store: Store) -> Store:
+    """A store on `store`'s collection by name, as a new process would open it."""
+    return store.on(store.collection) if isinstance(store, EdgeStore) else store
 
 
 def test_a_model_the_reader_cannot_load_is_one_error_naming_it(

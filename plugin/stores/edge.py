@@ -147,6 +147,7 @@ class EdgeStore(ShardKeeper):
             collection,
             reading=self._reading if reading is None else reading,
             quantization=self._quantization,
+            serving=self._serving,
             locked=True,
         )
         if self._shard is not None and store._exists() and store._live() == self._loaded_from:
@@ -454,6 +455,7 @@ class EdgeStore(ShardKeeper):
                 named = generation_name(self.collection, 1)
                 private_dirs(self._root / named)
                 edge_folder.link_generation(self._root, self.collection, named)
+            self._pin()
             private_dirs(self._dir)
             edge_folder.write_atomically(self._dir / PROFILE_FILE, _profile_text(profile))
         except OSError as exc:

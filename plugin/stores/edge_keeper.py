@@ -67,6 +67,14 @@ class ShardKeeper:
         """The folder of the shard in use."""
         return edge_folder.live(self._dir)
 
+    def _pin(self) -> None:
+        """A store opened by the collection's name (a link to its live generation) stays on
+        the generation the link names when its shard is first opened: a switch, which moves
+        the link, never carries this store's requests (or a reopening after a child's death)
+        into another generation, which another model may have written."""
+        if self._dir.is_symlink():
+            self._dir = self._dir.parent / os.readlink(self._dir)
+
     def _load(self) -> Shard:
         shard = self._shard
         if isinstance(shard, HostedShard) and not shard.alive:
@@ -82,6 +90,7 @@ class ShardKeeper:
                 # process (`docsync export` died of one). A read-only mount is left to the
                 # engine's own error, which says what it is.
                 self._ensure_space(0)
+            self._pin()
             live = self._loaded_from = self._live()
             shard = (
                 self._host(live)
