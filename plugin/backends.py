@@ -204,6 +204,10 @@ class LocalBackend:
         """Whether the collection holds keyword vectors made as this encoder makes them."""
         return self._keyword_ready(self._following.current())
 
+    def adopt(self, name: str, store: Store, encoder: Encoder) -> None:
+        """Search generation `name`, once live, with this store and model (`Following.adopt`)."""
+        self._following.adopt(name, store, encoder)
+
     def _keyword_ready(self, view: View) -> bool:
         return _ready(view) or _ready(self._following.reread(view))
 
@@ -225,6 +229,22 @@ class LocalBackend:
     def close(self) -> None:
         self._following.close()
         self._anchor.close()
+
+
+class ViewBackend(LocalBackend):
+    """Searches one generation's `store` with `encoder`: it follows no switch and closes
+    nothing, the store being another's (a daemon comparing its two generations)."""
+
+    def __init__(self, store: Store, encoder: Encoder, *, fusion: Fusion | None = None) -> None:
+        stored = read_profile(store)
+        self._anchor = store
+        self.fusion = fusion or Fusion()
+        self._fallback_said = False
+        view = View(store.collection, store.collection, store, encoder, stored)
+        self._following = Following(Fixed(store), store, view, None)
+
+    def close(self) -> None:
+        pass
 
 
 def _ready(view: View) -> bool:

@@ -25,7 +25,7 @@ IDLE_KEPT = 8  # a client's idle connections to the daemon, each a slot of its s
 class UnixConnection(http.client.HTTPConnection):
     """An HTTP connection to the daemon's Unix socket."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
 
@@ -57,6 +57,25 @@ def ask_daemon(
     finally:
         connection.close()
     return _answer(route, status, body)
+
+
+def post_daemon(
+    socket_path: Path, route: str, body: Mapping[str, object], timeout: float | None = None
+) -> tuple[int, Any]:
+    """POST `body` as JSON to a route of the daemon behind `socket_path`: its status and
+    its answer. `timeout` None: as long as it takes (a switch waits for the daemon's sync
+    loop). DaemonUnavailableError when none answers there."""
+    connection = UnixConnection(socket_path, timeout)
+    try:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        connection.request("POST", route, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    except (OSError, http.client.HTTPException) as exc:
+        raise _unavailable(socket_path, exc) from exc
+    finally:
+        connection.close()
 
 
 class DaemonClient:

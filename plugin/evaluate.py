@@ -58,6 +58,19 @@ class Scores:
             "p50_ms": round(self.p50_ms, 1),
         }
 
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Scores:
+        """What `to_dict` gave (a daemon's comparison, over its socket)."""
+        return cls(
+            questions=int(row["questions"]),
+            hit_at_1=float(row["hit@1"]),
+            hit_at_5=float(row["hit@5"]),
+            file_at_5=float(row["file@5"]),
+            mrr_at_10=float(row["mrr@10"]),
+            ndcg_at_10=float(row["ndcg@10"]),
+            p50_ms=float(row["p50_ms"]),
+        )
+
 
 def load_questions(path: Path) -> list[Question]:
     """The questions of a JSON Lines file; a bad line is a `ConfigError` naming it."""

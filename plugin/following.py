@@ -95,6 +95,15 @@ class Following:
                 self._switch_to(name)
             return self._view
 
+    def adopt(self, name: str, store: Store, encoder: Encoder) -> None:
+        """Generation `name` as another part of this process holds it open (a daemon's next
+        generation, built there): searched with that store and model once it is live, not
+        opened a second time (the embedded engine opens a shard once per process)."""
+        key = self._gens.key(name)
+        view = View(name, key, store, encoder, store.read_profile())
+        with self._lock:
+            self._opened[key] = view
+
     def _key(self, name: str | None) -> str | None:
         return None if name is None else self._gens.key(name)
 

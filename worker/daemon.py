@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,9 @@ from docsync.plugin.errors import StoreError, StoreFullError, StoreUnavailableEr
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.retry import backoff
 from docsync.plugin.store import Store
+from docsync.worker.loop_calls import LoopCalls
 from docsync.worker.metrics import Metrics
+from docsync.worker.next_generation import NextGeneration, Side
 from docsync.worker.pipeline import Syncer, SyncOptions
 from docsync.worker.progress import Progress
 from docsync.worker.report import SyncReport
@@ -87,6 +89,7 @@ class Daemon:
     ) -> None:
         self.roots = list(roots)
         self.store = store
+        self.anchor = store  # the store opened on the collection's name
         self.options = options or DaemonOptions()
         self.metrics = metrics or Metrics()
         self._clock = clock
@@ -97,14 +100,14 @@ class Daemon:
             max_wait=self.options.max_wait_seconds,
             clock=clock,
         )
+        self._sync_options = sync_options
         self.syncer = Syncer(store, encoder, sync_options, should_stop=self._stop.is_set)
         # Which generation the syncs write (a server's may be switched by another process).
-        self.target = WriteTarget(
-            store,
-            encoder.profile(),
-            sync_options.chunk_tokens,
-            on_refusal=lambda: self.metrics.errors.labels(kind="generation_refused").inc(),
-        )
+        self.target = self._write_target(store, encoder, sync_options.chunk_tokens)
+        # The next generation, built beside the live one (`docsync reindex` through this
+        # daemon); None where the wiring gives none (tests of the loop alone).
+        self.next: NextGeneration | None = None
+        self.calls = LoopCalls(wake=self.debouncer.wake)  # a switch, run between syncs
         self._next_look = clock()
         self._unwritten = 0  # changes seen while writing nothing: every root synced after
         self._watcher_factory = watcher_factory
@@ -121,6 +124,33 @@ class Daemon:
         self.syncs = 0  # syncs finished (two in one second leave last_sync the same)
         self.folder_log = FolderLog()  # what the syncs set aside, for the web page
 
+    def _write_target(self, store: Store, encoder: Encoder, chunk_tokens: int) -> WriteTarget:
+        return WriteTarget(
+            store,
+            encoder.profile(),
+            chunk_tokens,
+            on_refusal=lambda: self.metrics.errors.labels(kind="generation_refused").inc(),
+            take=lambda name: self.next.took_live(name) if self.next is not None else None,
+        )
+
+    def write_into(self, side: Side) -> None:
+        """From now on, sync into generation `side` with its model and chunk size (a switch:
+        on the loop), every root on the next turn."""
+        switchable = self.target.switchable
+        self.target.close()
+        # A server's writes look up the live generation by the collection's name each time.
+        self.store = self.anchor if switchable else side.store
+        options = replace(self._sync_options, chunk_tokens=side.chunk_tokens)
+        self.syncer = Syncer(
+            side.store,
+            side.encoder,
+            options,
+            should_stop=self._stop.is_set,
+            skips=self.syncer.skips,
+        )
+        self.target = self._write_target(self.store, side.encoder, side.chunk_tokens)
+        self._next_rescan = self._clock()
+
     # lifecycle ---------------------------------------------------------------------------
 
     def run(self, *, progress: Progress | None = None) -> None:
@@ -134,8 +164,15 @@ class Daemon:
         except StopRequested:
             log.info("stopped in the middle of a batch; nothing partial was written")
         finally:
+            self.calls.close()
             self.watcher.stop()
+            if self.next is not None:
+                self._stop.set()  # a build under way ends at its next batch
+                self.next.close()
             self.target.close()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -185,6 +222,7 @@ class Daemon:
         """Restart a dead watcher, notice roots that left or came back, rescan when due,
         and sync the changes whose debounce is over."""
         self.heartbeat = self._clock()
+        self.calls.run_pending()
         if self.watcher.ensure_alive():
             self._next_rescan = self._clock()
         self._check_roots()
@@ -211,6 +249,8 @@ class Daemon:
             look = self.target.look()
         except StoreUnavailableError:
             return self.target.refused is None  # the sync, if any, waits the outage out
+        if look.taken is not None:
+            self.write_into(look.taken)
         if look.store is not None:
             if look.moved or self._unwritten:
                 self._next_rescan = self._clock()  # every root, on this turn (`_sync`)
@@ -269,6 +309,9 @@ class Daemon:
         self._next_look = self._clock() + LOOK_SECONDS
         try:
             look = self.target.look()  # one alias request on a server; nothing embedded
+            if look.taken is not None:  # its own next generation, made live elsewhere
+                self.write_into(look.taken)
+                look = self.target.look()
             if look.store is None:
                 self._unwritten += len(changes)
                 return None

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from docsync.plugin.backends import LocalBackend
+from docsync.plugin.backends import LocalBackend, ViewBackend
 from docsync.plugin.evaluate import DEPTH, Question, Scores, score
 from docsync.plugin.generations import GenerationError, Generations
 from docsync.plugin.hit import Hit
 from docsync.plugin.search import Searcher, fusion, profile_loader
 from docsync.plugin.settings import Settings
 from docsync.worker import wiring
+from docsync.worker.next_generation import Side
 from docsync.worker.reindex import Reindexed, reindex
 
 
@@ -65,7 +66,6 @@ def compare(
             "with: `docsync reindex DIR` builds one"
         )
     side = "previous" if lineup.other.state == "previous" else "next"
-    rows: dict[str, Scores] = {}
     with ExitStack() as stack:
         pairs = [
             (
@@ -79,12 +79,45 @@ def compare(
                 stack.enter_context(generation_searcher(settings, gens, lineup.other.name)),
             ),
         ]
-        for mode in modes:
-            for label, name, searcher in pairs:
-                model = searcher.encoder.name
-                rows[f"{mode} {label} {name} ({model})"] = score(
-                    questions, _searching(searcher, mode)
-                )
+        return scored(pairs, questions, modes)
+
+
+def compare_sides(
+    settings: Settings,
+    live: Side,
+    other: Side,
+    label: str,
+    questions: list[Question],
+    modes: Sequence[str],
+) -> dict[str, Scores]:
+    """`compare` in a daemon, on the two generations it holds open (`label`: next or
+    previous, for the other)."""
+    pairs = [
+        ("live", live.name, _over(settings, live)),
+        (label, other.name, _over(settings, other)),
+    ]
+    return scored(pairs, questions, modes)
+
+
+def _over(settings: Settings, side: Side) -> Searcher:
+    backend = ViewBackend(side.store, side.encoder, fusion=fusion(settings))
+    return Searcher.over(
+        backend,
+        mode=settings.search_mode,
+        context=settings.context_tokens,
+        per_file=settings.hits_per_file,
+    )
+
+
+def scored(
+    pairs: Sequence[tuple[str, str, Searcher]], questions: list[Question], modes: Sequence[str]
+) -> dict[str, Scores]:
+    """Each mode's scores on each (label, generation, searcher)."""
+    rows: dict[str, Scores] = {}
+    for mode in modes:
+        for label, name, searcher in pairs:
+            model = searcher.encoder.name
+            rows[f"{mode} {label} {name} ({model})"] = score(questions, _searching(searcher, mode))
     return rows
 
 

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docsync.plugin.errors import ConfigError
+from docsync.worker.generation_api import ROUTES as GENERATION_ROUTES
 from docsync.worker.http_guards import (
     LIMITS,
     Access,
@@ -45,11 +46,13 @@ from docsync.worker.web.pages import SecurityHeaders, page_routes
 from docsync.worker.web.views import API_ROUTES as WEB_ROUTES
 
 if TYPE_CHECKING:
+    from docsync.worker.generation_api import GenerationApi
     from docsync.worker.serve import Api
 
 log = logging.getLogger("docsync.http")
 
 MCP_ROUTE = "/mcp"
+GENERATIONS = GENERATION_ROUTES[0]
 API_ROUTES = ("/healthz", "/readyz", "/search", "/read", "/status")  # what `Api.answer` answers
 MCP_MAX_BODY = 1 << 20  # one JSON-RPC message: a question and its options
 BACKLOG = socket.SOMAXCONN  # a small backlog drops bursts of clients
@@ -153,10 +156,17 @@ class _Route:
         await self.app(scope, receive, send)
 
 
-def build_app(api: Api, *, mcp: ASGIApp | None = None, access: Access | None = None) -> Starlette:
+def build_app(
+    api: Api,
+    *,
+    mcp: ASGIApp | None = None,
+    access: Access | None = None,
+    generations: GenerationApi | None = None,
+) -> Starlette:
     """The endpoint as one ASGI application: `/metrics` from prometheus-client, `/mcp` from
-    the MCP SDK, the other routes answered by `api`; behind `access` (None: anyone who
-    reaches the socket) and the body limit."""
+    the MCP SDK, `/generations` (the Unix socket's alone) from `generations`, the other
+    routes answered by `api`; behind `access` (None: anyone who reaches the socket) and the
+    body limit."""
 
     async def answer(request: Request) -> Response:
         query = request.scope["query_string"].decode("latin-1")
@@ -170,6 +180,20 @@ def build_app(api: Api, *, mcp: ASGIApp | None = None, access: Access | None = N
         return Response(body, status, {"Server-Timing": took}, content_type)
 
     routes = [Route("/metrics", _Route(make_asgi_app(api.metrics)), methods=["GET"])]
+    if generations is not None:
+        asked_of = generations
+
+        async def generation(request: Request) -> Response:
+            body = await request.body()  # bounded by the body limit
+            path, method = request.url.path, request.method
+            # A switch waits for the sync loop: on a worker thread, not the server's loop.
+            status, content_type, data = await run_in_threadpool(
+                asked_of.answer, method, path, body
+            )
+            return Response(data, status, media_type=content_type)
+
+        routes += [Route(GENERATIONS, generation, methods=["GET"])]
+        routes += [Route(path, generation, methods=["POST"]) for path in GENERATION_ROUTES[1:]]
     if mcp is not None:
         # POST only, as the transport is stateless: a GET would open an event stream that
         # holds its connection (and slot) until the server stops, with nothing to send.
@@ -216,7 +240,8 @@ class Endpoints:
             mcp = streamable_http_app(api.mcp, path=MCP_ROUTE, max_body=MCP_MAX_BODY)
         self._servers: list[tuple[uvicorn.Server, socket.socket, Connections]] = []
         if socket_path is not None:
-            self._serve(listen_unix(socket_path), build_app(api, mcp=mcp), limits)
+            app = build_app(api, mcp=mcp, generations=api.generations)
+            self._serve(listen_unix(socket_path), app, limits)
         if tcp is not None:
             self._serve(tcp.socket, build_app(api, mcp=mcp, access=tcp.access), limits)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from docsync.plugin.evaluate import Scores, table
 from docsync.plugin.search import Hit
@@ -21,7 +22,11 @@ def print_json(value: object) -> None:
 
 def summary(report: SyncReport) -> str:
     """A sync's report on one line."""
-    r = report.to_dict()
+    return summary_of(report.to_dict())
+
+
+def summary_of(r: Mapping[str, Any]) -> str:
+    """A sync's report (`SyncReport.to_dict`, as a daemon sends it) on one line."""
     skipped = sum(r["files_skipped"].values())
     reasons = ", ".join(f"{n} {why}" for why, n in r["files_skipped"].items())
     return (

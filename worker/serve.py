@@ -16,6 +16,10 @@ reach a daemon that holds the store.
                                       the JSON the page reads besides /search
 
     POST /mcp                         MCP over streamable HTTP, stateless (while TCP is served)
+    GET /generations, POST /generations/reindex|switch|compare
+                                      `docsync reindex`, `switch` and `eval --compare` through
+                                      the daemon (the Unix socket's alone:
+                                      `docsync.worker.generation_api`)
 
 The server is `docsync.worker.http_server`: one ASGI application (Starlette) served by uvicorn
 on a thread of the daemon, once per transport; `/mcp` is the MCP SDK's own streamable HTTP app
@@ -62,6 +66,7 @@ from docsync.worker.web.views import API_ROUTES as WEB_ROUTES
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
+    from docsync.worker.generation_api import GenerationApi
     from docsync.worker.web.views import WebViews
 
 Response = tuple[int, str, bytes]
@@ -82,6 +87,9 @@ class Api:
     web: WebViews | None = None
     # Why the daemon writes nothing (`Daemon.refused`), or None while it writes.
     refused: Callable[[], str | None] = lambda: None
+    # `docsync reindex`, `switch` and `eval --compare` through the daemon: on its Unix
+    # socket only (`docsync.worker.generation_api`); None: no such routes.
+    generations: GenerationApi | None = None
 
     def answer(self, target: str) -> Response:
         url = urlsplit(target)

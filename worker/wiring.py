@@ -157,6 +157,7 @@ def run_daemon(
     mass_delete: bool,
 ) -> int:
     """`docsync run` once its address is bound: the daemon until SIGTERM or SIGINT."""
+    from docsync.worker.daemon_generations import builder, live_side
     from docsync.worker.progress import progress_bar
     from docsync.worker.web.folders import SyncProgress
 
@@ -168,17 +169,29 @@ def run_daemon(
         daemon = build_daemon(settings, roots, store, encoder, options)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: daemon.stop())
-        # Refuse another profile before anything; an outage (a server down, a shard process
-        # that dies as it opens) is waited out.
-        if not daemon.wait_for_store(encoder.profile()):
+        # An outage (a server down, a shard process that dies as it opens) is waited out.
+        if not daemon.wait_for_store():
             return 0
+        # The live generation keeps the model it was written with; a daemon set to another
+        # builds the next generation with its own (`docsync.worker.daemon_generations`).
+        live, other_model = live_side(settings, store, encoder)
+        if other_model:
+            daemon.write_into(live)
+        if not daemon.wait_for_store(live.encoder.profile()):  # another profile: refused
+            return 0
+        daemon.next = builder(settings, roots, daemon)
+        daemon.next.attach(live)
+        if other_model:
+            daemon.next.start()
         with progress_bar(interval=settings.progress_seconds) as bar:
             progress = SyncProgress(bar)  # the page shows it too
-            endpoints = open_endpoints(settings, daemon, store, encoder, tcp, progress)
+            endpoints = open_endpoints(settings, daemon, store, live.encoder, tcp, progress)
             try:
                 daemon.run(progress=progress)
             finally:
                 endpoints.close()
+                if daemon.store is not store:  # a generation made live since it started
+                    daemon.store.close()
     finally:
         store.close()
     log.info("stopped")
@@ -238,6 +251,7 @@ def open_endpoints(
     """The daemon's socket and HTTP endpoint, serving (with MCP at /mcp and the web page at
     / over TCP)."""
     from docsync.plugin.search import holding
+    from docsync.worker.daemon_generations import routes
     from docsync.worker.serve import SOCKET_NAME, Api, Endpoints
     from docsync.worker.status import collection_status
     from docsync.worker.web.views import Live, WebViews
@@ -245,8 +259,15 @@ def open_endpoints(
     searcher = holding(settings, store, encoder)
 
     def status() -> dict[str, object]:
-        return {**collection_status(store), "daemon": daemon.state()}
+        # The store the daemon writes now (a switch moves it to another generation).
+        found = collection_status(daemon.store)
+        return {**found, "collection": settings.collection, "daemon": daemon.state()}
 
+    web = WebViews(
+        store,
+        folder=None if settings.qdrant_url else settings.qdrant_path,
+        live=Live(daemon.state, daemon.folder_log, progress, daemon.metrics),
+    )
     api = Api(
         searcher=searcher,
         healthy=daemon.healthy,
@@ -255,12 +276,10 @@ def open_endpoints(
         metrics=daemon.metrics.registry,
         status=status,
         mcp=mcp_server(settings, searcher, status) if tcp is not None else None,
-        web=WebViews(
-            store,
-            folder=None if settings.qdrant_url else settings.qdrant_path,
-            live=Live(daemon.state, daemon.folder_log, progress, daemon.metrics),
-        ),
+        web=web,
     )
+    if not settings.qdrant_url:  # a server's generations are switched by any process
+        api.generations = routes(daemon, searcher, web, daemon.roots)
     socket_path = None if settings.qdrant_url else settings.qdrant_path / SOCKET_NAME
     endpoints = Endpoints(api, socket_path=socket_path, tcp=tcp)
     if endpoints.tcp_address:

@@ -25,12 +25,16 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from docsync.plugin import schema
 from docsync.plugin.errors import CollectionMissingError, StoreError, StoreRequestError
 from docsync.plugin.generations import Generations
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.store import Store
+
+if TYPE_CHECKING:
+    from docsync.worker.next_generation import Side
 
 log = logging.getLogger("docsync.daemon")
 _MAX_TOKENS = re.compile(r"max_tokens=(\d+)")
@@ -48,6 +52,9 @@ class Look:
 
     store: Store | None
     moved: bool = False
+    # A generation of another model that this daemon built and holds (its next one, made
+    # live by another process): the daemon writes it from now on, with that model.
+    taken: Side | None = None
 
 
 class WriteTarget:
@@ -61,9 +68,11 @@ class WriteTarget:
         chunk_tokens: int,
         *,
         on_refusal: Callable[[], None] = lambda: None,
+        take: Callable[[str], Side | None] = lambda name: None,
     ) -> None:
         self._anchor, self._profile, self._chunk_tokens = store, profile, chunk_tokens
         self._on_refusal = on_refusal  # each time it starts refusing (a metric)
+        self._take = take  # the daemon's own next generation, when it is the one made live
         self._gens = _switchable(store)
         self.generation: str | None = None  # the one looked at last
         self._store: Store | None = store
@@ -79,6 +88,18 @@ class WriteTarget:
             # store's next write says so).
             return Look(self._store)
         first = self.generation is None
+        taken = None if first else self._take(name)
+        if taken is not None:
+            self.generation, self.refused = name, None
+            self._release()
+            log.info(
+                "collection %r: generation %r, which this daemon built, is live: writing "
+                "into it with %s, every root synced again",
+                self._gens.collection,
+                name,
+                taken.encoder.name,
+            )
+            return Look(taken.store, moved=True, taken=taken)
         # The chunk size is compared at a switch only: a daemon started with another one
         # chunks its generation anew, as a sync does.
         try:
@@ -103,6 +124,11 @@ class WriteTarget:
             )
         self.refused = None
         return Look(self._store, moved=not first)
+
+    @property
+    def switchable(self) -> bool:
+        """Whether another process may switch the collection (a server's)."""
+        return self._gens is not None
 
     def _release(self) -> None:
         if self._store is not None and self._store is not self._anchor:
@@ -136,7 +162,7 @@ class WriteTarget:
         store = self._gens.store(name)
         try:
             stored = store.read_profile()
-            tokens = _chunk_tokens(store) if chunks else None
+            tokens = chunk_tokens_of(store) if chunks else None
         finally:
             store.close()
         if stored is None:
@@ -162,7 +188,7 @@ class WriteTarget:
         )
 
 
-def _chunk_tokens(store: Store) -> int | None:
+def chunk_tokens_of(store: Store) -> int | None:
     """The chunk size a generation was written with, from one of its points (None: empty)."""
     for point in store.scroll({}, fields=[schema.CHUNKER]):
         found = _MAX_TOKENS.search(str(point.payload.get(schema.CHUNKER, "")))

@@ -163,6 +163,17 @@ class EdgeStore(ShardKeeper):
             if shard is not None:
                 shard.close()
 
+    def retire(self) -> None:
+        """This store's generation is about to be deleted (a switch replaced it): its shard
+        is closed once the requests in flight are answered, and each later request finds
+        the collection missing (a reader then looks for the live generation), never opening
+        the shard again under the deletion. The store's lock, if it holds it, stays held."""
+        with self._turns.alone():
+            self._absent = True
+            shard, self._shard = self._shard, None
+        if shard is not None and not self._borrowed:
+            shard.close()
+
     @property
     def root(self) -> Path:
         return self._root

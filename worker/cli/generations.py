@@ -14,6 +14,7 @@ from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores import generations_of
 from docsync.worker import render, wiring
+from docsync.worker.cli import via_daemon
 from docsync.worker.cli.app import PATH, command, edge, fail
 
 
@@ -22,7 +23,9 @@ from docsync.worker.cli.app import PATH, command, edge, fail
     "build the collection's next generation (a new model or chunker)",
     "DIR: a folder to index (one or more), as for sync. Searches keep reading the live "
     "generation; a run stopped (even by kill -9) goes on where it stopped when started again. "
-    "Vectors of the live generation are reused where the model is the same.",
+    "Vectors of the live generation are reused where the model is the same. While `docsync "
+    "run` holds the embedded store, the daemon builds it (from the folders it follows) and "
+    "keeps serving and syncing the live generation; this shows the build's progress.",
 )
 @click.argument("dirs", nargs=-1, required=True, type=PATH, metavar="DIR...")
 @click.option(
@@ -42,6 +45,9 @@ def reindex(
     roots = check_roots(dirs)
     if chunk_tokens is not None:
         settings = settings.model_copy(update={"chunk_tokens": chunk_tokens})
+    socket_path = via_daemon.daemon_socket(settings)
+    if socket_path is not None:  # it holds the store: it builds, and keeps serving
+        return via_daemon.reindex(socket_path, settings, roots, as_json)
     done = reindex_once(settings, roots)
     if as_json:
         print(json.dumps(done.to_dict()))
@@ -69,6 +75,11 @@ def switch(
     settings: Settings, back: bool, keep: bool, discard: bool, if_not_worse: Path | None
 ) -> int:
     questions = load_questions(if_not_worse) if if_not_worse else None
+    socket_path = via_daemon.daemon_socket(settings)
+    if socket_path is not None:  # it holds the store: it switches, between two syncs
+        return via_daemon.switch(
+            socket_path, settings, back=back, keep=keep, discard=discard, questions=questions
+        )
     with wiring.checked_store(settings) as store:
         gens = generations_of(store)
         other = gens.lineup().other

@@ -170,10 +170,15 @@ def evaluate(
 def _compare(settings: Settings, labelled: list[Question], mode: str, as_json: bool) -> int:
     """`docsync eval --compare`: both generations, each with the model its profile names."""
     from docsync.plugin.stores import generations_of
+    from docsync.worker.cli import via_daemon
     from docsync.worker.generation_runs import compare
 
-    with wiring.checked_store(settings, reading=True) as store:
-        rows = compare(settings, generations_of(store), labelled, (mode,))
+    socket_path = via_daemon.daemon_socket(settings)
+    if socket_path is not None:  # it holds the store, and both generations
+        rows = via_daemon.compare(socket_path, labelled, mode)
+    else:
+        with wiring.checked_store(settings, reading=True) as store:
+            rows = compare(settings, generations_of(store), labelled, (mode,))
     about = {
         "collection": settings.collection,
         "store": settings.store_description(),

@@ -1,0 +1,415 @@
+"""A running daemon's next generation of its collection (`docsync.plugin.generations`): what
+`docsync reindex`, `docsync switch` and `docsync eval --compare` do through a daemon that holds
+the embedded store, and what a daemon does when its own model setting is not the one the live
+generation was written with.
+
+The build runs on a thread of its own (`docsync-reindex`) while the sync loop keeps writing
+the live generation and the endpoints keep answering from it; it is a sync into the next
+generation, so it goes on where it stopped after any kill. A switch runs on the sync loop,
+between two syncs (`Daemon.call`): it brings the next generation up to date with the folders
+(what changed during the build: a sync, which embeds only that), makes it live in one step,
+and moves the daemon's writes and searches onto it, with its model. Each generation's shard
+is opened once in the daemon: the build's store is kept, and after the switch it is the one
+that searches and writes use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from docsync.plugin.embedding.runner import StopRequested
+from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import DocsyncError
+from docsync.plugin.evaluate import Question, Scores
+from docsync.plugin.generations import (
+    BUILDING,
+    BUILT,
+    PREVIOUS,
+    GenerationError,
+    Generations,
+    resumable,
+)
+from docsync.plugin.profile import EmbeddingProfile
+from docsync.plugin.settings import Settings
+from docsync.plugin.store import Store
+from docsync.plugin.stores import generations_of
+from docsync.worker.pipeline import Syncer, SyncOptions
+from docsync.worker.report import SyncReport
+from docsync.worker.write_target import chunk_tokens_of
+
+log = logging.getLogger("docsync.reindex")
+IDLE, RUNNING, DONE, FAILED, STOPPED = "idle", "building", "built", "failed", "stopped"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One generation as the daemon holds it: its store (opened once), its model, and the
+    size of its chunks."""
+
+    name: str
+    store: Store
+    encoder: Encoder
+    chunk_tokens: int
+
+
+class Counted:
+    """A build's progress, as `GET /generations` shows it (`docsync.worker.progress.Progress`)."""
+
+    def __init__(self) -> None:
+        self.files_total = self.files_done = self.chunks_embedded = 0
+
+    def set_total(self, total: int) -> None:
+        self.files_total, self.files_done = total, 0
+
+    def more(self, files: int) -> None:
+        self.files_total += files
+
+    def advance(self, files: int = 1) -> None:
+        self.files_done += files
+
+    def embedded(self, chunks: int) -> None:
+        self.chunks_embedded += chunks
+
+
+class NextGeneration:
+    """The generation a daemon builds beside its live one, and the switch to it.
+
+    `load`: a model by settings; `options`: the sync options for settings; `compare`: the
+    scores of two generations on questions (`docsync.worker.generation_runs.compare_sides`);
+    `load_profile`: the model a generation's profile names."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        roots: Sequence[Path],
+        *,
+        load: Callable[[Settings], Encoder],
+        options: Callable[[Settings], SyncOptions],
+        compare: Callable[[Side, Side, str, list[Question], Sequence[str]], dict[str, Scores]],
+        load_profile: Callable[[EmbeddingProfile], Encoder],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self._settings, self.roots = settings, list(roots)
+        self._load_profile = load_profile
+        self._load, self._options, self._compare = load, options, compare
+        self._should_stop = should_stop
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.state = IDLE
+        self.error: str | None = None
+        self.progress = Counted()
+        self.report: SyncReport | None = None
+        self.other: Side | None = None  # the generation beside the live one, opened
+        self.live: Side | None = None  # set by the daemon (`attach`)
+        self._gens: Generations | None = None
+        self._anchor: Store | None = None
+        # The daemon's searcher, told of a generation before it is made live.
+        self.adopt: Callable[[Side], None] = lambda side: None
+
+    def attach(self, live: Side) -> None:
+        """The live generation, as the daemon writes it (at its start, and at each switch)."""
+        self.live = live
+        if self._gens is None:  # by the collection's name, not a generation's
+            self._anchor = live.store  # holds the store's lock: never closed here
+            try:
+                self._gens = generations_of(live.store)
+            except TypeError:  # a store without generations (a test's fake)
+                self._gens = None
+
+    @property
+    def gens(self) -> Generations:
+        if self._gens is None:
+            raise GenerationError("the daemon has not opened its collection yet")
+        return self._gens
+
+    # the build ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        model: str | None = None,
+        chunk_tokens: int | None = None,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+    ) -> None:
+        """Build (or go on building) the next generation with the daemon's settings, those
+        given replaced, on a thread of its own."""
+        given = {
+            "model": model,
+            "chunk_tokens": chunk_tokens,
+            "query_prefix": query_prefix,
+            "passage_prefix": passage_prefix,
+        }
+        update = {name: value for name, value in given.items() if value is not None}
+        settings = self._settings.model_copy(update=update)
+        with self._lock:
+            if self.state == RUNNING:
+                raise GenerationError(
+                    f"a build of the next generation is under way ({self._done()}): "
+                    "`docsync reindex` shows its progress"
+                )
+            self.state, self.error, self.report = RUNNING, None, None
+            self.progress = Counted()
+            self._thread = threading.Thread(
+                target=self._build, args=(settings,), name="docsync-reindex", daemon=True
+            )
+            self._thread.start()
+
+    def _done(self) -> str:
+        return f"{self.progress.files_done} of {self.progress.files_total} files"
+
+    def _build(self, settings: Settings) -> None:
+        try:
+            built = self._build_side(settings)
+        except StopRequested:
+            self._end(STOPPED, "the daemon stopped; `docsync reindex` goes on where it stopped")
+        except DocsyncError as exc:
+            log.error("the next generation was not built: %s", exc)
+            self._end(FAILED, str(exc))
+        except Exception as exc:  # a bug must not end the daemon's thread unsaid
+            log.exception("the next generation's build failed")
+            self._end(FAILED, f"{type(exc).__name__}: {exc}")
+        else:
+            self._end(DONE if built else FAILED, None if built else self._incomplete())
+
+    def _incomplete(self) -> str:
+        report = self.report
+        errors = report.failures if report is not None else []
+        return f"the build was not complete ({len(errors)} file(s) failed); ask again to go on"
+
+    def _end(self, state: str, error: str | None) -> None:
+        with self._lock:
+            self.state, self.error = state, error
+
+    def _build_side(self, settings: Settings) -> bool:
+        live = self.live
+        if live is None:
+            raise GenerationError("the daemon has not opened its collection yet")
+        encoder = self._load(settings)
+        profile = encoder.profile()
+        target = resumable(self.gens, profile)
+        side = self._side(target, encoder, settings.chunk_tokens)
+        side.store.open(profile, create=True)
+        self.gens.mark(target, BUILDING)
+        stored = live.store.read_profile()
+        donor = live.store if stored is not None and profile.same_passage_vectors(stored) else None
+        log.info(
+            "building generation %r of collection %r with %s in chunks of %d tokens (live: %r)%s",
+            target,
+            self.gens.collection,
+            encoder.name,
+            settings.chunk_tokens,
+            live.name,
+            "; reusing the live generation's vectors" if donor is not None else "",
+        )
+        report = self._sync(side, donor=donor)
+        if report.ok:
+            self.gens.mark(target, BUILT)
+            side.store.optimize(serving=True, should_stop=self._should_stop)
+            log.info(
+                "generation %r built: `docsync eval QUESTIONS --compare` compares it, "
+                "`docsync switch` makes it live",
+                target,
+            )
+        return report.ok
+
+    def _side(self, name: str, encoder: Encoder, chunk_tokens: int) -> Side:
+        """Generation `name` with `encoder`: its store, opened once (the one opened before,
+        if any: a shard is never opened twice in one process)."""
+        with self._lock:
+            kept = self.other
+            if kept is not None and kept.name == name:
+                side = Side(name, kept.store, encoder, chunk_tokens)
+            else:
+                if kept is not None:
+                    self._close(kept.store)
+                side = Side(name, self.gens.store(name), encoder, chunk_tokens)
+            self.other = side
+        return side
+
+    def _sync(self, side: Side, *, donor: Store | None = None) -> SyncReport:
+        options = self._options(
+            self._settings.model_copy(update={"chunk_tokens": side.chunk_tokens})
+        )
+        syncer = Syncer(
+            side.store, side.encoder, options, should_stop=self._should_stop, donor=donor
+        )
+        self.report = syncer.sync_scopes(
+            [(root, "") for root in self.roots], progress=self.progress
+        )
+        return self.report
+
+    # what a client asks ------------------------------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        lineup = self.gens.lineup()
+        with self._lock:
+            build: dict[str, object] = {
+                "state": self.state,
+                "files_done": self.progress.files_done,
+                "files_total": self.progress.files_total,
+                "chunks_embedded": self.progress.chunks_embedded,
+            }
+            if self.error:
+                build["error"] = self.error
+            if self.report is not None and self.state != RUNNING:
+                build["report"] = self.report.to_dict()
+        other = lineup.other
+        return {
+            "collection": self.gens.collection,
+            "live": lineup.live,
+            "other": None if other is None else {"name": other.name, "state": other.state},
+            "build": build,
+        }
+
+    def opened_other(self) -> Side:
+        """The generation beside the live one, opened (with the model its profile names)
+        when this daemon did not build it (it was restarted since)."""
+        other = self.gens.lineup().other
+        if other is None:
+            raise GenerationError(
+                f"collection {self.gens.collection!r} has no generation beside the live one: "
+                "`docsync reindex DIR` builds one"
+            )
+        with self._lock:
+            if self.state == RUNNING:
+                raise GenerationError(f"the next generation is still being built ({self._done()})")
+            kept = self.other
+        if kept is not None and kept.name == other.name:
+            return kept
+        store = self.gens.store(other.name)
+        try:
+            stored = store.read_profile()
+            if stored is None:
+                raise GenerationError(f"generation {other.name!r} has no embedding profile")
+            encoder = self._load_profile(stored)
+            tokens = chunk_tokens_of(store) or self._settings.chunk_tokens
+        except BaseException:
+            store.close()
+            raise
+        side = Side(other.name, store, encoder, tokens)
+        with self._lock:
+            self.other = side
+        return side
+
+    def compare(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
+        """Both generations' scores on `questions`, each with its own model."""
+        live = self.live
+        assert live is not None
+        other = self.opened_other()
+        lineup = self.gens.lineup().other
+        label = "previous" if lineup is not None and lineup.state == PREVIOUS else "next"
+        return self._compare(live, other, label, questions, modes)
+
+    def switch(
+        self,
+        *,
+        back: bool = False,
+        keep: bool = False,
+        questions: list[Question] | None = None,
+        modes: Sequence[str] = (),
+    ) -> tuple[Side, str, dict[str, Scores] | None]:
+        """Make the other generation live, on the sync loop: brought up to date first (not
+        when going back), compared first when `questions` are given (not switched if its
+        Hit@5 is lower). Returns the new live side, the name of the one replaced, and the
+        comparison."""
+        live = self.live
+        assert live is not None
+        other_state = self.gens.lineup().other
+        wanted = PREVIOUS if back else BUILT
+        if other_state is None or other_state.state != wanted:
+            what = (
+                "kept previous generation (switch --keep keeps one)"
+                if back
+                else ("built generation (`docsync reindex DIR` builds one)")
+            )
+            found = f"; {other_state.name} is {other_state.state}" if other_state else ""
+            raise GenerationError(f"collection {self.gens.collection!r} has no {what}{found}")
+        side = self.opened_other()
+        if not back:
+            report = self._sync(side)  # what changed while it was built
+            if not report.ok:
+                raise GenerationError(
+                    f"not switched: bringing {side.name} up to date met "
+                    f"{len(report.failures)} failed file(s)"
+                )
+        rows = None
+        if questions is not None:
+            label = "previous" if back else "next"
+            rows = self._compare(live, side, label, questions, modes)
+            if _hit_at_5(rows, label) < _hit_at_5(rows, "live"):
+                raise NotSwitched(f"not switched: {side.name}'s Hit@5 is lower than the live one's")
+        self.adopt(side)  # searches use this store and model once it is live
+        replaced = self.gens.switch(side.name, keep=True)  # deleted below, if not kept
+        with self._lock:
+            self.other = live if keep else None
+            self.state, self.report = IDLE, None
+        if not keep:
+            _retire(live.store)
+            self.gens.discard(replaced)
+        self.attach(side)
+        return side, replaced, rows
+
+    def took_live(self, name: str) -> Side | None:
+        """The side of generation `name` when it is the one this daemon built, made live by
+        another process (a server's `docsync switch`): from now on the live one."""
+        with self._lock:
+            side, live = self.other, self.live
+            if side is None or side.name != name or self.state == RUNNING:
+                return None
+            self.other, self.state, self.report = None, IDLE, None
+        if live is not None:
+            self._close(live.store)
+        self.attach(side)
+        return side
+
+    def discard(self) -> str:
+        with self._lock:
+            if self.state == RUNNING:
+                raise GenerationError(f"the next generation is being built ({self._done()})")
+            kept, self.other, self.state = self.other, None, IDLE
+        other = self.gens.lineup().other
+        if other is None:
+            raise GenerationError(f"collection {self.gens.collection!r} has no other generation")
+        if kept is not None:
+            _retire(kept.store)
+            self._close(kept.store)
+        self.gens.discard(other.name)
+        return other.name
+
+    def close(self) -> None:
+        """After the daemon's stop was asked: the build ends at its next batch."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            kept, self.other = self.other, None
+        if kept is not None and (self.live is None or kept.store is not self.live.store):
+            self._close(kept.store)
+
+    def _close(self, store: Store) -> None:
+        """Close a generation's store, never the one that holds the store's lock (the
+        daemon's, closed by its owner when the daemon ends)."""
+        if store is not self._anchor:
+            store.close()
+
+
+class NotSwitched(GenerationError):
+    """`--if-not-worse` found the other generation worse: not switched (exit 1)."""
+
+
+def _retire(store: Store) -> None:
+    """Before its generation is deleted: an embedded store's shard closed, never opened
+    again (a search in flight on it meanwhile looks for the live generation)."""
+    from docsync.plugin.stores.edge import EdgeStore
+
+    if isinstance(store, EdgeStore):
+        store.retire()
+
+
+def _hit_at_5(rows: dict[str, Scores], label: str) -> float:
+    return next(s.hit_at_5 for name, s in rows.items() if name.split()[1] == label)
