@@ -22,17 +22,20 @@ from docsync.plugin.backends import LocalBackend
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.generations import Generations
 from docsync.plugin.search import Searcher
+from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.plugin.stores import generations_of
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from docsync.worker.cli import cli
 from docsync.worker.daemon import LOOK_SECONDS, Daemon, DaemonOptions
+from docsync.worker.daemon_generations import builder, live_side, named
 from docsync.worker.pipeline import SyncOptions
 from docsync.worker.reindex import reindex
 from docsync.worker.serve import Api
 from docsync.worker.web.health import errors_by_kind
 from tests.conftest import CORPUS, held_elsewhere, run_sync, save_tiny_bert, state
+from tests.test_daemon_process import poll
 from tests.test_generations import by_model
 from tests.test_sync import fresh_state
 
@@ -276,4 +279,42 @@ def test_a_switch_to_other_chunks_of_the_same_model_is_refused_naming_the_chunk_
         turn(daemon, clock, CHANGED)
     said = refusals(caplog)
     assert len(said) == 1 and "DOCSYNC_CHUNK_TOKENS=96" in said[0], said
+    daemon.target.close()
+
+
+def test_a_daemon_set_to_another_model_keeps_serving_and_writes_what_it_built_once_live(
+    server: QdrantClientStore,
+    docs: Path,
+    tiny_encoder: Encoder,
+    second_encoder: Encoder,
+) -> None:
+    """Started with the second model on a collection written with the tiny one: the live
+    generation is searched and synced with the tiny model, the next is built with the
+    second; once another process switches to it, the daemon writes it, with that model."""
+    gens = generations_of(server)
+    settings = Settings(model=second_encoder.name, query_prefix="query: ")
+    clock = Clock()
+    daemon = daemon_on(server, docs, second_encoder, clock)
+    live, other_model = live_side(settings, server, second_encoder)
+    assert other_model and live.encoder.profile() == tiny_encoder.profile()
+    daemon.write_into(live)
+    daemon.next = builder(settings, [docs], daemon, second_encoder)
+    daemon.next.attach(named(live))
+    daemon.next.start()
+    reader = Searcher.over(LocalBackend.open(server.on("docs"), live.encoder))
+    api = api_on(daemon, reader)
+    before = api.answer("/search?q=socket&mode=dense")
+    assert before[0] == 200 and json.loads(before[2])
+    turn(daemon, clock, CHANGED)  # the live generation, with its own model
+    assert exact_in(gens, "docs--g1", docs, tiny_encoder)
+    poll(lambda: daemon.next is not None and daemon.next.state != "building", what="built")
+    assert daemon.next.state == "built", daemon.next.error
+    assert api.answer("/search?q=socket&mode=dense") == before  # only a switch makes it live
+
+    gens.switch("docs--g2", keep=True)  # by "another process"
+    (docs / CHANGED).write_text("Enumerations\n============\n\nRewritten after the switch.\n")
+    turn(daemon, clock, CHANGED)
+    assert daemon.target.generation == "docs--g2" and daemon.refused() is None
+    assert exact_in(gens, "docs--g2", docs, second_encoder)  # the change, with its model
+    assert exact_in(gens, "docs--g1", docs, tiny_encoder) is False  # not written there
     daemon.target.close()

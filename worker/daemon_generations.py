@@ -11,6 +11,7 @@ is built (`docsync eval --compare` first, to see whether it answers better).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,9 @@ def live_side(settings: Settings, store: Store, encoder: Encoder) -> tuple[Side,
     name = _live_name(store)
     if stored is None or not encoder.profile().differences(stored):
         return Side(name, store, encoder, settings.chunk_tokens), False
-    live = profile_loader(settings, wiring.load_encoder)(stored)
+    # Warmed, as the daemon's own model is: questions take the same path (and the same
+    # precision) as before the restart, so the answers are the same.
+    live = profile_loader(settings, lambda given: wiring.load_encoder(given, warm=True))(stored)
     tokens = chunk_tokens_of(store) or settings.chunk_tokens
     log.warning(
         "collection %r was written with model %r; this daemon is set to %r: it keeps "
@@ -61,6 +64,12 @@ def live_side(settings: Settings, store: Store, encoder: Encoder) -> tuple[Side,
     return Side(name, store, live, tokens), True
 
 
+def named(side: Side) -> Side:
+    """`side` under the name of its generation, now that the collection exists (a new one
+    is made by the daemon's first open, as its first generation)."""
+    return replace(side, name=_live_name(side.store))
+
+
 def _live_name(store: Store) -> str:
     from docsync.plugin.stores import generations_of
 
@@ -71,8 +80,8 @@ def _live_name(store: Store) -> str:
     return name or store.collection
 
 
-def builder(settings: Settings, roots: list[Path], daemon: Daemon) -> NextGeneration:
-    """The daemon's next generation, on its stop."""
+def builder(settings: Settings, roots: list[Path], daemon: Daemon, own: Encoder) -> NextGeneration:
+    """The daemon's next generation, on its stop; `own`: the model its settings name."""
     from docsync.plugin.search import profile_loader
     from docsync.worker import wiring
     from docsync.worker.generation_runs import compare_sides
@@ -90,6 +99,7 @@ def builder(settings: Settings, roots: list[Path], daemon: Daemon) -> NextGenera
         ),
         load_profile=profile_loader(settings, wiring.load_encoder),
         should_stop=daemon.stopping,
+        own=own,
     )
 
 

@@ -92,8 +92,10 @@ class NextGeneration:
         compare: Callable[[Side, Side, str, list[Question], Sequence[str]], dict[str, Scores]],
         load_profile: Callable[[EmbeddingProfile], Encoder],
         should_stop: Callable[[], bool],
+        own: Encoder | None = None,
     ) -> None:
         self._settings, self.roots = settings, list(roots)
+        self._own = own  # the daemon's model, loaded: a build with the same one uses it
         self._load_profile = load_profile
         self._load, self._options, self._compare = load, options, compare
         self._should_stop = should_stop
@@ -189,7 +191,7 @@ class NextGeneration:
         live = self.live
         if live is None:
             raise GenerationError("the daemon has not opened its collection yet")
-        encoder = self._load(settings)
+        encoder = self._encoder(settings)
         profile = encoder.profile()
         target = resumable(self.gens, profile)
         side = self._side(target, encoder, settings.chunk_tokens)
@@ -216,6 +218,11 @@ class NextGeneration:
                 target,
             )
         return report.ok
+
+    def _encoder(self, settings: Settings) -> Encoder:
+        fields = ("model", "query_prefix", "passage_prefix", "device")
+        same = all(getattr(settings, f) == getattr(self._settings, f) for f in fields)
+        return self._own if same and self._own is not None else self._load(settings)
 
     def _side(self, name: str, encoder: Encoder, chunk_tokens: int) -> Side:
         """Generation `name` with `encoder`: its store, opened once (the one opened before,

@@ -157,7 +157,7 @@ def run_daemon(
     mass_delete: bool,
 ) -> int:
     """`docsync run` once its address is bound: the daemon until SIGTERM or SIGINT."""
-    from docsync.worker.daemon_generations import builder, live_side
+    from docsync.worker.daemon_generations import builder, live_side, named
     from docsync.worker.progress import progress_bar
     from docsync.worker.web.folders import SyncProgress
 
@@ -179,8 +179,8 @@ def run_daemon(
             daemon.write_into(live)
         if not daemon.wait_for_store(live.encoder.profile()):  # another profile: refused
             return 0
-        daemon.next = builder(settings, roots, daemon)
-        daemon.next.attach(live)
+        daemon.next = builder(settings, roots, daemon, encoder)
+        daemon.next.attach(named(live))
         if other_model:
             daemon.next.start()
         with progress_bar(interval=settings.progress_seconds) as bar:

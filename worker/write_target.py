@@ -11,8 +11,10 @@ When the live generation is written with the daemon's own model and chunk size (
 back, say), the daemon follows it and syncs every root again (changes made meanwhile went
 elsewhere). Otherwise it stops writing, says why in one ERROR line, and keeps answering
 searches (readers follow the switch on their own) until a generation of its own is live
-again. The embedded store needs none of this: the daemon holds its lock, so no other
-process can switch it (`docsync switch` says the store is in use).
+again; unless the live generation is the one this daemon built beside it with its own model
+(`docsync.worker.next_generation`): then it writes that one from now on, with that model.
+The embedded store needs none of this: the daemon holds its lock, so only the daemon itself
+switches it (`docsync switch` asks it to: `docsync.worker.generation_api`).
 
 One gap is left: a server collection made before generations is written by its own name,
 which its first switch turns into the alias of the next generation. A write sent in the
