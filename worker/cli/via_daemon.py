@@ -6,6 +6,7 @@ serving and syncing the live generation."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,6 @@ def daemon_socket(settings: Settings) -> Path | None:
 def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: bool) -> int:
     """The daemon builds the next generation (or goes on with the build under way); this
     shows its progress until it ends. Stopped here (Ctrl-C), the build goes on there."""
-    from docsync.worker.progress import progress_bar
-
     state = ask_daemon(socket_path, "/generations")
     if state["build"]["state"] != "building":
         asked = {
@@ -45,18 +44,11 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
             "passage_prefix": settings.passage_prefix,
         }
         state = _posted(socket_path, "/generations/reindex", asked)
-    with progress_bar(desc="reindex", interval=settings.progress_seconds) as bar:
-        total = done = 0
-        while state["build"]["state"] == "building":
-            build = state["build"]
-            if build["files_total"] != total:
-                total = build["files_total"]
-                bar.set_total(total)
-                done = 0
-            bar.advance(build["files_done"] - done)
-            done = build["files_done"]
-            time.sleep(POLL_SECONDS)
-            state = ask_daemon(socket_path, "/generations")
+    try:
+        state = _follow(socket_path, settings, state)
+    except KeyboardInterrupt:
+        print("the build goes on in the daemon: `docsync reindex` shows it again", file=sys.stderr)
+        raise
     build, other = state["build"], state["other"] or {}
     built = build["state"] == "built"
     if as_json:
@@ -72,6 +64,25 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
         else:
             print(f"generation {other.get('name')} not complete: {build.get('error', '')}")
     return 0 if built else 1
+
+
+def _follow(socket_path: Path, settings: Settings, state: Any) -> Any:
+    """The build's progress as a bar (or log lines), until it ends."""
+    from docsync.worker.progress import progress_bar
+
+    with progress_bar(desc="reindex", interval=settings.progress_seconds) as bar:
+        total = done = 0
+        while state["build"]["state"] == "building":
+            build = state["build"]
+            if build["files_total"] != total:
+                total = build["files_total"]
+                bar.set_total(total)
+                done = 0
+            bar.advance(build["files_done"] - done)
+            done = build["files_done"]
+            time.sleep(POLL_SECONDS)
+            state = ask_daemon(socket_path, "/generations")
+    return state
 
 
 def switch(
