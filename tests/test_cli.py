@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+import docsync.plugin.retry
+import docsync.plugin.stores.qdrant
 from docsync.plugin import device as device_module
 from docsync.plugin.search import Hit
 from docsync.plugin.stores.edge import EdgeStore
@@ -178,7 +180,16 @@ def test_profile_mismatch(
     assert json.loads(out)["files"] == 3  # nothing was written
 
 
-def test_qdrant_unreachable(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_qdrant_unreachable(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every try, with the backoff's shape but not its seconds (3.5 s of sleeping here).
+    real = docsync.plugin.retry.call_with_retry
+    monkeypatch.setattr(
+        docsync.plugin.stores.qdrant,
+        "call_with_retry",
+        lambda fn, *, attempts, **_: real(fn, attempts=attempts, initial=0.001, maximum=0.004),
+    )
     code, _, err = run(capsys, "sync", str(env), "--qdrant-url", "http://127.0.0.1:9")
     assert code == 2
     assert_one_error_line(err, "unreachable", "127.0.0.1:9")
