@@ -4,8 +4,6 @@ on a real embedded store synced with the tiny model, directly and through a daem
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,7 @@ from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores.edge import EdgeStore
-from docsync.worker.cli import cli
-from tests.conftest import CORPUS
+from tests.conftest import CliSynced, copy_store
 from tests.test_cli import assert_one_error_line, run
 from tests.test_serve import make_api, serving
 
@@ -28,30 +25,11 @@ QUESTIONS = [
 SCORES = {"questions", "hit@1", "hit@5", "file@5", "mrr@10", "ndcg@10", "p50_ms"}
 
 
-@pytest.fixture(scope="module")
-def synced_store(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """`env`'s three documents synced once a module by `docsync sync` into an embedded store;
-    answers the store's folder. eval only reads the store (never the documents)."""
-    base = tmp_path_factory.mktemp("eval")
-    docs = base / "docs"
-    docs.mkdir()
-    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
-        shutil.copy(CORPUS / "howto" / name, docs / name)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in [n for n in os.environ if n.startswith("DOCSYNC_")]:
-            mp.delenv(name)
-        mp.chdir(base)
-        mp.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
-        mp.setenv("DOCSYNC_QDRANT_PATH", str(base / "store"))
-        assert cli("sync", str(docs)) == 0
-    return base / "store"
-
-
 @pytest.fixture
-def synced(env: Path, tmp_path: Path, synced_store: Path) -> Path:
-    """Three documents synced into an embedded store in tmp_path (a copy of the module's: a
-    test may open it to write); returns a questions file."""
-    shutil.copytree(synced_store, tmp_path / "store", symlinks=True)
+def synced(env: Path, tmp_path: Path, cli_synced: CliSynced) -> Path:
+    """Three documents synced into an embedded store in tmp_path (a copy of the session's:
+    eval only reads the store, never the documents); returns a questions file."""
+    copy_store(cli_synced.store, tmp_path / "store")
     return write_questions(tmp_path / "questions.jsonl", QUESTIONS)
 
 
