@@ -121,6 +121,40 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -
     return docs
 
 
+@dataclass(frozen=True)
+class CliSynced:
+    """`env`'s three documents synced once a session by `docsync sync` (in-process, the
+    tiny model): where the documents and the store's folder are."""
+
+    docs: Path
+    store: Path
+
+
+@pytest.fixture(scope="session")
+def cli_synced(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> CliSynced:
+    """For tests that only read a collection of `env`'s documents: copy `store` to their own
+    (`copy_store`), and name `docs` where they need the documents the points' root names."""
+    from docsync.worker.cli import cli
+
+    base = tmp_path_factory.mktemp("cli-synced")
+    docs = base / "docs"
+    docs.mkdir()
+    for name in ("sockets.rst", "enum.rst", "annotations.rst"):
+        shutil.copy(CORPUS / "howto" / name, docs / name)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("DOCSYNC_")]:
+            mp.delenv(name)
+        mp.chdir(base)
+        mp.setenv("DOCSYNC_MODEL", str(tiny_model_dir))
+        mp.setenv("DOCSYNC_QDRANT_PATH", str(base / "store"))
+        assert cli("sync", str(docs)) == 0
+    return CliSynced(docs, base / "store")
+
+
+def copy_store(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, symlinks=True)
+
+
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A folder of real multi-section documents (a copy: tests edit it)."""

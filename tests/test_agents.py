@@ -20,7 +20,7 @@ from docsync.plugin.settings import Settings
 from docsync.plugin.stored_text import MAX_READ_CHARS, read_stored
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.mcp_server import Collection
-from tests.conftest import HANG, run_sync
+from tests.conftest import HANG, CliSynced, copy_store, run_sync
 from tests.test_cli import run
 from tests.test_serve import make_api, serving
 
@@ -28,12 +28,15 @@ QUESTION = "How do I create a socket and connect to a web server?"
 
 
 @pytest.fixture
-def synced(env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Path:
-    """The CLI's settings (`env`), told what the collection holds, its documents synced."""
+def synced(
+    env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli_synced: CliSynced
+) -> Path:
+    """The CLI's settings (`env`), told what the collection holds, its documents synced: a
+    copy of the session's store; answers the folder its points' root names (the tests
+    only read it)."""
     monkeypatch.setenv("DOCSYNC_MCP_DESCRIPTION", "the Python HOWTOs")
-    code, _, err = run(capsys, "sync", str(env))
-    assert code == 0, err
-    return env
+    copy_store(cli_synced.store, tmp_path / "store")
+    return cli_synced.docs
 
 
 def query_top(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

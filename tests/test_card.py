@@ -154,10 +154,10 @@ PROBE = (
 )
 
 
-def run_fresh(tmp_path: Path, *args: str) -> tuple[str, list[str], int]:
+def run_fresh(tmp_path: Path, model: Path, *args: str) -> tuple[str, list[str], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSYNC_")}
     env.update(
-        DOCSYNC_MODEL=str(minilm_dir()),
+        DOCSYNC_MODEL=str(model),
         DOCSYNC_QUERY_PREFIX="",
         DOCSYNC_QDRANT_PATH=str(tmp_path / "store"),
         DOCSYNC_CACHE=str(tmp_path / "cache"),
@@ -175,34 +175,40 @@ def run_fresh(tmp_path: Path, *args: str) -> tuple[str, list[str], int]:
     return result.stdout, heavy, code
 
 
-def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> None:
+def test_commands_with_nothing_to_embed_never_import_torch(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """Which modules a command imports does not depend on the model: the tiny one (its card
+    and ONNX export, as MiniLM's, in a cache of the test's own) keeps the first sync fast."""
     docs = tmp_path / "docs"
     docs.mkdir()
     for name in ("sockets.rst", "enum.rst", "annotations.rst"):
         shutil.copy(CORPUS / "howto" / name, docs / name)
-    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "sync", "--json", str(docs))
     assert code == 0 and "torch" in heavy  # the first sync embeds, and writes the card
     first = json.loads(out)
     assert first["chunks_embedded"] > 0
 
-    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "sync", "--json", str(docs))
     assert (code, heavy, json.loads(out)["chunks_embedded"]) == (0, [], 0)
 
-    out, heavy, code = run_fresh(tmp_path, "query", "--json", "-k", "3", QUESTIONS[0])
+    out, heavy, code = run_fresh(
+        tmp_path, tiny_model_dir, "query", "--json", "-k", "3", QUESTIONS[0]
+    )
     assert (code, heavy) == (0, [])
     cold = json.loads(out)
 
-    out, heavy, code = run_fresh(tmp_path, "query", "--mode", "keyword", "socket")
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "query", "--mode", "keyword", "socket")
     assert (code, heavy) == (0, []) and "sockets.rst" in out
-    out, heavy, code = run_fresh(tmp_path, "status", "--json")
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "status", "--json")
     assert (code, heavy) == (0, [])
-    out, heavy, code = run_fresh(tmp_path, "show", str(docs / "enum.rst"))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "show", str(docs / "enum.rst"))
     assert (code, heavy) == (0, []) and "Enum" in out
-    out, heavy, code = run_fresh(tmp_path, "export", "--vectors")
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "export", "--vectors")
     assert (code, heavy) == (0, [])
     (tmp_path / "export.jsonl").write_text(out)
     _, heavy, code = run_fresh(
-        tmp_path, "import", "--collection", "copy", str(tmp_path / "export.jsonl")
+        tmp_path, tiny_model_dir, "import", "--collection", "copy", str(tmp_path / "export.jsonl")
     )
     assert (code, heavy) == (0, [])
 
@@ -211,7 +217,7 @@ def test_commands_with_nothing_to_embed_never_import_torch(tmp_path: Path) -> No
     from docsync.plugin.settings import Settings
     from docsync.plugin.stores import open_store
 
-    settings = Settings(model=str(minilm_dir()), query_prefix="", qdrant_path=tmp_path / "store")
+    settings = Settings(model=str(tiny_model_dir), query_prefix="", qdrant_path=tmp_path / "store")
     store = open_store(settings, reading=True)
     try:
         searcher = Searcher(store, Encoder.from_settings(settings))
@@ -242,7 +248,9 @@ def test_a_model_on_a_gpu_is_exported_from_the_cpu_and_put_back() -> None:
     assert seen == ["cpu"] and model.moves == ["cpu", "cuda:0"] and model.device == "cuda:0"
 
 
-def test_a_sync_of_renames_and_metadata_edits_never_imports_torch(tmp_path: Path) -> None:
+def test_a_sync_of_renames_and_metadata_edits_never_imports_torch(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     """Renamed files reuse their stored vectors and a front-matter edit only changes payload:
     with no chunk to embed, the model is not loaded (deciding the window size used to load
     it, and import torch, for nothing)."""
@@ -252,17 +260,17 @@ def test_a_sync_of_renames_and_metadata_edits_never_imports_torch(tmp_path: Path
     body = (CORPUS / "howto" / "enum.rst").read_text()
     note = docs / "enum.md"
     note.write_text(f"---\ntags: [python]\nowner: ann\n---\n{body}")
-    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "sync", "--json", str(docs))
     assert code == 0 and "torch" in heavy and json.loads(out)["chunks_embedded"] > 0
 
     (docs / "sockets.rst").rename(docs / "networking.rst")
-    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "sync", "--json", str(docs))
     report = json.loads(out)
     assert (code, report["chunks_embedded"], report["files_changed"]) == (0, 0, 1)
     assert heavy == []
 
     note.write_text(f"---\ntags: [python, enum]\nowner: bob\n---\n{body}")
-    out, heavy, code = run_fresh(tmp_path, "sync", "--json", str(docs))
+    out, heavy, code = run_fresh(tmp_path, tiny_model_dir, "sync", "--json", str(docs))
     report = json.loads(out)
     assert (code, report["chunks_embedded"], report["files_changed"]) == (0, 0, 1)
     assert heavy == []

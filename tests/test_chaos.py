@@ -31,7 +31,12 @@ def test_the_daemon_outlives_chaos_and_its_collection_equals_a_fresh_sync(
         "--keep",
         str(tmp_path / "run"),
     ]
-    args += ["--minutes", minutes, "--seed", "1"] if minutes else ["--short", "--seed", "1"]
+    # 45 s of chaos with a kill every 2 s or so (each kind is killed several times; the index
+    # builder at once, as the first build follows the initial sync) and a full disk for 10 s
+    # from 16 s in: its backoffs (1, 2, 4, 8 s) are over before the chaos ends, so the daemon
+    # goes idle in seconds. `--short` (75 s, 20 s full) only added kills of the same kinds.
+    short = ["--minutes", "0.75", "--kill-every", "2", "--full-disk-seconds", "10"]
+    args += ["--minutes", minutes, "--seed", "1"] if minutes else [*short, "--seed", "1"]
     done = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True)
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 2: the harness itself failed
     result = json.loads(done.stdout.splitlines()[-1])

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+import docsync.plugin.retry
+import docsync.plugin.stores.qdrant
 from docsync.plugin import device as device_module
 from docsync.plugin.search import Hit
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.cli import cli
 from docsync.worker.render import excerpt
-from tests.conftest import CORPUS, HANG, held_elsewhere
+from tests.conftest import CORPUS, HANG, CliSynced, copy_store, held_elsewhere
 
 SYNC_KEYS = {
     "files_scanned",
@@ -46,6 +48,14 @@ def assert_one_error_line(err: str, *fragments: str) -> None:
         assert fragment in errors[0]
 
 
+@pytest.fixture
+def synced_env(env: Path, tmp_path: Path, cli_synced: CliSynced) -> Path:
+    """`env` with its collection already synced (a copy of the session's store), for a test
+    that only reads it; answers the documents' folder that the points' root names."""
+    copy_store(cli_synced.store, tmp_path / "store")
+    return cli_synced.docs
+
+
 def test_sync_json_then_idempotent(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "sync", str(env), "--json")
     first = json.loads(out)  # exactly one JSON document on stdout
@@ -68,8 +78,8 @@ def test_sync_human_summary(env: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert out.startswith("3 files scanned: 3 changed, 0 deleted, 0 skipped")
 
 
-def test_query_and_status(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "sync", str(env))
+def test_query_and_status(synced_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = synced_env
     code, out, _ = run(capsys, "query", "How do I create a socket?", "-k", "3", "--json")
     hits = json.loads(out)
     assert code == 0 and len(hits) == 3
@@ -178,7 +188,16 @@ def test_profile_mismatch(
     assert json.loads(out)["files"] == 3  # nothing was written
 
 
-def test_qdrant_unreachable(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_qdrant_unreachable(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every try, with the backoff's shape but not its seconds (3.5 s of sleeping here).
+    real = docsync.plugin.retry.call_with_retry
+    monkeypatch.setattr(
+        docsync.plugin.stores.qdrant,
+        "call_with_retry",
+        lambda fn, *, attempts, **_: real(fn, attempts=attempts, initial=0.001, maximum=0.004),
+    )
     code, _, err = run(capsys, "sync", str(env), "--qdrant-url", "http://127.0.0.1:9")
     assert code == 2
     assert_one_error_line(err, "unreachable", "127.0.0.1:9")
@@ -206,8 +225,7 @@ def test_bad_setting(
     assert "Value error" not in err  # pydantic's prefix is not the user's business
 
 
-def test_empty_question(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "sync", str(env))
+def test_empty_question(synced_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for question in ("", "   "):
         code, out, err = run(capsys, "query", question)
         assert code == 2 and not out
@@ -275,11 +293,10 @@ def test_console_script_help() -> None:
 
 
 def test_export_into_a_reader_that_stops_early(
-    env: Path, capsys: pytest.CaptureFixture[str]
+    synced_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`docsync export --vectors | head -c 100`: the export stops quietly, with SIGPIPE's
     status, when its reader goes away."""
-    run(capsys, "sync", str(env))
     exe = Path(sys.executable).with_name("docsync")
     export = subprocess.Popen(
         [str(exe), "export", "--vectors"],
@@ -337,9 +354,9 @@ def test_empty_include_rules_are_one_error_line(
 
 
 def test_an_absolute_path_prefix_is_explained(
-    env: Path, capsys: pytest.CaptureFixture[str]
+    synced_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "sync", str(env))[0] == 0
+    env = synced_env  # the folder the points' root names
     code, _, err = run(capsys, "query", "sockets", "--path-prefix", str(env / "sockets.rst"))
     assert code == 2
     assert_one_error_line(err, "relative to a synced folder")
@@ -371,8 +388,9 @@ def test_one_limit_for_every_client(env: Path, capsys: pytest.CaptureFixture[str
     assert query.make_context("query", ["q", "-k", "100"]).params["limit"] == 100
 
 
-def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "sync", str(env))
+def test_failed_import_creates_nothing(
+    env: Path, synced_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, dump, _ = run(capsys, "export", "--vectors")
     header, first = dump.splitlines()[:2]
     shutil.rmtree(env.parent / "store")
@@ -395,12 +413,12 @@ def test_failed_import_creates_nothing(env: Path, capsys: pytest.CaptureFixture[
 
 def test_an_unreadable_model_file_is_one_error_line(
     env: Path,
+    synced_env: Path,  # a collection for the query to open
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     tiny_model_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run(capsys, "sync", str(env))  # a collection for the query to open
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     weights = model / "modules.json"

@@ -13,6 +13,7 @@ from docsync.plugin.encoder import Encoder
 from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores.edge import EdgeStore
+from tests.conftest import CliSynced, copy_store
 from tests.test_cli import assert_one_error_line, run
 from tests.test_serve import make_api, serving
 
@@ -25,9 +26,10 @@ SCORES = {"questions", "hit@1", "hit@5", "file@5", "mrr@10", "ndcg@10", "p50_ms"
 
 
 @pytest.fixture
-def synced(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """Three documents synced into an embedded store in tmp_path; returns a questions file."""
-    assert run(capsys, "sync", str(env))[0] == 0
+def synced(env: Path, tmp_path: Path, cli_synced: CliSynced) -> Path:
+    """Three documents synced into an embedded store in tmp_path (a copy of the session's:
+    eval only reads the store, never the documents); returns a questions file."""
+    copy_store(cli_synced.store, tmp_path / "store")
     return write_questions(tmp_path / "questions.jsonl", QUESTIONS)
 
 

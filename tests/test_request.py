@@ -25,7 +25,7 @@ from docsync.plugin.store import Store
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.cli import cli
 from docsync.worker.serve import Api, Endpoints
-from tests.conftest import CORPUS, run_sync
+from tests.conftest import CORPUS, CliSynced, copy_store, run_sync
 
 
 class Untouched:
@@ -263,9 +263,9 @@ def test_a_searcher_reads_the_profile_once_per_open(
 
 
 def test_connect_reads_the_profile_once_per_open(
-    env: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    env: Path, tmp_path: Path, cli_synced: CliSynced, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert cli("sync", str(env)) == 0
+    copy_store(cli_synced.store, tmp_path / "store")  # env's documents, synced
     reads = count_reads(EdgeStore, monkeypatch)  # every store connect opens
     settings = Settings()
     for _ in range(2):
