@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,9 @@ class NextGeneration:
         self._should_stop = should_stop
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # A switch, comparison or discard under way (on the loop): no build starts meanwhile,
+        # as it would write the very generation being switched or deleted.
+        self._busy: str | None = None
         self.state = IDLE
         self.error: str | None = None
         self.progress = Counted()
@@ -149,6 +153,10 @@ class NextGeneration:
         update = {name: value for name, value in given.items() if value is not None}
         settings = self._settings.model_copy(update=update)
         with self._lock:
+            if self._busy is not None:
+                raise GenerationError(
+                    f"a {self._busy} is under way in the daemon: ask again once it is done"
+                )
             if self.state == RUNNING:
                 raise GenerationError(
                     f"a build of the next generation is under way ({self._done()}): "
@@ -160,6 +168,22 @@ class NextGeneration:
                 target=self._build, args=(settings,), name="docsync-reindex", daemon=True
             )
             self._thread.start()
+
+    @contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """`what` (a switch, a comparison, a discard) with no build under way and none
+        started meanwhile."""
+        with self._lock:
+            if self.state == RUNNING:
+                raise GenerationError(f"the next generation is being built ({self._done()})")
+            if self._busy is not None:
+                raise GenerationError(f"a {self._busy} is under way in the daemon")
+            self._busy = what
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy = None
 
     def _done(self) -> str:
         return f"{self.progress.files_done} of {self.progress.files_total} files"
@@ -305,6 +329,10 @@ class NextGeneration:
 
     def compare(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
         """Both generations' scores on `questions`, each with its own model."""
+        with self._exclusive("comparison"):
+            return self._compared(questions, modes)
+
+    def _compared(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
         live = self.live
         assert live is not None
         other = self.opened_other()
@@ -324,6 +352,17 @@ class NextGeneration:
         when going back), compared first when `questions` are given (not switched if its
         Hit@5 is lower). Returns the new live side, the name of the one replaced, and the
         comparison."""
+        with self._exclusive("switch"):
+            return self._switched(back=back, keep=keep, questions=questions, modes=modes)
+
+    def _switched(
+        self,
+        *,
+        back: bool,
+        keep: bool,
+        questions: list[Question] | None,
+        modes: Sequence[str],
+    ) -> tuple[Side, str, dict[str, Scores] | None]:
         live = self.live
         assert live is not None
         other_state = self.gens.lineup().other
@@ -375,6 +414,10 @@ class NextGeneration:
         return side
 
     def discard(self) -> str:
+        with self._exclusive("discard"):
+            return self._discarded()
+
+    def _discarded(self) -> str:
         with self._lock:
             if self.state == RUNNING:
                 raise GenerationError(f"the next generation is being built ({self._done()})")
