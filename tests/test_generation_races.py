@@ -8,12 +8,14 @@ process, on the embedded store, with the daemon's loop turned by hand."""
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from docsync.plugin.encoder import Encoder
+from docsync.plugin.errors import ConfigError
 from docsync.plugin.generations import GenerationError
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores.edge import EdgeStore
@@ -21,7 +23,7 @@ from docsync.worker.daemon import Daemon
 from docsync.worker.daemon_generations import builder, live_side, named
 from docsync.worker.next_generation import NextGeneration, Side
 from docsync.worker.pipeline import SyncOptions
-from tests.conftest import CORPUS, run_sync
+from tests.conftest import CORPUS, HANG, run_sync
 from tests.test_daemon_process import poll
 from tests.test_generations_daemon import OPTIONS, Clock, Silent
 
@@ -85,3 +87,30 @@ def test_no_build_starts_while_a_switch_is_under_way(built: NextGeneration) -> N
     assert built.state == "built", built.error
     other = gens.lineup().other
     assert other is not None and (other.name, other.state) == ("docs--g3", "built")
+
+
+def test_a_reindex_with_other_settings_than_the_build_under_way_is_refused(
+    built: NextGeneration,
+) -> None:
+    built.discard()
+    loading = threading.Event()
+    release = threading.Event()
+
+    def load(settings: Settings) -> Encoder:  # the build holds here until the test is done
+        loading.set()
+        release.wait(HANG)
+        raise ConfigError(f"model {settings.model!r} not loaded: the test's")
+
+    built._load = load
+    built.start(model="another-model")
+    try:
+        assert loading.wait(HANG)
+        built.start(model="another-model")  # the same build, asked again: it goes on
+        with pytest.raises(GenerationError, match="other settings is under way"):
+            built.start(model="a-third-model")
+        with pytest.raises(GenerationError, match="being built"):
+            built.compare([], ("dense",))
+    finally:
+        release.set()
+        poll(lambda: built.state != "building", what="the build's end")
+    assert built.state == "failed" and "the test's" in (built.error or "")

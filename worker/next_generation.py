@@ -102,6 +102,7 @@ class NextGeneration:
         self._should_stop = should_stop
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._building: Settings | None = None  # the settings of the build under way
         # A switch, comparison or discard under way (on the loop): no build starts meanwhile,
         # as it would write the very generation being switched or deleted.
         self._busy: str | None = None
@@ -158,11 +159,15 @@ class NextGeneration:
                     f"a {self._busy} is under way in the daemon: ask again once it is done"
                 )
             if self.state == RUNNING:
+                if self._building is not None and _same_build(self._building, settings):
+                    return  # the same build, asked again: it goes on
                 raise GenerationError(
-                    f"a build of the next generation is under way ({self._done()}): "
-                    "`docsync reindex` shows its progress"
+                    f"a build of the next generation with other settings is under way "
+                    f"({_settings_of(self._building)}; {self._done()}): "
+                    "wait for it, then `docsync switch --discard` deletes it"
                 )
             self.state, self.error, self.report = RUNNING, None, None
+            self._building = settings
             self.progress = Counted()
             self._thread = threading.Thread(
                 target=self._build, args=(settings,), name="docsync-reindex", daemon=True
@@ -446,6 +451,17 @@ class NextGeneration:
         daemon's, closed by its owner when the daemon ends)."""
         if store is not self._anchor:
             store.close()
+
+
+def _same_build(running: Settings, asked: Settings) -> bool:
+    fields = ("model", "chunk_tokens", "query_prefix", "passage_prefix")
+    return all(getattr(running, f) == getattr(asked, f) for f in fields)
+
+
+def _settings_of(settings: Settings | None) -> str:
+    if settings is None:
+        return "settings unknown"
+    return f"model {settings.model}, chunks of {settings.chunk_tokens} tokens"
 
 
 class NotSwitched(GenerationError):
