@@ -10,6 +10,7 @@ from typing import cast
 
 import pytest
 
+from docsync.plugin.embedding.runner import StopRequested
 from docsync.worker.generation_api import GenerationApi
 from docsync.worker.loop_calls import LoopCalls
 from docsync.worker.next_generation import NextGeneration
@@ -59,3 +60,18 @@ def test_a_body_nested_too_deeply_is_a_400(api: GenerationApi) -> None:
     body = b"[" * 100_000 + b"]" * 100_000  # 200 kB: within the body limit
     status, _, data = api.answer("POST", "/generations/switch", body)
     assert status == 400 and "nested" in json.loads(data)["error"]
+
+
+class Stopping:
+    """A next generation whose switch meets the daemon's stop in its catch-up sync."""
+
+    def switch(self, **_: object) -> None:
+        raise StopRequested
+
+
+def test_a_switch_met_by_the_daemons_stop_is_a_503_not_a_500(tmp_path: Path) -> None:
+    calls = LoopCalls(wake=lambda: calls.run_pending())  # the loop's turn, at once
+    nxt = cast(NextGeneration, Stopping())
+    api = GenerationApi(nxt, calls, [tmp_path], lambda side: None)
+    status, _, data = api.answer("POST", "/generations/switch", b"{}")
+    assert status == 503 and "stopping" in json.loads(data)["error"]

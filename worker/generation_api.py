@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docsync.plugin.choices import SEARCH_MODES, one_of
+from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.errors import DocsyncError, StoreError
 from docsync.plugin.evaluate import Question, Scores
 from docsync.plugin.generations import GenerationError
@@ -59,6 +60,8 @@ class GenerationApi:
             return self._compare(asked)
         except BadRequest as exc:
             return _json(400, {"error": str(exc)})
+        except StopRequested:  # the daemon's stop, in a switch's catch-up: nothing switched
+            return _json(503, {"error": "the daemon is stopping: nothing was switched"})
         except NotSwitched as exc:
             return _json(409, {"error": str(exc), "not_switched": True})
         except GenerationError as exc:
