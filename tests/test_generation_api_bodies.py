@@ -75,3 +75,14 @@ def test_a_switch_met_by_the_daemons_stop_is_a_503_not_a_500(tmp_path: Path) -> 
     api = GenerationApi(nxt, calls, [tmp_path], lambda side: None)
     status, _, data = api.answer("POST", "/generations/switch", b"{}")
     assert status == 503 and "stopping" in json.loads(data)["error"]
+
+
+def test_reindex_through_a_daemon_sends_a_relative_model_folder_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docsync.worker.cli.via_daemon import model_for_daemon
+
+    (tmp_path / "my-model-v2").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert model_for_daemon("./my-model-v2") == str(tmp_path.resolve() / "my-model-v2")
+    assert model_for_daemon("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"

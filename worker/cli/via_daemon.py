@@ -38,7 +38,7 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
     # refuses when it has others (never followed as if it were this one).
     asked = {
         "roots": [str(root) for root in roots],
-        "model": settings.model,
+        "model": model_for_daemon(settings.model),
         "chunk_tokens": settings.chunk_tokens,
         "query_prefix": settings.query_prefix,
         "passage_prefix": settings.passage_prefix,
@@ -65,6 +65,14 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
             name = other.get("name") or "the next generation"
             print(f"{name} not built: {build.get('error', '')}")
     return 0 if built else 1
+
+
+def model_for_daemon(model: str) -> str:
+    """`model` as the daemon must read it: a folder given relative to this command's working
+    directory (`--model ./my-model-v2`) by its absolute path, as the daemon resolves paths
+    from its own; a hub name as it is."""
+    local = Path(model).expanduser()
+    return str(local.resolve()) if local.exists() else model
 
 
 def _follow(socket_path: Path, settings: Settings, state: Any) -> Any:
