@@ -86,3 +86,18 @@ def test_reindex_through_a_daemon_sends_a_relative_model_folder_by_its_absolute_
     monkeypatch.chdir(tmp_path)
     assert model_for_daemon("./my-model-v2") == str(tmp_path.resolve() / "my-model-v2")
     assert model_for_daemon("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
+
+
+def test_the_web_page_names_the_collection_not_the_generation_after_a_switch() -> None:
+    from types import SimpleNamespace
+
+    from docsync.plugin.store import Store
+    from docsync.worker.web.views import WebViews
+
+    def store(name: str) -> Store:
+        return cast(Store, SimpleNamespace(collection=name, description="embedded /x"))
+
+    web = WebViews(store("docsync"), collection="docsync")
+    web.store = store("docsync--g2")  # what a switch in the daemon does (`moved`)
+    status, about = web.answer("/api/about", {})
+    assert status == 200 and cast(dict[str, object], about)["collection"] == "docsync"
