@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from docsync.plugin.choices import SEARCH_MODES, one_of
+from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.errors import DocsyncError, StoreError
 from docsync.plugin.evaluate import Question, Scores
 from docsync.plugin.generations import GenerationError
@@ -58,6 +60,8 @@ class GenerationApi:
             return self._compare(asked)
         except BadRequest as exc:
             return _json(400, {"error": str(exc)})
+        except StopRequested:  # the daemon's stop, in a switch's catch-up: nothing switched
+            return _json(503, {"error": "the daemon is stopping: nothing was switched"})
         except NotSwitched as exc:
             return _json(409, {"error": str(exc), "not_switched": True})
         except GenerationError as exc:
@@ -82,8 +86,11 @@ class GenerationApi:
             not isinstance(chunk_tokens, int) or not 32 <= chunk_tokens <= 8192
         ):
             raise BadRequest("'chunk_tokens' must be a whole number from 32 to 8192")
+        model = _text(asked, "model")
+        if model is not None and not model.strip():
+            raise BadRequest("'model' must name a model (a folder or a hub name), not be empty")
         self.next.start(
-            model=_text(asked, "model"),
+            model=model,
             chunk_tokens=chunk_tokens,
             query_prefix=_text(asked, "query_prefix"),
             passage_prefix=_text(asked, "passage_prefix"),
@@ -92,8 +99,10 @@ class GenerationApi:
 
     def _switch(self, asked: dict[str, object]) -> Response:
         back, keep, discard = (_flag(asked, name) for name in ("back", "keep", "discard"))
+        if discard and (back or keep):
+            raise BadRequest("'discard' deletes the generation beside the live one: alone")
         questions = _questions(asked) if asked.get("questions") is not None else None
-        mode = _text(asked, "mode") or "hybrid"
+        mode = _mode(asked)
 
         def on_loop() -> dict[str, object]:
             if discard:
@@ -108,7 +117,7 @@ class GenerationApi:
 
     def _compare(self, asked: dict[str, object]) -> Response:
         questions = _questions(asked)
-        mode = _text(asked, "mode") or "hybrid"
+        mode = _mode(asked)
         rows = self.calls.call(lambda: self.next.compare(questions, (mode,)))
         return _json(200, {"rows": _rows(rows)})
 
@@ -118,6 +127,8 @@ def _object(body: bytes) -> dict[str, object]:
         asked = json.loads(body or b"{}")
     except ValueError as exc:
         raise BadRequest(f"the body is not JSON ({exc})") from None
+    except RecursionError:  # arrays nested thousands deep: within the body limit
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(asked, dict):
         raise BadRequest("the body must be a JSON object")
     return asked
@@ -128,6 +139,13 @@ def _text(asked: dict[str, object], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise BadRequest(f"{name!r} must be a string")
     return value
+
+
+def _mode(asked: dict[str, object]) -> str:
+    mode = _text(asked, "mode") or "hybrid"
+    if mode not in SEARCH_MODES:
+        raise BadRequest(f"'mode' must be {one_of(SEARCH_MODES)}, not {mode!r}")
+    return mode
 
 
 def _flag(asked: dict[str, object], name: str) -> bool:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,10 @@ class NextGeneration:
         self._should_stop = should_stop
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._building: Settings | None = None  # the settings of the build under way
+        # A switch, comparison or discard under way (on the loop): no build starts meanwhile,
+        # as it would write the very generation being switched or deleted.
+        self._busy: str | None = None
         self.state = IDLE
         self.error: str | None = None
         self.progress = Counted()
@@ -149,17 +154,41 @@ class NextGeneration:
         update = {name: value for name, value in given.items() if value is not None}
         settings = self._settings.model_copy(update=update)
         with self._lock:
-            if self.state == RUNNING:
+            if self._busy is not None:
                 raise GenerationError(
-                    f"a build of the next generation is under way ({self._done()}): "
-                    "`docsync reindex` shows its progress"
+                    f"a {self._busy} is under way in the daemon: ask again once it is done"
+                )
+            if self.state == RUNNING:
+                if self._building is not None and _same_build(self._building, settings):
+                    return  # the same build, asked again: it goes on
+                raise GenerationError(
+                    f"a build of the next generation with other settings is under way "
+                    f"({_settings_of(self._building)}; {self._done()}): "
+                    "wait for it, then `docsync switch --discard` deletes it"
                 )
             self.state, self.error, self.report = RUNNING, None, None
+            self._building = settings
             self.progress = Counted()
             self._thread = threading.Thread(
                 target=self._build, args=(settings,), name="docsync-reindex", daemon=True
             )
             self._thread.start()
+
+    @contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """`what` (a switch, a comparison, a discard) with no build under way and none
+        started meanwhile."""
+        with self._lock:
+            if self.state == RUNNING:
+                raise GenerationError(f"the next generation is being built ({self._done()})")
+            if self._busy is not None:
+                raise GenerationError(f"a {self._busy} is under way in the daemon")
+            self._busy = what
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy = None
 
     def _done(self) -> str:
         return f"{self.progress.files_done} of {self.progress.files_total} files"
@@ -305,6 +334,10 @@ class NextGeneration:
 
     def compare(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
         """Both generations' scores on `questions`, each with its own model."""
+        with self._exclusive("comparison"):
+            return self._compared(questions, modes)
+
+    def _compared(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
         live = self.live
         assert live is not None
         other = self.opened_other()
@@ -324,6 +357,17 @@ class NextGeneration:
         when going back), compared first when `questions` are given (not switched if its
         Hit@5 is lower). Returns the new live side, the name of the one replaced, and the
         comparison."""
+        with self._exclusive("switch"):
+            return self._switched(back=back, keep=keep, questions=questions, modes=modes)
+
+    def _switched(
+        self,
+        *,
+        back: bool,
+        keep: bool,
+        questions: list[Question] | None,
+        modes: Sequence[str],
+    ) -> tuple[Side, str, dict[str, Scores] | None]:
         live = self.live
         assert live is not None
         other_state = self.gens.lineup().other
@@ -375,6 +419,10 @@ class NextGeneration:
         return side
 
     def discard(self) -> str:
+        with self._exclusive("discard"):
+            return self._discarded()
+
+    def _discarded(self) -> str:
         with self._lock:
             if self.state == RUNNING:
                 raise GenerationError(f"the next generation is being built ({self._done()})")
@@ -403,6 +451,17 @@ class NextGeneration:
         daemon's, closed by its owner when the daemon ends)."""
         if store is not self._anchor:
             store.close()
+
+
+def _same_build(running: Settings, asked: Settings) -> bool:
+    fields = ("model", "chunk_tokens", "query_prefix", "passage_prefix")
+    return all(getattr(running, f) == getattr(asked, f) for f in fields)
+
+
+def _settings_of(settings: Settings | None) -> str:
+    if settings is None:
+        return "settings unknown"
+    return f"model {settings.model}, chunks of {settings.chunk_tokens} tokens"
 
 
 class NotSwitched(GenerationError):

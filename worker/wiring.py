@@ -266,6 +266,7 @@ def open_endpoints(
     web = WebViews(
         store,
         folder=None if settings.qdrant_url else settings.qdrant_path,
+        collection=settings.collection,
         live=Live(daemon.state, daemon.folder_log, progress, daemon.metrics),
     )
     api = Api(

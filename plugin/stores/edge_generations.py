@@ -13,6 +13,7 @@ one process holds them all, as it holds the store.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from docsync.plugin.generations import (
     BUILDING,
     LIVE,
     PREVIOUS,
+    SEPARATOR,
     GenerationError,
     Lineup,
     generation_name,
@@ -30,6 +32,7 @@ from docsync.plugin.stores import edge_folder
 from docsync.plugin.stores.edge import EdgeStore
 
 STATE_FILE = "generation.json"
+DELETING = ".deleting-"  # a generation being deleted: never one of the lineup
 
 
 class EdgeGenerations:
@@ -65,6 +68,7 @@ class EdgeGenerations:
             return name
 
     def begin(self) -> str:
+        self._sweep()
         edge_folder.first_generation(self._root, self.collection)
         return generation_name(self.collection, self.lineup().next_number(self.collection))
 
@@ -84,9 +88,21 @@ class EdgeGenerations:
         return live
 
     def discard(self, name: str) -> None:
+        """Delete generation `name`: renamed out of the lineup first (durably), so that a
+        process killed while the files go never leaves half a generation that looks like
+        one being built (a later reindex would open its broken shard)."""
         self._base.let_go_of(self._root / name)
-        shutil.rmtree(self._root / name)
+        trash = self._root / f"{DELETING}{name}"
+        os.replace(self._root / name, trash)
         edge_folder.sync_folder(self._root)
+        shutil.rmtree(trash)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """The files of generations whose deletion a killed process left unfinished."""
+        pattern = glob.escape(f"{DELETING}{self.collection}{SEPARATOR}") + "*"
+        for found in self._root.glob(pattern):
+            shutil.rmtree(found, ignore_errors=True)
 
     def _numbered(self) -> list[str]:
         return [

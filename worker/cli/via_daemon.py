@@ -34,16 +34,16 @@ def daemon_socket(settings: Settings) -> Path | None:
 def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: bool) -> int:
     """The daemon builds the next generation (or goes on with the build under way); this
     shows its progress until it ends. Stopped here (Ctrl-C), the build goes on there."""
-    state = ask_daemon(socket_path, "/generations")
-    if state["build"]["state"] != "building":
-        asked = {
-            "roots": [str(root) for root in roots],
-            "model": settings.model,
-            "chunk_tokens": settings.chunk_tokens,
-            "query_prefix": settings.query_prefix,
-            "passage_prefix": settings.passage_prefix,
-        }
-        state = _posted(socket_path, "/generations/reindex", asked)
+    # Always asked: a build under way goes on when it has these settings, and the daemon
+    # refuses when it has others (never followed as if it were this one).
+    asked = {
+        "roots": [str(root) for root in roots],
+        "model": model_for_daemon(settings.model),
+        "chunk_tokens": settings.chunk_tokens,
+        "query_prefix": settings.query_prefix,
+        "passage_prefix": settings.passage_prefix,
+    }
+    state = _posted(socket_path, "/generations/reindex", asked)
     try:
         state = _follow(socket_path, settings, state)
     except KeyboardInterrupt:
@@ -62,8 +62,17 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
                 f"(live: {state['live']})"
             )
         else:
-            print(f"generation {other.get('name')} not complete: {build.get('error', '')}")
+            name = other.get("name") or "the next generation"
+            print(f"{name} not built: {build.get('error', '')}")
     return 0 if built else 1
+
+
+def model_for_daemon(model: str) -> str:
+    """`model` as the daemon must read it: a folder given relative to this command's working
+    directory (`--model ./my-model-v2`) by its absolute path, as the daemon resolves paths
+    from its own; a hub name as it is."""
+    local = Path(model).expanduser()
+    return str(local.resolve()) if local.exists() else model
 
 
 def _follow(socket_path: Path, settings: Settings, state: Any) -> Any:

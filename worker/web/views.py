@@ -60,6 +60,8 @@ class WebViews:
     folder: Path | None = None
     live: Live | None = None
     reasons: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The name readers search by (a daemon's `store` moves to each generation made live).
+    collection: str | None = None
     clock: Callable[[], float] = time.time
     timer: Callable[[], float] = time.monotonic
     _counts: dict[str, _Counted] = field(default_factory=dict)
@@ -69,7 +71,7 @@ class WebViews:
     def answer(self, path: str, params: Mapping[str, str]) -> Answer:
         if path == "/api/about":
             return 200, {
-                "collection": self.store.collection,
+                "collection": self.collection or self.store.collection,
                 "store": self.store.description,
                 "live": self.live is not None,
             }
