@@ -12,8 +12,8 @@ import pytest
 
 from docsync.plugin.embedding.runner import StopRequested
 from docsync.worker.generation_api import GenerationApi
+from docsync.worker.generation_switch import GenerationSwitch
 from docsync.worker.loop_calls import LoopCalls
-from docsync.worker.next_generation import NextGeneration
 
 
 class Untouched:
@@ -29,7 +29,7 @@ def loop_asked() -> None:
 
 @pytest.fixture
 def api(tmp_path: Path) -> GenerationApi:
-    nxt = cast(NextGeneration, Untouched())
+    nxt = cast(GenerationSwitch, Untouched())
     return GenerationApi(nxt, LoopCalls(wake=loop_asked), [tmp_path], lambda side: None)
 
 
@@ -71,7 +71,7 @@ class Stopping:
 
 def test_a_switch_met_by_the_daemons_stop_is_a_503_not_a_500(tmp_path: Path) -> None:
     calls = LoopCalls(wake=lambda: calls.run_pending())  # the loop's turn, at once
-    nxt = cast(NextGeneration, Stopping())
+    nxt = cast(GenerationSwitch, Stopping())
     api = GenerationApi(nxt, calls, [tmp_path], lambda side: None)
     status, _, data = api.answer("POST", "/generations/switch", b"{}")
     assert status == 503 and "stopping" in json.loads(data)["error"]

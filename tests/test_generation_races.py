@@ -21,7 +21,8 @@ from docsync.plugin.settings import Settings
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.daemon import Daemon
 from docsync.worker.daemon_generations import builder, live_side, named
-from docsync.worker.next_generation import NextGeneration, Side
+from docsync.worker.generation_switch import GenerationSwitch
+from docsync.worker.next_generation import Side
 from docsync.worker.pipeline import SyncOptions
 from tests.conftest import CORPUS, HANG, run_sync
 from tests.test_daemon_process import poll
@@ -31,7 +32,9 @@ FILES = ("howto/sockets.rst", "howto/enum.rst")
 
 
 @pytest.fixture
-def built(tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder) -> Iterator[NextGeneration]:
+def built(
+    tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder
+) -> Iterator[GenerationSwitch]:
     """A daemon's next generation over an embedded collection, with generation g2 built
     (the same model, other chunks) beside the live g1."""
     docs = tmp_path / "docs"
@@ -66,7 +69,7 @@ def built(tmp_path: Path, tiny_model_dir: Path, tiny_encoder: Encoder) -> Iterat
         store.close()
 
 
-def test_no_build_starts_while_a_switch_is_under_way(built: NextGeneration) -> None:
+def test_no_build_starts_while_a_switch_is_under_way(built: GenerationSwitch) -> None:
     refused: list[str] = []
 
     def reindex_asked_meanwhile(side: Side) -> None:  # after the catch-up, before the switch
@@ -90,7 +93,7 @@ def test_no_build_starts_while_a_switch_is_under_way(built: NextGeneration) -> N
 
 
 def test_a_reindex_with_other_settings_than_the_build_under_way_is_refused(
-    built: NextGeneration,
+    built: GenerationSwitch,
 ) -> None:
     built.discard()
     loading = threading.Event()

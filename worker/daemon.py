@@ -25,9 +25,10 @@ from docsync.plugin.errors import StoreError, StoreFullError, StoreUnavailableEr
 from docsync.plugin.profile import EmbeddingProfile
 from docsync.plugin.retry import backoff
 from docsync.plugin.store import Store
+from docsync.worker.generation_switch import GenerationSwitch
 from docsync.worker.loop_calls import LoopCalls
 from docsync.worker.metrics import Metrics
-from docsync.worker.next_generation import NextGeneration, Side
+from docsync.worker.next_generation import Side
 from docsync.worker.pipeline import Syncer, SyncOptions
 from docsync.worker.progress import Progress
 from docsync.worker.report import SyncReport
@@ -106,7 +107,7 @@ class Daemon:
         self.target = self._write_target(store, encoder, sync_options.chunk_tokens)
         # The next generation, built beside the live one (`docsync reindex` through this
         # daemon); None where the wiring gives none (tests of the loop alone).
-        self.next: NextGeneration | None = None
+        self.next: GenerationSwitch | None = None
         self.calls = LoopCalls(wake=self.debouncer.wake)  # a switch, run between syncs
         self._next_look = clock()
         self._unwritten = 0  # changes seen while writing nothing: every root synced after

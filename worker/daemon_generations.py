@@ -19,7 +19,8 @@ from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import CollectionMissingError
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
-from docsync.worker.next_generation import NextGeneration, Side
+from docsync.worker.generation_switch import GenerationSwitch
+from docsync.worker.next_generation import Side
 from docsync.worker.write_target import chunk_tokens_of
 
 if TYPE_CHECKING:
@@ -80,7 +81,9 @@ def _live_name(store: Store) -> str:
     return name or store.collection
 
 
-def builder(settings: Settings, roots: list[Path], daemon: Daemon, own: Encoder) -> NextGeneration:
+def builder(
+    settings: Settings, roots: list[Path], daemon: Daemon, own: Encoder
+) -> GenerationSwitch:
     """The daemon's next generation, on its stop; `own`: the model its settings name."""
     from docsync.plugin.search import profile_loader
     from docsync.worker import wiring
@@ -89,7 +92,7 @@ def builder(settings: Settings, roots: list[Path], daemon: Daemon, own: Encoder)
     def options(given: Settings) -> SyncOptions:
         return wiring.sync_options(given, allow_empty=False, mass_delete=False)
 
-    return NextGeneration(
+    return GenerationSwitch(
         settings,
         roots,
         load=wiring.load_encoder,

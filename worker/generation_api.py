@@ -24,8 +24,9 @@ from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.errors import DocsyncError, StoreError
 from docsync.plugin.evaluate import Question, Scores
 from docsync.plugin.generations import GenerationError
+from docsync.worker.generation_switch import GenerationSwitch, NotSwitched
 from docsync.worker.loop_calls import LoopCalls
-from docsync.worker.next_generation import NextGeneration, NotSwitched, Side
+from docsync.worker.next_generation import Side
 
 Response = tuple[int, str, bytes]
 ROUTES = ("/generations", "/generations/reindex", "/generations/switch", "/generations/compare")
@@ -41,7 +42,7 @@ class GenerationApi:
     """What the routes answer; `moved`: the daemon's writes and searches onto a generation
     made live (on the loop)."""
 
-    next: NextGeneration
+    next: GenerationSwitch
     calls: LoopCalls
     roots: Sequence[Path]
     moved: Callable[[Side], None]

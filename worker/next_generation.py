@@ -5,12 +5,9 @@ generation was written with.
 
 The build runs on a thread of its own (`docsync-reindex`) while the sync loop keeps writing
 the live generation and the endpoints keep answering from it; it is a sync into the next
-generation, so it goes on where it stopped after any kill. A switch runs on the sync loop,
-between two syncs (`Daemon.call`): it brings the next generation up to date with the folders
-(what changed during the build: a sync, which embeds only that), makes it live in one step,
-and moves the daemon's writes and searches onto it, with its model. Each generation's shard
-is opened once in the daemon: the build's store is kept, and after the switch it is the one
-that searches and writes use.
+generation, so it goes on where it stopped after any kill. The switch to it is
+`docsync.worker.generation_switch`. Each generation's shard is opened once in the daemon:
+the build's store is kept, and after the switch it is the one that searches and writes use.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from docsync.plugin.evaluate import Question, Scores
 from docsync.plugin.generations import (
     BUILDING,
     BUILT,
-    PREVIOUS,
     GenerationError,
     Generations,
     resumable,
@@ -332,110 +328,6 @@ class NextGeneration:
             self.other = side
         return side
 
-    def compare(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
-        """Both generations' scores on `questions`, each with its own model."""
-        with self._exclusive("comparison"):
-            return self._compared(questions, modes)
-
-    def _compared(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
-        live = self.live
-        assert live is not None
-        other = self.opened_other()
-        lineup = self.gens.lineup().other
-        label = "previous" if lineup is not None and lineup.state == PREVIOUS else "next"
-        return self._compare(live, other, label, questions, modes)
-
-    def switch(
-        self,
-        *,
-        back: bool = False,
-        keep: bool = False,
-        questions: list[Question] | None = None,
-        modes: Sequence[str] = (),
-    ) -> tuple[Side, str, dict[str, Scores] | None]:
-        """Make the other generation live, on the sync loop: brought up to date first (not
-        when going back), compared first when `questions` are given (not switched if its
-        Hit@5 is lower). Returns the new live side, the name of the one replaced, and the
-        comparison."""
-        with self._exclusive("switch"):
-            return self._switched(back=back, keep=keep, questions=questions, modes=modes)
-
-    def _switched(
-        self,
-        *,
-        back: bool,
-        keep: bool,
-        questions: list[Question] | None,
-        modes: Sequence[str],
-    ) -> tuple[Side, str, dict[str, Scores] | None]:
-        live = self.live
-        assert live is not None
-        other_state = self.gens.lineup().other
-        wanted = PREVIOUS if back else BUILT
-        if other_state is None or other_state.state != wanted:
-            what = (
-                "kept previous generation (switch --keep keeps one)"
-                if back
-                else ("built generation (`docsync reindex DIR` builds one)")
-            )
-            found = f"; {other_state.name} is {other_state.state}" if other_state else ""
-            raise GenerationError(f"collection {self.gens.collection!r} has no {what}{found}")
-        side = self.opened_other()
-        if not back:
-            report = self._sync(side)  # what changed while it was built
-            if not report.ok:
-                raise GenerationError(
-                    f"not switched: bringing {side.name} up to date met "
-                    f"{len(report.failures)} failed file(s)"
-                )
-        rows = None
-        if questions is not None:
-            label = "previous" if back else "next"
-            rows = self._compare(live, side, label, questions, modes)
-            if _hit_at_5(rows, label) < _hit_at_5(rows, "live"):
-                raise NotSwitched(f"not switched: {side.name}'s Hit@5 is lower than the live one's")
-        self.adopt(side)  # searches use this store and model once it is live
-        replaced = self.gens.switch(side.name, keep=True)  # deleted below, if not kept
-        with self._lock:
-            self.other = live if keep else None
-            self.state, self.report = IDLE, None
-        if not keep:
-            _retire(live.store)
-            self.gens.discard(replaced)
-        self.attach(side)
-        return side, replaced, rows
-
-    def took_live(self, name: str) -> Side | None:
-        """The side of generation `name` when it is the one this daemon built, made live by
-        another process (a server's `docsync switch`): from now on the live one."""
-        with self._lock:
-            side, live = self.other, self.live
-            if side is None or side.name != name or self.state == RUNNING:
-                return None
-            self.other, self.state, self.report = None, IDLE, None
-        if live is not None:
-            self._close(live.store)
-        self.attach(side)
-        return side
-
-    def discard(self) -> str:
-        with self._exclusive("discard"):
-            return self._discarded()
-
-    def _discarded(self) -> str:
-        with self._lock:
-            if self.state == RUNNING:
-                raise GenerationError(f"the next generation is being built ({self._done()})")
-            kept, self.other, self.state = self.other, None, IDLE
-        other = self.gens.lineup().other
-        if other is None:
-            raise GenerationError(f"collection {self.gens.collection!r} has no other generation")
-        if kept is not None:
-            _retire(kept.store)
-            self._close(kept.store)
-        self.gens.discard(other.name)
-        return other.name
-
     def close(self) -> None:
         """After the daemon's stop was asked: the build ends at its next batch."""
         thread = self._thread
@@ -462,20 +354,3 @@ def _settings_of(settings: Settings | None) -> str:
     if settings is None:
         return "settings unknown"
     return f"model {settings.model}, chunks of {settings.chunk_tokens} tokens"
-
-
-class NotSwitched(GenerationError):
-    """`--if-not-worse` found the other generation worse: not switched (exit 1)."""
-
-
-def _retire(store: Store) -> None:
-    """Before its generation is deleted: an embedded store's shard closed, never opened
-    again (a search in flight on it meanwhile looks for the live generation)."""
-    from docsync.plugin.stores.edge import EdgeStore
-
-    if isinstance(store, EdgeStore):
-        store.retire()
-
-
-def _hit_at_5(rows: dict[str, Scores], label: str) -> float:
-    return next(s.hit_at_5 for name, s in rows.items() if name.split()[1] == label)
