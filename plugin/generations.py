@@ -146,6 +146,21 @@ def resumable(gens: Generations, profile: EmbeddingProfile) -> str:
     return gens.begin()
 
 
+def switch_target(gens: Generations, *, back: bool) -> Other:
+    """The generation `docsync switch` makes live: the built one, or with `back` the kept
+    previous one; GenerationError saying how to get one when there is none."""
+    other = gens.lineup().other
+    if other is None or other.state != (PREVIOUS if back else BUILT):
+        what = (
+            "kept previous generation (switch --keep keeps one)"
+            if back
+            else "built generation (`docsync reindex DIR` builds one)"
+        )
+        found = f"; {other.name} is {other.state}" if other else ""
+        raise GenerationError(f"collection {gens.collection!r} has no {what}{found}")
+    return other
+
+
 def live_profile(gens: Generations) -> EmbeddingProfile | None:
     live = gens.live_name()
     return None if live is None else read_profile(gens, live)

@@ -194,7 +194,7 @@ def connect(
     except StoreLockedError:
         socket_path = settings.qdrant_path / SOCKET_NAME
         if daemon_answers(socket_path):
-            return _over(DaemonBackend(socket_path), settings)
+            return searcher_over(DaemonBackend(socket_path), settings)
         raise
     try:
         stored = read_profile(store)  # once for this searcher: its backend keeps it
@@ -203,7 +203,7 @@ def connect(
         encoder = loader(settings)
         load = profile_loader(settings, loader)
         backend = LocalBackend(store, encoder, stored, fusion=fusion(settings), load=load)
-        return _over(backend, settings)
+        return searcher_over(backend, settings)
     except BaseException:
         store.close()
         raise
@@ -213,10 +213,13 @@ def holding(settings: Settings, store: Store, encoder: Encoder) -> Searcher:
     """The searcher of the process that holds `store` (a daemon, for its HTTP /search and
     MCP): the settings' defaults, as `connect` gives a reader."""
     load = profile_loader(settings, _lazy_encoder)
-    return _over(LocalBackend.open(store, encoder, fusion=fusion(settings), load=load), settings)
+    return searcher_over(
+        LocalBackend.open(store, encoder, fusion=fusion(settings), load=load), settings
+    )
 
 
-def _over(backend: Backend, settings: Settings) -> Searcher:
+def searcher_over(backend: Backend, settings: Settings) -> Searcher:
+    """A searcher through `backend` with the settings' defaults (mode, context, per file)."""
     return Searcher.over(
         backend,
         mode=settings.search_mode,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -135,10 +135,11 @@ def by_model(*encoders: Encoder) -> ModelLoader:
 
 
 class Asking:
-    """A reader asking the same question in a loop on a thread, keeping every answer."""
+    """A reader asking the same question in a loop on a thread (`ask`), keeping every
+    answer."""
 
-    def __init__(self, backend: LocalBackend) -> None:
-        self.backend, self.answers, self.errors = backend, list[Answer](), list[BaseException]()
+    def __init__(self, ask: Callable[[], Answer]) -> None:
+        self.ask, self.answers, self.errors = ask, list[Answer](), list[BaseException]()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -146,7 +147,7 @@ class Asking:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.answers.append(answer(self.backend))
+                self.answers.append(self.ask())
             except BaseException as exc:
                 self.errors.append(exc)
                 return
@@ -172,7 +173,7 @@ def test_a_reader_keeps_answering_through_a_reindex_and_sees_each_switch_whole(
     assert run_sync(small_docs, live, tiny_encoder).ok
     backend = LocalBackend.open(live, tiny_encoder, load=by_model(tiny_encoder, second_encoder))
     before = answer(backend)
-    reader = Asking(backend)
+    reader = Asking(lambda: answer(backend))
     done = reindex([small_docs], live=live, encoder=second_encoder, options=SyncOptions())
     reader.wait_for(3)
     assert set(reader.answers) == {before}  # the live generation throughout the build
@@ -204,7 +205,7 @@ def test_later_switches_are_atomic_and_go_back_on_both_engines(
     gens = generations_of(live)
     backend = LocalBackend.open(live, tiny_encoder, load=by_model(tiny_encoder, second_encoder))
     on_second = answer(backend)
-    reader = Asking(backend)
+    reader = Asking(lambda: answer(backend))
     again = reindex([small_docs], live=live, encoder=tiny_encoder, options=SyncOptions())
     assert again.reused_live is False and again.generation != first.generation
     for target in (again.generation, first.generation, again.generation):

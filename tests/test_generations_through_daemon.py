@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from docsync.plugin.daemon_client import SOCKET_NAME, DaemonClient, ask_daemon
 from tests.conftest import CORPUS, HANG, save_tiny_bert
 from tests.test_daemon_process import DOCSYNC, Daemon, poll
+from tests.test_generations import Asking
 
 FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
 # Within one file that never changes: the late file a test writes leaves its answers alone.
@@ -66,35 +66,17 @@ def answer(client: DaemonClient) -> Answer:
     return tuple((h["path"], h["start"], h["end"], round(h["score"], 5)) for h in hits)
 
 
-class Reader:
+class Reader(Asking):
     """A client of the daemon's socket asking the same question in a loop on a thread."""
 
     def __init__(self, socket_path: Path) -> None:
         self.client = DaemonClient(socket_path)
-        self.answers: list[Answer] = []
-        self.errors: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.answers.append(answer(self.client))
-            except BaseException as exc:
-                self.errors.append(exc)
-                return
-
-    def wait_for(self, count: int) -> None:
-        target = len(self.answers) + count
-        poll(lambda: len(self.answers) >= target or bool(self.errors), what="answers")
+        super().__init__(lambda: answer(self.client))
 
     def stop(self) -> list[Answer]:
-        self._stop.set()
-        self._thread.join(HANG)
+        answers = super().stop()
         self.client.close()
-        assert not self.errors, self.errors
-        return self.answers
+        return answers
 
 
 def run_cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:

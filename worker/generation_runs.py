@@ -12,7 +12,7 @@ from docsync.plugin.backends import LocalBackend, ViewBackend
 from docsync.plugin.evaluate import DEPTH, Question, Scores, score
 from docsync.plugin.generations import GenerationError, Generations
 from docsync.plugin.hit import Hit
-from docsync.plugin.search import Searcher, fusion, profile_loader
+from docsync.plugin.search import Searcher, fusion, profile_loader, searcher_over
 from docsync.plugin.settings import Settings
 from docsync.worker import wiring
 from docsync.worker.next_generation import Side
@@ -44,13 +44,7 @@ def generation_searcher(settings: Settings, gens: Generations, name: str) -> Ite
     except BaseException:
         store.close()
         raise
-    searcher = Searcher.over(
-        backend,
-        mode=settings.search_mode,
-        context=settings.context_tokens,
-        per_file=settings.hits_per_file,
-    )
-    with searcher:
+    with searcher_over(backend, settings) as searcher:
         yield searcher
 
 
@@ -100,13 +94,7 @@ def compare_sides(
 
 
 def _over(settings: Settings, side: Side) -> Searcher:
-    backend = ViewBackend(side.store, side.encoder, fusion=fusion(settings))
-    return Searcher.over(
-        backend,
-        mode=settings.search_mode,
-        context=settings.context_tokens,
-        per_file=settings.hits_per_file,
-    )
+    return searcher_over(ViewBackend(side.store, side.encoder, fusion=fusion(settings)), settings)
 
 
 def scored(

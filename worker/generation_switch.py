@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from docsync.plugin.evaluate import Question, Scores
-from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
+from docsync.plugin.generations import PREVIOUS, GenerationError, switch_target
 from docsync.plugin.store import Store
+from docsync.worker.generation_runs import hit_at_5
 from docsync.worker.next_generation import IDLE, RUNNING, NextGeneration, Side
 
 
@@ -58,16 +59,7 @@ class GenerationSwitch(NextGeneration):
     ) -> tuple[Side, str, dict[str, Scores] | None]:
         live = self.live
         assert live is not None
-        other_state = self.gens.lineup().other
-        wanted = PREVIOUS if back else BUILT
-        if other_state is None or other_state.state != wanted:
-            what = (
-                "kept previous generation (switch --keep keeps one)"
-                if back
-                else ("built generation (`docsync reindex DIR` builds one)")
-            )
-            found = f"; {other_state.name} is {other_state.state}" if other_state else ""
-            raise GenerationError(f"collection {self.gens.collection!r} has no {what}{found}")
+        switch_target(self.gens, back=back)
         side = self.opened_other()
         if not back:
             report = self._sync(side)  # what changed while it was built
@@ -80,7 +72,7 @@ class GenerationSwitch(NextGeneration):
         if questions is not None:
             label = "previous" if back else "next"
             rows = self._compare(live, side, label, questions, modes)
-            if _hit_at_5(rows, label) < _hit_at_5(rows, "live"):
+            if hit_at_5(rows, label) < hit_at_5(rows, "live"):
                 raise NotSwitched(f"not switched: {side.name}'s Hit@5 is lower than the live one's")
         self.adopt(side)  # searches use this store and model once it is live
         replaced = self.gens.switch(side.name, keep=True)  # deleted below, if not kept
@@ -136,7 +128,3 @@ def _retire(store: Store) -> None:
 
     if isinstance(store, EdgeStore):
         store.retire()
-
-
-def _hit_at_5(rows: dict[str, Scores], label: str) -> float:
-    return next(s.hit_at_5 for name, s in rows.items() if name.split()[1] == label)

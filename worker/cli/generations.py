@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from docsync.plugin.evaluate import load_questions, table
-from docsync.plugin.generations import BUILT, PREVIOUS, GenerationError
+from docsync.plugin.generations import switch_target
 from docsync.plugin.settings import Settings
 from docsync.plugin.stores import generations_of
 from docsync.worker import render, wiring
@@ -89,15 +89,7 @@ def switch(
             gens.discard(other.name)
             print(f"generation {other.name} deleted")
             return 0
-        wanted = PREVIOUS if back else BUILT
-        if other is None or other.state != wanted:
-            what = (
-                "kept previous generation (switch --keep keeps one)"
-                if back
-                else ("built generation (`docsync reindex DIR` builds one)")
-            )
-            found = f"; {other.name} is {other.state}" if other else ""
-            raise GenerationError(f"collection {settings.collection!r} has no {what}{found}")
+        other = switch_target(gens, back=back)
         if questions is not None:
             from docsync.worker.generation_runs import compare, hit_at_5
 
