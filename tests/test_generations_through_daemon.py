@@ -133,7 +133,7 @@ def test_reindex_compare_and_switch_through_a_running_daemon(
     assert after != before
     status = ask_daemon(socket_path, "/status")
     assert status["profile"]["model"] == str(second_model)
-    assert status["collection"] == "docsync"
+    assert status["collection"] == "docsync" and status["daemon"]["generation"] == "docsync--g2"
 
     back = run_cli(started, "switch", "--back")
     assert back.returncode == 0, back.stderr

@@ -205,9 +205,17 @@ class Daemon:
             "last_sync": self.last_sync,
             "syncs": self.syncs,
             "pending_changes": len(self.debouncer) + self.retries.waiting() + self._unwritten,
-            "generation": self.target.generation,
+            "generation": self._generation(),
             "refused": self.target.refused,
         }
+
+    def _generation(self) -> str | None:
+        """The generation the daemon writes: looked up on a server before each sync; in the
+        embedded store the one it holds (`docsync.worker.next_generation`)."""
+        if self.target.generation is not None:
+            return self.target.generation
+        live = self.next.live if self.next is not None else None
+        return live.name if live is not None else None
 
     def healthy(self) -> bool:
         return self._clock() - self.heartbeat < STALL_SECONDS
