@@ -158,10 +158,13 @@ def run_daemon(
 ) -> int:
     """`docsync run` once its address is bound: the daemon until SIGTERM or SIGINT."""
     from docsync.worker.daemon_generations import builder, live_side, named
+    from docsync.worker.daemon_store import open_serving
     from docsync.worker.progress import progress_bar
     from docsync.worker.web.folders import SyncProgress
 
-    store = open_store(settings, serving=True)  # not pinged: it waits for a server that is down
+    # Not pinged: it waits for a server that is down; a reader holding the embedded store
+    # is waited for a while (`docsync.worker.daemon_store`).
+    store = open_serving(settings)
     try:
         encoder = load_encoder(settings, warm=True)
         log_start("watching", roots, store, encoder)
