@@ -342,3 +342,35 @@ def test_a_replaced_root_is_followed_by_the_real_watcher(
     (docs.with_name("docs.old") / "mac.rst").unlink()  # the old folder is not the root
     poll(lambda: exact(edge, docs, tiny_encoder))
     stop(daemon, thread)
+
+
+def test_a_long_sync_is_no_stall_but_a_stuck_one_is(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/healthz's heartbeat goes on while a sync works (it asks whether to stop before each
+    batch), however long it takes, and stops when the loop is stuck."""
+    now = [0.0]
+    quick = DaemonOptions(backoff_min=0.001, backoff_max=0.001)  # the outages end the syncs
+    daemon = daemon_for(
+        docs, edge, tiny_encoder, watcher_factory=Silent, clock=lambda: now[0], options=quick
+    )
+    syncer = daemon.syncer
+
+    def working_for_an_hour(*_: Any, **__: Any) -> Any:
+        for _ in range(60):  # a batch a minute
+            now[0] += 60
+            assert not syncer.should_stop()
+            assert daemon.healthy()
+        raise StoreUnavailableError("and then the store went away")
+
+    monkeypatch.setattr(syncer, "sync_scopes", working_for_an_hour)
+    daemon._full_sync(reason="initial sync")  # waits out the outage it ends with
+    assert daemon.healthy() and now[0] >= 3600
+
+    def stuck(*_: Any, **__: Any) -> Any:
+        now[0] += 301  # no batch, no question
+        assert not daemon.healthy()
+        raise StoreUnavailableError("stuck")
+
+    monkeypatch.setattr(syncer, "sync_scopes", stuck)
+    daemon._full_sync(reason="rescan")
