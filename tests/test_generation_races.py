@@ -117,3 +117,18 @@ def test_a_reindex_with_other_settings_than_the_build_under_way_is_refused(
         release.set()
         poll(lambda: built.state != "building", what="the build's end")
     assert built.state == "failed" and "the test's" in (built.error or "")
+
+
+def test_a_model_folder_is_the_same_by_its_relative_or_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon set with a relative DOCSYNC_MODEL and a client that sends the absolute path
+    (as `docsync reindex` does) ask for the same build."""
+    from docsync.worker.next_generation import same_model
+
+    (tmp_path / "models" / "v2").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert same_model("models/v2", str(tmp_path / "models" / "v2"))
+    assert same_model("./models/v2/", str(tmp_path / "models" / "v2"))
+    assert not same_model("models/v2", str(tmp_path / "models" / "v3"))
+    assert same_model("org/name", "org/name") and not same_model("org/name", "org/other")

@@ -245,8 +245,9 @@ class NextGeneration:
         return report.ok
 
     def _encoder(self, settings: Settings) -> Encoder:
-        fields = ("model", "query_prefix", "passage_prefix", "device")
+        fields = ("query_prefix", "passage_prefix", "device")
         same = all(getattr(settings, f) == getattr(self._settings, f) for f in fields)
+        same = same and same_model(settings.model, self._settings.model)
         return self._own if same and self._own is not None else self._load(settings)
 
     def _side(self, name: str, encoder: Encoder, chunk_tokens: int) -> Side:
@@ -346,8 +347,20 @@ class NextGeneration:
 
 
 def _same_build(running: Settings, asked: Settings) -> bool:
-    fields = ("model", "chunk_tokens", "query_prefix", "passage_prefix")
-    return all(getattr(running, f) == getattr(asked, f) for f in fields)
+    fields = ("chunk_tokens", "query_prefix", "passage_prefix")
+    same = all(getattr(running, f) == getattr(asked, f) for f in fields)
+    return same and same_model(running.model, asked.model)
+
+
+def same_model(ours: str, theirs: str) -> bool:
+    """Whether two model settings name the same model: a local folder by its real path (the
+    daemon's own setting may be relative to its folder; a client sends an absolute one)."""
+    return _model_key(ours) == _model_key(theirs)
+
+
+def _model_key(model: str) -> str:
+    folder = Path(model).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else model
 
 
 def _settings_of(settings: Settings | None) -> str:
