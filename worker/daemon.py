@@ -102,7 +102,7 @@ class Daemon:
             clock=clock,
         )
         self._sync_options = sync_options
-        self.syncer = Syncer(store, encoder, sync_options, should_stop=self._working)
+        self.syncer = Syncer(store, encoder, sync_options, should_stop=self.working)
         # Which generation the syncs write (a server's may be switched by another process).
         self.target = self._write_target(store, encoder, sync_options.chunk_tokens)
         # The next generation, built beside the live one (`docsync reindex` through this
@@ -146,7 +146,7 @@ class Daemon:
             side.store,
             side.encoder,
             options,
-            should_stop=self._working,
+            should_stop=self.working,
             skips=self.syncer.skips,
         )
         self.target = self._write_target(self.store, side.encoder, side.chunk_tokens)
@@ -175,7 +175,7 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _working(self) -> bool:
+    def working(self) -> bool:
         """Whether a stop was asked, asked by the loop's own long work (a sync, before each
         batch; an index build, while it waits): that work is the loop turning, so the
         heartbeat goes on (an initial sync of an hour is no stall for /healthz)."""
@@ -282,7 +282,7 @@ class Daemon:
         that fails (a full disk, a store that went away) costs nothing but the index:
         searches stay exact, and it is tried again after a backoff, said once."""
         try:
-            self.store.optimize(serving=True, should_stop=self._working)
+            self.store.optimize(serving=True, should_stop=self.working)
         except StoreError as exc:
             self._index_failures += 1
             self._index_after = self._clock() + self._backoff(self._index_failures)

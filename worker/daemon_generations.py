@@ -103,6 +103,7 @@ def builder(
         load_profile=profile_loader(settings, wiring.load_encoder),
         should_stop=daemon.stopping,
         own=own,
+        working=daemon.working,
     )
 
 

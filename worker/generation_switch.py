@@ -62,7 +62,7 @@ class GenerationSwitch(NextGeneration):
         switch_target(self.gens, back=back)
         side = self.opened_other()
         if not back:
-            report = self._sync(side)  # what changed while it was built
+            report = self._sync(side, should_stop=self._working)  # what changed meanwhile
             if not report.ok:
                 raise GenerationError(
                     f"not switched: bringing {side.name} up to date met "

@@ -90,12 +90,16 @@ class NextGeneration:
         load_profile: Callable[[EmbeddingProfile], Encoder],
         should_stop: Callable[[], bool],
         own: Encoder | None = None,
+        working: Callable[[], bool] | None = None,
     ) -> None:
         self._settings, self.roots = settings, list(roots)
         self._own = own  # the daemon's model, loaded: a build with the same one uses it
         self._load_profile = load_profile
         self._load, self._options, self._compare = load, options, compare
         self._should_stop = should_stop
+        # What work on the sync loop asks (a switch's catch-up): the daemon's stop, and its
+        # heartbeat going on (`Daemon.working`).
+        self._working = working or should_stop
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._building: Settings | None = None  # the settings of the build under way
@@ -264,13 +268,20 @@ class NextGeneration:
             self.other = side
         return side
 
-    def _sync(self, side: Side, *, donor: Store | None = None) -> SyncReport:
+    def _sync(
+        self,
+        side: Side,
+        *,
+        donor: Store | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> SyncReport:
+        """A sync of every root into `side`; `should_stop`: asked before each batch (the
+        build's stop, or, on the sync loop, the daemon's own: its heartbeat goes on)."""
         options = self._options(
             self._settings.model_copy(update={"chunk_tokens": side.chunk_tokens})
         )
-        syncer = Syncer(
-            side.store, side.encoder, options, should_stop=self._should_stop, donor=donor
-        )
+        asked = should_stop or self._should_stop
+        syncer = Syncer(side.store, side.encoder, options, should_stop=asked, donor=donor)
         self.report = syncer.sync_scopes(
             [(root, "") for root in self.roots], progress=self.progress
         )
