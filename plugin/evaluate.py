@@ -86,19 +86,28 @@ def load_questions(path: Path) -> list[Question]:
             row = json.loads(line)
         except ValueError as exc:
             raise ConfigError(f"{path}:{number}: not JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{number}: expected an object with question and path")
-        question, file, answer = row.get("question"), row.get("path"), row.get("answer", "")
-        if not isinstance(question, str) or not question.strip():
-            raise ConfigError(f"{path}:{number}: 'question' must be a non-empty string")
-        if not isinstance(file, str) or not file.strip():
-            raise ConfigError(f"{path}:{number}: 'path' must be a non-empty string")
-        if not isinstance(answer, str):
-            raise ConfigError(f"{path}:{number}: 'answer' must be a string")
-        questions.append(Question(question, file.strip().strip("/"), answer))
+        try:
+            questions.append(question_of(row))
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
     if not questions:
         raise ConfigError(f"{path}: no questions")
     return questions
+
+
+def question_of(row: object) -> Question:
+    """One labelled question from its JSON object (a line of a question file, or one sent to
+    a daemon); ValueError saying what is wrong with it."""
+    if not isinstance(row, dict):
+        raise ValueError("expected an object with question and path")
+    question, file, answer = row.get("question"), row.get("path"), row.get("answer", "")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("'question' must be a non-empty string")
+    if not isinstance(file, str) or not file.strip():
+        raise ValueError("'path' must be a non-empty string")
+    if not isinstance(answer, str):
+        raise ValueError("'answer' must be a string")
+    return Question(question, file.strip().strip("/"), answer)
 
 
 def relevant(hit: Any, question: Question) -> bool:

@@ -80,12 +80,12 @@ def test_a_switch_met_by_the_daemons_stop_is_a_503_not_a_500(tmp_path: Path) -> 
 def test_reindex_through_a_daemon_sends_a_relative_model_folder_by_its_absolute_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from docsync.worker.cli.via_daemon import model_for_daemon
+    from docsync.plugin.embedding.loading import model_named
 
     (tmp_path / "my-model-v2").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert model_for_daemon("./my-model-v2") == str(tmp_path.resolve() / "my-model-v2")
-    assert model_for_daemon("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
+    assert model_named("./my-model-v2") == str(tmp_path.resolve() / "my-model-v2")
+    assert model_named("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
 
 
 def test_the_web_page_names_the_collection_not_the_generation_after_a_switch() -> None:

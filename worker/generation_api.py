@@ -22,7 +22,7 @@ from pathlib import Path
 from docsync.plugin.choices import SEARCH_MODES, one_of
 from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.errors import DocsyncError, StoreError
-from docsync.plugin.evaluate import Question, Scores
+from docsync.plugin.evaluate import Question, Scores, question_of
 from docsync.plugin.generations import GenerationError
 from docsync.worker.generation_switch import GenerationSwitch, NotSwitched
 from docsync.worker.loop_calls import LoopCalls
@@ -162,15 +162,10 @@ def _questions(asked: dict[str, object]) -> list[Question]:
         raise BadRequest("'questions' must be a non-empty list")
     if len(rows) > MAX_QUESTIONS:
         raise BadRequest(f"at most {MAX_QUESTIONS} questions")
-    questions = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise BadRequest("each question must be an object with question and path")
-        text, path, answer = row.get("question"), row.get("path"), row.get("answer", "")
-        if not all(isinstance(v, str) for v in (text, path, answer)):
-            raise BadRequest("a question's question, path and answer must be strings")
-        questions.append(Question(str(text), str(path), str(answer)))
-    return questions
+    try:
+        return [question_of(row) for row in rows]
+    except ValueError as exc:
+        raise BadRequest(f"a question: {exc}") from None
 
 
 def _rows(rows: dict[str, Scores] | None) -> dict[str, dict[str, object]] | None:

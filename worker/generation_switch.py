@@ -29,10 +29,10 @@ class GenerationSwitch(NextGeneration):
     def _compared(self, questions: list[Question], modes: Sequence[str]) -> dict[str, Scores]:
         live = self.live
         assert live is not None
-        other = self.opened_other()
-        lineup = self.gens.lineup().other
-        label = "previous" if lineup is not None and lineup.state == PREVIOUS else "next"
-        return self._compare(live, other, label, questions, modes)
+        other = self.gens.lineup().other
+        side = self.opened_other(other)
+        label = "previous" if other is not None and other.state == PREVIOUS else "next"
+        return self._compare(live, side, label, questions, modes)
 
     def switch(
         self,
@@ -59,8 +59,7 @@ class GenerationSwitch(NextGeneration):
     ) -> tuple[Side, str, dict[str, Scores] | None]:
         live = self.live
         assert live is not None
-        switch_target(self.gens, back=back)
-        side = self.opened_other()
+        side = self.opened_other(switch_target(self.gens, back=back))
         if not back:
             report = self._sync(side, should_stop=self._working)  # what changed meanwhile
             if not report.ok:
@@ -103,9 +102,7 @@ class GenerationSwitch(NextGeneration):
             return self._discarded()
 
     def _discarded(self) -> str:
-        with self._lock:
-            if self.state == RUNNING:
-                raise GenerationError(f"the next generation is being built ({self._done()})")
+        with self._lock:  # no build runs: `_exclusive` said so, and starts none meanwhile
             kept, self.other, self.state = self.other, None, IDLE
         other = self.gens.lineup().other
         if other is None:

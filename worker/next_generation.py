@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from docsync.plugin.embedding.loading import model_named
 from docsync.plugin.embedding.runner import StopRequested
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import DocsyncError
@@ -28,6 +29,7 @@ from docsync.plugin.generations import (
     BUILT,
     GenerationError,
     Generations,
+    Other,
     resumable,
 )
 from docsync.plugin.profile import EmbeddingProfile
@@ -310,18 +312,16 @@ class NextGeneration:
             "build": build,
         }
 
-    def opened_other(self) -> Side:
-        """The generation beside the live one, opened (with the model its profile names)
-        when this daemon did not build it (it was restarted since)."""
-        other = self.gens.lineup().other
+    def opened_other(self, other: Other | None) -> Side:
+        """The generation beside the live one (`other`, as the lineup says), opened (with the
+        model its profile names) when this daemon did not build it (it was restarted since).
+        Asked under `_exclusive`: no build runs."""
         if other is None:
             raise GenerationError(
                 f"collection {self.gens.collection!r} has no generation beside the live one: "
                 "`docsync reindex DIR` builds one"
             )
         with self._lock:
-            if self.state == RUNNING:
-                raise GenerationError(f"the next generation is still being built ({self._done()})")
             kept = self.other
         if kept is not None and kept.name == other.name:
             return kept
@@ -366,12 +366,7 @@ def _same_build(running: Settings, asked: Settings) -> bool:
 def same_model(ours: str, theirs: str) -> bool:
     """Whether two model settings name the same model: a local folder by its real path (the
     daemon's own setting may be relative to its folder; a client sends an absolute one)."""
-    return _model_key(ours) == _model_key(theirs)
-
-
-def _model_key(model: str) -> str:
-    folder = Path(model).expanduser()
-    return str(folder.resolve()) if folder.is_dir() else model
+    return model_named(ours) == model_named(theirs)
 
 
 def _settings_of(settings: Settings | None) -> str:

@@ -96,6 +96,16 @@ def model_source(name: str) -> str:
     return name
 
 
+def model_named(name: str) -> str:
+    """The model setting `name` as it reads from any working directory: a local directory by
+    its absolute path, anything else as given (one that is not there is left for the load
+    to say so, `model_source`). For sending a setting to a daemon, and comparing two."""
+    try:
+        return model_source(name)
+    except ModelLoadError:
+        return name
+
+
 def _load_failure(name: str, exc: BaseException) -> str:
     reason = " ".join(str(exc).split())[:300].rstrip(".") or type(exc).__name__
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon, daemon_answers, post_daemon
+from docsync.plugin.embedding.loading import model_named
 from docsync.plugin.errors import StoreError
 from docsync.plugin.evaluate import Question, Scores, table
 from docsync.plugin.generations import GenerationError
@@ -38,7 +39,9 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
     # refuses when it has others (never followed as if it were this one).
     asked = {
         "roots": [str(root) for root in roots],
-        "model": model_for_daemon(settings.model),
+        # A folder given relative to this command's working directory (`--model
+        # ./my-model-v2`) by its absolute path: the daemon reads paths from its own.
+        "model": model_named(settings.model),
         "chunk_tokens": settings.chunk_tokens,
         "query_prefix": settings.query_prefix,
         "passage_prefix": settings.passage_prefix,
@@ -65,14 +68,6 @@ def reindex(socket_path: Path, settings: Settings, roots: list[Path], as_json: b
             name = other.get("name") or "the next generation"
             print(f"{name} not built: {build.get('error', '')}")
     return 0 if built else 1
-
-
-def model_for_daemon(model: str) -> str:
-    """`model` as the daemon must read it: a folder given relative to this command's working
-    directory (`--model ./my-model-v2`) by its absolute path, as the daemon resolves paths
-    from its own; a hub name as it is."""
-    local = Path(model).expanduser()
-    return str(local.resolve()) if local.exists() else model
 
 
 def _follow(socket_path: Path, settings: Settings, state: Any) -> Any:
