@@ -36,7 +36,7 @@ from docsync.worker.retries import ReadRetries
 from docsync.worker.scan import has_entries
 from docsync.worker.watch import Change, Debouncer, Watcher
 from docsync.worker.web.folders import FolderLog
-from docsync.worker.write_target import SwitchedError, WriteTarget
+from docsync.worker.write_target import Look, SwitchedError, WriteTarget
 
 log = logging.getLogger("docsync.daemon")
 Clock = Callable[[], float]
@@ -262,11 +262,9 @@ class Daemon:
         every root is synced (`_sync`)."""
         self._next_look = self._clock() + LOOK_SECONDS
         try:
-            look = self.target.look()
+            look = self._look()
         except StoreUnavailableError:
             return self.target.refused is None  # the sync, if any, waits the outage out
-        if look.taken is not None:
-            self.write_into(look.taken)
         if look.store is not None:
             if look.moved or self._unwritten:
                 self._next_rescan = self._clock()  # every root, on this turn (`_sync`)
@@ -275,6 +273,15 @@ class Daemon:
         self._unwritten += len(changes)
         self.metrics.pending.set(len(self.debouncer) + self._unwritten + self.retries.waiting())
         return False
+
+    def _look(self) -> Look:
+        """Where the syncs write now (`WriteTarget.look`); the daemon's own next generation,
+        made live by another process, is written from now on with its model."""
+        look = self.target.look()
+        if look.taken is not None:
+            self.write_into(look.taken)  # every root on the next turn
+            look = self.target.look()
+        return look
 
     def _build_index(self) -> None:
         """Idle: build the index, never between a sync's writes, and in a way that keeps
@@ -324,10 +331,7 @@ class Daemon:
     ) -> SyncReport | None:
         self._next_look = self._clock() + LOOK_SECONDS
         try:
-            look = self.target.look()  # one alias request on a server; nothing embedded
-            if look.taken is not None:  # its own next generation, made live elsewhere
-                self.write_into(look.taken)
-                look = self.target.look()
+            look = self._look()  # one alias request on a server; nothing embedded
             if look.store is None:
                 self._unwritten += len(changes)
                 return None
