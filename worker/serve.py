@@ -2,8 +2,9 @@
 socket beside the embedded store (`daemon.sock`), so that `docsync query` and `docsync status`
 reach a daemon that holds the store.
 
-    GET /healthz                      200 while the sync loop is turning; 503 while it writes
-                                      nothing (the collection switched to another model)
+    GET /healthz                      200 while the sync loop is turning (503 once stalled);
+                                      200 `refused` while it writes nothing (the collection
+                                      switched to a generation of another model)
     GET /readyz                       200 once the initial sync is done and the store answers
     GET /metrics                      Prometheus text format
     GET /search?q=...&limit=5&path_prefix=...&mode=...&context=...&per_file=...&where=k=v
