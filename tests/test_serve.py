@@ -4,6 +4,7 @@ refusal to listen beyond loopback without one, a busy port, and the socket's mod
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -31,6 +32,7 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.worker.cli import cli
+from docsync.worker.http_guards import MAX_HEAD
 from docsync.worker.mcp_server import Collection, build_server
 from docsync.worker.serve import (
     BACKLOG,
@@ -380,6 +382,29 @@ def test_a_request_trickled_a_byte_at_a_time_is_dropped_at_its_deadline(
             sender.join(DEADLINE)
     sock.close()
     assert recorder.texts == []
+
+
+@pytest.mark.parametrize("part", ["url", "headers"])
+def test_a_request_head_beyond_its_bound_is_refused_unread(searcher: Searcher, part: str) -> None:
+    """The parser keeps every header until the last: beyond `MAX_HEAD` bytes the request
+    is answered 400 and its connection closed, whatever else the client sends."""
+    oversized = b"x" * (MAX_HEAD + 1)
+    with serving(make_api(searcher)) as (_, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw:
+            if part == "url":
+                raw.sendall(b"GET /healthz?" + oversized + b" HTTP/1.1\r\n")
+            else:
+                raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + oversized)
+            answer = raw.makefile("rb")
+            assert answer.readline().split()[1] == b"400"
+            with contextlib.suppress(ConnectionResetError):
+                raw.sendall(b"\r\n\r\n" + b"y" * 100_000)  # never read
+            with contextlib.suppress(ConnectionResetError):
+                while answer.read(4096):  # the server hangs up after its answer
+                    pass
+        # Just within the bound, the same request is answered.
+        fits = "x" * (MAX_HEAD - 200)
+        assert get(port, "/healthz", **{"X-Big": fits})[0] == 200
 
 
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:

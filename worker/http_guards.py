@@ -9,9 +9,10 @@ uvicorn connection protocol.
   `Limits.request_seconds`, however steadily it trickles, and an answer must be taken within
   it too; at most `Limits.max_connections` are open, and when all are taken the oldest one
   still sending its request makes room, so slow or idle clients can neither use up the file
-  descriptors nor lock out `/healthz`. uvicorn has neither: its h11 protocol starts no timer
-  before a request's headers are in, and its `limit_concurrency` answers 503 to a health check
-  while idle connections hold every slot.
+  descriptors nor lock out `/healthz`; a request's line and headers are bounded
+  (`MAX_HEAD`). uvicorn has none of these: its protocols start no timer before a request's
+  headers are in, its httptools protocol keeps headers without bound, and its
+  `limit_concurrency` answers 503 to a health check while idle connections hold every slot.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import h11
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from docsync.worker.web.pages import PAGE_FILES
 
@@ -119,7 +119,7 @@ def body_length(headers: Headers, limit: int) -> int:
     """The length of the body a request declares, checked before any of it is read:
     BodyRefused (400) for a Content-Length that is not one whole number, (413) beyond
     `limit`, (411) for a Transfer-Encoding, whose chunks would have no length up front.
-    (uvicorn's parser, h11, already answers 400 to most bad lengths; this is the rule.)"""
+    (uvicorn's parser, httptools, already answers 400 to most bad lengths; this is the rule.)"""
     if "transfer-encoding" in headers:
         raise BodyRefused(411, "send the body with a Content-Length (no Transfer-Encoding)")
     values = {value.strip() for value in headers.getlist("content-length")}
@@ -165,6 +165,8 @@ class Limits:
 
 LIMITS = Limits()
 # The answer to a connection beyond the bound while every one of them is being answered.
+# A request line and headers: h11's bound, which the endpoint had before httptools.
+MAX_HEAD = 16 * 1024
 _BUSY_BODY = b'{"error": "too many open connections"}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -175,14 +177,14 @@ _BUSY = (
 
 class Connections:
     """One server's open connections, and those still sending a request, oldest first;
-    `protocol()` is uvicorn's h11 protocol under their deadline and bound."""
+    `protocol()` is uvicorn's httptools protocol under their deadline and bounds."""
 
     def __init__(self, limits: Limits = LIMITS) -> None:
         self.limits = limits
-        self.open: set[H11Protocol] = set()
-        self.sending: dict[H11Protocol, asyncio.TimerHandle] = {}
+        self.open: set[HttpToolsProtocol] = set()
+        self.sending: dict[HttpToolsProtocol, asyncio.TimerHandle] = {}
 
-    def admit(self, connection: H11Protocol) -> bool:
+    def admit(self, connection: HttpToolsProtocol) -> bool:
         if len(self.open) >= self.limits.max_connections:
             if not self.sending:
                 return False  # every slot serves a request: answer 503 at once
@@ -190,23 +192,23 @@ class Connections:
         self.open.add(connection)
         return True
 
-    def wait_for_request(self, connection: H11Protocol) -> None:
+    def wait_for_request(self, connection: HttpToolsProtocol) -> None:
         """A request is due on `connection`: from now, within the deadline."""
         self.received(connection)
         timer = connection.loop.call_later(self.limits.request_seconds, self.drop, connection)
         self.sending[connection] = timer
 
-    def received(self, connection: H11Protocol) -> None:
+    def received(self, connection: HttpToolsProtocol) -> None:
         timer = self.sending.pop(connection, None)
         if timer is not None:
             timer.cancel()
 
-    def drop(self, connection: H11Protocol) -> None:
+    def drop(self, connection: HttpToolsProtocol) -> None:
         """Close without a word (abort: nothing of a client we drop is waited for)."""
         self.forget(connection)
         connection.transport.abort()
 
-    def forget(self, connection: H11Protocol) -> None:
+    def forget(self, connection: HttpToolsProtocol) -> None:
         self.received(connection)
         self.open.discard(connection)
 
@@ -214,11 +216,19 @@ class Connections:
         for connection in list(self.sending if sending_only else self.open):
             self.drop(connection)
 
-    def protocol(self) -> type[H11Protocol]:
+    def protocol(self) -> type[HttpToolsProtocol]:
         connections, seconds = self, self.limits.request_seconds
 
-        class Guarded(H11Protocol):
+        class Guarded(HttpToolsProtocol):
+            """The client is sending while every request it sent in full has been answered
+            (none in yet, or the next one due): then its deadline runs."""
+
             _write_timer: asyncio.TimerHandle | None = None
+            _requests_in = 0  # requests received in full
+            _answered = 0  # answers sent in full
+            _head = 0  # bytes of the request line and headers of the request coming in
+            _heads_done = 0  # requests whose headers are all in
+            _in_body = False  # between a request's headers and its end
 
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
@@ -229,22 +239,38 @@ class Connections:
                 connections.wait_for_request(self)
 
             def data_received(self, data: bytes) -> None:
+                # The parser keeps a request's line and headers until the last one ends:
+                # bounded here, as h11 bounded them. A read that lies wholly in one head
+                # counts; one where a head or a request ends does not (so at most the bound
+                # and one read are kept).
+                whole = (self._heads_done, self._requests_in)
                 super().data_received(data)
-                self._check_request()
+                if (self._heads_done, self._requests_in) != whole or self.transport.is_closing():
+                    self._head = 0
+                    return
+                if not self._in_body:
+                    self._head += len(data)
+                    if self._head > MAX_HEAD:
+                        self.send_400_response(f"request headers beyond {MAX_HEAD} bytes")
+
+            def on_headers_complete(self) -> None:
+                self._heads_done += 1
+                self._in_body = True
+                super().on_headers_complete()
+
+            def on_message_complete(self) -> None:
+                super().on_message_complete()
+                self._in_body = False
+                self._requests_in += 1
+                connections.received(self)  # all in: the app has it
 
             def on_response_complete(self) -> None:
-                super().on_response_complete()
-                # The next request on a kept-alive connection has a deadline of its own.
-                if not self.transport.is_closing() and self._sending():
+                self._answered += 1
+                # The next request on a kept-alive connection has a deadline of its own
+                # (not when one already in waits for its turn).
+                if not self.transport.is_closing() and self._answered >= self._requests_in:
                     connections.wait_for_request(self)
-                self._check_request()
-
-            def _sending(self) -> bool:
-                return self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
-
-            def _check_request(self) -> None:
-                if not self._sending():
-                    connections.received(self)  # all in (or the connection is over)
+                super().on_response_complete()
 
             def pause_writing(self) -> None:
                 # A client that does not read its answer holds a slot: it has as long as a

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +219,19 @@ async def _error(request: Request, exc: Exception) -> Response:
     return Response(body, exc.status_code, exc.headers, "application/json")
 
 
+def _run_loop(main: Coroutine[object, object, None]) -> None:
+    """`main` on uvloop where it is installed (not on Windows): its loop and transports are
+    libuv's, a tenth of a millisecond less per answer on the socket (bench/NOTES.md); on
+    asyncio's own loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 class Endpoints:
     """The TCP and Unix-socket servers: uvicorn, on one event loop on a thread of its own
     (the daemon's sync loop keeps the main thread, and its SIGTERM: uvicorn installs no
@@ -246,7 +259,7 @@ class Endpoints:
             self._serve(tcp.socket, build_app(api, mcp=mcp, access=tcp.access), limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._run(),), daemon=True, name="docsync-http"
+            target=_run_loop, args=(self._run(),), daemon=True, name="docsync-http"
         )
         self._thread.start()
 
