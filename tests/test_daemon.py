@@ -7,13 +7,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from docsync.plugin.encoder import Encoder
-from docsync.plugin.errors import StoreUnavailableError
+from docsync.plugin.errors import ProfileMismatchError, StoreUnavailableError
 from docsync.plugin.store import Store
 from docsync.plugin.stores.edge import EdgeStore
 from docsync.worker.daemon import Daemon, DaemonOptions
@@ -374,3 +375,53 @@ def test_a_long_sync_is_no_stall_but_a_stuck_one_is(
 
     monkeypatch.setattr(syncer, "sync_scopes", stuck)
     daemon._full_sync(reason="rescan")
+
+
+class Hanging(Flaky):
+    """A store whose `ping` hangs (a server that accepts connections and never answers)
+    until `release` is set."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.release = threading.Event()
+        self.pinging = threading.Event()
+
+    def ping(self) -> None:
+        self.pinging.set()
+        self.release.wait(HANG)
+
+
+def test_a_stop_ends_the_wait_for_a_store_that_hangs(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    """SIGTERM while `docsync run` waits for its store: the wait ends at once, not after the
+    store client's retries (a `docker stop` kills what is not gone in 10 s)."""
+    store = Hanging(edge)
+    daemon = daemon_for(docs, store, tiny_encoder)  # type: ignore[arg-type]
+    answer: list[bool] = []
+    waiting = threading.Thread(target=lambda: answer.append(daemon.wait_for_store()))
+    waiting.start()
+    try:
+        assert store.pinging.wait(HANG)
+        daemon.stop()
+        waiting.join(HANG)
+        assert answer == [False]  # while the ping still hangs
+        assert not store.release.is_set()
+    finally:
+        store.release.set()
+        waiting.join(HANG)
+
+
+def test_the_wait_for_a_store_raises_what_the_store_raised(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    """A store that refuses (not an outage) ends the wait with its error, as before."""
+    store = Flaky(edge)
+    daemon = daemon_for(docs, store, tiny_encoder)  # type: ignore[arg-type]
+    other = replace(tiny_encoder.profile(), distance="Dot")
+    edge.open(tiny_encoder.profile(), create=True)
+    with pytest.raises(ProfileMismatchError):
+        daemon.wait_for_store(other)
+    store.fail("ping", 1)  # an outage first: waited out, then the store answers
+    assert daemon.wait_for_store(tiny_encoder.profile())
+    assert store.failures == 1

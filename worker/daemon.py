@@ -34,6 +34,7 @@ from docsync.worker.progress import Progress
 from docsync.worker.report import SyncReport
 from docsync.worker.retries import ReadRetries
 from docsync.worker.scan import has_entries
+from docsync.worker.stoppable import unless_stopped
 from docsync.worker.watch import Change, Debouncer, Watcher
 from docsync.worker.web.folders import FolderLog
 from docsync.worker.write_target import Look, SwitchedError, WriteTarget
@@ -191,11 +192,18 @@ class Daemon:
         (created if missing, refused if another profile wrote it) (True), or a stop is
         requested (False): a daemon started while Qdrant is down, or while the embedded
         store's shard process keeps dying as it opens, waits instead of exiting."""
+        store = self.store
+
+        def reach() -> None:
+            store.ping()
+            if profile is not None:
+                store.open(profile, create=True)
+
         while not self._stop.is_set():
             try:
-                self.store.ping()
-                if profile is not None:
-                    self.store.open(profile, create=True)
+                # A stop (SIGTERM) is not kept waiting by the store's own retries.
+                if not unless_stopped(reach, self._stop):
+                    return False
             except StoreUnavailableError as exc:
                 self._retry_later([], exc)
                 continue
