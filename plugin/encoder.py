@@ -332,7 +332,12 @@ class Encoder:
         so, `StopRequested` is raised. The work runs on a thread that ends with it (see
         `docsync.plugin.embedding.teams`)."""
         runner = self._runner_now()
-        return passing(lambda: runner.embed(inputs, should_stop))
+        stop = threading.Event()  # set by an interrupt (Ctrl-C): the embedding ends at once
+
+        def stopping() -> bool:
+            return stop.is_set() or (should_stop is not None and should_stop())
+
+        return passing(lambda: runner.embed(inputs, stopping), interrupted=stop.set)
 
     def token_spans(self, text: str) -> TokenSpans:
         """Character offsets of the model's tokens in `text`, special tokens left out."""

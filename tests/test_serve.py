@@ -280,7 +280,7 @@ def test_a_body_is_refused_by_its_declared_length_before_it_is_read(
     with serving(mcp_api(searcher, recorder), limits=Limits(request_seconds=60)) as (_, port):
         code, answer_headers, body = post_headers(port, *headers)
     assert code == status and answer_headers["connection"] == "close"
-    if status == 400:  # uvicorn's parser (h11) refuses a malformed length itself
+    if status == 400:  # uvicorn's parser (httptools) refuses a malformed length itself
         assert body == b"Invalid HTTP request received."
     else:
         assert "error" in json.loads(body)
@@ -373,7 +373,7 @@ def test_a_request_trickled_a_byte_at_a_time_is_dropped_at_its_deadline(
         try:
             assert dropped.wait(DEADLINE), "the trickling client was never dropped"
             took = time.monotonic() - started
-            # By the deadline: not before, nor after minutes, when h11's 16 KiB bound on
+            # By the deadline: not before, nor after minutes, when the 16 KiB bound on
             # headers would end it anyway. fixed: a bound that only a missing deadline fails
             assert 0.45 <= took < 60, took  # fixed: see above
             assert get(port, "/healthz")[0] == 200

@@ -5,6 +5,7 @@ than there are CPUs, and keeps a team for each thread that ever ran an operator.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import pytest
 
 from docsync.plugin.embedding.teams import passing
 from docsync.plugin.encoder import Encoder
+from tests.conftest import HANG
 
 TASKS = Path("/proc/self/task")
 
@@ -29,6 +31,34 @@ def test_passing_answers_and_raises_in_the_caller() -> None:
         passing(lambda: {}["missing"])
     nested = passing(lambda: passing(lambda: threading.current_thread().name))
     assert nested == "docsync-model"
+
+
+def test_an_interrupted_caller_stops_the_work_and_waits_for_it() -> None:
+    """Ctrl-C while `passing` waits: the work is told (`interrupted`) and has ended before the
+    caller raises, so no torch thread outlives an interpreter that exits (it aborted, 134)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    started, told, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def work() -> None:
+        started.set()
+        assert told.wait(HANG)  # a step under way ends only once told
+        ended.set()
+
+    def interrupt() -> None:
+        assert started.wait(HANG)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sender = threading.Thread(target=interrupt)
+    try:
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            passing(work, interrupted=told.set)
+        assert ended.is_set()  # before the interrupt reached the caller's caller
+    finally:
+        sender.join(HANG)
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.skipif(not TASKS.is_dir() or (os.cpu_count() or 1) < 2, reason="needs Linux, 2 CPUs")

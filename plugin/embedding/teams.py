@@ -24,23 +24,55 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def passing(work: Callable[[], T], *, name: str = "docsync-model") -> T:
+def passing(
+    work: Callable[[], T],
+    *,
+    name: str = "docsync-model",
+    interrupted: Callable[[], None] | None = None,
+) -> T:
     """`work()` on a thread of its own that ends with it; its answer, or its exception, here.
-    A thread that is already such a thread runs it itself (nothing is gained by another)."""
+    A thread that is already such a thread runs it itself (nothing is gained by another).
+
+    Interrupted while it waits (Ctrl-C), the caller first tells the work (`interrupted`, so
+    that it can end at its next step) and waits for the thread to end: an interpreter that
+    exits while torch's threads still run aborts ("terminate called without an active
+    exception", exit 134: `docsync sync` stopped while it embedded)."""
     if threading.current_thread().name == name:
         return work()
     answer: list[T] = []
     failure: list[BaseException] = []
+    # Its own flag, not `Thread.join`: a join that Ctrl-C interrupts leaves Python 3.11's
+    # thread marked as ended while it still runs, and every later join returns at once.
+    ended = threading.Event()
+    # Whether the work began, or never will: an interrupt may come before the thread runs
+    # (even inside `Thread.start`, which waits for it), and then nothing is waited for.
+    turn = threading.Lock()
+    began, cancelled = [False], [False]
 
     def run() -> None:
         try:
+            with turn:
+                if cancelled[0]:
+                    return
+                began[0] = True
             answer.append(work())
         except BaseException as exc:  # raised again in the caller's thread
             failure.append(exc)
+        finally:
+            ended.set()
 
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    thread.join()
+    try:
+        threading.Thread(target=run, name=name, daemon=True).start()
+        ended.wait()
+    except BaseException:
+        with turn:
+            cancelled[0] = True
+            running = began[0]
+        if running:
+            if interrupted is not None:
+                interrupted()
+            ended.wait()
+        raise
     if failure:
         raise failure[0]
     return answer[0]
