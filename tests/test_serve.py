@@ -32,7 +32,7 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.worker.cli import cli
-from docsync.worker.http_guards import MAX_HEAD
+from docsync.worker.http_guards import MAX_HEAD, MAX_WAITING
 from docsync.worker.mcp_server import Collection, build_server
 from docsync.worker.serve import (
     BACKLOG,
@@ -405,6 +405,76 @@ def test_a_request_head_beyond_its_bound_is_refused_unread(searcher: Searcher, p
         # Just within the bound, the same request is answered.
         fits = "x" * (MAX_HEAD - 200)
         assert get(port, "/healthz", **{"X-Big": fits})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"a: b\r\n" * (MAX_HEAD // 3), b"X-Big: " + b"x" * 2 * MAX_HEAD + b"\r\n"],
+    ids=["many-headers", "one-value"],
+)
+def test_a_whole_head_beyond_its_bound_in_one_read_is_refused(
+    searcher: Searcher, head: bytes
+) -> None:
+    """A head that ends in the read that brings it is counted by what the parser handed
+    over: twice `MAX_HEAD` in one write is refused as one trickled is."""
+    with (
+        serving(make_api(searcher)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw,
+    ):
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n" + head + b"\r\n")
+        assert raw.makefile("rb").readline().split()[1] == b"400"
+
+
+def test_a_body_sent_after_its_answer_leaves_the_deadline_running(searcher: Searcher) -> None:
+    """A route that reads no body answers before it is in (GET /healthz with a
+    Content-Length): the body that follows ends a request already answered, and the
+    connection is then idle as any kept-alive one, under the deadline, not held forever."""
+    limits = Limits(request_seconds=0.3, max_connections=2)
+    with serving(make_api(searcher), limits=limits) as (_, port):
+        idle = []
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status": "ok"}'):
+                answer += sock.recv(4096)
+            sock.sendall(b"xxxxx")
+            idle.append(sock)
+        try:
+            poll(lambda: all(map(closed_by_server, idle)), "idle connections dropped")
+            assert get(port, "/healthz")[0] == 200
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_pipelined_requests_beyond_those_waiting_are_never_parsed(searcher: Searcher) -> None:
+    """httptools parses a whole read at once: behind a slow answer, at most `MAX_WAITING`
+    requests wait their turn; they are answered, the last with Connection: close, and the
+    rest of what the client sent is never parsed (nor kept)."""
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_status() -> dict[str, Any]:
+        entered.set()
+        release.wait(DEADLINE)
+        return {"collection": "serve"}
+
+    limits = Limits(request_seconds=1)  # after its last answer, a connection kept is dropped
+    with (
+        serving(make_api(searcher, slow_status), limits=limits) as (endpoints, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert entered.wait(DEADLINE)
+        # 40 KB in one write: one read on loopback, all parsed before the answer.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 1000)
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+        (connection,) = connections.open
+        poll(lambda: len(connection.pipeline) >= MAX_WAITING, "requests waiting")
+        release.set()
+        answers = sock.makefile("rb").read()  # to the server's close
+    assert answers.count(b"HTTP/1.1 200 OK") == 1 + MAX_WAITING
+    assert answers.endswith(b'connection: close\r\n\r\n{"status": "ok"}')
 
 
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:

@@ -10,8 +10,10 @@ uvicorn connection protocol.
   it too; at most `Limits.max_connections` are open, and when all are taken the oldest one
   still sending its request makes room, so slow or idle clients can neither use up the file
   descriptors nor lock out `/healthz`; a request's line and headers are bounded
-  (`MAX_HEAD`). uvicorn has none of these: its protocols start no timer before a request's
-  headers are in, its httptools protocol keeps headers without bound, and its
+  (`MAX_HEAD`), and so are the requests pipelined behind an answer (`MAX_WAITING`: those
+  waiting are answered, the last with Connection: close, and nothing more is parsed).
+  uvicorn has none of these: its protocols start no timer before a request's headers are
+  in, its httptools protocol keeps headers and pipelined requests without bound, and its
   `limit_concurrency` answers 503 to a health check while idle connections hold every slot.
 """
 
@@ -164,9 +166,13 @@ class Limits:
 
 
 LIMITS = Limits()
-# The answer to a connection beyond the bound while every one of them is being answered.
 # A request line and headers: h11's bound, which the endpoint had before httptools.
 MAX_HEAD = 16 * 1024
+# Requests of one connection waiting for the answer before theirs: httptools parses every
+# request of a read at once (thousands of small ones in one read of 256 KiB), where h11
+# parsed the next one only once the one before was answered.
+MAX_WAITING = 8
+# The answer to a connection beyond the bound while every one of them is being answered.
 _BUSY_BODY = b'{"error": "too many open connections"}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -227,8 +233,10 @@ class Connections:
             _requests_in = 0  # requests received in full
             _answered = 0  # answers sent in full
             _head = 0  # bytes of the request line and headers of the request coming in
+            _parsed = 0  # the same, as the parser hands them over (a whole head in one read)
             _heads_done = 0  # requests whose headers are all in
             _in_body = False  # between a request's headers and its end
+            _last = False  # no request is taken after those waiting: the last one closes
 
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
@@ -239,10 +247,13 @@ class Connections:
                 connections.wait_for_request(self)
 
             def data_received(self, data: bytes) -> None:
+                if self._last:
+                    return  # beyond the requests waiting: never parsed, nor kept
                 # The parser keeps a request's line and headers until the last one ends:
                 # bounded here, as h11 bounded them. A read that lies wholly in one head
                 # counts; one where a head or a request ends does not (so at most the bound
-                # and one read are kept).
+                # and one read are kept), and a head that ends is counted by what the parser
+                # handed over (`on_headers_complete`).
                 whole = (self._heads_done, self._requests_in)
                 super().data_received(data)
                 if (self._heads_done, self._requests_in) != whole or self.transport.is_closing():
@@ -253,7 +264,35 @@ class Connections:
                     if self._head > MAX_HEAD:
                         self.send_400_response(f"request headers beyond {MAX_HEAD} bytes")
 
+            def send_400_response(self, msg: str) -> None:
+                # Not after a refusal of our own (the parser stops with an error, which
+                # uvicorn answers too), nor ahead of the answers to requests waiting.
+                if not self.transport.is_closing() and not self._last:
+                    super().send_400_response(msg)
+
+            def on_message_begin(self) -> None:
+                if len(self.pipeline) >= MAX_WAITING:
+                    # Pipelined beyond what is kept: those waiting are answered, the last
+                    # with Connection: close, and the parser stops here (this read's rest
+                    # and all that follows are never parsed).
+                    self._last = True
+                    self.cycle.keep_alive = False  # the newest of those waiting
+                    raise ValueError(f"more than {MAX_WAITING} requests waiting")
+                super().on_message_begin()
+                self._parsed = 0
+
+            def on_url(self, url: bytes) -> None:
+                super().on_url(url)
+                self._parsed += len(url)
+
+            def on_header(self, name: bytes, value: bytes) -> None:
+                super().on_header(name, value)
+                self._parsed += len(name) + len(value) + 4  # ": " and CRLF
+
             def on_headers_complete(self) -> None:
+                if self._parsed > MAX_HEAD:  # all in one read: never counted in data_received
+                    self.send_400_response(f"request headers beyond {MAX_HEAD} bytes")
+                    raise ValueError("request headers beyond the bound")  # stops the parser
                 self._heads_done += 1
                 self._in_body = True
                 super().on_headers_complete()
@@ -262,7 +301,12 @@ class Connections:
                 super().on_message_complete()
                 self._in_body = False
                 self._requests_in += 1
-                connections.received(self)  # all in: the app has it
+                if self._answered >= self._requests_in and not self.transport.is_closing():
+                    # Answered before its body was all in (a route that reads no body):
+                    # the next request is due, as after any answer.
+                    connections.wait_for_request(self)
+                else:
+                    connections.received(self)  # all in: the app has it
 
             def on_response_complete(self) -> None:
                 self._answered += 1
