@@ -477,6 +477,42 @@ def test_pipelined_requests_beyond_those_waiting_are_never_parsed(searcher: Sear
     assert answers.endswith(b'connection: close\r\n\r\n{"status": "ok"}')
 
 
+def test_an_answer_that_ends_in_a_close_is_taken_within_the_deadline(searcher: Searcher) -> None:
+    """A client that never reads an answer that closes its connection: what is left of it
+    once the kernel's buffers are full may lie below the write buffer's high mark (64 KiB),
+    where no pause_writing starts the write timer. The connection is dropped at the
+    deadline all the same, not held (with its slot) for as long as the client keeps it."""
+    size = [1 << 20]
+    listener = listen_tcp("127.0.0.1", 0)
+    # Small kernel buffers both ways (the server's sockets take the listener's): the rest of
+    # an answer waits in the server's own buffer; how much, a first client measures.
+    listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    api = make_api(searcher, lambda: {"x": "y" * size[0]})
+    limits = Limits(request_seconds=1)
+    with serving(api, limits=limits, listener=listener) as (endpoints, port):
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+
+        def unread(request: bytes) -> tuple[socket.socket, Any]:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n" + request + b"\r\n")
+            name = sock.getsockname()[:2]
+            poll(lambda: any(c.client == name for c in connections.open), "connection seen")
+            (connection,) = [c for c in connections.open if c.client == name]
+            return sock, connection
+
+        first, measured = unread(b"")
+        poll(lambda: measured.flow.write_paused, "the first answer waits")
+        size[0] -= measured.transport.get_write_buffer_size() - 32 * 1024  # 32 KiB left
+        first.close()
+        sock, closing = unread(b"Connection: close\r\n")
+        with sock:
+            poll(closing.transport.is_closing, "answered, closing")
+            assert 0 < closing.transport.get_write_buffer_size() < 64 * 1024
+            poll(lambda: not connections.open, "the unread answer's connection dropped")
+
+
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:
     with serving(make_api(searcher), extra_hosts=["Docs.Internal"]) as (_, port):
         for host in ("evil.example", f"evil.example:{port}", "127.0.0.2", "localhost.evil"):

@@ -230,6 +230,7 @@ class Connections:
             (none in yet, or the next one due): then its deadline runs."""
 
             _write_timer: asyncio.TimerHandle | None = None
+            _close_timer: asyncio.TimerHandle | None = None
             _requests_in = 0  # requests received in full
             _answered = 0  # answers sent in full
             _head = 0  # bytes of the request line and headers of the request coming in
@@ -269,6 +270,7 @@ class Connections:
                 # uvicorn answers too), nor ahead of the answers to requests waiting.
                 if not self.transport.is_closing() and not self._last:
                     super().send_400_response(msg)
+                    self._closing()
 
             def on_message_begin(self) -> None:
                 if len(self.pipeline) >= MAX_WAITING:
@@ -315,6 +317,16 @@ class Connections:
                 if not self.transport.is_closing() and self._answered >= self._requests_in:
                     connections.wait_for_request(self)
                 super().on_response_complete()
+                if self.transport.is_closing():
+                    self._closing()
+
+            def _closing(self) -> None:
+                # An answer that ends in a close may wait below the write buffer's high
+                # mark, where no pause_writing starts a timer: it too must be taken within
+                # the deadline, or the connection holds its slot for as long as the client
+                # keeps it.
+                if self._close_timer is None:
+                    self._close_timer = self.loop.call_later(seconds, connections.drop, self)
 
             def pause_writing(self) -> None:
                 # A client that does not read its answer holds a slot: it has as long as a
@@ -330,7 +342,8 @@ class Connections:
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 connections.forget(self)
-                if self._write_timer is not None:
-                    self._write_timer.cancel()
+                for timer in (self._write_timer, self._close_timer):
+                    if timer is not None:
+                        timer.cancel()
 
         return Guarded
