@@ -477,6 +477,27 @@ def test_pipelined_requests_beyond_those_waiting_are_never_parsed(searcher: Sear
     assert answers.endswith(b'connection: close\r\n\r\n{"status": "ok"}')
 
 
+def test_a_request_to_upgrade_with_a_body_is_refused(searcher: Searcher) -> None:
+    """httptools skips the body of a request that asks to upgrade its connection (curl's
+    `Upgrade: h2c`): its route would see no body, and the body's bytes, sent later, would
+    be parsed as requests of their own. Such a request is refused, and nothing after it read."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    head = b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    with (
+        serving(make_api(searcher)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(smuggled))
+        answer = sock.makefile("rb")
+        assert answer.readline().split()[1] == b"400"
+        with contextlib.suppress(OSError):  # the server may have hung up already
+            sock.sendall(smuggled)
+        with contextlib.suppress(ConnectionResetError):
+            assert b"HTTP/1.1" not in answer.read()  # to the server's close
+        # Without a body, an upgrade asked for is ignored: the request is answered.
+        assert get(port, "/healthz", Connection="Upgrade", Upgrade="h2c")[0] == 200
+
+
 def test_an_answer_that_ends_in_a_close_is_taken_within_the_deadline(searcher: Searcher) -> None:
     """A client that never reads an answer that closes its connection: what is left of it
     once the kernel's buffers are full may lie below the write buffer's high mark (64 KiB),

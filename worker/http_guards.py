@@ -181,6 +181,13 @@ _BUSY = (
 )
 
 
+def _declares_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" \t0"))
+        for name, value in headers
+    )
+
+
 class Connections:
     """One server's open connections, and those still sending a request, oldest first;
     `protocol()` is uvicorn's httptools protocol under their deadline and bounds."""
@@ -295,6 +302,11 @@ class Connections:
                 if self._parsed > MAX_HEAD:  # all in one read: never counted in data_received
                     self.send_400_response(f"request headers beyond {MAX_HEAD} bytes")
                     raise ValueError("request headers beyond the bound")  # stops the parser
+                if self.parser.should_upgrade() and _declares_body(self.headers):
+                    # httptools skips the body of a request that asks for an upgrade (none is
+                    # served): the route would get it empty, and its bytes parsed as requests.
+                    self.send_400_response("a request to upgrade its connection has no body")
+                    raise ValueError("a body after an upgrade")  # stops the parser
                 self._heads_done += 1
                 self._in_body = True
                 super().on_headers_complete()
