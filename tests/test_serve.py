@@ -477,6 +477,41 @@ def test_pipelined_requests_beyond_those_waiting_are_never_parsed(searcher: Sear
     assert answers.endswith(b'connection: close\r\n\r\n{"status": "ok"}')
 
 
+@pytest.mark.parametrize(
+    "spoilt",
+    [
+        b"\x00garbage\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"x" * 2 * MAX_HEAD + b"\r\n\r\n",
+    ],
+    ids=["invalid", "head-beyond-bound"],
+)
+def test_a_request_spoilt_behind_one_being_answered_gets_no_400_ahead_of_it(
+    searcher: Searcher, spoilt: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httptools parses what follows a request while its answer is under way: a bad one
+    there is not answered 400 ahead of it (the client would take the 400 for its first
+    answer, and that answer, written to a closed transport, was a traceback in the log).
+    The request in full is answered, then the connection closed."""
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_status() -> dict[str, Any]:
+        entered.set()
+        release.wait(DEADLINE)
+        return {"collection": "serve"}
+
+    with (
+        serving(make_api(searcher, slow_status)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n" + spoilt)
+        assert entered.wait(DEADLINE)
+        release.set()
+        answers = sock.makefile("rb").read()  # to the server's close
+    assert answers.startswith(b"HTTP/1.1 200 OK") and answers.count(b"HTTP/1.1") == 1
+    assert answers.endswith(b'{"collection": "serve"}')
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_a_request_to_upgrade_with_a_body_is_refused(searcher: Searcher) -> None:
     """httptools skips the body of a request that asks to upgrade its connection (curl's
     `Upgrade: h2c`): its route would see no body, and the body's bytes, sent later, would

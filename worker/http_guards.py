@@ -273,19 +273,28 @@ class Connections:
                         self.send_400_response(f"request headers beyond {MAX_HEAD} bytes")
 
             def send_400_response(self, msg: str) -> None:
-                # Not after a refusal of our own (the parser stops with an error, which
-                # uvicorn answers too), nor ahead of the answers to requests waiting.
-                if not self.transport.is_closing() and not self._last:
-                    super().send_400_response(msg)
-                    self._closing()
+                if self.transport.is_closing() or self._last:
+                    return  # after a refusal of our own, which the parser's error repeats
+                if self._answered < self._requests_in:
+                    # Answers are owed to requests in full: a 400 now would come ahead of
+                    # them, and they would be written to a closed transport (uvloop raises,
+                    # a traceback in the log for each). They are answered, the last closes.
+                    self._no_more()
+                    return
+                super().send_400_response(msg)
+                self._closing()
+
+            def _no_more(self) -> None:
+                """No request is taken after those in: the newest one's answer closes the
+                connection, and nothing that follows is parsed."""
+                self._last = True
+                self.cycle.keep_alive = False
 
             def on_message_begin(self) -> None:
                 if len(self.pipeline) >= MAX_WAITING:
-                    # Pipelined beyond what is kept: those waiting are answered, the last
-                    # with Connection: close, and the parser stops here (this read's rest
-                    # and all that follows are never parsed).
-                    self._last = True
-                    self.cycle.keep_alive = False  # the newest of those waiting
+                    # Pipelined beyond what is kept: those waiting are answered, and the
+                    # parser stops here (this read's rest is never parsed).
+                    self._no_more()
                     raise ValueError(f"more than {MAX_WAITING} requests waiting")
                 super().on_message_begin()
                 self._parsed = 0
