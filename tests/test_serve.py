@@ -512,6 +512,24 @@ def test_a_request_spoilt_behind_one_being_answered_gets_no_400_ahead_of_it(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def test_a_client_gone_while_its_pipelined_requests_wait_leaves_no_traceback(
+    searcher: Searcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn tells only the newest request of a connection that its client has gone: an
+    answer under way while a later request waits was written to the closed transport,
+    which uvloop refuses with an exception (a traceback in the daemon's log, at will)."""
+    with serving(make_api(searcher)) as (endpoints, port):
+        (server,) = [server for server, _, _ in endpoints._servers]
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3)
+            # Gone once the first is answered: the second under way, the third waiting.
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        poll(lambda: not connections.open and not server.server_state.tasks, "all given up")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_a_request_to_upgrade_with_a_body_is_refused(searcher: Searcher) -> None:
     """httptools skips the body of a request that asks to upgrade its connection (curl's
     `Upgrade: h2c`): its route would see no body, and the body's bytes, sent later, would

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from docsync.worker.web.pages import PAGE_FILES
 
@@ -248,6 +248,7 @@ class Connections:
 
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
+                self._cycles: list[RequestResponseCycle] = []  # those not answered yet
                 if not connections.admit(self):
                     transport.write(_BUSY)
                     transport.close()
@@ -319,6 +320,8 @@ class Connections:
                 self._heads_done += 1
                 self._in_body = True
                 super().on_headers_complete()
+                self._cycles = [c for c in self._cycles if not c.response_complete]
+                self._cycles.append(self.cycle)
 
             def on_message_complete(self) -> None:
                 super().on_message_complete()
@@ -362,6 +365,13 @@ class Connections:
 
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
+                # uvicorn tells the newest request's answer that the client is gone, not
+                # one under way while others wait: it would be written to a closed
+                # transport (uvloop raises: a traceback in the log for each).
+                for cycle in self._cycles:
+                    if not cycle.response_complete:
+                        cycle.disconnected = True
+                        cycle.message_event.set()
                 connections.forget(self)
                 for timer in (self._write_timer, self._close_timer):
                     if timer is not None:
