@@ -32,7 +32,7 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.worker.cli import cli
-from docsync.worker.http_guards import MAX_HEAD
+from docsync.worker.http_guards import MAX_HEAD, MAX_WAITING
 from docsync.worker.mcp_server import Collection, build_server
 from docsync.worker.serve import (
     BACKLOG,
@@ -405,6 +405,186 @@ def test_a_request_head_beyond_its_bound_is_refused_unread(searcher: Searcher, p
         # Just within the bound, the same request is answered.
         fits = "x" * (MAX_HEAD - 200)
         assert get(port, "/healthz", **{"X-Big": fits})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"a: b\r\n" * (MAX_HEAD // 3), b"X-Big: " + b"x" * 2 * MAX_HEAD + b"\r\n"],
+    ids=["many-headers", "one-value"],
+)
+def test_a_whole_head_beyond_its_bound_in_one_read_is_refused(
+    searcher: Searcher, head: bytes
+) -> None:
+    """A head that ends in the read that brings it is counted by what the parser handed
+    over: twice `MAX_HEAD` in one write is refused as one trickled is."""
+    with (
+        serving(make_api(searcher)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw,
+    ):
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n" + head + b"\r\n")
+        assert raw.makefile("rb").readline().split()[1] == b"400"
+
+
+def test_a_body_sent_after_its_answer_leaves_the_deadline_running(searcher: Searcher) -> None:
+    """A route that reads no body answers before it is in (GET /healthz with a
+    Content-Length): the body that follows ends a request already answered, and the
+    connection is then idle as any kept-alive one, under the deadline, not held forever."""
+    limits = Limits(request_seconds=0.3, max_connections=2)
+    with serving(make_api(searcher), limits=limits) as (_, port):
+        idle = []
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status": "ok"}'):
+                answer += sock.recv(4096)
+            sock.sendall(b"xxxxx")
+            idle.append(sock)
+        try:
+            poll(lambda: all(map(closed_by_server, idle)), "idle connections dropped")
+            assert get(port, "/healthz")[0] == 200
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_pipelined_requests_beyond_those_waiting_are_never_parsed(searcher: Searcher) -> None:
+    """httptools parses a whole read at once: behind a slow answer, at most `MAX_WAITING`
+    requests wait their turn; they are answered, the last with Connection: close, and the
+    rest of what the client sent is never parsed (nor kept)."""
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_status() -> dict[str, Any]:
+        entered.set()
+        release.wait(DEADLINE)
+        return {"collection": "serve"}
+
+    limits = Limits(request_seconds=1)  # after its last answer, a connection kept is dropped
+    with (
+        serving(make_api(searcher, slow_status), limits=limits) as (endpoints, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert entered.wait(DEADLINE)
+        # 40 KB in one write: one read on loopback, all parsed before the answer.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 1000)
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+        (connection,) = connections.open
+        poll(lambda: len(connection.pipeline) >= MAX_WAITING, "requests waiting")
+        release.set()
+        answers = sock.makefile("rb").read()  # to the server's close
+    assert answers.count(b"HTTP/1.1 200 OK") == 1 + MAX_WAITING
+    assert answers.endswith(b'connection: close\r\n\r\n{"status": "ok"}')
+
+
+@pytest.mark.parametrize(
+    "spoilt",
+    [
+        b"\x00garbage\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"x" * 2 * MAX_HEAD + b"\r\n\r\n",
+    ],
+    ids=["invalid", "head-beyond-bound"],
+)
+def test_a_request_spoilt_behind_one_being_answered_gets_no_400_ahead_of_it(
+    searcher: Searcher, spoilt: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httptools parses what follows a request while its answer is under way: a bad one
+    there is not answered 400 ahead of it (the client would take the 400 for its first
+    answer, and that answer, written to a closed transport, was a traceback in the log).
+    The request in full is answered, then the connection closed."""
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_status() -> dict[str, Any]:
+        entered.set()
+        release.wait(DEADLINE)
+        return {"collection": "serve"}
+
+    with (
+        serving(make_api(searcher, slow_status)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n" + spoilt)
+        assert entered.wait(DEADLINE)
+        release.set()
+        answers = sock.makefile("rb").read()  # to the server's close
+    assert answers.startswith(b"HTTP/1.1 200 OK") and answers.count(b"HTTP/1.1") == 1
+    assert answers.endswith(b'{"collection": "serve"}')
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_client_gone_while_its_pipelined_requests_wait_leaves_no_traceback(
+    searcher: Searcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn tells only the newest request of a connection that its client has gone: an
+    answer under way while a later request waits was written to the closed transport,
+    which uvloop refuses with an exception (a traceback in the daemon's log, at will)."""
+    with serving(make_api(searcher)) as (endpoints, port):
+        (server,) = [server for server, _, _ in endpoints._servers]
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3)
+            # Gone once the first is answered: the second under way, the third waiting.
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        poll(lambda: not connections.open and not server.server_state.tasks, "all given up")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_request_to_upgrade_with_a_body_is_refused(searcher: Searcher) -> None:
+    """httptools skips the body of a request that asks to upgrade its connection (curl's
+    `Upgrade: h2c`): its route would see no body, and the body's bytes, sent later, would
+    be parsed as requests of their own. Such a request is refused, and nothing after it read."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    head = b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    with (
+        serving(make_api(searcher)) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock,
+    ):
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(smuggled))
+        answer = sock.makefile("rb")
+        assert answer.readline().split()[1] == b"400"
+        with contextlib.suppress(OSError):  # the server may have hung up already
+            sock.sendall(smuggled)
+        with contextlib.suppress(ConnectionResetError):
+            assert b"HTTP/1.1" not in answer.read()  # to the server's close
+        # Without a body, an upgrade asked for is ignored: the request is answered.
+        assert get(port, "/healthz", Connection="Upgrade", Upgrade="h2c")[0] == 200
+
+
+def test_an_answer_that_ends_in_a_close_is_taken_within_the_deadline(searcher: Searcher) -> None:
+    """A client that never reads an answer that closes its connection: what is left of it
+    once the kernel's buffers are full may lie below the write buffer's high mark (64 KiB),
+    where no pause_writing starts the write timer. The connection is dropped at the
+    deadline all the same, not held (with its slot) for as long as the client keeps it."""
+    size = [1 << 20]
+    listener = listen_tcp("127.0.0.1", 0)
+    # Small kernel buffers both ways (the server's sockets take the listener's): the rest of
+    # an answer waits in the server's own buffer; how much, a first client measures.
+    listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    api = make_api(searcher, lambda: {"x": "y" * size[0]})
+    limits = Limits(request_seconds=1)
+    with serving(api, limits=limits, listener=listener) as (endpoints, port):
+        (connections,) = [guards for _, _, guards in endpoints._servers]
+
+        def unread(request: bytes) -> tuple[socket.socket, Any]:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\n" + request + b"\r\n")
+            name = sock.getsockname()[:2]
+            poll(lambda: any(c.client == name for c in connections.open), "connection seen")
+            (connection,) = [c for c in connections.open if c.client == name]
+            return sock, connection
+
+        first, measured = unread(b"")
+        poll(lambda: measured.flow.write_paused, "the first answer waits")
+        size[0] -= measured.transport.get_write_buffer_size() - 32 * 1024  # 32 KiB left
+        first.close()
+        sock, closing = unread(b"Connection: close\r\n")
+        with sock:
+            poll(closing.transport.is_closing, "answered, closing")
+            assert 0 < closing.transport.get_write_buffer_size() < 64 * 1024
+            poll(lambda: not connections.open, "the unread answer's connection dropped")
 
 
 def test_a_foreign_host_is_refused_and_local_names_are_answered(searcher: Searcher) -> None:
