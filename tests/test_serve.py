@@ -32,7 +32,7 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.settings import Settings
 from docsync.plugin.store import Store
 from docsync.worker.cli import cli
-from docsync.worker.http_guards import MAX_HEAD, MAX_WAITING
+from docsync.worker.http_connections import MAX_HEAD, MAX_WAITING
 from docsync.worker.mcp_server import Collection, build_server
 from docsync.worker.serve import (
     BACKLOG,

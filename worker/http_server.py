@@ -1,7 +1,8 @@
 """The daemon's HTTP endpoint as a server (the routes' answers are `docsync.worker.serve.Api`):
 one ASGI application (Starlette) per transport, `/metrics` from prometheus-client, `POST /mcp`
 from the MCP SDK, behind the guards of `docsync.worker.http_guards`, served by uvicorn on one
-event loop on a thread of the daemon, on a TCP socket and a Unix socket bound beforehand.
+event loop on a thread of the daemon, its connections guarded by
+`docsync.worker.http_connections`, on a TCP socket and a Unix socket bound beforehand.
 """
 
 from __future__ import annotations
@@ -33,15 +34,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docsync.plugin.errors import ConfigError
 from docsync.worker.generation_api import ROUTES as GENERATION_ROUTES
-from docsync.worker.http_guards import (
-    LIMITS,
-    Access,
-    AccessGuard,
-    BodyLimit,
-    Connections,
-    Limits,
-    allowed_hosts,
-)
+from docsync.worker.http_connections import LIMITS, Connections, Limits
+from docsync.worker.http_guards import Access, AccessGuard, BodyLimit, allowed_hosts
 from docsync.worker.web.pages import SecurityHeaders, page_routes
 from docsync.worker.web.views import API_ROUTES as WEB_ROUTES
 

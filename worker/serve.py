@@ -24,7 +24,8 @@ reach a daemon that holds the store.
 
 The server is `docsync.worker.http_server`: one ASGI application (Starlette) served by uvicorn
 on a thread of the daemon, once per transport; `/mcp` is the MCP SDK's own streamable HTTP app
-(`docsync.worker.mcp_server`), mounted. Guards (`docsync.worker.http_guards`): on TCP, a Host
+(`docsync.worker.mcp_server`), mounted. Guards (`docsync.worker.http_guards`,
+`docsync.worker.http_connections`): on TCP, a Host
 header that names this endpoint (against DNS rebinding; any Host once a token is set) and,
 with `DOCSYNC_HTTP_TOKEN`, `Authorization: Bearer <token>` on every route but the two probes;
 no listening beyond loopback without a token unless the user opts out. On both transports:
@@ -52,8 +53,8 @@ from docsync.plugin.search import Searcher
 from docsync.plugin.stored_text import read_stored
 
 # The server, kept importable from here.
-from docsync.worker.http_guards import LIMITS as LIMITS
-from docsync.worker.http_guards import Limits as Limits
+from docsync.worker.http_connections import LIMITS as LIMITS
+from docsync.worker.http_connections import Limits as Limits
 from docsync.worker.http_guards import allowed_hosts as allowed_hosts
 from docsync.worker.http_guards import host_name as host_name
 from docsync.worker.http_server import BACKLOG as BACKLOG
