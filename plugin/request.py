@@ -118,6 +118,10 @@ class SearchOptions(BaseModel):
         return check_filters(filters)
 
 
+# What an HTTP search takes (`SearchRequest.from_params`, `to_params`).
+HTTP_PARAMETERS = frozenset({"q", "limit", "path_prefix", "mode", "context", "per_file", "where"})
+
+
 class SearchRequest(SearchOptions):
     """One search: `question` with its options (`SearchOptions`), checked."""
 
@@ -153,7 +157,12 @@ class SearchRequest(SearchOptions):
     @classmethod
     def from_params(cls, params: Mapping[str, str], where: Sequence[str] = ()) -> SearchRequest:
         """The request of an HTTP query (`/search?q=...&limit=5&where=format=pdf`): each
-        parameter's last value in `params`, every `where` in `where`."""
+        parameter's last value in `params`, every `where` in `where`. A parameter it does
+        not take is refused (`limt=3` would otherwise give the default five hits)."""
+        unknown = sorted(set(params) - HTTP_PARAMETERS)
+        if unknown:
+            taken = ", ".join(sorted(HTTP_PARAMETERS))
+            raise ValueError(f"unknown parameter {', '.join(unknown)} (the search takes {taken})")
         question = params.get("q", "").strip()
         if not question:
             raise ValueError("missing q (the question)")

@@ -425,3 +425,32 @@ def test_the_wait_for_a_store_raises_what_the_store_raised(
     store.fail("ping", 1)  # an outage first: waited out, then the store answers
     assert daemon.wait_for_store(tiny_encoder.profile())
     assert store.failures == 1
+
+
+class StopsAtFirstWrite(Flaky):
+    """A store that asks the daemon to stop as its first points arrive (SIGTERM early in
+    the initial sync)."""
+
+    daemon: Daemon | None = None
+
+    def upsert(self, points: Any) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+        self._inner.upsert(points)
+
+
+def test_a_daemon_stopped_in_its_initial_sync_does_not_say_it_is_done(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = StopsAtFirstWrite(edge)
+    daemon = daemon_for(docs, store, tiny_encoder)  # type: ignore[arg-type]
+    store.daemon = daemon
+    caplog.set_level(logging.INFO, logger="docsync")
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    thread.join(HANG)
+    assert not thread.is_alive()
+    assert not daemon.ready.is_set()
+    said = [r.getMessage() for r in caplog.records]
+    assert "initial sync done; watching for changes" not in said
+    assert any(m.startswith("stopped") for m in said), said

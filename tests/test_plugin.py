@@ -187,6 +187,18 @@ def test_offline_load_failure_does_not_suggest_going_offline(
     assert "DOCSYNC_MODEL" in message and "local directory" in message
 
 
+def test_a_local_folder_that_holds_no_model_is_not_sent_to_the_hub(tmp_path: Path) -> None:
+    from docsync.plugin.errors import ModelLoadError
+
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError) as caught:
+        Encoder.load(str(empty), device="cpu")
+    message = str(caught.value)
+    assert "hf download" not in message and "HF_HUB_OFFLINE" not in message
+    assert "local directory" in message and "sentence-transformers model" in message
+
+
 def test_a_hit_is_cited_with_its_pages_the_same_way_by_every_client() -> None:
     from docsync.plugin.hit import Hit
 

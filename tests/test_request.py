@@ -140,6 +140,11 @@ def test_http_parameters_keep_their_own_messages() -> None:
         ("q=a&context=big", "context must be a number"),
         ("q=a&per_file=x", "per_file must be a number"),
         ("q=a&where=format", "a filter is key=value, not 'format' (e.g. format=pdf)"),
+        (
+            "q=a&limt=3&x=1",
+            "unknown parameter limt, x (the search takes context, limit, mode, path_prefix, "
+            "per_file, q, where)",
+        ),
     ):
         status, _, body = api.answer(f"/search?{query}")
         assert (status, json.loads(body)) == (400, {"error": message}), query

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from docsync.plugin import daemon_client
 from docsync.plugin.backends import DaemonBackend
-from docsync.plugin.daemon_client import daemon_answers
+from docsync.plugin.daemon_client import SOCKET_NAME, daemon_answers
 from docsync.plugin.encoder import Encoder
 from docsync.plugin.errors import ConfigError, StoreUnavailableError
 from docsync.plugin.search import Searcher
@@ -621,6 +621,19 @@ def test_the_unix_socket_answers_the_cli_client_and_is_owner_only(
         assert len(hits) == 2
         assert get(port, "/status")[0] == 401  # while TCP asks for the token
     assert not sock_path.exists()
+
+
+def test_status_asks_the_daemon_only_for_its_own_collection(
+    searcher: Searcher, tmp_path: Path
+) -> None:
+    """`docsync status --collection other` while a daemon holds the store: the daemon's
+    collection is not the one asked of (the store answers for it, or says it is missing)."""
+    from docsync.worker.wiring import daemon_status
+
+    with serving(make_api(searcher), socket_path=tmp_path / SOCKET_NAME):
+        own = Settings(qdrant_path=tmp_path, collection="serve")
+        assert daemon_status(own) == {"collection": "serve"}
+        assert daemon_status(Settings(qdrant_path=tmp_path, collection="other")) is None
 
 
 def test_a_searcher_of_a_daemon_that_stopped_fails_with_one_store_error(

@@ -312,6 +312,9 @@ class Daemon:
     def _initial_sync(self, progress: Progress | None) -> None:
         while not self._stop.is_set():
             if self._full_sync(reason="initial sync", progress=progress):
+                if self._stop.is_set():  # the sync ended at the stop, not at its end
+                    log.info("stopped before the initial sync was done; the next start goes on")
+                    return
                 self.ready.set()
                 self.metrics.ready.set(1)
                 log.info("initial sync done; watching for changes")

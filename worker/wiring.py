@@ -311,7 +311,8 @@ def mcp_server(
 
 def daemon_status(settings: Settings) -> Mapping[str, object] | None:
     """What `/status` of a `docsync run` that holds the embedded store answers, or None when
-    there is none (then the caller opens the store itself)."""
+    there is none, or when it holds another collection than the settings name (then the
+    caller opens the store itself)."""
     from docsync.plugin.daemon_client import SOCKET_NAME, ask_daemon
 
     socket_path = settings.qdrant_path / SOCKET_NAME
@@ -321,4 +322,6 @@ def daemon_status(settings: Settings) -> Mapping[str, object] | None:
         answer: object = ask_daemon(socket_path, "/status")
     except DaemonUnavailableError:
         return None  # a socket left by a daemon that was killed: nobody answers
-    return answer if isinstance(answer, Mapping) else None
+    if not isinstance(answer, Mapping) or answer.get("collection") != settings.collection:
+        return None  # the daemon's is another collection of the store: this one is asked
+    return answer

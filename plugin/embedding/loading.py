@@ -108,6 +108,12 @@ def model_named(name: str) -> str:
 
 def _load_failure(name: str, exc: BaseException) -> str:
     reason = " ".join(str(exc).split())[:300].rstrip(".") or type(exc).__name__
+    if Path(name).is_dir():  # a local folder: the hub is no part of it
+        return (
+            f"could not load model {name!r}: {reason}. DOCSYNC_MODEL names a local directory: "
+            "it must hold a sentence-transformers model (modules.json and the model's files, "
+            "as SentenceTransformer.save writes them, or a copy of the model from the hub)."
+        )
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     # Only say what is not already so: with HF_HUB_OFFLINE set, the hub is no way out.
     stop_trying = "" if offline else "; HF_HUB_OFFLINE=1 stops docsync trying the hub"
