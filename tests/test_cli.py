@@ -97,6 +97,8 @@ def test_query_and_status(synced_env: Path, capsys: pytest.CaptureFixture[str]) 
     assert status["profile"]["dimension"] == 32
     code, out, _ = run(capsys, "status")
     assert code == 0 and "points" in out and "query_prefix" in out
+    lines = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[-1] for line in out.splitlines()}
+    assert lines["distance"] == "cosine" and lines["dimension"] == "32"  # no Python reprs
 
 
 def test_query_text_shows_each_passage_from_the_chunk_that_matched() -> None:

@@ -81,7 +81,18 @@ def status_text(info: Mapping[str, object]) -> Iterator[str]:
         yield f"  {root}: {files} files"
     shown = _items(info["profile"]) or [("profile", "none (not made by docsync)")]
     for key, value in shown:
-        yield f"{key:<15} {value!r}"
+        yield f"{key:<15} {_plain(value)}"
+
+
+def _plain(value: object) -> str:
+    """A profile's value for a person: as it reads, "none" for none, and quoted only where
+    the quotes say something (an empty text, or spaces at its ends: a prefix's last space
+    is part of it)."""
+    if value is None:
+        return "none"
+    if isinstance(value, str) and (not value or value != value.strip()):
+        return repr(value)
+    return str(value)
 
 
 def _items(value: object) -> list[tuple[object, object]]:
