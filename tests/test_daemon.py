@@ -454,3 +454,22 @@ def test_a_daemon_stopped_in_its_initial_sync_does_not_say_it_is_done(
     said = [r.getMessage() for r in caplog.records]
     assert "initial sync done; watching for changes" not in said
     assert any(m.startswith("stopped") for m in said), said
+
+
+def test_a_new_file_is_one_lag_sample_not_two_with_its_folder(
+    docs: Path, edge: EdgeStore, tiny_encoder: Encoder
+) -> None:
+    """A file created in a folder: its event, and the folder's own (modified). The sync's
+    lag is the file's, once."""
+    daemon = daemon_for(docs, edge, tiny_encoder, watcher_factory=Silent)
+    thread = start(daemon)
+    try:
+        before = len(daemon.metrics.recent_lags)
+        (docs / "seal.md").write_text("# Seal\n\nA new file.\n")
+        seen = time.monotonic()
+        daemon.debouncer.touch(docs, "seal.md", first_seen=seen)
+        daemon.debouncer.touch(docs, "", first_seen=seen)  # the root folder's own event
+        poll(lambda: len(daemon.metrics.recent_lags) > before)
+        assert len(daemon.metrics.recent_lags) == before + 1
+    finally:
+        stop(daemon, thread)
