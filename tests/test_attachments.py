@@ -308,6 +308,10 @@ def test_show_prints_an_attachment_as_docsync_reads_it(
     assert pages.exit_code == 0 and pages.output.startswith("arts!A1:F9 (1)\t0")
     missing = runner.invoke(app, ["show", "inbox/a.eml/nothing.pdf"])
     assert "nor an attachment of a.eml" in missing.output
+    # A path as a hit gives it, relative to a root that is not here: said how to name it.
+    elsewhere = runner.invoke(app, ["show", "py/howto/sockets.rst"])
+    assert "no such file: py/howto/sockets.rst" in elsewhere.output
+    assert "relative to its root: give ROOT/PATH" in elsewhere.output
 
 
 def test_images_attached_are_named_not_read() -> None:

@@ -51,7 +51,10 @@ def show(settings: Settings, file: Path, start: int, end: int | None, pages: boo
     if attachment:
         path = path.parent
     if not path.is_file():
-        return fail(f"no such file: {file}")
+        # Hits name a file relative to its root: `show` reads the file itself.
+        relative = " (a hit's path is relative to its root: give ROOT/PATH)"
+        hint = "" if file.is_absolute() else relative
+        return fail(f"no such file: {file}{hint}")
     real = path.resolve()  # a link is shown as the file it names (the read checks the root)
     document = read_document(
         SourceFile(real.parent, real.name),
