@@ -443,9 +443,9 @@ def test_an_unreadable_model_file_is_one_error_line(
 @pytest.mark.parametrize(
     ("flag", "value", "fragment"),
     [
-        ("--collection", "../../../escaped", "DOCSYNC_COLLECTION"),
-        ("--qdrant-url", "ftp://example", "DOCSYNC_QDRANT_URL: 'ftp://example'"),
-        ("--qdrant-url", "http://[bad", "DOCSYNC_QDRANT_URL: 'http://[bad' is not a URL"),
+        ("--collection", "../../../escaped", "--collection: '../../../escaped' contains '/'"),
+        ("--qdrant-url", "ftp://example", "--qdrant-url: 'ftp://example'"),
+        ("--qdrant-url", "http://[bad", "--qdrant-url: 'http://[bad' is not a URL"),
     ],
 )
 def test_a_collection_or_url_that_escapes_is_one_error_line(
@@ -473,3 +473,16 @@ def test_a_missing_cuda_device_is_refused_by_every_command(
         assert code == 2 and not out, err
         assert_one_error_line(err, "DOCSYNC_DEVICE=cuda but no CUDA device is available")
         assert "loading model" not in err and "syncing" not in err
+
+
+def test_a_refused_flag_is_named_as_the_flag_and_a_setting_as_the_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(capsys, "status", "--collection", "a/b")
+    assert code == 2
+    assert_one_error_line(err, "--collection: 'a/b' contains '/'")
+    assert "DOCSYNC_COLLECTION" not in err
+    monkeypatch.setenv("DOCSYNC_COLLECTION", "a/b")
+    code, _, err = run(capsys, "status")
+    assert code == 2
+    assert_one_error_line(err, "setting DOCSYNC_COLLECTION:")

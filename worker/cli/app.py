@@ -46,11 +46,16 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _validation_lines(exc: ValidationError) -> Iterator[str]:
+def _validation_lines(exc: ValidationError, flags: Flags) -> Iterator[str]:
+    """Each refused value named as the user gave it: the flag where one was given (it
+    overrides the environment), else the environment's setting."""
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        yield f"setting DOCSYNC_{field.upper()}: {message}"
+        if field in flags:
+            yield f"--{field.replace('_', '-')}: {message}"
+        else:
+            yield f"setting DOCSYNC_{field.upper()}: {message}"
 
 
 def _settings(flags: Flags) -> Settings:
@@ -75,7 +80,7 @@ def edge(body: Body) -> Body:
         try:
             return body(_settings(flags), **params)
         except ValidationError as exc:
-            return fail("; ".join(_validation_lines(exc)))
+            return fail("; ".join(_validation_lines(exc, flags)))
         except DocsyncError as exc:
             return fail(str(exc))
         except KeyboardInterrupt:
