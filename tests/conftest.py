@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="docsync-test-cache-")
 os.environ.pop("DOCSYNC_CACHE", None)
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 1-layer BERT with MiniLM's real tokenizer, CLS pooling and
     normalisation, saved as a sentence-transformers folder: real code paths, fast."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def second_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another model for the generations' tests: the tiny BERT with other weights (another
+    fingerprint), saved once a session."""
+    return save_tiny_bert(tmp_path_factory.mktemp("second-bert"), initializer_range=0.3)
 
 
 def save_tiny_bert(base: Path, **config: object) -> Path:
@@ -166,6 +173,18 @@ def copy_docs(root: Path) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(CORPUS / "howto", root / "howto")
     shutil.copytree(CORPUS / "using", root / "using")
+    return root
+
+
+# A few real documents, for tests that sync them again and again (the generations').
+FEW_FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
+
+
+def copy_files(root: Path, names: Sequence[str] = FEW_FILES) -> Path:
+    """The corpus's files `names` copied to `root`, their folders kept."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CORPUS / name, root / name)
     return root
 
 

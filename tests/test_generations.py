@@ -5,7 +5,6 @@ the chunks whose text changed."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,25 +26,20 @@ from docsync.plugin.stores.edge import EdgeStore
 from docsync.plugin.stores.qdrant import QdrantClientStore
 from docsync.worker.pipeline import SyncOptions
 from docsync.worker.reindex import reindex
-from tests.conftest import CORPUS, HANG, QUERY_PREFIX, run_sync, save_tiny_bert
+from tests.conftest import FEW_FILES, HANG, QUERY_PREFIX, copy_files, run_sync
 
-FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
+FILES = FEW_FILES
 
 
 @pytest.fixture(scope="module")
-def second_encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+def second_encoder(second_model_dir: Path) -> Encoder:
     """Another model: a tiny random BERT with other weights (another fingerprint)."""
-    folder = save_tiny_bert(tmp_path_factory.mktemp("second-bert"), initializer_range=0.3)
-    return Encoder.load(str(folder), device="cpu", query_prefix=QUERY_PREFIX)
+    return Encoder.load(str(second_model_dir), device="cpu", query_prefix=QUERY_PREFIX)
 
 
 @pytest.fixture
 def small_docs(tmp_path: Path) -> Path:
-    root = tmp_path / "docs"
-    for name in FILES:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CORPUS / name, root / name)
-    return root
+    return copy_files(tmp_path / "docs", FILES)
 
 
 @pytest.fixture(params=["edge", "memory"])

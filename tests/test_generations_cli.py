@@ -9,12 +9,6 @@ from pathlib import Path
 import pytest
 
 from docsync.worker.cli import cli
-from tests.conftest import save_tiny_bert
-
-
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("second-bert"), initializer_range=0.3)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -24,7 +18,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_the_whole_workflow(
-    env: Path, second_model: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    env: Path, second_model_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     questions = tmp_path / "questions.jsonl"
     questions.write_text(
@@ -33,18 +27,18 @@ def test_the_whole_workflow(
     assert run(capsys, "sync", str(env))[0] == 0
     code, _, err = run(capsys, "switch")
     assert code == 2 and "no built generation" in err
-    code, out, err = run(capsys, "reindex", str(env), "--model", str(second_model), "--json")
+    code, out, err = run(capsys, "reindex", str(env), "--model", str(second_model_dir), "--json")
     built = json.loads(out)
     assert code == 0 and built["built"] and built["generation"] == "docsync--g2", err
     code, out, err = run(capsys, "eval", str(questions), "--compare")
     assert code == 0, err
-    assert "live docsync--g1" in out and "next docsync--g2" in out and str(second_model) in out
+    assert "live docsync--g1" in out and "next docsync--g2" in out and str(second_model_dir) in out
     code, out, err = run(capsys, "switch", "--keep")
     assert code == 0 and "docsync--g2 is live" in out, err
     code, out, err = run(capsys, "query", "socket", "--json")  # DOCSYNC_MODEL is the first
     assert code == 0 and json.loads(out), err
     code, out, err = run(capsys, "status", "--json")
-    assert json.loads(out)["profile"]["model"] == str(second_model)
+    assert json.loads(out)["profile"]["model"] == str(second_model_dir)
     code, out, err = run(capsys, "switch", "--back", "--keep")
     assert code == 0 and "docsync--g1 is live" in out, err
     code, out, err = run(capsys, "switch", "--discard")

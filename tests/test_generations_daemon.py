@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,30 +33,25 @@ from docsync.worker.pipeline import SyncOptions
 from docsync.worker.reindex import reindex
 from docsync.worker.serve import Api
 from docsync.worker.web.health import errors_by_kind
-from tests.conftest import CORPUS, held_elsewhere, run_sync, save_tiny_bert, state
+from tests.conftest import FEW_FILES, copy_files, held_elsewhere, run_sync, state
 from tests.test_daemon_process import poll
 from tests.test_generations import by_model
 from tests.test_sync import fresh_state
 
-FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
+FILES = FEW_FILES
 CHANGED = FILES[1]
 OPTIONS = DaemonOptions(rescan_seconds=3600, debounce_seconds=0.05, max_wait_seconds=1)
 
 
 @pytest.fixture(scope="module")
-def second_encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+def second_encoder(second_model_dir: Path) -> Encoder:
     """Another model: a tiny random BERT with other weights (another fingerprint)."""
-    folder = save_tiny_bert(tmp_path_factory.mktemp("second-bert"), initializer_range=0.3)
-    return Encoder.load(str(folder), device="cpu", query_prefix="query: ")
+    return Encoder.load(str(second_model_dir), device="cpu", query_prefix="query: ")
 
 
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
-    root = tmp_path / "docs"
-    for name in FILES:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CORPUS / name, root / name)
-    return root.resolve()
+    return copy_files(tmp_path / "docs", FILES).resolve()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ it was written with while it builds the next one. Real subprocesses, tiny models
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from docsync.plugin.daemon_client import SOCKET_NAME, DaemonClient, ask_daemon
-from tests.conftest import CORPUS, HANG, save_tiny_bert
+from tests.conftest import FEW_FILES, HANG, copy_files
 from tests.test_daemon_process import DOCSYNC, Daemon, poll
 from tests.test_generations import Asking
 
-FILES = ("howto/sockets.rst", "howto/enum.rst", "howto/annotations.rst")
+FILES = FEW_FILES
 # Within one file that never changes: the late file a test writes leaves its answers alone.
 QUESTION = {
     "q": "How do I create a socket?",
@@ -31,19 +30,9 @@ QUESTION = {
 Answer = tuple[tuple[str, int, int, float], ...]
 
 
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another model: a tiny random BERT with other weights."""
-    return save_tiny_bert(tmp_path_factory.mktemp("second-bert"), initializer_range=0.3)
-
-
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
-    root = tmp_path / "docs"
-    for name in FILES:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CORPUS / name, root / name)
-    return root
+    return copy_files(tmp_path / "docs", FILES)
 
 
 @pytest.fixture
@@ -98,14 +87,14 @@ def keyword_paths(daemon: Daemon, words: str) -> set[str]:
 
 
 def test_reindex_compare_and_switch_through_a_running_daemon(
-    started: Daemon, docs: Path, tmp_path: Path, second_model: Path
+    started: Daemon, docs: Path, tmp_path: Path, second_model_dir: Path
 ) -> None:
     socket_path = tmp_path / "store" / SOCKET_NAME
     reader = Reader(socket_path)
     reader.wait_for(3)
     before = reader.answers[-1]
 
-    built = run_cli(started, "reindex", str(docs), "--model", str(second_model))
+    built = run_cli(started, "reindex", str(docs), "--model", str(second_model_dir))
     assert built.returncode == 0, built.stderr
     assert "docsync--g2 built" in built.stdout
     reader.wait_for(3)
@@ -132,7 +121,7 @@ def test_reindex_compare_and_switch_through_a_running_daemon(
     after = reader.answers[-1]
     assert after != before
     status = ask_daemon(socket_path, "/status")
-    assert status["profile"]["model"] == str(second_model)
+    assert status["profile"]["model"] == str(second_model_dir)
     assert status["collection"] == "docsync" and status["daemon"]["generation"] == "docsync--g2"
 
     back = run_cli(started, "switch", "--back")
@@ -151,7 +140,7 @@ def test_reindex_compare_and_switch_through_a_running_daemon(
 
 
 def test_a_daemon_restarted_with_another_model_keeps_serving_and_builds_the_next_generation(
-    started: Daemon, docs: Path, tmp_path: Path, second_model: Path
+    started: Daemon, docs: Path, tmp_path: Path, second_model_dir: Path
 ) -> None:
     socket_path = tmp_path / "store" / SOCKET_NAME
     client = DaemonClient(socket_path)
@@ -159,7 +148,7 @@ def test_a_daemon_restarted_with_another_model_keeps_serving_and_builds_the_next
     code, _ = started.terminate()
     assert code == 0
 
-    restarted = Daemon(tmp_path, docs, second_model)
+    restarted = Daemon(tmp_path, docs, second_model_dir)
     try:
         poll(lambda: restarted.get("/readyz")[0] == 200, what="ready")
         assert restarted.get("/healthz")[0] == 200
@@ -179,7 +168,7 @@ def test_a_daemon_restarted_with_another_model_keeps_serving_and_builds_the_next
         (docs / "howto" / "late.md").write_text("# Late\n\nA quokka arrived after the switch.\n")
         poll(lambda: "howto/late.md" in keyword_paths(restarted, "quokka"), what="synced")
         status = ask_daemon(socket_path, "/status")
-        assert status["profile"]["model"] == str(second_model)
+        assert status["profile"]["model"] == str(second_model_dir)
         warned = [r for r in restarted.records() if "keeps searching and syncing" in r["message"]]
         assert len(warned) == 1
     finally:
